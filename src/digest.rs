@@ -1,0 +1,166 @@
+//! SHA-256 content digests (`sha256:<64 hex>`) and a hashing writer.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+/// A validated `sha256:` digest. Other algorithms are refused: every store
+/// path, lock entry and bundle entry is keyed by SHA-256.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    hex: String,
+}
+
+/// Why a string is not a digest.
+#[derive(Debug, thiserror::Error)]
+#[error("`{input}` is not a sha256 digest (expected sha256: followed by 64 lowercase hex digits)")]
+pub struct DigestParseError {
+    /// The rejected input, cut to a printable length.
+    pub input: String,
+}
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self::from_hash(Sha256::digest(bytes).as_slice())
+    }
+
+    /// The digest a finished hasher holds.
+    pub fn from_sha256(h: Sha256) -> Self {
+        Self::from_hash(h.finalize().as_slice())
+    }
+
+    fn from_hash(hash: &[u8]) -> Self {
+        let mut hex = String::with_capacity(64);
+        for b in hash {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        Digest { hex }
+    }
+
+    /// The 64 hex digits, the name of the blob in a store or an OCI layout.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || DigestParseError {
+            input: s.chars().take(100).collect(),
+        };
+        let hex = s.strip_prefix("sha256:").ok_or_else(bad)?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad());
+        }
+        Ok(Digest {
+            hex: hex.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A writer that hashes and counts everything passing through it to `inner`.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`, continuing from nothing.
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The digest of everything written, and the inner writer.
+    pub fn finish(self) -> (Digest, W) {
+        (Digest::from_hash(self.hasher.finalize().as_slice()), self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_empty_is_the_well_known_value() {
+        assert_eq!(
+            Digest::of(b"").to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn parse_rejects_other_algorithms_and_bad_hex() {
+        assert!("sha512:abcd".parse::<Digest>().is_err());
+        assert!("sha256:ABCD".parse::<Digest>().is_err());
+        assert!(format!("sha256:{}", "g".repeat(64)).parse::<Digest>().is_err());
+        let ok = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(ok.parse::<Digest>().map(|d| d.to_string()).ok(), Some(ok));
+    }
+
+    #[test]
+    fn hashing_writer_matches_one_shot_digest() {
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"hello ").and_then(|_| w.write_all(b"world")).ok();
+        assert_eq!(w.written(), 11);
+        let (d, inner) = w.finish();
+        assert_eq!(d, Digest::of(b"hello world"));
+        assert_eq!(inner, b"hello world");
+    }
+}

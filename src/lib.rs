@@ -1,0 +1,13 @@
+//! bale: a declared Docker Compose stack turned into one signed,
+//! reproducible offline bundle.
+//!
+//! The library never prints; the `bale` binary parses arguments, calls in
+//! here, and renders results and progress events.
+
+pub mod config;
+pub mod digest;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod spec;
+pub mod store;

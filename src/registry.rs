@@ -1,0 +1,666 @@
+//! A client for the OCI distribution protocol, pull side only.
+//!
+//! Written on `ureq` rather than on `oci-client` because bale needs control
+//! that crate does not expose: a hard cap on manifest bodies, resumable blob
+//! reads with `Range`, retries that honour `Retry-After`, redirects that never
+//! carry `Authorization` to another host, and mirrors tried before the
+//! registry itself. See docs/design.md.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ureq::http::{Response, StatusCode};
+
+use crate::config::{Settings, is_loopback};
+use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
+use crate::reference::DOCKER_HUB;
+
+/// How requests are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts after the first, for 429, 5xx and connection failures.
+    pub retries: u32,
+    /// First backoff delay; doubled after each attempt.
+    pub base_delay: Duration,
+    /// Longest wait, whether from backoff or from `Retry-After`.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay)
+    }
+}
+
+/// Errors talking to a registry. None of them carries a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Connection or I/O failure.
+    #[error("{url}: {message}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The registry does not have it.
+    #[error("{url}: not found (404)")]
+    NotFound {
+        /// The URL.
+        url: String,
+    },
+    /// Refused credentials, or credentials needed and missing.
+    #[error("{registry}: unauthorized: {message}")]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// Why.
+        message: String,
+    },
+    /// Any other client error status, which is not retried.
+    #[error("{url}: HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the body, for registries' error messages.
+        body: String,
+    },
+    /// Retries used up.
+    #[error("{url}: gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// The URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// A body over the limit.
+    #[error("{url}: response larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A protocol violation.
+    #[error("{url}: {message}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl RegistryError {
+    /// Whether trying the next mirror (or the registry itself) may help.
+    fn try_next_endpoint(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::NotFound { .. }
+                | RegistryError::Transport { .. }
+                | RegistryError::GaveUp { .. }
+        )
+    }
+}
+
+/// One host that serves a registry's content: a mirror, or the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// `host[:port]` requests go to.
+    pub host: String,
+}
+
+impl Endpoint {
+    fn base(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+}
+
+/// A manifest as served, bytes untouched.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The body, exactly as served.
+    pub bytes: Vec<u8>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The `Docker-Content-Digest` header, if any.
+    pub digest_header: Option<String>,
+    /// The host that served it.
+    pub endpoint: String,
+}
+
+/// An open blob body.
+pub struct BlobBody {
+    /// The body.
+    pub reader: Box<dyn Read + Send>,
+    /// Offset of the first byte of `reader`: the offset asked for when the
+    /// server honoured `Range`, 0 when it sent the whole blob.
+    pub start: u64,
+    /// `Content-Length`, if sent.
+    pub content_length: Option<u64>,
+}
+
+#[derive(Clone)]
+enum Credential {
+    Basic(String, String),
+}
+
+/// The client. Cheap to share between threads.
+pub struct RegistryClient {
+    agent: ureq::Agent,
+    settings: Settings,
+    retry: RetryPolicy,
+    // (endpoint host, repository) → Authorization header value.
+    auth: Mutex<HashMap<(String, String), String>>,
+}
+
+struct Challenge {
+    scheme: String,
+    params: HashMap<String, String>,
+}
+
+fn parse_challenge(h: &str) -> Option<Challenge> {
+    let h = h.trim();
+    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let key = key.trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (q[..end].to_owned(), &q[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        params.insert(key, value);
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge {
+        scheme: scheme.to_ascii_lowercase(),
+        params,
+    })
+}
+
+fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn retry_after(resp: &Response<ureq::Body>) -> Option<Duration> {
+    header(resp, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?.to_owned();
+    Some(match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+fn excerpt(mut resp: Response<ureq::Body>) -> String {
+    let mut buf = Vec::new();
+    let _ = resp
+        .body_mut()
+        .as_reader()
+        .take(300)
+        .read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+impl RegistryClient {
+    /// A client with these settings and retry policy.
+    pub fn new(settings: Settings, retry: RetryPolicy) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .user_agent(concat!("bale/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        RegistryClient {
+            agent,
+            settings,
+            retry,
+            auth: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The hosts tried for `domain`, mirrors first.
+    pub fn endpoints(&self, domain: &str) -> Vec<Endpoint> {
+        let reg = self.settings.registry(domain);
+        let mut out: Vec<Endpoint> = reg
+            .mirrors
+            .iter()
+            .map(|m| Endpoint {
+                scheme: if self.settings.allows_http(m) || reg.insecure {
+                    "http"
+                } else {
+                    "https"
+                },
+                host: m.clone(),
+            })
+            .collect();
+        let host = if domain == DOCKER_HUB {
+            "registry-1.docker.io".to_owned()
+        } else {
+            domain.to_owned()
+        };
+        out.push(Endpoint {
+            scheme: if self.settings.allows_http(domain) { "http" } else { "https" },
+            host,
+        });
+        out
+    }
+
+    /// Fetches a manifest by tag or digest, trying mirrors first.
+    pub fn manifest(
+        &self,
+        domain: &str,
+        repository: &str,
+        reference: &str,
+    ) -> Result<FetchedManifest, RegistryError> {
+        self.on_endpoints(domain, |ep| {
+            let url = format!("{}/v2/{repository}/manifests/{reference}", ep.base());
+            let resp = self.get(ep, repository, &url, &[("accept", ACCEPTED.join(", "))])?;
+            let content_type = header(&resp, "content-type");
+            let digest_header = header(&resp, "docker-content-digest");
+            if let Some(len) = header(&resp, "content-length").and_then(|l| l.parse::<u64>().ok())
+                && len > MAX_MANIFEST_BYTES
+            {
+                return Err(RegistryError::TooLarge {
+                    url,
+                    limit: MAX_MANIFEST_BYTES,
+                });
+            }
+            let mut bytes = Vec::new();
+            resp.into_body()
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader()
+                .take(MAX_MANIFEST_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| RegistryError::Transport {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?;
+            if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+                return Err(RegistryError::TooLarge {
+                    url,
+                    limit: MAX_MANIFEST_BYTES,
+                });
+            }
+            Ok(FetchedManifest {
+                bytes,
+                content_type,
+                digest_header,
+                endpoint: ep.host.clone(),
+            })
+        })
+    }
+
+    /// Opens a blob, from byte `offset` on where the server honours `Range`.
+    pub fn blob(
+        &self,
+        domain: &str,
+        repository: &str,
+        digest: &str,
+        offset: u64,
+    ) -> Result<BlobBody, RegistryError> {
+        self.on_endpoints(domain, |ep| {
+            let url = format!("{}/v2/{repository}/blobs/{digest}", ep.base());
+            let mut headers = vec![];
+            if offset > 0 {
+                headers.push(("range", format!("bytes={offset}-")));
+            }
+            let resp = self.get(ep, repository, &url, &headers)?;
+            let content_length =
+                header(&resp, "content-length").and_then(|l| l.parse::<u64>().ok());
+            let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+                let range = header(&resp, "content-range").unwrap_or_default();
+                let first = range
+                    .strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|n| n.parse::<u64>().ok());
+                if first != Some(offset) {
+                    return Err(RegistryError::Protocol {
+                        url,
+                        message: format!(
+                            "asked for bytes from {offset}, got Content-Range `{range}`"
+                        ),
+                    });
+                }
+                offset
+            } else {
+                0
+            };
+            let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+            Ok(BlobBody {
+                reader: Box::new(reader),
+                start,
+                content_length,
+            })
+        })
+    }
+
+    fn on_endpoints<T>(
+        &self,
+        domain: &str,
+        mut f: impl FnMut(&Endpoint) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let endpoints = self.endpoints(domain);
+        let mut last = None;
+        for ep in &endpoints {
+            match f(ep) {
+                Ok(v) => return Ok(v),
+                Err(e) if e.try_next_endpoint() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| RegistryError::Protocol {
+            url: domain.to_owned(),
+            message: "no endpoint".into(),
+        }))
+    }
+
+    fn credential(&self, host: &str) -> Option<Credential> {
+        let server = match host {
+            "docker.io" | "registry-1.docker.io" | "index.docker.io" => {
+                "https://index.docker.io/v1/"
+            }
+            h => h,
+        };
+        match docker_credential::get_credential(server) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => {
+                Some(Credential::Basic(u, p))
+            }
+            _ => None,
+        }
+    }
+
+    /// GET with authentication, retries and redirects. Returns a 2xx response.
+    fn get(
+        &self,
+        ep: &Endpoint,
+        repository: &str,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let key = (ep.host.clone(), repository.to_owned());
+        let mut url = url.to_owned();
+        let mut attempt = 0u32;
+        let mut authed = false;
+        let mut redirects = 0u32;
+        // Authorization goes only to the endpoint itself, never to a
+        // redirect target on another host.
+        let mut same_host = true;
+        loop {
+            let mut req = self.agent.get(&url);
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            if same_host
+                && let Ok(map) = self.auth.lock()
+                && let Some(a) = map.get(&key)
+            {
+                req = req.header("authorization", a);
+            }
+            let result = req.call();
+            let failure = match result {
+                Err(e) => format!("{e}"),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match status {
+                        200..=299 => return Ok(resp),
+                        301 | 302 | 303 | 307 | 308 => {
+                            redirects += 1;
+                            let loc = header(&resp, "location").ok_or_else(|| {
+                                RegistryError::Protocol {
+                                    url: url.clone(),
+                                    message: format!("redirect {status} without Location"),
+                                }
+                            })?;
+                            let next = url::Url::parse(&url)
+                                .and_then(|u| u.join(&loc))
+                                .map_err(|e| RegistryError::Protocol {
+                                    url: url.clone(),
+                                    message: format!("bad redirect Location: {e}"),
+                                })?;
+                            if redirects > 5 {
+                                return Err(RegistryError::Protocol {
+                                    url,
+                                    message: "more than 5 redirects".into(),
+                                });
+                            }
+                            let next_host = host_of(next.as_str()).unwrap_or_default();
+                            if next.scheme() == "http"
+                                && !(is_loopback(&next_host)
+                                    || self.settings.allows_http(&next_host)
+                                    || ep.scheme == "http")
+                            {
+                                return Err(RegistryError::Protocol {
+                                    url,
+                                    message: format!("refusing redirect to plain HTTP {next}"),
+                                });
+                            }
+                            if next.scheme() != "http" && next.scheme() != "https" {
+                                return Err(RegistryError::Protocol {
+                                    url,
+                                    message: format!("refusing redirect to {next}"),
+                                });
+                            }
+                            same_host = same_host && next_host == ep.host;
+                            url = next.to_string();
+                            continue;
+                        }
+                        401 if !authed && same_host => {
+                            authed = true;
+                            let challenge = header(&resp, "www-authenticate");
+                            let value = self.authenticate(ep, repository, challenge.as_deref())?;
+                            if let Ok(mut map) = self.auth.lock() {
+                                map.insert(key.clone(), value);
+                            }
+                            continue;
+                        }
+                        401 | 403 => {
+                            return Err(RegistryError::Unauthorized {
+                                registry: ep.host.clone(),
+                                message: format!("HTTP {status}: {}", excerpt(resp)),
+                            });
+                        }
+                        404 => return Err(RegistryError::NotFound { url }),
+                        429 | 500..=599 => {
+                            let wait = retry_after(&resp)
+                                .map(|d| d.min(self.retry.max_delay))
+                                .unwrap_or_else(|| self.retry.backoff(attempt));
+                            if attempt < self.retry.retries {
+                                drop(resp);
+                                std::thread::sleep(wait);
+                                attempt += 1;
+                                continue;
+                            }
+                            format!("HTTP {status}")
+                        }
+                        _ => {
+                            return Err(RegistryError::Status {
+                                url,
+                                status,
+                                body: excerpt(resp),
+                            });
+                        }
+                    }
+                }
+            };
+            if attempt >= self.retry.retries {
+                return Err(RegistryError::GaveUp {
+                    url,
+                    attempts: attempt + 1,
+                    last: failure,
+                });
+            }
+            std::thread::sleep(self.retry.backoff(attempt));
+            attempt += 1;
+        }
+    }
+
+    /// Answers a 401 challenge with an `Authorization` header value.
+    fn authenticate(
+        &self,
+        ep: &Endpoint,
+        repository: &str,
+        challenge: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let unauthorized = |message: String| RegistryError::Unauthorized {
+            registry: ep.host.clone(),
+            message,
+        };
+        let challenge = challenge
+            .and_then(parse_challenge)
+            .ok_or_else(|| unauthorized("401 without a usable WWW-Authenticate header".into()))?;
+        let cred = self.credential(&ep.host);
+        match challenge.scheme.as_str() {
+            "basic" => match cred {
+                Some(Credential::Basic(u, p)) => Ok(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                )),
+                None => Err(unauthorized(format!(
+                    "credentials required: log in with `docker login {}` (bale reads the Docker config file and its credential helpers)",
+                    ep.host
+                ))),
+            },
+            "bearer" => {
+                let realm = challenge
+                    .params
+                    .get("realm")
+                    .ok_or_else(|| unauthorized("bearer challenge without realm".into()))?;
+                let mut token_url = url::Url::parse(realm)
+                    .map_err(|e| unauthorized(format!("bad token realm: {e}")))?;
+                let realm_host = host_of(realm).unwrap_or_default();
+                if token_url.scheme() != "https"
+                    && !(is_loopback(&realm_host) || self.settings.allows_http(&realm_host))
+                {
+                    return Err(unauthorized(format!(
+                        "refusing token realm over plain HTTP: {realm}"
+                    )));
+                }
+                {
+                    let mut q = token_url.query_pairs_mut();
+                    if let Some(s) = challenge.params.get("service") {
+                        q.append_pair("service", s);
+                    }
+                    let scope = challenge
+                        .params
+                        .get("scope")
+                        .cloned()
+                        .unwrap_or_else(|| format!("repository:{repository}:pull"));
+                    q.append_pair("scope", &scope);
+                }
+                let mut req = self.agent.get(token_url.as_str());
+                if let Some(Credential::Basic(u, p)) = &cred {
+                    req = req.header(
+                        "authorization",
+                        format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                        ),
+                    );
+                }
+                let resp = req
+                    .call()
+                    .map_err(|e| unauthorized(format!("token request to {realm} failed: {e}")))?;
+                if !resp.status().is_success() {
+                    return Err(unauthorized(format!(
+                        "token request to {realm}: HTTP {}",
+                        resp.status().as_u16()
+                    )));
+                }
+                #[derive(serde::Deserialize)]
+                struct Token {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                }
+                let mut body = Vec::new();
+                resp.into_body()
+                    .into_with_config()
+                    .limit(u64::MAX)
+                    .reader()
+                    .take(1024 * 1024)
+                    .read_to_end(&mut body)
+                    .map_err(|e| unauthorized(format!("token response: {e}")))?;
+                let t: Token = serde_json::from_slice(&body)
+                    .map_err(|_| unauthorized("token response is not JSON".into()))?;
+                let token = t
+                    .token
+                    .or(t.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| unauthorized("token response has no token".into()))?;
+                Ok(format!("Bearer {token}"))
+            }
+            other => Err(unauthorized(format!("unsupported auth scheme `{other}`"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenge_is_parsed() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/redis:pull""#,
+        )
+        .unwrap_or_else(|| panic!("no parse"));
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.params["realm"], "https://auth.docker.io/token");
+        assert_eq!(c.params["scope"], "repository:library/redis:pull");
+        let b = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap_or_else(|| panic!());
+        assert_eq!(b.scheme, "basic");
+    }
+
+    #[test]
+    fn hub_goes_to_its_api_host_and_loopback_to_http() {
+        let c = RegistryClient::new(Settings::default(), RetryPolicy::default());
+        assert_eq!(
+            c.endpoints("docker.io"),
+            vec![Endpoint { scheme: "https", host: "registry-1.docker.io".into() }]
+        );
+        assert_eq!(c.endpoints("127.0.0.1:5000")[0].scheme, "http");
+        assert_eq!(c.endpoints("registry.example")[0].scheme, "https");
+    }
+}

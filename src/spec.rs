@@ -1,0 +1,649 @@
+//! `bundle.toml`: what a bundle holds.
+//!
+//! Parsed with spans so that every error names file, line and column.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::reference::ImageSource;
+
+/// An error located in a file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct LocatedError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl LocatedError {
+    /// Locates byte `span` of `text` (the content of `file`).
+    pub fn at(file: &Path, text: &str, span: Option<Range<usize>>, message: String) -> Self {
+        let offset = span.map_or(0, |s| s.start.min(text.len()));
+        let before = &text[..floor_char_boundary(text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        LocatedError {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Errors reading bundle.toml.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Syntax or meaning; names line and column.
+    #[error(transparent)]
+    Invalid(#[from] LocatedError),
+}
+
+/// A target platform, `os/architecture[/variant]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`, ….
+    pub architecture: String,
+    /// `v8`, `v7`, … where the architecture has variants.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Some(Platform {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+                variant: None,
+            }),
+            [os, arch, v] if ok(os) && ok(arch) && ok(v) => Some(Platform {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+                variant: Some((*v).into()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One image of the bundle.
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    /// Service name (the key in `[images]`).
+    pub service: String,
+    /// The value as written.
+    pub written: String,
+    /// Where it comes from.
+    pub source: ImageSource,
+}
+
+/// One overlay: a file or directory copied into the install directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overlay {
+    /// Source, relative to bundle.toml, as written.
+    pub source: String,
+    /// Target, relative to the install directory.
+    pub target: String,
+    /// Whether the source is a directory.
+    pub is_dir: bool,
+}
+
+/// The compose file of the stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compose {
+    /// Source, relative to bundle.toml.
+    pub source: String,
+    /// Target in the install directory.
+    pub target: String,
+    /// Compose project name.
+    pub project: String,
+}
+
+/// The character set of a generated secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alphabet {
+    /// `A-Za-z0-9`.
+    Alphanumeric,
+    /// `0-9a-f`.
+    Hex,
+    /// `A-Za-z0-9-_`.
+    Base64Url,
+    /// Exactly these characters.
+    Custom(String),
+}
+
+impl Alphabet {
+    /// The characters, in a fixed order.
+    pub fn chars(&self) -> Vec<char> {
+        let range = |a: char, b: char| (a..=b).collect::<Vec<_>>();
+        match self {
+            Alphabet::Alphanumeric => [range('A', 'Z'), range('a', 'z'), range('0', '9')].concat(),
+            Alphabet::Hex => [range('0', '9'), range('a', 'f')].concat(),
+            Alphabet::Base64Url => [
+                range('A', 'Z'),
+                range('a', 'z'),
+                range('0', '9'),
+                vec!['-', '_'],
+            ]
+            .concat(),
+            Alphabet::Custom(s) => s.chars().collect(),
+        }
+    }
+}
+
+/// A secret the installer generates (never stored in the bundle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// Environment variable name.
+    pub name: String,
+    /// Number of characters.
+    pub length: usize,
+    /// Characters drawn from.
+    pub alphabet: Alphabet,
+}
+
+/// A parsed and checked bundle.toml.
+#[derive(Clone, Debug)]
+pub struct BundleSpec {
+    /// Path of the bundle.toml read.
+    pub path: PathBuf,
+    /// Directory sources are relative to.
+    pub root: PathBuf,
+    /// Bundle name.
+    pub name: String,
+    /// Bundle version.
+    pub version: semver::Version,
+    /// Platforms, in the order written, deduplicated.
+    pub platforms: Vec<Platform>,
+    /// Images, ordered by service name.
+    pub images: Vec<ImageSpec>,
+    /// Overlays, in the order written.
+    pub overlays: Vec<Overlay>,
+    /// The compose file, if declared.
+    pub compose: Option<Compose>,
+    /// Secrets, ordered by name.
+    pub secrets: Vec<SecretSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    bundle: Spanned<RawBundle>,
+    #[serde(default)]
+    images: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    overlays: Vec<Spanned<RawOverlay>>,
+    compose: Option<Spanned<RawCompose>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawSecret>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBundle {
+    name: Spanned<String>,
+    version: Spanned<String>,
+    platforms: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverlay {
+    source: Spanned<String>,
+    target: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompose {
+    file: Spanned<String>,
+    target: Option<Spanned<String>>,
+    project: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    length: Spanned<i64>,
+    #[serde(default)]
+    alphabet: Option<Spanned<String>>,
+    #[serde(default)]
+    characters: Option<Spanned<String>>,
+}
+
+/// Checks that `target` is a relative path without `..`, `.` or empty parts.
+pub fn check_relative_target(target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("target is empty".into());
+    }
+    if target.starts_with('/') || Path::new(target).is_absolute() {
+        return Err(format!(
+            "target `{target}` is absolute: targets are relative to the install directory"
+        ));
+    }
+    if target.contains('\\') || target.contains('\0') {
+        return Err(format!("target `{target}` contains a backslash or NUL"));
+    }
+    for part in target.split('/') {
+        match part {
+            ".." => {
+                return Err(format!(
+                    "target `{target}` contains `..`: targets must stay inside the install directory"
+                ));
+            }
+            "" | "." => {
+                return Err(format!(
+                    "target `{target}` has an empty or `.` component: write it in plain form"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn valid_env_name(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl BundleSpec {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let root = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Self::parse(path, &root, &text)?)
+    }
+
+    /// Parses `text` read from `path`, resolving sources under `root`.
+    pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Self, LocatedError> {
+        let err = |span: Range<usize>, msg: String| LocatedError::at(path, text, Some(span), msg);
+        let raw: RawSpec = toml::from_str(text).map_err(|e| {
+            LocatedError::at(path, text, e.span(), e.message().trim_end().to_owned())
+        })?;
+
+        let bundle = raw.bundle.get_ref();
+        let name = bundle.name.get_ref().clone();
+        if !valid_name(&name) {
+            return Err(err(
+                bundle.name.span(),
+                format!("bundle name `{name}` must be lowercase letters, digits, `-`, `_`, `.` (at most 64)"),
+            ));
+        }
+        let version = semver::Version::parse(bundle.version.get_ref()).map_err(|e| {
+            err(
+                bundle.version.span(),
+                format!("version `{}` is not semver: {e}", bundle.version.get_ref()),
+            )
+        })?;
+        let mut platforms = Vec::new();
+        match &bundle.platforms {
+            None => platforms.push(Platform {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                variant: None,
+            }),
+            Some(list) if list.is_empty() => {
+                return Err(err(raw.bundle.span(), "platforms is empty".into()));
+            }
+            Some(list) => {
+                for p in list {
+                    let parsed = Platform::parse(p.get_ref()).ok_or_else(|| {
+                        err(
+                            p.span(),
+                            format!("platform `{}` is not os/architecture[/variant]", p.get_ref()),
+                        )
+                    })?;
+                    if !platforms.contains(&parsed) {
+                        platforms.push(parsed);
+                    }
+                }
+            }
+        }
+
+        let mut images = Vec::new();
+        for (service, value) in &raw.images {
+            if !service
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                || service.is_empty()
+            {
+                return Err(err(
+                    value.span(),
+                    format!("service name `{service}` may hold only letters, digits, `-`, `_`, `.`"),
+                ));
+            }
+            let source = ImageSource::parse(value.get_ref()).map_err(|e| {
+                err(value.span(), format!("image of service `{service}`: {e}"))
+            })?;
+            if let ImageSource::OciLayout { path: p, .. } = &source
+                && !root.join(p).join("index.json").is_file()
+            {
+                return Err(err(
+                    value.span(),
+                    format!(
+                        "image of service `{service}`: `{}` is not an OCI image layout (no index.json)",
+                        root.join(p).display()
+                    ),
+                ));
+            }
+            images.push(ImageSpec {
+                service: service.clone(),
+                written: value.get_ref().clone(),
+                source,
+            });
+        }
+        if images.is_empty() {
+            return Err(LocatedError::at(
+                path,
+                text,
+                None,
+                "no images: add an [images] table mapping service names to image references".into(),
+            ));
+        }
+
+        let check_source = |s: &Spanned<String>, what: &str| -> Result<bool, LocatedError> {
+            let rel = s.get_ref();
+            check_relative_target(rel)
+                .map_err(|m| err(s.span(), format!("{what} source: {}", m.replace("target", "path"))))?;
+            let full = root.join(rel);
+            let meta = std::fs::symlink_metadata(&full).map_err(|e| {
+                err(
+                    s.span(),
+                    format!("{what} source `{}` cannot be read: {e}", full.display()),
+                )
+            })?;
+            if meta.file_type().is_symlink() {
+                return Err(err(
+                    s.span(),
+                    format!(
+                        "{what} source `{}` is a symbolic link: bale copies only regular files and directories",
+                        full.display()
+                    ),
+                ));
+            }
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(err(
+                    s.span(),
+                    format!("{what} source `{}` is neither a regular file nor a directory", full.display()),
+                ));
+            }
+            Ok(meta.is_dir())
+        };
+
+        let mut targets = BTreeSet::new();
+        let mut overlays = Vec::new();
+        for o in &raw.overlays {
+            let o = o.get_ref();
+            let is_dir = check_source(&o.source, "overlay")?;
+            check_relative_target(o.target.get_ref()).map_err(|m| err(o.target.span(), m))?;
+            if !targets.insert(o.target.get_ref().clone()) {
+                return Err(err(
+                    o.target.span(),
+                    format!("target `{}` is declared twice", o.target.get_ref()),
+                ));
+            }
+            overlays.push(Overlay {
+                source: o.source.get_ref().clone(),
+                target: o.target.get_ref().clone(),
+                is_dir,
+            });
+        }
+
+        let compose = match &raw.compose {
+            None => None,
+            Some(c) => {
+                let c = c.get_ref();
+                if check_source(&c.file, "compose")? {
+                    return Err(err(c.file.span(), "compose file is a directory".into()));
+                }
+                let target = match &c.target {
+                    Some(t) => {
+                        check_relative_target(t.get_ref()).map_err(|m| err(t.span(), m))?;
+                        t.get_ref().clone()
+                    }
+                    None => "docker-compose.yml".to_owned(),
+                };
+                if !targets.insert(target.clone()) {
+                    let span = c.target.as_ref().map_or(c.file.span(), |t| t.span());
+                    return Err(err(span, format!("target `{target}` is declared twice")));
+                }
+                let project = match &c.project {
+                    Some(p) if valid_name(p.get_ref()) => p.get_ref().clone(),
+                    Some(p) => {
+                        return Err(err(
+                            p.span(),
+                            format!("project `{}` must be lowercase letters, digits, `-`, `_`", p.get_ref()),
+                        ));
+                    }
+                    None => name.clone(),
+                };
+                Some(Compose {
+                    source: c.file.get_ref().clone(),
+                    target,
+                    project,
+                })
+            }
+        };
+
+        let mut secrets = Vec::new();
+        for (sname, s) in &raw.secrets {
+            let span = s.span();
+            let s = s.get_ref();
+            if !valid_env_name(sname) {
+                return Err(err(
+                    span,
+                    format!("secret name `{sname}` must be an environment variable name (A-Z, 0-9, _)"),
+                ));
+            }
+            let length = *s.length.get_ref();
+            if !(8..=4096).contains(&length) {
+                return Err(err(
+                    s.length.span(),
+                    format!("secret `{sname}`: length {length} is outside 8..=4096"),
+                ));
+            }
+            let alphabet = match (&s.alphabet, &s.characters) {
+                (Some(_), Some(c)) => {
+                    return Err(err(
+                        c.span(),
+                        format!("secret `{sname}`: give either alphabet or characters, not both"),
+                    ));
+                }
+                (None, None) => Alphabet::Alphanumeric,
+                (None, Some(c)) => {
+                    let set: BTreeSet<char> = c.get_ref().chars().collect();
+                    if set.len() < 2
+                        || set.len() != c.get_ref().chars().count()
+                        || c.get_ref().chars().any(|ch| ch.is_whitespace() || ch.is_control() || "\"'$`\\#=".contains(ch))
+                    {
+                        return Err(err(
+                            c.span(),
+                            format!(
+                                "secret `{sname}`: characters must be at least two distinct printable characters, none of whitespace \" ' $ ` \\ # ="
+                            ),
+                        ));
+                    }
+                    Alphabet::Custom(c.get_ref().clone())
+                }
+                (Some(a), None) => match a.get_ref().as_str() {
+                    "alphanumeric" => Alphabet::Alphanumeric,
+                    "hex" => Alphabet::Hex,
+                    "base64url" => Alphabet::Base64Url,
+                    other => {
+                        return Err(err(
+                            a.span(),
+                            format!(
+                                "secret `{sname}`: unknown alphabet `{other}` (alphanumeric, hex, base64url; or set characters)"
+                            ),
+                        ));
+                    }
+                },
+            };
+            secrets.push(SecretSpec {
+                name: sname.clone(),
+                length: length as usize,
+                alphabet,
+            });
+        }
+
+        Ok(BundleSpec {
+            path: path.to_owned(),
+            root: root.to_owned(),
+            name,
+            version,
+            platforms,
+            images,
+            overlays,
+            compose,
+            secrets,
+        })
+    }
+
+    /// The image of `service`.
+    pub fn image(&self, service: &str) -> Option<&ImageSpec> {
+        self.images.iter().find(|i| i.service == service)
+    }
+
+    /// The full path of a source written relative to bundle.toml.
+    pub fn source_path(&self, rel: &str) -> PathBuf {
+        let mut p = self.root.clone();
+        for c in Path::new(rel).components() {
+            if let Component::Normal(n) = c {
+                p.push(n);
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<BundleSpec, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::fs::write(dir.path().join("a.conf"), "x").map_err(|e| e.to_string())?;
+        BundleSpec::parse(Path::new("bundle.toml"), dir.path(), text).map_err(|e| e.to_string())
+    }
+
+    const HEAD: &str = "[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"nginx:1.27\"\n";
+
+    #[test]
+    fn minimal_bundle_defaults_to_linux_amd64() {
+        let s = parse(HEAD).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.platforms[0].to_string(), "linux/amd64");
+        assert_eq!(s.images[0].source.reference().canonical_name(), "docker.io/library/nginx:1.27");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let e = parse(&format!("{HEAD}[bundle2]\n")).err().unwrap_or_default();
+        assert!(e.starts_with("bundle.toml:6:2:"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+        let e = parse("[bundle]\nname = \"demo\"\nversoin = \"1\"\n").err().unwrap_or_default();
+        assert!(e.starts_with("bundle.toml:3:1:"), "{e}");
+    }
+
+    #[test]
+    fn bad_reference_names_its_value() {
+        let e = parse("[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"Nginx:1\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("bundle.toml:5:7:"), "{e}");
+        assert!(e.contains("service `web`"), "{e}");
+    }
+
+    #[test]
+    fn overlay_targets_must_stay_inside() {
+        for (target, want) in [("/etc/x", "absolute"), ("a/../../x", "`..`"), ("a//b", "empty")] {
+            let e = parse(&format!(
+                "{HEAD}[[overlays]]\nsource = \"a.conf\"\ntarget = \"{target}\"\n"
+            ))
+            .err()
+            .unwrap_or_default();
+            assert!(e.starts_with("bundle.toml:8:10:"), "{e}");
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_overlay_source_is_named() {
+        let e = parse(&format!("{HEAD}[[overlays]]\nsource = \"nope.conf\"\ntarget = \"x\"\n"))
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("bundle.toml:7:10:"), "{e}");
+        assert!(e.contains("nope.conf"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_checked() {
+        let s = parse(&format!("{HEAD}[secrets.DB_PASSWORD]\nlength = 32\nalphabet = \"hex\"\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.secrets[0].alphabet, Alphabet::Hex);
+        let e = parse(&format!("{HEAD}[secrets.db]\nlength = 32\n")).err().unwrap_or_default();
+        assert!(e.contains("environment variable name"), "{e}");
+        let e = parse(&format!("{HEAD}[secrets.DB]\nlength = 3\n")).err().unwrap_or_default();
+        assert!(e.starts_with("bundle.toml:7:10:"), "{e}");
+    }
+}
