@@ -6,8 +6,14 @@
 
 pub mod config;
 pub mod digest;
+pub mod fetch;
+pub mod lock;
 pub mod manifest;
+pub mod ops;
 pub mod reference;
 pub mod registry;
 pub mod spec;
 pub mod store;
+pub mod error;
+
+pub use error::Error;

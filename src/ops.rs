@@ -1,0 +1,134 @@
+//! The commands, as library calls: what the CLI runs, minus the printing.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::fetch::{self, Reporter, Summary};
+use crate::lock::{
+    self, Change, ImageRepo, LayoutRepo, LockError, LockedImage, Lockfile, RegistryRepo,
+    ResolveError, Update,
+};
+use crate::reference::ImageSource;
+use crate::registry::{RegistryClient, RetryPolicy};
+use crate::spec::{BundleSpec, ImageSpec};
+use crate::store::{Store, write_atomic};
+
+/// A loaded bundle.toml with the settings and client to act on it.
+pub struct Context {
+    /// The bundle.
+    pub spec: BundleSpec,
+    /// Registry client.
+    pub client: RegistryClient,
+}
+
+/// Options shared by the commands that talk to registries.
+#[derive(Clone, Debug, Default)]
+pub struct NetOptions {
+    /// Settings file named on the command line or by `BALE_CONFIG`.
+    pub config: Option<PathBuf>,
+    /// `REGISTRY=MIRROR` entries from the command line.
+    pub mirrors: Vec<String>,
+    /// Hosts allowed over plain HTTP, from the command line.
+    pub insecure: Vec<String>,
+}
+
+/// What `bale lock` did.
+#[derive(Debug)]
+pub struct LockOutcome {
+    /// The lock file.
+    pub path: PathBuf,
+    /// Per service.
+    pub changes: Vec<Change>,
+    /// Whether the file's bytes changed.
+    pub written: bool,
+}
+
+impl Context {
+    /// Loads `bundle` and the settings that apply to it.
+    pub fn load(bundle: &Path, net: &NetOptions) -> Result<Self, Error> {
+        let spec = BundleSpec::load(bundle)?;
+        let mut settings = Settings::load(&spec.root, net.config.as_deref())?;
+        for m in net.mirrors.iter().rev() {
+            settings.add_mirror(m)?;
+        }
+        for h in &net.insecure {
+            settings.add_insecure(h);
+        }
+        Ok(Context {
+            spec,
+            client: RegistryClient::new(settings, RetryPolicy::default()),
+        })
+    }
+
+    /// Resolves one image from its source.
+    pub fn resolve(&self, image: &ImageSpec) -> Result<LockedImage, ResolveError> {
+        let repo: Box<dyn ImageRepo> = match &image.source {
+            ImageSource::Registry(r) => Box::new(RegistryRepo {
+                client: &self.client,
+                domain: r.domain.clone(),
+                path: r.path.clone(),
+            }),
+            ImageSource::OciLayout { path, .. } => Box::new(LayoutRepo {
+                dir: self.spec.source_path(path),
+            }),
+        };
+        lock::resolve_image(repo.as_ref(), image, &self.spec.platforms)
+    }
+
+    /// Where the lock lives.
+    pub fn lock_path(&self) -> PathBuf {
+        lock::lock_path(&self.spec)
+    }
+
+    /// `bale lock`: resolves what `update` asks for and what bundle.toml
+    /// changed, writes the lock if its bytes change.
+    pub fn lock(&self, update: &Update) -> Result<LockOutcome, Error> {
+        let path = self.lock_path();
+        let existing = Lockfile::load(&path)?;
+        let (new, changes) = lock::relock(&self.spec, existing.as_ref(), update, &|i| self.resolve(i))?;
+        let text = new.render();
+        let old = std::fs::read(&path).ok();
+        let written = old.as_deref() != Some(text.as_bytes());
+        if written {
+            write_atomic(&path, text.as_bytes())?;
+        }
+        Ok(LockOutcome {
+            path,
+            changes,
+            written,
+        })
+    }
+
+    /// The lock, which must exist and agree with bundle.toml
+    /// (`bale lock --check`, `--locked`).
+    pub fn locked(&self) -> Result<Lockfile, Error> {
+        let path = self.lock_path();
+        let lock = Lockfile::load(&path)?.ok_or(LockError::Missing { path: path.clone() })?;
+        let problems = lock.disagreements(&self.spec);
+        if !problems.is_empty() {
+            return Err(LockError::OutOfDate { path, problems }.into());
+        }
+        Ok(lock)
+    }
+
+    /// The lock, updated first where bundle.toml changed (without `--locked`).
+    pub fn lock_if_needed(&self, locked: bool) -> Result<Lockfile, Error> {
+        if !locked {
+            self.lock(&Update::Missing)?;
+        }
+        self.locked()
+    }
+
+    /// `bale fetch`: every blob of `lock` into `store`.
+    pub fn fetch(
+        &self,
+        lock: &Lockfile,
+        store: &Store,
+        parallel: usize,
+        reporter: &dyn Reporter,
+    ) -> Result<Summary, Error> {
+        let jobs = fetch::plan(&self.spec, lock);
+        Ok(fetch::fetch(&jobs, store, &self.client, parallel, reporter)?)
+    }
+}

@@ -1,0 +1,205 @@
+//! A small, deliberately misbehaving HTTP/1.1 server on loopback, for the
+//! faults a real registry will not produce. Every loop in it is bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A request as received.
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub at: Instant,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to answer.
+pub enum Reply {
+    /// A complete response.
+    Full { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    /// Announces `body.len()` bytes, sends `after`, then closes the connection.
+    Cut { status: u16, headers: Vec<(String, String)>, body: Vec<u8>, after: usize },
+    /// Chunked body that never ends (bounded at 64 MiB so the test stays finite).
+    Endless { status: u16, headers: Vec<(String, String)> },
+}
+
+impl Reply {
+    pub fn ok(content_type: &str, body: Vec<u8>) -> Reply {
+        Reply::Full { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body }
+    }
+    pub fn status(status: u16) -> Reply {
+        Reply::Full { status, headers: vec![], body: vec![] }
+    }
+}
+
+type Handler = dyn Fn(&Req) -> Reply + Send + Sync;
+
+pub struct Hostile {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Req>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Hostile {
+    /// Listens on `ip` (a loopback address) at a random port.
+    pub fn start_on(ip: &str, handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind(format!("{ip}:0")).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        {
+            let requests = requests.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // Bounded: the server lives at most 5 minutes.
+                let deadline = Instant::now() + Duration::from_secs(300);
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let requests = requests.clone();
+                            let handler = handler.clone();
+                            std::thread::spawn(move || serve(stream, &*handler, &requests));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Hostile { addr, requests, stop }
+    }
+
+    pub fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Hostile {
+        Self::start_on("127.0.0.1", handler)
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn requests(&self) -> Vec<Req> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        307 => "Temporary Redirect",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Req>>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut out = stream;
+    // Keep-alive, bounded to 1000 requests per connection.
+    for _ in 0..1000 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or_default().to_owned();
+        let mut headers = Vec::new();
+        let mut content_length = 0usize;
+        for _ in 0..100 {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    content_length = v.trim().parse().unwrap_or(0);
+                }
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let mut body = vec![0u8; content_length.min(1 << 20)];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let req = Req { method, path, headers, at: Instant::now() };
+        if let Ok(mut r) = requests.lock() {
+            r.push(req.clone());
+        }
+        let reply = handler(&req);
+        let head = |status: u16, headers: &[(String, String)], extra: &str| {
+            let mut s = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (k, v) in headers {
+                s.push_str(&format!("{k}: {v}\r\n"));
+            }
+            s.push_str(extra);
+            s.push_str("\r\n");
+            s
+        };
+        match reply {
+            Reply::Full { status, headers, body } => {
+                let h = head(status, &headers, &format!("Content-Length: {}\r\n", body.len()));
+                let send_body = if req.method == "HEAD" { &[][..] } else { &body[..] };
+                if out.write_all(h.as_bytes()).and_then(|_| out.write_all(send_body)).is_err() {
+                    return;
+                }
+            }
+            Reply::Cut { status, headers, body, after } => {
+                let h = head(status, &headers, &format!("Content-Length: {}\r\nConnection: close\r\n", body.len()));
+                let _ = out.write_all(h.as_bytes());
+                let _ = out.write_all(&body[..after.min(body.len())]);
+                let _ = out.flush();
+                let _ = out.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            Reply::Endless { status, headers } => {
+                let h = head(status, &headers, "Transfer-Encoding: chunked\r\n");
+                if out.write_all(h.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 64 * 1024];
+                for _ in 0..1024 {
+                    let mut c = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    c.extend_from_slice(&chunk);
+                    c.extend_from_slice(b"\r\n");
+                    if out.write_all(&c).is_err() {
+                        return;
+                    }
+                }
+                let _ = out.write_all(b"0\r\n\r\n");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Test harness: real programs started per test, a hostile HTTP server for
+//! the faults a real registry will not produce, and image builders.
+#![allow(dead_code)]
+
+pub mod hostile;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+/// `sha256:<hex>` of bytes.
+pub fn sha(bytes: &[u8]) -> String {
+    let h = Sha256::digest(bytes);
+    let mut s = String::from("sha256:");
+    for b in h.as_slice() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A free loopback port (released before use; the caller retries on a clash).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A real `docker-registry` (distribution 2.8) on a random loopback port.
+pub struct Registry {
+    pub host: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub auth: Option<(String, String)>,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        Self::start_with(None)
+    }
+
+    pub fn start_with(auth: Option<(&str, &str)>) -> Registry {
+        assert!(have("docker-registry"), "docker-registry is not installed: run the README's test command");
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let port = free_port();
+            let mut cfg = format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n",
+                dir.path().join("data").display()
+            );
+            if let Some((u, p)) = auth {
+                let hash = bcrypt::hash(p, 4).unwrap_or_else(|e| panic!("{e}"));
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{u}:{hash}\n")).unwrap_or_else(|e| panic!("{e}"));
+                cfg.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: bale-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
+            let cfg_path = dir.path().join("config.yml");
+            std::fs::write(&cfg_path, cfg).unwrap_or_else(|e| panic!("{e}"));
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start docker-registry: {e}"));
+            let host = format!("127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok(r) = ureq_get(&format!("http://{host}/v2/"))
+                    && (r == 200 || r == 401)
+                {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if up {
+                return Registry {
+                    host,
+                    child,
+                    _dir: dir,
+                    auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not come up");
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    fn auth_header(&self) -> Option<String> {
+        use base64::Engine as _;
+        self.auth.as_ref().map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
+    }
+
+    /// Uploads a blob (monolithic upload) and returns its digest.
+    pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = sha(bytes);
+        let agent = Self::agent();
+        let mut req = agent.post(&format!("http://{}/v2/{repo}/blobs/uploads/", self.host));
+        if let Some(a) = self.auth_header() {
+            req = req.header("authorization", &a);
+        }
+        let resp = req.send_empty().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 202, "upload start for {repo}");
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no Location"))
+            .to_owned();
+        let url = if loc.starts_with("http") { loc } else { format!("http://{}{loc}", self.host) };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let mut req = agent
+            .put(&format!("{url}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream");
+        if let Some(a) = self.auth_header() {
+            req = req.header("authorization", &a);
+        }
+        let resp = req.send(bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 201, "blob put for {repo}");
+        digest
+    }
+
+    /// Uploads a manifest under `reference` (tag or digest); returns its digest.
+    pub fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+        let agent = Self::agent();
+        let mut req = agent
+            .put(&format!("http://{}/v2/{repo}/manifests/{reference}", self.host))
+            .header("content-type", media_type);
+        if let Some(a) = self.auth_header() {
+            req = req.header("authorization", &a);
+        }
+        let mut resp = req.send(bytes).unwrap_or_else(|e| panic!("{e}"));
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 201, "manifest put {repo}:{reference}: {body}");
+        sha(bytes)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ureq_get(url: &str) -> Result<u16, ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    agent.get(url).call().map(|r| r.status().as_u16())
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// A tar holding `files` (path, content), fixed metadata.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, path, *data).unwrap_or_else(|e| panic!("{e}"));
+    }
+    b.into_inner().unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap_or_else(|e| panic!("{e}"));
+    e.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A valid zstd frame storing `data` in raw (uncompressed) blocks.
+pub fn zstd_raw(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x28, 0xB5, 0x2F, 0xFD];
+    // Frame header: single segment, 8-byte content size, no checksum.
+    out.push(0b1110_0000);
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(128 * 1024 - 1).collect() };
+    for (i, c) in chunks.iter().enumerate() {
+        let last = (i + 1 == chunks.len()) as u32;
+        let header = last | (0 << 1) | ((c.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+/// Deterministic pseudo-random bytes (incompressible test content).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A pushed image: its manifest digest, size and the digests of its parts.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub manifest: String,
+    pub manifest_size: usize,
+    pub media_type: String,
+    pub config: String,
+    pub layers: Vec<String>,
+}
+
+/// Layer blobs: (compressed bytes, media type, uncompressed tar).
+pub struct LayerSpec {
+    pub blob: Vec<u8>,
+    pub media_type: String,
+    pub diff_id: String,
+}
+
+pub fn gzip_layer(files: &[(&str, &[u8])]) -> LayerSpec {
+    let t = tar_of(files);
+    LayerSpec { diff_id: sha(&t), blob: gzip(&t), media_type: OCI_LAYER_GZIP.into() }
+}
+
+pub fn zstd_layer(files: &[(&str, &[u8])]) -> LayerSpec {
+    let t = tar_of(files);
+    LayerSpec { diff_id: sha(&t), blob: zstd_raw(&t), media_type: OCI_LAYER_ZSTD.into() }
+}
+
+/// Config and manifest bytes for an image, in OCI or Docker flavour.
+pub fn image_docs(os: &str, arch: &str, variant: Option<&str>, layers: &[LayerSpec], docker: bool) -> (Vec<u8>, Vec<u8>) {
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("\"{}\"", l.diff_id)).collect();
+    let variant_field = variant.map(|v| format!(",\"variant\":\"{v}\"")).unwrap_or_default();
+    let config = format!(
+        "{{\"architecture\":\"{arch}\",\"os\":\"{os}\"{variant_field},\"config\":{{\"Cmd\":[\"/bin/sh\"]}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{}]}}}}",
+        diff_ids.join(",")
+    )
+    .into_bytes();
+    let (mt, cfg_mt) = if docker { (DOCKER_MANIFEST, DOCKER_CONFIG) } else { (OCI_MANIFEST, OCI_CONFIG) };
+    let layer_descs: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let lmt = if docker && l.media_type == OCI_LAYER_GZIP { DOCKER_LAYER } else { l.media_type.as_str() };
+            format!("{{\"mediaType\":\"{lmt}\",\"digest\":\"{}\",\"size\":{}}}", sha(&l.blob), l.blob.len())
+        })
+        .collect();
+    let manifest = format!(
+        "{{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"{mt}\",\n   \"config\": {{\"mediaType\":\"{cfg_mt}\",\"digest\":\"{}\",\"size\":{}}},\n   \"layers\": [{}]\n}}",
+        sha(&config),
+        config.len(),
+        layer_descs.join(",")
+    )
+    .into_bytes();
+    (config, manifest)
+}
+
+impl Registry {
+    /// Pushes a single-platform image; tags it with `tag` if given.
+    pub fn push_image(&self, repo: &str, tag: Option<&str>, os: &str, arch: &str, variant: Option<&str>, layers: &[LayerSpec], docker: bool) -> Pushed {
+        let (config, manifest) = image_docs(os, arch, variant, layers, docker);
+        let config_digest = self.push_blob(repo, &config);
+        let layer_digests: Vec<String> = layers.iter().map(|l| self.push_blob(repo, &l.blob)).collect();
+        let mt = if docker { DOCKER_MANIFEST } else { OCI_MANIFEST };
+        let reference = tag.map(str::to_owned).unwrap_or_else(|| sha(&manifest));
+        let digest = self.push_manifest(repo, &reference, mt, &manifest);
+        Pushed {
+            manifest: digest,
+            manifest_size: manifest.len(),
+            media_type: mt.into(),
+            config: config_digest,
+            layers: layer_digests,
+        }
+    }
+
+    /// Pushes an index of `entries` (pushed image, platform json, extra annotations json).
+    pub fn push_index(&self, repo: &str, tag: &str, entries: &[(Pushed, String, Option<String>)], docker: bool) -> String {
+        let mt = if docker { DOCKER_LIST } else { OCI_INDEX };
+        let items: Vec<String> = entries
+            .iter()
+            .map(|(p, platform, ann)| {
+                let ann = ann.as_ref().map(|a| format!(",\"annotations\":{a}")).unwrap_or_default();
+                format!(
+                    "{{\"mediaType\":\"{}\",\"digest\":\"{}\",\"size\":{},\"platform\":{platform}{ann}}}",
+                    p.media_type, p.manifest, p.manifest_size
+                )
+            })
+            .collect();
+        let body = format!("{{\"schemaVersion\":2,\"mediaType\":\"{mt}\",\"manifests\":[{}]}}", items.join(","));
+        self.push_manifest(repo, tag, mt, body.as_bytes())
+    }
+}
+
+/// A temp project directory with a bundle.toml, and bale run inside it.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub docker_config: PathBuf,
+}
+
+impl Project {
+    pub fn new(bundle_toml: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("bundle.toml"), bundle_toml).unwrap_or_else(|e| panic!("{e}"));
+        let store = dir.path().join("store");
+        let docker_config = dir.path().join("docker-config");
+        std::fs::create_dir_all(&docker_config).unwrap_or_else(|e| panic!("{e}"));
+        Project { dir, store, docker_config }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(p, content).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_default()
+    }
+
+    pub fn bale(&self, args: &[&str]) -> Run {
+        self.bale_env(args, &[])
+    }
+
+    pub fn bale_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bale"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("BALE_MIRRORS")
+            .env_remove("BALE_CONFIG")
+            .env_remove("BALE_INSECURE_REGISTRIES")
+            .env("BALE_STORE", &self.store)
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run bale: {e}"));
+        Run { args: args.iter().map(|s| s.to_string()).collect(), out }
+    }
+
+    /// Every blob file in the store, with whether it hashes to its name.
+    pub fn store_blobs(&self) -> Vec<(String, bool)> {
+        let dir = self.store.join("blobs").join("sha256");
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                let ok = sha(&bytes) == format!("sha256:{name}");
+                out.push((format!("sha256:{name}"), ok));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The outcome of one bale run, printed in full when an assertion fails.
+pub struct Run {
+    pub args: Vec<String>,
+    pub out: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn describe(&self) -> String {
+        format!(
+            "bale {}\nexit: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.args.join(" "),
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code(), 0, "{}", self.describe());
+        self
+    }
+    #[track_caller]
+    pub fn fails(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "{}", self.describe());
+        self
+    }
+    /// The last JSON line on stdout.
+    pub fn summary(&self) -> serde_json::Value {
+        self.stdout()
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no JSON summary\n{}", self.describe()))
+    }
+}
+
+/// `skopeo inspect --raw` of a loopback registry reference.
+pub fn skopeo_raw(reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{reference}")])
+        .output()
+        .unwrap_or_else(|e| panic!("skopeo: {e}"));
+    assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
