@@ -50,7 +50,9 @@ pub enum ConfigError {
     #[error(transparent)]
     Invalid(#[from] LocatedError),
     /// A bad `--mirror` or `BALE_MIRRORS` entry.
-    #[error("invalid mirror `{0}`: write REGISTRY=MIRROR, for example docker.io=mirror.internal:5000")]
+    #[error(
+        "invalid mirror `{0}`: write REGISTRY=MIRROR, for example docker.io=mirror.internal:5000"
+    )]
     BadMirror(String),
 }
 
@@ -131,7 +133,12 @@ impl Settings {
             s.merge_file(p)?;
         }
         if let Ok(list) = std::env::var("BALE_MIRRORS") {
-            for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()).rev() {
+            for m in list
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .rev()
+            {
                 s.add_mirror(m)?;
             }
         }

@@ -116,7 +116,10 @@ impl<W: Write> HashingWriter<W> {
 
     /// The digest of everything written, and the inner writer.
     pub fn finish(self) -> (Digest, W) {
-        (Digest::from_hash(self.hasher.finalize().as_slice()), self.inner)
+        (
+            Digest::from_hash(self.hasher.finalize().as_slice()),
+            self.inner,
+        )
     }
 }
 
@@ -149,7 +152,11 @@ mod tests {
     fn parse_rejects_other_algorithms_and_bad_hex() {
         assert!("sha512:abcd".parse::<Digest>().is_err());
         assert!("sha256:ABCD".parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "g".repeat(64)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "g".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
         let ok = format!("sha256:{}", "a".repeat(64));
         assert_eq!(ok.parse::<Digest>().map(|d| d.to_string()).ok(), Some(ok));
     }
@@ -157,7 +164,9 @@ mod tests {
     #[test]
     fn hashing_writer_matches_one_shot_digest() {
         let mut w = HashingWriter::new(Vec::new());
-        w.write_all(b"hello ").and_then(|_| w.write_all(b"world")).ok();
+        w.write_all(b"hello ")
+            .and_then(|_| w.write_all(b"world"))
+            .ok();
         assert_eq!(w.written(), 11);
         let (d, inner) = w.finish();
         assert_eq!(d, Digest::of(b"hello world"));

@@ -51,9 +51,9 @@ impl Error {
             Error::Spec(_) | Error::Config(_) => exit::INVALID_INPUT,
             Error::Lock(l) => match l {
                 LockError::Read { .. } => exit::FAILURE,
-                LockError::Invalid(_) | LockError::Version { .. } | LockError::UnknownService(_) => {
-                    exit::INVALID_INPUT
-                }
+                LockError::Invalid(_)
+                | LockError::Version { .. }
+                | LockError::UnknownService(_) => exit::INVALID_INPUT,
                 LockError::OutOfDate { .. } | LockError::Missing { .. } => exit::LOCK_OUT_OF_DATE,
                 LockError::Resolve(r) => match &r.kind {
                     ResolveErrorKind::DigestMismatch { .. } => exit::INTEGRITY,

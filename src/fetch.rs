@@ -131,9 +131,7 @@ impl BlobError {
     pub fn is_integrity(&self) -> bool {
         matches!(
             self.kind,
-            BlobErrorKind::Store(
-                StoreError::DigestMismatch { .. } | StoreError::TooLong { .. }
-            )
+            BlobErrorKind::Store(StoreError::DigestMismatch { .. } | StoreError::TooLong { .. })
         )
     }
 }
@@ -249,7 +247,10 @@ fn run_job(
                 {
                     let e = StoreError::TooLong { expected: size };
                     return Err(open_error(
-                        format!("server announces {} bytes from offset {}; {e}", len, body.start),
+                        format!(
+                            "server announces {} bytes from offset {}; {e}",
+                            len, body.start
+                        ),
                         e,
                     ));
                 }
@@ -274,13 +275,15 @@ fn run_job(
     match store.ingest(digest, size, &mut open, 5, &mut progress) {
         Ok(i) => Ok(i),
         Err(IngestError::Store(e)) => Err(e.into()),
-        Err(IngestError::Open { message, source }) => Err(match source.downcast::<RegistryError>() {
-            Ok(r) => BlobErrorKind::Registry(*r),
-            Err(source) => match source.downcast::<StoreError>() {
-                Ok(s) => BlobErrorKind::Store(*s),
-                Err(_) => BlobErrorKind::Layout(message),
-            },
-        }),
+        Err(IngestError::Open { message, source }) => {
+            Err(match source.downcast::<RegistryError>() {
+                Ok(r) => BlobErrorKind::Registry(*r),
+                Err(source) => match source.downcast::<StoreError>() {
+                    Ok(s) => BlobErrorKind::Store(*s),
+                    Err(_) => BlobErrorKind::Layout(message),
+                },
+            })
+        }
     }
 }
 
@@ -322,7 +325,12 @@ pub fn fetch(
         .filter(|(_, p)| !**p)
         .map(|(j, _)| j)
         .collect();
-    todo.sort_by(|a, b| b.blob.size.cmp(&a.blob.size).then(a.blob.digest.cmp(&b.blob.digest)));
+    todo.sort_by(|a, b| {
+        b.blob
+            .size
+            .cmp(&a.blob.size)
+            .then(a.blob.digest.cmp(&b.blob.digest))
+    });
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let errors = Mutex::new(Vec::new());

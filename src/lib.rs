@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod digest;
+pub mod error;
 pub mod fetch;
 pub mod lock;
 pub mod manifest;
@@ -14,6 +15,5 @@ pub mod reference;
 pub mod registry;
 pub mod spec;
 pub mod store;
-pub mod error;
 
 pub use error::Error;

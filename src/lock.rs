@@ -295,7 +295,9 @@ impl ImageRepo for LayoutRepo {
                 .manifests
                 .iter()
                 .filter(|d| {
-                    d.annotations.as_ref().and_then(|a| a.get("org.opencontainers.image.ref.name"))
+                    d.annotations
+                        .as_ref()
+                        .and_then(|a| a.get("org.opencontainers.image.ref.name"))
                         == Some(&reference.to_owned())
                 })
                 .collect();
@@ -379,13 +381,15 @@ pub fn resolve_image(
         (ImageSource::Registry(r), None) => r.tag.clone(),
     };
     let top = repo.manifest(&by).map_err(wrap)?;
-    let top_digest = checked(&top, reference.digest.as_ref(), &format!("manifest {by}")).map_err(wrap)?;
-    let (top_type, parsed) = manifest::parse(&top.bytes, top.content_type.as_deref()).map_err(|source| {
-        wrap(ResolveErrorKind::Manifest {
-            what: format!("manifest {top_digest}"),
-            source,
-        })
-    })?;
+    let top_digest =
+        checked(&top, reference.digest.as_ref(), &format!("manifest {by}")).map_err(wrap)?;
+    let (top_type, parsed) =
+        manifest::parse(&top.bytes, top.content_type.as_deref()).map_err(|source| {
+            wrap(ResolveErrorKind::Manifest {
+                what: format!("manifest {top_digest}"),
+                source,
+            })
+        })?;
     let mut locked_platforms = Vec::new();
     for platform in platforms {
         let (m_digest, m_size, m_type, config, layers) = match &parsed {
@@ -463,7 +467,9 @@ pub fn resolve_image(
         })?;
         if cp.os.as_deref() != Some(&platform.os)
             || cp.architecture.as_deref() != Some(&platform.architecture)
-            || (platform.variant.is_some() && cp.variant != platform.variant && !(platform.architecture == "arm64" && cp.variant.is_none()))
+            || (platform.variant.is_some()
+                && cp.variant != platform.variant
+                && !(platform.architecture == "arm64" && cp.variant.is_none()))
         {
             return Err(wrap(ResolveErrorKind::Platform(format!(
                 "the image is for {}/{}{}, not {platform}",
@@ -598,7 +604,10 @@ impl Lockfile {
         }
         for l in &self.images {
             if spec.image(&l.service).is_none() {
-                out.push(format!("service `{}` is locked but not in bundle.toml", l.service));
+                out.push(format!(
+                    "service `{}` is locked but not in bundle.toml",
+                    l.service
+                ));
             }
         }
         out
@@ -606,7 +615,11 @@ impl Lockfile {
 }
 
 /// Why a lock entry no longer fits its bundle.toml image, if it does not.
-fn entry_disagreement(l: &LockedImage, image: &ImageSpec, platforms: &[Platform]) -> Option<String> {
+fn entry_disagreement(
+    l: &LockedImage,
+    image: &ImageSpec,
+    platforms: &[Platform],
+) -> Option<String> {
     if l.reference != image.written {
         return Some(format!(
             "service `{}`: bundle.toml says `{}`, the lock has `{}`",

@@ -18,7 +18,13 @@ use bale::store::{self, Store};
 #[command(name = "bale", version, about)]
 struct Cli {
     /// The bundle description.
-    #[arg(short = 'f', long = "file", global = true, default_value = "bundle.toml", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "bundle.toml",
+        value_name = "PATH"
+    )]
     file: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -101,12 +107,22 @@ impl Reporter for Lines {
     fn event(&self, event: Event) {
         let mut err = std::io::stderr().lock();
         let _ = match event {
-            Event::Planned { blobs, bytes, present, .. } => writeln!(
+            Event::Planned {
+                blobs,
+                bytes,
+                present,
+                ..
+            } => writeln!(
                 err,
                 "fetch: {blobs} blobs, {}; {present} already in the store",
                 human(bytes)
             ),
-            Event::Finished { digest, size, image, .. } => {
+            Event::Finished {
+                digest,
+                size,
+                image,
+                ..
+            } => {
                 writeln!(err, "fetched {digest} ({}) for {image}", human(size))
             }
             _ => Ok(()),
@@ -138,7 +154,11 @@ impl Reporter for Bars {
     fn event(&self, event: Event) {
         let _guard = self.state.lock();
         match event {
-            Event::Planned { bytes, present_bytes, .. } => {
+            Event::Planned {
+                bytes,
+                present_bytes,
+                ..
+            } => {
                 self.total.set_length(bytes);
                 self.total.set_position(present_bytes);
             }
@@ -155,7 +175,11 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             let ctx = Context::load(&cli.file, &net.options())?;
             if check {
                 ctx.locked()?;
-                eprintln!("{} agrees with {}", ctx.lock_path().display(), cli.file.display());
+                eprintln!(
+                    "{} agrees with {}",
+                    ctx.lock_path().display(),
+                    cli.file.display()
+                );
                 return Ok(());
             }
             let update = match update {
@@ -181,7 +205,13 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             }
             Ok(())
         }
-        Command::Fetch { locked, store, jobs, json, net } => {
+        Command::Fetch {
+            locked,
+            store,
+            jobs,
+            json,
+            net,
+        } => {
             let ctx = Context::load(&cli.file, &net.options())?;
             let lock = ctx.lock_if_needed(locked)?;
             let root = store.unwrap_or_else(store::default_root);
@@ -195,7 +225,10 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
-                let bars = Bars { total: bar, state: Mutex::new(()) };
+                let bars = Bars {
+                    total: bar,
+                    state: Mutex::new(()),
+                };
                 let s = ctx.fetch(&lock, &store, jobs, &bars)?;
                 bars.total.finish_and_clear();
                 s

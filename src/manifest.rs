@@ -18,7 +18,12 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The media types bale asks registries for, most preferred first.
-pub const ACCEPTED: &[&str] = &[OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+pub const ACCEPTED: &[&str] = &[
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+];
 
 /// Largest manifest accepted (the distribution spec's recommended limit).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -213,7 +218,11 @@ pub fn select_platform<'a>(
                 .collect();
             Err(format!(
                 "the index has no {platform} image (it offers: {})",
-                if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+                if offered.is_empty() {
+                    "none".to_owned()
+                } else {
+                    offered.join(", ")
+                }
             ))
         }
         many => {
@@ -254,9 +263,7 @@ mod tests {
 
     #[test]
     fn contradicting_media_type_is_rejected() {
-        let index = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#
-        );
+        let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
         assert!(matches!(
             parse(index.as_bytes(), Some(OCI_MANIFEST)),
             Err(ManifestError::Contradiction(_))
@@ -286,13 +293,26 @@ mod tests {
             }),
             annotations: None,
         };
-        let list = vec![entry("unknown", "unknown", 1), entry("linux", "arm64", 2), entry("linux", "amd64", 3)];
+        let list = vec![
+            entry("unknown", "unknown", 1),
+            entry("linux", "arm64", 2),
+            entry("linux", "amd64", 3),
+        ];
         let amd = Platform::parse("linux/amd64").unwrap_or_else(|| panic!());
-        assert_eq!(select_platform(&list, &amd).map(|d| d.digest.to_string()), Ok(d(3)));
+        assert_eq!(
+            select_platform(&list, &amd).map(|d| d.digest.to_string()),
+            Ok(d(3))
+        );
         let arm = Platform::parse("linux/arm64/v8").unwrap_or_else(|| panic!());
-        assert_eq!(select_platform(&list, &arm).map(|d| d.digest.to_string()), Ok(d(2)));
+        assert_eq!(
+            select_platform(&list, &arm).map(|d| d.digest.to_string()),
+            Ok(d(2))
+        );
         let s390 = Platform::parse("linux/s390x").unwrap_or_else(|| panic!());
         let e = select_platform(&list, &s390).err().unwrap_or_default();
-        assert!(e.contains("linux/arm64, linux/amd64") && !e.contains("unknown"), "{e}");
+        assert!(
+            e.contains("linux/arm64, linux/amd64") && !e.contains("unknown"),
+            "{e}"
+        );
     }
 }

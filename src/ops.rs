@@ -86,7 +86,8 @@ impl Context {
     pub fn lock(&self, update: &Update) -> Result<LockOutcome, Error> {
         let path = self.lock_path();
         let existing = Lockfile::load(&path)?;
-        let (new, changes) = lock::relock(&self.spec, existing.as_ref(), update, &|i| self.resolve(i))?;
+        let (new, changes) =
+            lock::relock(&self.spec, existing.as_ref(), update, &|i| self.resolve(i))?;
         let text = new.render();
         let old = std::fs::read(&path).ok();
         let written = old.as_deref() != Some(text.as_bytes());
@@ -129,6 +130,12 @@ impl Context {
         reporter: &dyn Reporter,
     ) -> Result<Summary, Error> {
         let jobs = fetch::plan(&self.spec, lock);
-        Ok(fetch::fetch(&jobs, store, &self.client, parallel, reporter)?)
+        Ok(fetch::fetch(
+            &jobs,
+            store,
+            &self.client,
+            parallel,
+            reporter,
+        )?)
     }
 }

@@ -43,10 +43,14 @@ pub enum ReferenceError {
     #[error("{0}")]
     InvalidDigest(String),
     /// No tag written.
-    #[error("`{0}` has no tag: write one explicitly (for example `{0}:1.0`); bale never assumes `latest`")]
+    #[error(
+        "`{0}` has no tag: write one explicitly (for example `{0}:1.0`); bale never assumes `latest`"
+    )]
     MissingTag(String),
     /// Bad `oci:` source.
-    #[error("invalid local OCI layout source `{0}`: write oci:PATH:NAME:TAG, where NAME:TAG is the image's ref name in the layout")]
+    #[error(
+        "invalid local OCI layout source `{0}`: write oci:PATH:NAME:TAG, where NAME:TAG is the image's ref name in the layout"
+    )]
     InvalidOciSource(String),
 }
 
@@ -90,7 +94,9 @@ fn valid_domain(d: &str) -> bool {
         return false;
     }
     if host.starts_with('[') && host.ends_with(']') {
-        return host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok();
+        return host[1..host.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
     }
     !host.is_empty()
         && host.split('.').all(|l| {
@@ -106,7 +112,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
+        && b.iter()
+            .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
 }
 
 impl FromStr for Reference {
@@ -257,9 +264,18 @@ mod tests {
 
     #[test]
     fn docker_hub_names_are_normalised() {
-        assert_eq!(canon("redis:8.2-alpine"), "docker.io/library/redis:8.2-alpine");
-        assert_eq!(canon("pgvector/pgvector:pg18"), "docker.io/pgvector/pgvector:pg18");
-        assert_eq!(canon("index.docker.io/library/mongo:7.0"), "docker.io/library/mongo:7.0");
+        assert_eq!(
+            canon("redis:8.2-alpine"),
+            "docker.io/library/redis:8.2-alpine"
+        );
+        assert_eq!(
+            canon("pgvector/pgvector:pg18"),
+            "docker.io/pgvector/pgvector:pg18"
+        );
+        assert_eq!(
+            canon("index.docker.io/library/mongo:7.0"),
+            "docker.io/library/mongo:7.0"
+        );
         assert_eq!(canon("docker.io/redis:8"), "docker.io/library/redis:8");
     }
 
@@ -283,14 +299,20 @@ mod tests {
     #[test]
     fn pinned_digest_is_kept() {
         let d = format!("sha256:{}", "0".repeat(64));
-        let r: Reference = format!("redis:8@{d}").parse().unwrap_or_else(|e| panic!("{e}"));
+        let r: Reference = format!("redis:8@{d}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.digest.map(|d| d.to_string()), Some(d));
     }
 
     #[test]
     fn oci_sources_split_at_the_first_colon() {
         match ImageSource::parse("oci:demo/images:localhost/bale-demo/web:1.0") {
-            Ok(ImageSource::OciLayout { path, ref_name, reference }) => {
+            Ok(ImageSource::OciLayout {
+                path,
+                ref_name,
+                reference,
+            }) => {
                 assert_eq!(path, "demo/images");
                 assert_eq!(ref_name, "localhost/bale-demo/web:1.0");
                 assert_eq!(reference.canonical_name(), "localhost/bale-demo/web:1.0");

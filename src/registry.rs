@@ -229,11 +229,7 @@ fn host_of(url: &str) -> Option<String> {
 
 fn excerpt(mut resp: Response<ureq::Body>) -> String {
     let mut buf = Vec::new();
-    let _ = resp
-        .body_mut()
-        .as_reader()
-        .take(300)
-        .read_to_end(&mut buf);
+    let _ = resp.body_mut().as_reader().take(300).read_to_end(&mut buf);
     String::from_utf8_lossy(&buf)
         .chars()
         .filter(|c| !c.is_control())
@@ -281,7 +277,11 @@ impl RegistryClient {
             domain.to_owned()
         };
         out.push(Endpoint {
-            scheme: if self.settings.allows_http(domain) { "http" } else { "https" },
+            scheme: if self.settings.allows_http(domain) {
+                "http"
+            } else {
+                "https"
+            },
             host,
         });
         out
@@ -454,12 +454,13 @@ impl RegistryClient {
                                     message: format!("redirect {status} without Location"),
                                 }
                             })?;
-                            let next = url::Url::parse(&url)
-                                .and_then(|u| u.join(&loc))
-                                .map_err(|e| RegistryError::Protocol {
-                                    url: url.clone(),
-                                    message: format!("bad redirect Location: {e}"),
-                                })?;
+                            let next =
+                                url::Url::parse(&url)
+                                    .and_then(|u| u.join(&loc))
+                                    .map_err(|e| RegistryError::Protocol {
+                                        url: url.clone(),
+                                        message: format!("bad redirect Location: {e}"),
+                                    })?;
                             if redirects > 5 {
                                 return Err(RegistryError::Protocol {
                                     url,
@@ -658,7 +659,10 @@ mod tests {
         let c = RegistryClient::new(Settings::default(), RetryPolicy::default());
         assert_eq!(
             c.endpoints("docker.io"),
-            vec![Endpoint { scheme: "https", host: "registry-1.docker.io".into() }]
+            vec![Endpoint {
+                scheme: "https",
+                host: "registry-1.docker.io".into()
+            }]
         );
         assert_eq!(c.endpoints("127.0.0.1:5000")[0].scheme, "http");
         assert_eq!(c.endpoints("registry.example")[0].scheme, "https");

@@ -290,13 +290,18 @@ pub fn check_relative_target(target: &str) -> Result<(), String> {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
 }
 
 fn valid_env_name(s: &str) -> bool {
-    s.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+    s.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
@@ -327,7 +332,9 @@ impl BundleSpec {
         if !valid_name(&name) {
             return Err(err(
                 bundle.name.span(),
-                format!("bundle name `{name}` must be lowercase letters, digits, `-`, `_`, `.` (at most 64)"),
+                format!(
+                    "bundle name `{name}` must be lowercase letters, digits, `-`, `_`, `.` (at most 64)"
+                ),
             ));
         }
         let version = semver::Version::parse(bundle.version.get_ref()).map_err(|e| {
@@ -351,7 +358,10 @@ impl BundleSpec {
                     let parsed = Platform::parse(p.get_ref()).ok_or_else(|| {
                         err(
                             p.span(),
-                            format!("platform `{}` is not os/architecture[/variant]", p.get_ref()),
+                            format!(
+                                "platform `{}` is not os/architecture[/variant]",
+                                p.get_ref()
+                            ),
                         )
                     })?;
                     if !platforms.contains(&parsed) {
@@ -370,12 +380,13 @@ impl BundleSpec {
             {
                 return Err(err(
                     value.span(),
-                    format!("service name `{service}` may hold only letters, digits, `-`, `_`, `.`"),
+                    format!(
+                        "service name `{service}` may hold only letters, digits, `-`, `_`, `.`"
+                    ),
                 ));
             }
-            let source = ImageSource::parse(value.get_ref()).map_err(|e| {
-                err(value.span(), format!("image of service `{service}`: {e}"))
-            })?;
+            let source = ImageSource::parse(value.get_ref())
+                .map_err(|e| err(value.span(), format!("image of service `{service}`: {e}")))?;
             if let ImageSource::OciLayout { path: p, .. } = &source
                 && !root.join(p).join("index.json").is_file()
             {
@@ -404,8 +415,12 @@ impl BundleSpec {
 
         let check_source = |s: &Spanned<String>, what: &str| -> Result<bool, LocatedError> {
             let rel = s.get_ref();
-            check_relative_target(rel)
-                .map_err(|m| err(s.span(), format!("{what} source: {}", m.replace("target", "path"))))?;
+            check_relative_target(rel).map_err(|m| {
+                err(
+                    s.span(),
+                    format!("{what} source: {}", m.replace("target", "path")),
+                )
+            })?;
             let full = root.join(rel);
             let meta = std::fs::symlink_metadata(&full).map_err(|e| {
                 err(
@@ -425,7 +440,10 @@ impl BundleSpec {
             if !meta.is_file() && !meta.is_dir() {
                 return Err(err(
                     s.span(),
-                    format!("{what} source `{}` is neither a regular file nor a directory", full.display()),
+                    format!(
+                        "{what} source `{}` is neither a regular file nor a directory",
+                        full.display()
+                    ),
                 ));
             }
             Ok(meta.is_dir())
@@ -473,7 +491,10 @@ impl BundleSpec {
                     Some(p) => {
                         return Err(err(
                             p.span(),
-                            format!("project `{}` must be lowercase letters, digits, `-`, `_`", p.get_ref()),
+                            format!(
+                                "project `{}` must be lowercase letters, digits, `-`, `_`",
+                                p.get_ref()
+                            ),
                         ));
                     }
                     None => name.clone(),
@@ -493,7 +514,9 @@ impl BundleSpec {
             if !valid_env_name(sname) {
                 return Err(err(
                     span,
-                    format!("secret name `{sname}` must be an environment variable name (A-Z, 0-9, _)"),
+                    format!(
+                        "secret name `{sname}` must be an environment variable name (A-Z, 0-9, _)"
+                    ),
                 ));
             }
             let length = *s.length.get_ref();
@@ -515,7 +538,9 @@ impl BundleSpec {
                     let set: BTreeSet<char> = c.get_ref().chars().collect();
                     if set.len() < 2
                         || set.len() != c.get_ref().chars().count()
-                        || c.get_ref().chars().any(|ch| ch.is_whitespace() || ch.is_control() || "\"'$`\\#=".contains(ch))
+                        || c.get_ref().chars().any(|ch| {
+                            ch.is_whitespace() || ch.is_control() || "\"'$`\\#=".contains(ch)
+                        })
                     {
                         return Err(err(
                             c.span(),
@@ -587,36 +612,49 @@ mod tests {
         BundleSpec::parse(Path::new("bundle.toml"), dir.path(), text).map_err(|e| e.to_string())
     }
 
-    const HEAD: &str = "[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"nginx:1.27\"\n";
+    const HEAD: &str =
+        "[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"nginx:1.27\"\n";
 
     #[test]
     fn minimal_bundle_defaults_to_linux_amd64() {
         let s = parse(HEAD).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.platforms[0].to_string(), "linux/amd64");
-        assert_eq!(s.images[0].source.reference().canonical_name(), "docker.io/library/nginx:1.27");
+        assert_eq!(
+            s.images[0].source.reference().canonical_name(),
+            "docker.io/library/nginx:1.27"
+        );
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let e = parse(&format!("{HEAD}[bundle2]\n")).err().unwrap_or_default();
+        let e = parse(&format!("{HEAD}[bundle2]\n"))
+            .err()
+            .unwrap_or_default();
         assert!(e.starts_with("bundle.toml:6:2:"), "{e}");
         assert!(e.contains("unknown field"), "{e}");
-        let e = parse("[bundle]\nname = \"demo\"\nversoin = \"1\"\n").err().unwrap_or_default();
+        let e = parse("[bundle]\nname = \"demo\"\nversoin = \"1\"\n")
+            .err()
+            .unwrap_or_default();
         assert!(e.starts_with("bundle.toml:3:1:"), "{e}");
     }
 
     #[test]
     fn bad_reference_names_its_value() {
-        let e = parse("[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"Nginx:1\"\n")
-            .err()
-            .unwrap_or_default();
+        let e =
+            parse("[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"Nginx:1\"\n")
+                .err()
+                .unwrap_or_default();
         assert!(e.starts_with("bundle.toml:5:7:"), "{e}");
         assert!(e.contains("service `web`"), "{e}");
     }
 
     #[test]
     fn overlay_targets_must_stay_inside() {
-        for (target, want) in [("/etc/x", "absolute"), ("a/../../x", "`..`"), ("a//b", "empty")] {
+        for (target, want) in [
+            ("/etc/x", "absolute"),
+            ("a/../../x", "`..`"),
+            ("a//b", "empty"),
+        ] {
             let e = parse(&format!(
                 "{HEAD}[[overlays]]\nsource = \"a.conf\"\ntarget = \"{target}\"\n"
             ))
@@ -629,21 +667,29 @@ mod tests {
 
     #[test]
     fn missing_overlay_source_is_named() {
-        let e = parse(&format!("{HEAD}[[overlays]]\nsource = \"nope.conf\"\ntarget = \"x\"\n"))
-            .err()
-            .unwrap_or_default();
+        let e = parse(&format!(
+            "{HEAD}[[overlays]]\nsource = \"nope.conf\"\ntarget = \"x\"\n"
+        ))
+        .err()
+        .unwrap_or_default();
         assert!(e.starts_with("bundle.toml:7:10:"), "{e}");
         assert!(e.contains("nope.conf"), "{e}");
     }
 
     #[test]
     fn secrets_are_checked() {
-        let s = parse(&format!("{HEAD}[secrets.DB_PASSWORD]\nlength = 32\nalphabet = \"hex\"\n"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let s = parse(&format!(
+            "{HEAD}[secrets.DB_PASSWORD]\nlength = 32\nalphabet = \"hex\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.secrets[0].alphabet, Alphabet::Hex);
-        let e = parse(&format!("{HEAD}[secrets.db]\nlength = 32\n")).err().unwrap_or_default();
+        let e = parse(&format!("{HEAD}[secrets.db]\nlength = 32\n"))
+            .err()
+            .unwrap_or_default();
         assert!(e.contains("environment variable name"), "{e}");
-        let e = parse(&format!("{HEAD}[secrets.DB]\nlength = 3\n")).err().unwrap_or_default();
+        let e = parse(&format!("{HEAD}[secrets.DB]\nlength = 3\n"))
+            .err()
+            .unwrap_or_default();
         assert!(e.starts_with("bundle.toml:7:10:"), "{e}");
     }
 }

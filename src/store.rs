@@ -34,7 +34,9 @@ pub enum StoreError {
         source: io::Error,
     },
     /// Content did not hash to its digest.
-    #[error("digest mismatch: expected {expected}, got {actual} ({size} bytes); nothing was stored")]
+    #[error(
+        "digest mismatch: expected {expected}, got {actual} ({size} bytes); nothing was stored"
+    )]
     DigestMismatch {
         /// The digest asked for.
         expected: Digest,
@@ -391,7 +393,12 @@ mod tests {
     use std::io::Cursor;
 
     fn opener(data: Vec<u8>) -> impl FnMut(u64) -> Result<(Box<dyn Read + Send>, u64), OpenError> {
-        move |_| Ok((Box::new(Cursor::new(data.clone())) as Box<dyn Read + Send>, 0))
+        move |_| {
+            Ok((
+                Box::new(Cursor::new(data.clone())) as Box<dyn Read + Send>,
+                0,
+            ))
+        }
     }
 
     #[test]
@@ -400,7 +407,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let d = Digest::of(b"good");
         let r = store.ingest(&d, 4, &mut opener(b"evil".to_vec()), 0, &mut |_| {});
-        assert!(matches!(r, Err(IngestError::Store(StoreError::DigestMismatch { .. }))));
+        assert!(matches!(
+            r,
+            Err(IngestError::Store(StoreError::DigestMismatch { .. }))
+        ));
         assert!(!store.blob_path(&d).exists());
         assert!(!store.partial_path(&d).exists());
     }
@@ -411,7 +421,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let d = Digest::of(b"good");
         let r = store.ingest(&d, 4, &mut opener(b"goodmore".to_vec()), 0, &mut |_| {});
-        assert!(matches!(r, Err(IngestError::Store(StoreError::TooLong { .. }))));
+        assert!(matches!(
+            r,
+            Err(IngestError::Store(StoreError::TooLong { .. }))
+        ));
         assert!(!store.blob_path(&d).exists());
     }
 

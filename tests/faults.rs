@@ -36,8 +36,13 @@ struct Image {
 impl Image {
     fn new() -> Image {
         let layer = gzip_layer(&[("data", &noise(42, 300_000))]);
-        let (config, manifest) = image_docs("linux", "amd64", None, std::slice::from_ref(&layer), false);
-        Image { manifest, config, layer: layer.blob }
+        let (config, manifest) =
+            image_docs("linux", "amd64", None, std::slice::from_ref(&layer), false);
+        Image {
+            manifest,
+            config,
+            layer: layer.blob,
+        }
     }
 }
 
@@ -51,7 +56,10 @@ fn ranged(req: &Req, body: &[u8], content_type: &str) -> Reply {
             status: 206,
             headers: vec![
                 ("Content-Type".into(), content_type.into()),
-                ("Content-Range".into(), format!("bytes {s}-{}/{}", body.len() - 1, body.len())),
+                (
+                    "Content-Range".into(),
+                    format!("bytes {s}-{}/{}", body.len() - 1, body.len()),
+                ),
             ],
             body: body[s..].to_vec(),
         },
@@ -67,7 +75,10 @@ fn serve(fault: Fault, image: Arc<Image>, other: Option<String>) -> Hostile {
     let token_host = Arc::new(std::sync::Mutex::new(String::new()));
     let th = token_host.clone();
     let server = Hostile::start(move |req| {
-        let realm = format!("http://{}/token", th.lock().map(|h| h.clone()).unwrap_or_default());
+        let realm = format!(
+            "http://{}/token",
+            th.lock().map(|h| h.clone()).unwrap_or_default()
+        );
         if req.path.starts_with("/token") {
             return Reply::ok("application/json", b"{\"token\":\"tok-123\"}".to_vec());
         }
@@ -76,7 +87,9 @@ fn serve(fault: Fault, image: Arc<Image>, other: Option<String>) -> Hostile {
                 status: 401,
                 headers: vec![(
                     "WWW-Authenticate".into(),
-                    format!("Bearer realm=\"{realm}\",service=\"hostile\",scope=\"repository:test/img:pull\""),
+                    format!(
+                        "Bearer realm=\"{realm}\",service=\"hostile\",scope=\"repository:test/img:pull\""
+                    ),
                 )],
                 body: vec![],
             };
@@ -84,14 +97,22 @@ fn serve(fault: Fault, image: Arc<Image>, other: Option<String>) -> Hostile {
         let manifest_digest = sha(&image.manifest);
         let config_path = format!("/v2/test/img/blobs/{}", sha(&image.config));
         let layer_path = format!("/v2/test/img/blobs/{}", sha(&image.layer));
-        if req.path == "/v2/test/img/manifests/1" || req.path == format!("/v2/test/img/manifests/{manifest_digest}") {
+        if req.path == "/v2/test/img/manifests/1"
+            || req.path == format!("/v2/test/img/manifests/{manifest_digest}")
+        {
             let n = manifest_hits.fetch_add(1, Ordering::SeqCst);
             return match fault {
-                Fault::EndlessManifest => Reply::Endless { status: 200, headers: vec![("Content-Type".into(), OCI_MANIFEST.into())] },
+                Fault::EndlessManifest => Reply::Endless {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
+                },
                 Fault::MediaTypeLie => Reply::ok(OCI_INDEX, image.manifest.clone()),
                 Fault::WrongDigestHeader => Reply::Full {
                     status: 200,
-                    headers: vec![("Content-Type".into(), OCI_MANIFEST.into()), ("Docker-Content-Digest".into(), sha(b"other"))],
+                    headers: vec![
+                        ("Content-Type".into(), OCI_MANIFEST.into()),
+                        ("Docker-Content-Digest".into(), sha(b"other")),
+                    ],
                     body: image.manifest.clone(),
                 },
                 Fault::TooManyRequestsOnce if n == 0 => Reply::Full {
@@ -127,16 +148,34 @@ fn serve(fault: Fault, image: Arc<Image>, other: Option<String>) -> Hostile {
                     body: vec![],
                 },
                 Fault::UnavailableTwice if n < 2 => Reply::status(503),
-                Fault::CutOnce if n == 0 => Reply::Cut { status: 200, headers: vec![], body: body.clone(), after: half },
-                Fault::CutAlways => Reply::Cut { status: 200, headers: vec![], body: body.clone(), after: 1000 },
-                Fault::RangeIgnored if n == 0 => Reply::Cut { status: 200, headers: vec![], body: body.clone(), after: half },
+                Fault::CutOnce if n == 0 => Reply::Cut {
+                    status: 200,
+                    headers: vec![],
+                    body: body.clone(),
+                    after: half,
+                },
+                Fault::CutAlways => Reply::Cut {
+                    status: 200,
+                    headers: vec![],
+                    body: body.clone(),
+                    after: 1000,
+                },
+                Fault::RangeIgnored if n == 0 => Reply::Cut {
+                    status: 200,
+                    headers: vec![],
+                    body: body.clone(),
+                    after: half,
+                },
                 Fault::RangeIgnored => Reply::ok("application/octet-stream", body.clone()),
                 Fault::Forbidden => Reply::status(403),
                 Fault::RedirectToOtherHost => Reply::Full {
                     status: 307,
                     headers: vec![(
                         "Location".into(),
-                        format!("http://{}/storage/layer?sig=abc", other.clone().unwrap_or_default()),
+                        format!(
+                            "http://{}/storage/layer?sig=abc",
+                            other.clone().unwrap_or_default()
+                        ),
                     )],
                     body: vec![],
                 },
@@ -175,14 +214,20 @@ fn layer_requests(server: &Hostile, image: &Image) -> Vec<Req> {
 fn assert_stored(p: &Project, image: &Image) {
     let blobs = p.store_blobs();
     for d in [sha(&image.manifest), sha(&image.config), sha(&image.layer)] {
-        assert!(blobs.contains(&(d.clone(), true)), "{d} not stored: {blobs:?}");
+        assert!(
+            blobs.contains(&(d.clone(), true)),
+            "{d} not stored: {blobs:?}"
+        );
     }
 }
 
 #[track_caller]
 fn assert_not_stored(p: &Project, image: &Image) {
     let layer = sha(&image.layer);
-    assert!(!p.store_blobs().iter().any(|(d, _)| *d == layer), "corrupt layer was stored");
+    assert!(
+        !p.store_blobs().iter().any(|(d, _)| *d == layer),
+        "corrupt layer was stored"
+    );
 }
 
 #[test]
@@ -193,7 +238,13 @@ fn bearer_token_flow_then_clean_fetch() {
     p.bale(&["lock"]).ok();
     p.bale(&["fetch"]).ok();
     assert_stored(&p, &image);
-    assert!(server.requests().iter().any(|r| r.path.starts_with("/token?") && r.path.contains("scope=repository%3Atest%2Fimg%3Apull")));
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/token?")
+                && r.path.contains("scope=repository%3Atest%2Fimg%3Apull"))
+    );
 }
 
 #[test]
@@ -206,10 +257,16 @@ fn one_corrupted_byte_stores_nothing_and_names_image_and_digest() {
     run.fails(6);
     let err = run.stderr();
     assert!(err.contains(&sha(&image.layer)), "{}", run.describe());
-    assert!(err.contains(&format!("{}/test/img:1", server.host())), "{}", run.describe());
+    assert!(
+        err.contains(&format!("{}/test/img:1", server.host())),
+        "{}",
+        run.describe()
+    );
     assert!(err.contains("digest mismatch"), "{}", run.describe());
     assert_not_stored(&p, &image);
-    let partials: Vec<_> = std::fs::read_dir(p.store.join("tmp")).map(|r| r.flatten().collect()).unwrap_or_default();
+    let partials: Vec<_> = std::fs::read_dir(p.store.join("tmp"))
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
     assert!(partials.is_empty(), "corrupt partial kept");
 }
 
@@ -249,7 +306,10 @@ fn retry_after_is_honoured_on_429() {
     assert_stored(&p, &image);
     let reqs = layer_requests(&server, &image);
     assert_eq!(reqs.len(), 2);
-    assert!(reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950), "Retry-After: 1 not honoured");
+    assert!(
+        reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950),
+        "Retry-After: 1 not honoured"
+    );
 }
 
 #[test]
@@ -275,9 +335,17 @@ fn cut_connection_resumes_with_range() {
     let reqs = layer_requests(&server, &image);
     assert_eq!(reqs.len(), 2);
     let half = image.layer.len() / 2;
-    assert_eq!(reqs[1].header("range"), Some(format!("bytes={half}-").as_str()));
+    assert_eq!(
+        reqs[1].header("range"),
+        Some(format!("bytes={half}-").as_str())
+    );
     let total = (image.layer.len() + image.config.len() + image.manifest.len()) as u64;
-    assert_eq!(run.summary()["transferred"], total, "resumed bytes counted once: {}", run.describe());
+    assert_eq!(
+        run.summary()["transferred"],
+        total,
+        "resumed bytes counted once: {}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -288,7 +356,11 @@ fn cut_connection_every_time_fails_bounded() {
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
     run.fails(5);
-    assert!(run.stderr().contains(&sha(&image.layer)), "{}", run.describe());
+    assert!(
+        run.stderr().contains(&sha(&image.layer)),
+        "{}",
+        run.describe()
+    );
     assert_not_stored(&p, &image);
     assert!(layer_requests(&server, &image).len() <= 7);
 }
@@ -312,8 +384,17 @@ fn other_client_errors_fail_fast_naming_the_image() {
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
     run.fails(5);
-    assert!(run.stderr().contains(&format!("{}/test/img:1", server.host())), "{}", run.describe());
-    assert_eq!(layer_requests(&server, &image).len(), 1, "403 must not be retried");
+    assert!(
+        run.stderr()
+            .contains(&format!("{}/test/img:1", server.host())),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(
+        layer_requests(&server, &image).len(),
+        1,
+        "403 must not be retried"
+    );
 }
 
 #[test]
@@ -323,7 +404,11 @@ fn endless_manifest_is_cut_off() {
     let p = project_for(&server);
     let run = p.bale(&["lock"]);
     run.fails(5);
-    assert!(run.stderr().contains("larger than 4194304 bytes"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("larger than 4194304 bytes"),
+        "{}",
+        run.describe()
+    );
     assert!(!p.path().join("bundle.lock").exists());
 }
 
@@ -334,7 +419,11 @@ fn manifest_served_as_another_media_type_is_rejected() {
     let p = project_for(&server);
     let run = p.bale(&["lock"]);
     assert_ne!(run.code(), 0);
-    assert!(run.stderr().contains("media type contradicts content"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("media type contradicts content"),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -350,14 +439,25 @@ fn no_authorization_follows_a_redirect_to_another_host() {
     let image = Arc::new(Image::new());
     let layer = image.layer.clone();
     // The storage host: another loopback address, as a CDN would be another host.
-    let storage = Hostile::start_on("127.0.0.2", move |_| Reply::ok("application/octet-stream", layer.clone()));
-    let server = serve(Fault::RedirectToOtherHost, image.clone(), Some(storage.host()));
+    let storage = Hostile::start_on("127.0.0.2", move |_| {
+        Reply::ok("application/octet-stream", layer.clone())
+    });
+    let server = serve(
+        Fault::RedirectToOtherHost,
+        image.clone(),
+        Some(storage.host()),
+    );
     let p = project_for(&server);
     p.bale(&["lock"]).ok();
     p.bale(&["fetch"]).ok();
     assert_stored(&p, &image);
     let at_storage = storage.requests();
     assert_eq!(at_storage.len(), 1);
-    assert_eq!(at_storage[0].header("authorization"), None, "credentials leaked to {}", storage.host());
+    assert_eq!(
+        at_storage[0].header("authorization"),
+        None,
+        "credentials leaked to {}",
+        storage.host()
+    );
     assert_eq!(layer_requests(&server, &image).len(), 1);
 }

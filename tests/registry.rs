@@ -24,18 +24,48 @@ fn platform_json(os: &str, arch: &str, variant: Option<&str>) -> String {
 /// A multi-arch OCI index with an attestation entry, as buildx writes them.
 fn push_multiarch(reg: &Registry, repo: &str, tag: &str) -> (String, Pushed, Pushed) {
     let base = gzip_layer(&[("etc/base", b"shared base layer")]);
-    let amd = reg.push_image(repo, None, "linux", "amd64", None, &[gzip_layer(&[("etc/base", b"shared base layer")]), gzip_layer(&[("bin/app", &noise(1, 50_000))])], false);
-    let arm = reg.push_image(repo, None, "linux", "arm64", Some("v8"), &[base, gzip_layer(&[("bin/app", &noise(2, 50_000))])], false);
+    let amd = reg.push_image(
+        repo,
+        None,
+        "linux",
+        "amd64",
+        None,
+        &[
+            gzip_layer(&[("etc/base", b"shared base layer")]),
+            gzip_layer(&[("bin/app", &noise(1, 50_000))]),
+        ],
+        false,
+    );
+    let arm = reg.push_image(
+        repo,
+        None,
+        "linux",
+        "arm64",
+        Some("v8"),
+        &[base, gzip_layer(&[("bin/app", &noise(2, 50_000))])],
+        false,
+    );
     // Attestation manifest: unknown/unknown, in-toto layer.
-    let att_layer = LayerSpec { blob: b"{\"_type\":\"https://in-toto.io/Statement/v0.1\"}".to_vec(), media_type: "application/vnd.in-toto+json".into(), diff_id: String::new() };
+    let att_layer = LayerSpec {
+        blob: b"{\"_type\":\"https://in-toto.io/Statement/v0.1\"}".to_vec(),
+        media_type: "application/vnd.in-toto+json".into(),
+        diff_id: String::new(),
+    };
     let att = reg.push_image(repo, None, "unknown", "unknown", None, &[att_layer], false);
-    let ann = format!("{{\"vnd.docker.reference.digest\":\"{}\",\"vnd.docker.reference.type\":\"attestation-manifest\"}}", amd.manifest);
+    let ann = format!(
+        "{{\"vnd.docker.reference.digest\":\"{}\",\"vnd.docker.reference.type\":\"attestation-manifest\"}}",
+        amd.manifest
+    );
     let index = reg.push_index(
         repo,
         tag,
         &[
             (amd.clone(), platform_json("linux", "amd64", None), None),
-            (arm.clone(), platform_json("linux", "arm64", Some("v8")), None),
+            (
+                arm.clone(),
+                platform_json("linux", "arm64", Some("v8")),
+                None,
+            ),
             (att, platform_json("unknown", "unknown", None), Some(ann)),
         ],
         false,
@@ -44,10 +74,15 @@ fn push_multiarch(reg: &Registry, repo: &str, tag: &str) -> (String, Pushed, Pus
 }
 
 fn lock_entry(project: &Project, service: &str) -> toml::Value {
-    let lock: toml::Value = toml::from_str(&project.read("bundle.lock")).unwrap_or_else(|e| panic!("bad lock: {e}\n{}", project.read("bundle.lock")));
+    let lock: toml::Value = toml::from_str(&project.read("bundle.lock"))
+        .unwrap_or_else(|e| panic!("bad lock: {e}\n{}", project.read("bundle.lock")));
     lock["image"]
         .as_array()
-        .and_then(|a| a.iter().find(|i| i["service"].as_str() == Some(service)).cloned())
+        .and_then(|a| {
+            a.iter()
+                .find(|i| i["service"].as_str() == Some(service))
+                .cloned()
+        })
         .unwrap_or_else(|| panic!("no {service} in lock:\n{}", project.read("bundle.lock")))
 }
 
@@ -65,14 +100,20 @@ fn digest_of_platform_in_raw_index(raw: &[u8], arch: &str) -> String {
 fn lock_records_index_and_platform_digests_as_skopeo_sees_them() {
     let reg = Registry::start();
     let (index, amd, _) = push_multiarch(&reg, "multi/app", "1.0");
-    let p = Project::new(&bundle(&[("app", format!("{}/multi/app:1.0", reg.host))], &["linux/amd64", "linux/arm64"]));
+    let p = Project::new(&bundle(
+        &[("app", format!("{}/multi/app:1.0", reg.host))],
+        &["linux/amd64", "linux/arm64"],
+    ));
     p.bale(&["lock"]).ok();
     let e = lock_entry(&p, "app");
     let raw = skopeo_raw(&format!("{}/multi/app:1.0", reg.host));
     assert_eq!(e["digest"].as_str(), Some(sha(&raw).as_str()));
     assert_eq!(sha(&raw), index);
     assert_eq!(e["media-type"].as_str(), Some(OCI_INDEX));
-    assert_eq!(e["name"].as_str(), Some(format!("{}/multi/app:1.0", reg.host).as_str()));
+    assert_eq!(
+        e["name"].as_str(),
+        Some(format!("{}/multi/app:1.0", reg.host).as_str())
+    );
     let amd_digest = digest_of_platform_in_raw_index(&raw, "amd64");
     let amd_raw = skopeo_raw(&format!("{}/multi/app@{amd_digest}", reg.host));
     let plats = e["platform"].as_array().cloned().unwrap_or_default();
@@ -80,18 +121,51 @@ fn lock_records_index_and_platform_digests_as_skopeo_sees_them() {
     assert_eq!(plats[0]["platform"].as_str(), Some("linux/amd64"));
     assert_eq!(plats[0]["manifest"].as_str(), Some(sha(&amd_raw).as_str()));
     assert_eq!(plats[0]["config"].as_str(), Some(amd.config.as_str()));
-    let layers: Vec<&str> = plats[0]["layers"].as_array().map(|a| a.iter().filter_map(|l| l["digest"].as_str()).collect()).unwrap_or_default();
-    assert_eq!(layers, amd.layers.iter().map(String::as_str).collect::<Vec<_>>());
+    let layers: Vec<&str> = plats[0]["layers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l["digest"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        layers,
+        amd.layers.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     assert_eq!(plats[1]["platform"].as_str(), Some("linux/arm64"));
 }
 
 #[test]
 fn lock_handles_docker_manifest_lists() {
     let reg = Registry::start();
-    let amd = reg.push_image("dock/list", None, "linux", "amd64", None, &[gzip_layer(&[("a", b"amd")])], true);
-    let arm = reg.push_image("dock/list", None, "linux", "arm", Some("v7"), &[gzip_layer(&[("a", b"arm")])], true);
-    let list = reg.push_index("dock/list", "2", &[(amd.clone(), platform_json("linux", "amd64", None), None), (arm, platform_json("linux", "arm", Some("v7")), None)], true);
-    let p = Project::new(&bundle(&[("svc", format!("{}/dock/list:2", reg.host))], &["linux/amd64"]));
+    let amd = reg.push_image(
+        "dock/list",
+        None,
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("a", b"amd")])],
+        true,
+    );
+    let arm = reg.push_image(
+        "dock/list",
+        None,
+        "linux",
+        "arm",
+        Some("v7"),
+        &[gzip_layer(&[("a", b"arm")])],
+        true,
+    );
+    let list = reg.push_index(
+        "dock/list",
+        "2",
+        &[
+            (amd.clone(), platform_json("linux", "amd64", None), None),
+            (arm, platform_json("linux", "arm", Some("v7")), None),
+        ],
+        true,
+    );
+    let p = Project::new(&bundle(
+        &[("svc", format!("{}/dock/list:2", reg.host))],
+        &["linux/amd64"],
+    ));
     p.bale(&["lock"]).ok();
     let e = lock_entry(&p, "svc");
     let raw = skopeo_raw(&format!("{}/dock/list:2", reg.host));
@@ -99,7 +173,11 @@ fn lock_handles_docker_manifest_lists() {
     assert_eq!(sha(&raw), list);
     assert_eq!(e["media-type"].as_str(), Some(DOCKER_LIST));
     let plat = &e["platform"][0];
-    let amd_raw = skopeo_raw(&format!("{}/dock/list@{}", reg.host, digest_of_platform_in_raw_index(&raw, "amd64")));
+    let amd_raw = skopeo_raw(&format!(
+        "{}/dock/list@{}",
+        reg.host,
+        digest_of_platform_in_raw_index(&raw, "amd64")
+    ));
     assert_eq!(plat["manifest"].as_str(), Some(sha(&amd_raw).as_str()));
     assert_eq!(plat["manifest-media-type"].as_str(), Some(DOCKER_MANIFEST));
     assert_eq!(plat["config"].as_str(), Some(amd.config.as_str()));
@@ -110,9 +188,27 @@ fn fetch_stores_every_blob_verified_and_second_runs_change_nothing() {
     let reg = Registry::start();
     push_multiarch(&reg, "multi/app", "1.0");
     // Many small layers, and a zstd layer.
-    let small: Vec<LayerSpec> = (0..30).map(|i| gzip_layer(&[(format!("f{i}").as_str(), format!("layer {i}").as_bytes())])).collect();
-    reg.push_image("many/layers", Some("3"), "linux", "amd64", None, &small, false);
-    reg.push_image("zstd/img", Some("1"), "linux", "amd64", None, &[zstd_layer(&[("z", &noise(9, 300_000))])], false);
+    let small: Vec<LayerSpec> = (0..30)
+        .map(|i| gzip_layer(&[(format!("f{i}").as_str(), format!("layer {i}").as_bytes())]))
+        .collect();
+    reg.push_image(
+        "many/layers",
+        Some("3"),
+        "linux",
+        "amd64",
+        None,
+        &small,
+        false,
+    );
+    reg.push_image(
+        "zstd/img",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[zstd_layer(&[("z", &noise(9, 300_000))])],
+        false,
+    );
     let p = Project::new(&bundle(
         &[
             ("app", format!("{}/multi/app:1.0", reg.host)),
@@ -143,7 +239,10 @@ fn fetch_stores_every_blob_verified_and_second_runs_change_nothing() {
             }
         }
         for d in digests {
-            assert!(blobs.contains(&(d.clone(), true)), "{d} missing or corrupt in store: {blobs:?}");
+            assert!(
+                blobs.contains(&(d.clone(), true)),
+                "{d} missing or corrupt in store: {blobs:?}"
+            );
         }
     }
     assert!(blobs.iter().all(|(_, ok)| *ok));
@@ -165,36 +264,90 @@ fn fetch_stores_every_blob_verified_and_second_runs_change_nothing() {
 #[test]
 fn pins_are_kept_until_update_is_asked() {
     let reg = Registry::start();
-    reg.push_image("moving/tag", Some("1"), "linux", "amd64", None, &[gzip_layer(&[("v", b"one")])], false);
-    let p = Project::new(&bundle(&[("web", format!("{}/moving/tag:1", reg.host)), ("db", format!("{}/moving/tag:1", reg.host))], &["linux/amd64"]));
+    reg.push_image(
+        "moving/tag",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("v", b"one")])],
+        false,
+    );
+    let p = Project::new(&bundle(
+        &[
+            ("web", format!("{}/moving/tag:1", reg.host)),
+            ("db", format!("{}/moving/tag:1", reg.host)),
+        ],
+        &["linux/amd64"],
+    ));
     p.bale(&["lock"]).ok();
     let before = p.read("bundle.lock");
-    let second = reg.push_image("moving/tag", Some("1"), "linux", "amd64", None, &[gzip_layer(&[("v", b"two")])], false);
+    let second = reg.push_image(
+        "moving/tag",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("v", b"two")])],
+        false,
+    );
     p.bale(&["lock"]).ok();
     assert_eq!(p.read("bundle.lock"), before, "a plain lock must keep pins");
     let run = p.bale(&["lock", "--update", "web"]);
     run.ok();
     assert!(run.stderr().contains("updated  web"), "{}", run.describe());
-    assert_eq!(lock_entry(&p, "web")["digest"].as_str(), Some(second.manifest.as_str()));
-    assert_ne!(lock_entry(&p, "db")["digest"].as_str(), Some(second.manifest.as_str()));
+    assert_eq!(
+        lock_entry(&p, "web")["digest"].as_str(),
+        Some(second.manifest.as_str())
+    );
+    assert_ne!(
+        lock_entry(&p, "db")["digest"].as_str(),
+        Some(second.manifest.as_str())
+    );
 }
 
 #[test]
 fn check_and_locked_fail_when_bundle_and_lock_disagree() {
     let reg = Registry::start();
-    reg.push_image("a/b", Some("1"), "linux", "amd64", None, &[gzip_layer(&[("x", b"1")])], false);
-    reg.push_image("a/b", Some("2"), "linux", "amd64", None, &[gzip_layer(&[("x", b"2")])], false);
-    let p = Project::new(&bundle(&[("web", format!("{}/a/b:1", reg.host))], &["linux/amd64"]));
+    reg.push_image(
+        "a/b",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("x", b"1")])],
+        false,
+    );
+    reg.push_image(
+        "a/b",
+        Some("2"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("x", b"2")])],
+        false,
+    );
+    let p = Project::new(&bundle(
+        &[("web", format!("{}/a/b:1", reg.host))],
+        &["linux/amd64"],
+    ));
     p.bale(&["lock", "--check"]).fails(4);
     p.bale(&["lock"]).ok();
     p.bale(&["lock", "--check"]).ok();
-    p.write("bundle.toml", &bundle(&[("web", format!("{}/a/b:2", reg.host))], &["linux/amd64"]));
+    p.write(
+        "bundle.toml",
+        &bundle(&[("web", format!("{}/a/b:2", reg.host))], &["linux/amd64"]),
+    );
     let before = p.read("bundle.lock");
     let run = p.bale(&["lock", "--check"]);
     run.fails(4);
     assert!(run.stderr().contains("service `web`"), "{}", run.describe());
     p.bale(&["fetch", "--locked"]).fails(4);
-    assert_eq!(p.read("bundle.lock"), before, "--check and --locked must not write");
+    assert_eq!(
+        p.read("bundle.lock"),
+        before,
+        "--check and --locked must not write"
+    );
     // Without --locked, fetch updates the lock first.
     p.bale(&["fetch"]).ok();
     assert!(p.read("bundle.lock").contains("/a/b:2"));
@@ -204,27 +357,66 @@ fn check_and_locked_fail_when_bundle_and_lock_disagree() {
 fn missing_platform_is_an_error_never_a_fallback() {
     let reg = Registry::start();
     push_multiarch(&reg, "multi/app", "1.0");
-    reg.push_image("single/arm", Some("1"), "linux", "arm64", None, &[gzip_layer(&[("x", b"arm")])], false);
-    let p = Project::new(&bundle(&[("app", format!("{}/multi/app:1.0", reg.host))], &["linux/s390x"]));
+    reg.push_image(
+        "single/arm",
+        Some("1"),
+        "linux",
+        "arm64",
+        None,
+        &[gzip_layer(&[("x", b"arm")])],
+        false,
+    );
+    let p = Project::new(&bundle(
+        &[("app", format!("{}/multi/app:1.0", reg.host))],
+        &["linux/s390x"],
+    ));
     let run = p.bale(&["lock"]);
     run.fails(3);
-    assert!(run.stderr().contains("no linux/s390x image") && run.stderr().contains("linux/amd64"), "{}", run.describe());
-    let p = Project::new(&bundle(&[("arm", format!("{}/single/arm:1", reg.host))], &["linux/amd64"]));
+    assert!(
+        run.stderr().contains("no linux/s390x image") && run.stderr().contains("linux/amd64"),
+        "{}",
+        run.describe()
+    );
+    let p = Project::new(&bundle(
+        &[("arm", format!("{}/single/arm:1", reg.host))],
+        &["linux/amd64"],
+    ));
     let run = p.bale(&["lock"]);
     run.fails(3);
-    assert!(run.stderr().contains("for linux/arm64, not linux/amd64"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("for linux/arm64, not linux/amd64"),
+        "{}",
+        run.describe()
+    );
     assert!(!p.path().join("bundle.lock").exists());
 }
 
 #[test]
 fn pinned_digest_must_match() {
     let reg = Registry::start();
-    let img = reg.push_image("pin/me", Some("1"), "linux", "amd64", None, &[gzip_layer(&[("x", b"1")])], false);
-    let p = Project::new(&bundle(&[("web", format!("{}/pin/me:1@{}", reg.host, img.manifest))], &["linux/amd64"]));
+    let img = reg.push_image(
+        "pin/me",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("x", b"1")])],
+        false,
+    );
+    let p = Project::new(&bundle(
+        &[("web", format!("{}/pin/me:1@{}", reg.host, img.manifest))],
+        &["linux/amd64"],
+    ));
     p.bale(&["lock"]).ok();
-    assert_eq!(lock_entry(&p, "web")["digest"].as_str(), Some(img.manifest.as_str()));
+    assert_eq!(
+        lock_entry(&p, "web")["digest"].as_str(),
+        Some(img.manifest.as_str())
+    );
     let wrong = sha(b"not it");
-    let p = Project::new(&bundle(&[("web", format!("{}/pin/me:1@{wrong}", reg.host))], &["linux/amd64"]));
+    let p = Project::new(&bundle(
+        &[("web", format!("{}/pin/me:1@{wrong}", reg.host))],
+        &["linux/amd64"],
+    ));
     let run = p.bale(&["lock"]);
     assert_ne!(run.code(), 0, "{}", run.describe());
     assert!(run.stderr().contains("service `web`"), "{}", run.describe());
@@ -233,14 +425,32 @@ fn pinned_digest_must_match() {
 #[test]
 fn basic_auth_uses_docker_config_credentials() {
     let reg = Registry::start_with(Some(("alice", "s3cret-pw")));
-    reg.push_image("private/app", Some("1"), "linux", "amd64", None, &[gzip_layer(&[("x", b"private")])], false);
-    let p = Project::new(&bundle(&[("app", format!("{}/private/app:1", reg.host))], &["linux/amd64"]));
+    reg.push_image(
+        "private/app",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("x", b"private")])],
+        false,
+    );
+    let p = Project::new(&bundle(
+        &[("app", format!("{}/private/app:1", reg.host))],
+        &["linux/amd64"],
+    ));
     let run = p.bale(&["lock"]);
     run.fails(5);
-    assert!(run.stderr().contains("unauthorized") && run.stderr().contains("docker login"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("unauthorized") && run.stderr().contains("docker login"),
+        "{}",
+        run.describe()
+    );
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret-pw");
-    p.write("docker-config/config.json", &format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", reg.host));
+    p.write(
+        "docker-config/config.json",
+        &format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", reg.host),
+    );
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
     run.ok();
@@ -251,7 +461,15 @@ fn basic_auth_uses_docker_config_credentials() {
 #[test]
 fn mirror_serves_but_lock_records_canonical_names() {
     let mirror = Registry::start();
-    let img = mirror.push_image("library/mirrored", Some("7"), "linux", "amd64", None, &[gzip_layer(&[("m", b"mirror")])], false);
+    let img = mirror.push_image(
+        "library/mirrored",
+        Some("7"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("m", b"mirror")])],
+        false,
+    );
     let p = Project::new(&bundle(&[("m", "mirrored:7".into())], &["linux/amd64"]));
     let flag = format!("docker.io={}", mirror.host);
     p.bale(&["lock", "--mirror", &flag]).ok();
@@ -261,12 +479,29 @@ fn mirror_serves_but_lock_records_canonical_names() {
     let first = p.read("bundle.lock");
     // The same content through another mirror, named in config/, locks the same bytes.
     let other = Registry::start();
-    other.push_image("library/mirrored", Some("7"), "linux", "amd64", None, &[gzip_layer(&[("m", b"mirror")])], false);
-    p.write("config/bale.toml", &format!("[registries.\"docker.io\"]\nmirrors = [\"{}\"]\n", other.host));
+    other.push_image(
+        "library/mirrored",
+        Some("7"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("m", b"mirror")])],
+        false,
+    );
+    p.write(
+        "config/bale.toml",
+        &format!(
+            "[registries.\"docker.io\"]\nmirrors = [\"{}\"]\n",
+            other.host
+        ),
+    );
     drop(mirror);
     p.bale(&["lock", "--update"]).ok();
     assert_eq!(p.read("bundle.lock"), first);
-    let run = p.bale_env(&["fetch", "--json"], &[("BALE_MIRRORS", &format!("docker.io={}", other.host))]);
+    let run = p.bale_env(
+        &["fetch", "--json"],
+        &[("BALE_MIRRORS", &format!("docker.io={}", other.host))],
+    );
     run.ok();
     assert_eq!(run.summary()["downloaded"], 3);
 }
@@ -274,9 +509,14 @@ fn mirror_serves_but_lock_records_canonical_names() {
 #[test]
 fn two_fetches_at_once_leave_the_store_consistent() {
     let reg = Registry::start();
-    let layers: Vec<LayerSpec> = (0..8).map(|i| gzip_layer(&[("f", &noise(100 + i, 400_000))])).collect();
+    let layers: Vec<LayerSpec> = (0..8)
+        .map(|i| gzip_layer(&[("f", &noise(100 + i, 400_000))]))
+        .collect();
     reg.push_image("big/one", Some("1"), "linux", "amd64", None, &layers, false);
-    let p = Project::new(&bundle(&[("app", format!("{}/big/one:1", reg.host))], &["linux/amd64"]));
+    let p = Project::new(&bundle(
+        &[("app", format!("{}/big/one:1", reg.host))],
+        &["linux/amd64"],
+    ));
     p.bale(&["lock"]).ok();
     let bin = env!("CARGO_BIN_EXE_bale");
     let spawn = || {
@@ -293,11 +533,17 @@ fn two_fetches_at_once_leave_the_store_consistent() {
     let (a, b) = (spawn(), spawn());
     for c in [a, b] {
         let out = c.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let blobs = p.store_blobs();
     assert_eq!(blobs.len(), 10, "{blobs:?}");
     assert!(blobs.iter().all(|(_, ok)| *ok), "{blobs:?}");
-    let leftovers: Vec<_> = std::fs::read_dir(p.store.join("tmp")).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let leftovers: Vec<_> = std::fs::read_dir(p.store.join("tmp"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -28,19 +28,39 @@ impl Req {
 /// What to answer.
 pub enum Reply {
     /// A complete response.
-    Full { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Announces `body.len()` bytes, sends `after`, then closes the connection.
-    Cut { status: u16, headers: Vec<(String, String)>, body: Vec<u8>, after: usize },
+    Cut {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        after: usize,
+    },
     /// Chunked body that never ends (bounded at 64 MiB so the test stays finite).
-    Endless { status: u16, headers: Vec<(String, String)> },
+    Endless {
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Reply {
     pub fn ok(content_type: &str, body: Vec<u8>) -> Reply {
-        Reply::Full { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body }
+        Reply::Full {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+        }
     }
     pub fn status(status: u16) -> Reply {
-        Reply::Full { status, headers: vec![], body: vec![] }
+        Reply::Full {
+            status,
+            headers: vec![],
+            body: vec![],
+        }
     }
 }
 
@@ -55,8 +75,11 @@ pub struct Hostile {
 impl Hostile {
     /// Listens on `ip` (a loopback address) at a random port.
     pub fn start_on(ip: &str, handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Hostile {
-        let listener = TcpListener::bind(format!("{ip}:0")).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
-        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        let listener =
+            TcpListener::bind(format!("{ip}:0")).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -79,7 +102,11 @@ impl Hostile {
                 }
             });
         }
-        Hostile { addr, requests, stop }
+        Hostile {
+            addr,
+            requests,
+            stop,
+        }
     }
 
     pub fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Hostile {
@@ -153,7 +180,12 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Req>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let req = Req { method, path, headers, at: Instant::now() };
+        let req = Req {
+            method,
+            path,
+            headers,
+            at: Instant::now(),
+        };
         if let Ok(mut r) = requests.lock() {
             r.push(req.clone());
         }
@@ -168,15 +200,40 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Req>>) {
             s
         };
         match reply {
-            Reply::Full { status, headers, body } => {
-                let h = head(status, &headers, &format!("Content-Length: {}\r\n", body.len()));
-                let send_body = if req.method == "HEAD" { &[][..] } else { &body[..] };
-                if out.write_all(h.as_bytes()).and_then(|_| out.write_all(send_body)).is_err() {
+            Reply::Full {
+                status,
+                headers,
+                body,
+            } => {
+                let h = head(
+                    status,
+                    &headers,
+                    &format!("Content-Length: {}\r\n", body.len()),
+                );
+                let send_body = if req.method == "HEAD" {
+                    &[][..]
+                } else {
+                    &body[..]
+                };
+                if out
+                    .write_all(h.as_bytes())
+                    .and_then(|_| out.write_all(send_body))
+                    .is_err()
+                {
                     return;
                 }
             }
-            Reply::Cut { status, headers, body, after } => {
-                let h = head(status, &headers, &format!("Content-Length: {}\r\nConnection: close\r\n", body.len()));
+            Reply::Cut {
+                status,
+                headers,
+                body,
+                after,
+            } => {
+                let h = head(
+                    status,
+                    &headers,
+                    &format!("Content-Length: {}\r\nConnection: close\r\n", body.len()),
+                );
                 let _ = out.write_all(h.as_bytes());
                 let _ = out.write_all(&body[..after.min(body.len())]);
                 let _ = out.flush();

@@ -53,7 +53,10 @@ impl Registry {
     }
 
     pub fn start_with(auth: Option<(&str, &str)>) -> Registry {
-        assert!(have("docker-registry"), "docker-registry is not installed: run the README's test command");
+        assert!(
+            have("docker-registry"),
+            "docker-registry is not installed: run the README's test command"
+        );
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             let port = free_port();
@@ -64,7 +67,8 @@ impl Registry {
             if let Some((u, p)) = auth {
                 let hash = bcrypt::hash(p, 4).unwrap_or_else(|e| panic!("{e}"));
                 let htpasswd = dir.path().join("htpasswd");
-                std::fs::write(&htpasswd, format!("{u}:{hash}\n")).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::write(&htpasswd, format!("{u}:{hash}\n"))
+                    .unwrap_or_else(|e| panic!("{e}"));
                 cfg.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: bale-test\n    path: {}\n",
                     htpasswd.display()
@@ -141,7 +145,11 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_else(|| panic!("no Location"))
             .to_owned();
-        let url = if loc.starts_with("http") { loc } else { format!("http://{}{loc}", self.host) };
+        let url = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("http://{}{loc}", self.host)
+        };
         let sep = if url.contains('?') { '&' } else { '?' };
         let mut req = agent
             .put(&format!("{url}{sep}digest={digest}"))
@@ -155,10 +163,19 @@ impl Registry {
     }
 
     /// Uploads a manifest under `reference` (tag or digest); returns its digest.
-    pub fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+    pub fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> String {
         let agent = Self::agent();
         let mut req = agent
-            .put(&format!("http://{}/v2/{repo}/manifests/{reference}", self.host))
+            .put(&format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                self.host
+            ))
             .header("content-type", media_type);
         if let Some(a) = self.auth_header() {
             req = req.header("authorization", &a);
@@ -206,7 +223,8 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        b.append_data(&mut h, path, *data).unwrap_or_else(|e| panic!("{e}"));
+        b.append_data(&mut h, path, *data)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     b.into_inner().unwrap_or_else(|e| panic!("{e}"))
 }
@@ -223,10 +241,15 @@ pub fn zstd_raw(data: &[u8]) -> Vec<u8> {
     // Frame header: single segment, 8-byte content size, no checksum.
     out.push(0b1110_0000);
     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(128 * 1024 - 1).collect() };
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[][..]]
+    } else {
+        data.chunks(128 * 1024 - 1).collect()
+    };
     for (i, c) in chunks.iter().enumerate() {
         let last = (i + 1 == chunks.len()) as u32;
-        let header = last | (0 << 1) | ((c.len() as u32) << 3);
+        // Block type 0 (raw) in bits 1-2.
+        let header = last | ((c.len() as u32) << 3);
         out.extend_from_slice(&header.to_le_bytes()[..3]);
         out.extend_from_slice(c);
     }
@@ -235,7 +258,10 @@ pub fn zstd_raw(data: &[u8]) -> Vec<u8> {
 
 /// Deterministic pseudo-random bytes (incompressible test content).
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -265,29 +291,60 @@ pub struct LayerSpec {
 
 pub fn gzip_layer(files: &[(&str, &[u8])]) -> LayerSpec {
     let t = tar_of(files);
-    LayerSpec { diff_id: sha(&t), blob: gzip(&t), media_type: OCI_LAYER_GZIP.into() }
+    LayerSpec {
+        diff_id: sha(&t),
+        blob: gzip(&t),
+        media_type: OCI_LAYER_GZIP.into(),
+    }
 }
 
 pub fn zstd_layer(files: &[(&str, &[u8])]) -> LayerSpec {
     let t = tar_of(files);
-    LayerSpec { diff_id: sha(&t), blob: zstd_raw(&t), media_type: OCI_LAYER_ZSTD.into() }
+    LayerSpec {
+        diff_id: sha(&t),
+        blob: zstd_raw(&t),
+        media_type: OCI_LAYER_ZSTD.into(),
+    }
 }
 
 /// Config and manifest bytes for an image, in OCI or Docker flavour.
-pub fn image_docs(os: &str, arch: &str, variant: Option<&str>, layers: &[LayerSpec], docker: bool) -> (Vec<u8>, Vec<u8>) {
-    let diff_ids: Vec<String> = layers.iter().map(|l| format!("\"{}\"", l.diff_id)).collect();
-    let variant_field = variant.map(|v| format!(",\"variant\":\"{v}\"")).unwrap_or_default();
+pub fn image_docs(
+    os: &str,
+    arch: &str,
+    variant: Option<&str>,
+    layers: &[LayerSpec],
+    docker: bool,
+) -> (Vec<u8>, Vec<u8>) {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("\"{}\"", l.diff_id))
+        .collect();
+    let variant_field = variant
+        .map(|v| format!(",\"variant\":\"{v}\""))
+        .unwrap_or_default();
     let config = format!(
         "{{\"architecture\":\"{arch}\",\"os\":\"{os}\"{variant_field},\"config\":{{\"Cmd\":[\"/bin/sh\"]}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{}]}}}}",
         diff_ids.join(",")
     )
     .into_bytes();
-    let (mt, cfg_mt) = if docker { (DOCKER_MANIFEST, DOCKER_CONFIG) } else { (OCI_MANIFEST, OCI_CONFIG) };
+    let (mt, cfg_mt) = if docker {
+        (DOCKER_MANIFEST, DOCKER_CONFIG)
+    } else {
+        (OCI_MANIFEST, OCI_CONFIG)
+    };
     let layer_descs: Vec<String> = layers
         .iter()
         .map(|l| {
-            let lmt = if docker && l.media_type == OCI_LAYER_GZIP { DOCKER_LAYER } else { l.media_type.as_str() };
-            format!("{{\"mediaType\":\"{lmt}\",\"digest\":\"{}\",\"size\":{}}}", sha(&l.blob), l.blob.len())
+            let lmt = if docker && l.media_type == OCI_LAYER_GZIP {
+                DOCKER_LAYER
+            } else {
+                l.media_type.as_str()
+            };
+            format!(
+                "{{\"mediaType\":\"{lmt}\",\"digest\":\"{}\",\"size\":{}}}",
+                sha(&l.blob),
+                l.blob.len()
+            )
         })
         .collect();
     let manifest = format!(
@@ -302,11 +359,28 @@ pub fn image_docs(os: &str, arch: &str, variant: Option<&str>, layers: &[LayerSp
 
 impl Registry {
     /// Pushes a single-platform image; tags it with `tag` if given.
-    pub fn push_image(&self, repo: &str, tag: Option<&str>, os: &str, arch: &str, variant: Option<&str>, layers: &[LayerSpec], docker: bool) -> Pushed {
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+        layers: &[LayerSpec],
+        docker: bool,
+    ) -> Pushed {
         let (config, manifest) = image_docs(os, arch, variant, layers, docker);
         let config_digest = self.push_blob(repo, &config);
-        let layer_digests: Vec<String> = layers.iter().map(|l| self.push_blob(repo, &l.blob)).collect();
-        let mt = if docker { DOCKER_MANIFEST } else { OCI_MANIFEST };
+        let layer_digests: Vec<String> = layers
+            .iter()
+            .map(|l| self.push_blob(repo, &l.blob))
+            .collect();
+        let mt = if docker {
+            DOCKER_MANIFEST
+        } else {
+            OCI_MANIFEST
+        };
         let reference = tag.map(str::to_owned).unwrap_or_else(|| sha(&manifest));
         let digest = self.push_manifest(repo, &reference, mt, &manifest);
         Pushed {
@@ -319,7 +393,13 @@ impl Registry {
     }
 
     /// Pushes an index of `entries` (pushed image, platform json, extra annotations json).
-    pub fn push_index(&self, repo: &str, tag: &str, entries: &[(Pushed, String, Option<String>)], docker: bool) -> String {
+    pub fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        entries: &[(Pushed, String, Option<String>)],
+        docker: bool,
+    ) -> String {
         let mt = if docker { DOCKER_LIST } else { OCI_INDEX };
         let items: Vec<String> = entries
             .iter()
@@ -331,7 +411,10 @@ impl Registry {
                 )
             })
             .collect();
-        let body = format!("{{\"schemaVersion\":2,\"mediaType\":\"{mt}\",\"manifests\":[{}]}}", items.join(","));
+        let body = format!(
+            "{{\"schemaVersion\":2,\"mediaType\":\"{mt}\",\"manifests\":[{}]}}",
+            items.join(",")
+        );
         self.push_manifest(repo, tag, mt, body.as_bytes())
     }
 }
@@ -346,11 +429,16 @@ pub struct Project {
 impl Project {
     pub fn new(bundle_toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("bundle.toml"), bundle_toml).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("bundle.toml"), bundle_toml)
+            .unwrap_or_else(|e| panic!("{e}"));
         let store = dir.path().join("store");
         let docker_config = dir.path().join("docker-config");
         std::fs::create_dir_all(&docker_config).unwrap_or_else(|e| panic!("{e}"));
-        Project { dir, store, docker_config }
+        Project {
+            dir,
+            store,
+            docker_config,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -387,8 +475,13 @@ impl Project {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run bale: {e}"));
-        Run { args: args.iter().map(|s| s.to_string()).collect(), out }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run bale: {e}"));
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            out,
+        }
     }
 
     /// Every blob file in the store, with whether it hashes to its name.
@@ -456,9 +549,18 @@ impl Run {
 /// `skopeo inspect --raw` of a loopback registry reference.
 pub fn skopeo_raw(reference: &str) -> Vec<u8> {
     let out = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{reference}")])
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
         .output()
         .unwrap_or_else(|e| panic!("skopeo: {e}"));
-    assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
