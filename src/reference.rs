@@ -4,6 +4,14 @@
 //! `[domain/]path[:tag][@digest]`, where the first component is a domain
 //! only if it has a `.` or `:` or is `localhost`, and Docker Hub names get
 //! the `docker.io` domain and, for one-component paths, `library/`.
+//!
+//! ```
+//! use bale::reference::Reference;
+//!
+//! let r: Reference = "redis:8.2-alpine".parse().map_err(|e: bale::reference::ReferenceError| e.to_string())?;
+//! assert_eq!(r.canonical_name(), "docker.io/library/redis:8.2-alpine");
+//! # Ok::<(), String>(())
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
