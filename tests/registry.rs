@@ -456,6 +456,26 @@ fn basic_auth_uses_docker_config_credentials() {
     run.ok();
     assert!(!run.stderr().contains("s3cret-pw"));
     assert_eq!(p.store_blobs().len(), 3);
+
+    // The same through a credential helper named in credHelpers.
+    let bin = p.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let helper = bin.join("docker-credential-baletest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"{\\\"ServerURL\\\":\\\"$server\\\",\\\"Username\\\":\\\"alice\\\",\\\"Secret\\\":\\\"s3cret-pw\\\"}\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+    p.write(
+        "docker-config/config.json",
+        &format!("{{\"credHelpers\":{{\"{}\":\"baletest\"}}}}", reg.host),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = p.bale_env(&["lock", "--update"], &[("PATH", &path)]);
+    run.ok();
+    assert!(!run.stderr().contains("s3cret-pw"));
 }
 
 #[test]
