@@ -1,10 +1,13 @@
 //! The top-level error, folding each module's, and the exit codes.
 
+use crate::bundle::BundleError;
 use crate::config::ConfigError;
 use crate::fetch::FetchError;
 use crate::lock::{LockError, ResolveErrorKind};
+use crate::sign::SignError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
+use crate::verify::{InspectError, VerifyError};
 
 /// Exit codes, documented in docs/cli.md.
 pub mod exit {
@@ -42,6 +45,21 @@ pub enum Error {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Building a bundle.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// Keys and signatures.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// Reading a bundle to verify it.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Reading a bundle to inspect it.
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    /// A bundle that failed verification; the report lists why.
+    #[error("{0} problem(s) found: the bundle is not intact")]
+    NotIntact(usize),
 }
 
 impl Error {
@@ -73,6 +91,28 @@ impl Error {
                 }
             }
             Error::Fetch(FetchError::Store(_)) | Error::Store(_) => exit::FAILURE,
+            Error::Bundle(b) => match b {
+                BundleError::Corrupt { .. } => exit::INTEGRITY,
+                BundleError::Overlay { .. } => exit::INVALID_INPUT,
+                BundleError::Sign(s) => sign_code(s),
+                BundleError::Io { .. } | BundleError::Missing { .. } | BundleError::Changed { .. } => {
+                    exit::FAILURE
+                }
+            },
+            Error::Sign(s) => sign_code(s),
+            Error::Verify(_) => exit::FAILURE,
+            Error::Inspect(InspectError::Io(_)) => exit::FAILURE,
+            Error::Inspect(InspectError::Invalid { .. }) | Error::NotIntact(_) => exit::INTEGRITY,
+        }
+    }
+}
+
+fn sign_code(e: &SignError) -> i32 {
+    match e {
+        SignError::NoKey => exit::USAGE,
+        SignError::Io { .. } | SignError::Keygen(_) => exit::FAILURE,
+        SignError::BadKey { .. } | SignError::NeedPassword(_) | SignError::WrongPassword(_) => {
+            exit::INVALID_INPUT
         }
     }
 }

@@ -89,6 +89,9 @@ pub enum Event {
 pub trait Reporter: Sync {
     /// Called for each event.
     fn event(&self, event: Event);
+
+    /// Called once the work is over, so a display can clear itself.
+    fn finish(&self) {}
 }
 
 /// A reporter that ignores everything.

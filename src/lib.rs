@@ -4,6 +4,7 @@
 //! The library never prints; the `bale` binary parses arguments, calls in
 //! here, and renders results and progress events.
 
+pub mod bundle;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -11,9 +12,11 @@ pub mod fetch;
 pub mod lock;
 pub mod manifest;
 pub mod ops;
+pub mod sign;
 pub mod reference;
 pub mod registry;
 pub mod spec;
 pub mod store;
+pub mod verify;
 
 pub use error::Error;

@@ -8,10 +8,12 @@ use std::sync::Mutex;
 use clap::{Args, Parser, Subcommand};
 
 use bale::error::exit;
-use bale::fetch::{Event, Reporter};
+use bale::fetch::{Event, Reporter, Silent};
 use bale::lock::{Change, Update};
 use bale::ops::{Context, NetOptions};
+use bale::sign::{self, SigningKey, VerifyingKey};
 use bale::store::{self, Store};
+use bale::verify::{self as verifier, VerifyOptions};
 
 /// Turn a declared Docker Compose stack into one signed, reproducible offline bundle.
 #[derive(Parser)]
@@ -83,6 +85,115 @@ enum Command {
         #[command(flatten)]
         net: Net,
     },
+    /// Write the bundle: one deterministic tar with images, overlays and a signed manifest.
+    Build {
+        /// Fail (exit 4) instead of updating bundle.lock when it disagrees with bundle.toml.
+        #[arg(long)]
+        locked: bool,
+        /// Use no network: the store (and local OCI layouts) must hold every blob; implies --locked.
+        #[arg(long)]
+        offline: bool,
+        /// Output file [default: NAME-VERSION.bale].
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// minisign secret key file to sign with.
+        #[arg(long, value_name = "PATH", conflicts_with = "unsigned")]
+        sign_key: Option<PathBuf>,
+        /// Build without a signature (verify then needs --allow-unsigned).
+        #[arg(long)]
+        unsigned: bool,
+        /// Store directory.
+        #[arg(long, env = "BALE_STORE", value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Downloads at once, for blobs the store lacks.
+        #[arg(short, long, default_value_t = 4, value_name = "N")]
+        jobs: usize,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        net: Net,
+    },
+    /// Write a minisign-compatible key pair for signing bundles.
+    Keygen {
+        /// Where to write the public key.
+        #[arg(long, value_name = "PATH")]
+        public_key: PathBuf,
+        /// Where to write the secret key (mode 0600).
+        #[arg(long, value_name = "PATH")]
+        secret_key: PathBuf,
+        /// Leave the secret key unencrypted (for CI secrets).
+        #[arg(long)]
+        no_password: bool,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a bundle's signature and every entry's digest; exit 6 if anything is wrong.
+    Verify {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// minisign public key file.
+        #[arg(long, value_name = "PATH")]
+        public_key: Option<PathBuf>,
+        /// Accept a bundle without signature (digests are still checked).
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// Print the auditor's report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a bundle's images, overlays and sizes.
+    Inspect {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// Print as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The signing key from `--sign-key` or `BALE_SIGN_KEY`, its password from
+/// `BALE_SIGN_KEY_PASSWORD` or, on a terminal, a prompt.
+fn signing_key(path: Option<&PathBuf>, unsigned: bool) -> Result<Option<SigningKey>, bale::Error> {
+    let (text, what) = match (path, std::env::var("BALE_SIGN_KEY").ok().filter(|k| !k.is_empty())) {
+        (Some(p), _) => (
+            std::fs::read_to_string(p).map_err(|source| sign::SignError::Io { path: p.clone(), source })?,
+            p.display().to_string(),
+        ),
+        (None, Some(k)) if !unsigned => (k, "BALE_SIGN_KEY".to_owned()),
+        (None, _) if unsigned => return Ok(None),
+        (None, _) => return Err(sign::SignError::NoKey.into()),
+    };
+    let mut password = std::env::var("BALE_SIGN_KEY_PASSWORD").ok();
+    if password.is_none() && SigningKey::is_encrypted(&text) && std::io::stdin().is_terminal() {
+        password = rpassword::prompt_password(format!("Password for {what}: ")).ok();
+    }
+    Ok(Some(SigningKey::from_box(&text, &what, password.as_deref())?))
+}
+
+fn open_store(dir: Option<PathBuf>) -> Result<(PathBuf, Store), bale::Error> {
+    let root = dir.unwrap_or_else(store::default_root);
+    let s = Store::open(&root)?;
+    Ok((root, s))
+}
+
+fn reporter(json: bool) -> Box<dyn Reporter> {
+    if json {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bars {
+            total: indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            ),
+            state: Mutex::new(()),
+        })
+    } else {
+        Box::new(Lines)
+    }
 }
 
 fn human(bytes: u64) -> String {
@@ -167,6 +278,10 @@ impl Reporter for Bars {
             Event::Started { .. } => {}
         }
     }
+
+    fn finish(&self) {
+        self.total.finish_and_clear();
+    }
 }
 
 fn run(cli: Cli) -> Result<(), bale::Error> {
@@ -214,26 +329,14 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
         } => {
             let ctx = Context::load(&cli.file, &net.options())?;
             let lock = ctx.lock_if_needed(locked)?;
-            let root = store.unwrap_or_else(store::default_root);
-            let store = Store::open(&root)?;
+            let (root, store) = open_store(store)?;
             let summary = if json {
                 ctx.fetch(&lock, &store, jobs, &JsonLines)?
-            } else if std::io::stderr().is_terminal() {
-                let bar = indicatif::ProgressBar::new(0).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                let bars = Bars {
-                    total: bar,
-                    state: Mutex::new(()),
-                };
-                let s = ctx.fetch(&lock, &store, jobs, &bars)?;
-                bars.total.finish_and_clear();
-                s
             } else {
-                ctx.fetch(&lock, &store, jobs, &Lines)?
+                let r = reporter(false);
+                let s = ctx.fetch(&lock, &store, jobs, r.as_ref())?;
+                r.finish();
+                s
             };
             if json {
                 let mut v = serde_json::to_value(&summary).unwrap_or_default();
@@ -250,6 +353,131 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     human(summary.transferred),
                     summary.present
                 );
+            }
+            Ok(())
+        }
+        Command::Build { locked, offline, output, sign_key, unsigned, store, jobs, json, net } => {
+            let key = signing_key(sign_key.as_ref(), unsigned)?;
+            let ctx = Context::load(&cli.file, &net.options())?;
+            let (_, store) = open_store(store)?;
+            let r = reporter(json);
+            let report = ctx.build(locked, offline, &store, jobs, output.as_deref(), key.as_ref(), r.as_ref());
+            r.finish();
+            let report = report?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                eprintln!(
+                    "wrote {} ({}, {} entries)\n  sha256   {}\n  manifest {}\n  {}",
+                    report.path.display(),
+                    human(report.size),
+                    report.entries,
+                    report.sha256,
+                    report.manifest,
+                    match &report.key_id {
+                        Some(k) => format!("signed with key {k}"),
+                        None => "UNSIGNED".to_owned(),
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::Keygen { public_key, secret_key, no_password, force } => {
+            let password = if no_password {
+                None
+            } else if let Ok(p) = std::env::var("BALE_SIGN_KEY_PASSWORD") {
+                Some(p)
+            } else if std::io::stdin().is_terminal() {
+                let a = rpassword::prompt_password("Password for the new secret key: ").unwrap_or_default();
+                let b = rpassword::prompt_password("Password (again): ").unwrap_or_default();
+                if a != b {
+                    return Err(sign::SignError::Keygen("passwords differ".into()).into());
+                }
+                Some(a)
+            } else {
+                return Err(sign::SignError::Keygen(
+                    "no password: set BALE_SIGN_KEY_PASSWORD, run on a terminal, or pass --no-password".into(),
+                )
+                .into());
+            };
+            if password.as_deref() == Some("") {
+                return Err(sign::SignError::Keygen("empty password: pass --no-password for an unencrypted key".into()).into());
+            }
+            let keys = sign::generate(password.as_deref())?;
+            sign::write_keys(&keys, &public_key, &secret_key, force)?;
+            eprintln!(
+                "key {}: public key {}, secret key {}{}",
+                keys.key_id,
+                public_key.display(),
+                secret_key.display(),
+                if password.is_some() { " (encrypted)" } else { " (NOT encrypted)" }
+            );
+            Ok(())
+        }
+        Command::Verify { bundle, public_key, allow_unsigned, json } => {
+            let key = match &public_key {
+                Some(p) => Some(VerifyingKey::from_file(p)?),
+                None if allow_unsigned => None,
+                None => {
+                    return Err(sign::SignError::BadKey {
+                        what: "--public-key".into(),
+                        kind: "public",
+                        reason: "required (or --allow-unsigned to check digests only)".into(),
+                    }
+                    .into());
+                }
+            };
+            let report = verifier::verify(
+                &bundle,
+                &VerifyOptions { key: key.as_ref(), allow_unsigned, threads: 0 },
+            )?;
+            if json {
+                let mut v = serde_json::to_value(&report).unwrap_or_default();
+                v["ok"] = report.ok().into();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for p in &report.problems {
+                    eprintln!("FAIL {}: {}", p.entry, p.message);
+                }
+                eprintln!(
+                    "{} {} {}: signature {}{}, {} entries ({}) checked, {} problem(s)",
+                    bundle.display(),
+                    report.name.as_deref().unwrap_or("?"),
+                    report.version.as_deref().unwrap_or("?"),
+                    report.signature,
+                    report.key_id.as_ref().map(|k| format!(" (key {k})")).unwrap_or_default(),
+                    report.entries_checked,
+                    human(report.bytes_checked),
+                    report.problems.len()
+                );
+            }
+            if report.ok() { Ok(()) } else { Err(bale::Error::NotIntact(report.problems.len())) }
+        }
+        Command::Inspect { bundle, json } => {
+            let i = verifier::inspect(&bundle)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&i).unwrap_or_default());
+                return Ok(());
+            }
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{} {}  manifest {}  {}", i.name, i.version, i.manifest_digest,
+                if i.signed { "signed (not checked here: use bale verify)" } else { "UNSIGNED" });
+            let _ = writeln!(out, "\n{:<20} {:<50} {:<14} {:<20} {:>10}", "SERVICE", "IMAGE", "PLATFORM", "MANIFEST", "SIZE");
+            for r in &i.images {
+                let _ = writeln!(out, "{:<20} {:<50} {:<14} {:<20} {:>10}", r.service, r.name, r.platform,
+                    format!("{}…", &r.manifest.to_string()[..19]), human(r.size));
+            }
+            if !i.files.is_empty() {
+                let _ = writeln!(out, "\n{:<60} {:>10}", "FILE", "SIZE");
+                for f in &i.files {
+                    let compose = if i.compose.as_deref() == Some(f.target.as_str()) { "  (compose)" } else { "" };
+                    let _ = writeln!(out, "{:<60} {:>10}{compose}", f.target, human(f.size));
+                }
+            }
+            let _ = writeln!(out, "\ntotal {}; images {} as listed, {} unique ({} shared layer(s))",
+                human(i.total_size), human(i.images_size), human(i.unique_size), i.shared_layers.len());
+            for (d, services) in &i.shared_layers {
+                let _ = writeln!(out, "  {d} shared by {}", services.join(", "));
             }
             Ok(())
         }

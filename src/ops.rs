@@ -12,6 +12,9 @@ use crate::lock::{
 use crate::reference::ImageSource;
 use crate::registry::{RegistryClient, RetryPolicy};
 use crate::spec::{BundleSpec, ImageSpec};
+use crate::bundle::{self, BuildReport};
+use crate::fetch::Origin;
+use crate::sign::SigningKey;
 use crate::store::{Store, write_atomic};
 
 /// A loaded bundle.toml with the settings and client to act on it.
@@ -137,5 +140,30 @@ impl Context {
             parallel,
             reporter,
         )?)
+    }
+
+    /// `bale build`: the bundle file from the lock and the store, fetching
+    /// what the store lacks first. `offline` fetches only from local OCI
+    /// layouts and never changes the lock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        &self,
+        locked: bool,
+        offline: bool,
+        store: &Store,
+        parallel: usize,
+        output: Option<&Path>,
+        key: Option<&SigningKey>,
+        reporter: &dyn Reporter,
+    ) -> Result<BuildReport, Error> {
+        let lock = self.lock_if_needed(locked || offline)?;
+        let mut jobs = fetch::plan(&self.spec, &lock);
+        if offline {
+            jobs.retain(|j| matches!(j.origin, Origin::Layout(_)));
+        }
+        fetch::fetch(&jobs, store, &self.client, parallel, reporter)?;
+        let default = PathBuf::from(format!("{}-{}.bale", self.spec.name, self.spec.version));
+        let output = output.unwrap_or(&default);
+        Ok(bundle::build(&self.spec, &lock, store, output, key)?)
     }
 }
