@@ -67,7 +67,9 @@ pub enum BundleError {
         message: String,
     },
     /// A store blob that no longer hashes to its name.
-    #[error("store blob {expected} hashes to {actual}: the store is corrupt; delete the file and fetch again")]
+    #[error(
+        "store blob {expected} hashes to {actual}: the store is corrupt; delete the file and fetch again"
+    )]
     Corrupt {
         /// Its name.
         expected: Digest,
@@ -123,7 +125,13 @@ impl Manifest {
             self.name, self.version
         );
         for e in &self.entries {
-            s.push_str(&format!("#size {} {}\n{}  {}\n", e.size, e.path, e.sha256.hex(), e.path));
+            s.push_str(&format!(
+                "#size {} {}\n{}  {}\n",
+                e.size,
+                e.path,
+                e.sha256.hex(),
+                e.path
+            ));
         }
         s
     }
@@ -466,7 +474,9 @@ pub fn image_records(lock: &Lockfile) -> Vec<ImageRecord> {
                 manifest_media_type: p.manifest_media_type.clone(),
                 config: p.config.clone(),
                 layers: p.layers.iter().map(|l| l.digest.clone()).collect(),
-                size: p.manifest_size + p.config_size + p.layers.iter().map(|l| l.size).sum::<u64>(),
+                size: p.manifest_size
+                    + p.config_size
+                    + p.layers.iter().map(|l| l.size).sum::<u64>(),
             });
         }
     }
@@ -521,7 +531,10 @@ fn layout_entries(lock: &Lockfile, records: &[ImageRecord]) -> (Vec<Entry>, BTre
         }
     }
     let entries = vec![
-        Entry::bytes("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec()),
+        Entry::bytes(
+            "oci-layout",
+            b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec(),
+        ),
         Entry::bytes(
             "index.json",
             json(&IndexJson {
@@ -588,7 +601,10 @@ pub fn build(
         });
     }
     entries.push(Entry::bytes("bale/bundle.toml", read(&spec.path)?));
-    entries.push(Entry::bytes("bale/bundle.lock", read(&crate::lock::lock_path(spec))?));
+    entries.push(Entry::bytes(
+        "bale/bundle.lock",
+        read(&crate::lock::lock_path(spec))?,
+    ));
     entries.extend(files);
 
     let manifest = Manifest {
@@ -608,7 +624,10 @@ pub fn build(
     let mut head = vec![Entry::bytes(MANIFEST_PATH, manifest_bytes.clone())];
     if let Some(k) = key {
         let comment = trusted_comment(&manifest.name, &manifest.version, &manifest_digest);
-        head.push(Entry::bytes(SIGNATURE_PATH, k.sign(&manifest_bytes, &comment).into_bytes()));
+        head.push(Entry::bytes(
+            SIGNATURE_PATH,
+            k.sign(&manifest_bytes, &comment).into_bytes(),
+        ));
     }
     head.extend(entries);
 

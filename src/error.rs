@@ -95,9 +95,9 @@ impl Error {
                 BundleError::Corrupt { .. } => exit::INTEGRITY,
                 BundleError::Overlay { .. } => exit::INVALID_INPUT,
                 BundleError::Sign(s) => sign_code(s),
-                BundleError::Io { .. } | BundleError::Missing { .. } | BundleError::Changed { .. } => {
-                    exit::FAILURE
-                }
+                BundleError::Io { .. }
+                | BundleError::Missing { .. }
+                | BundleError::Changed { .. } => exit::FAILURE,
             },
             Error::Sign(s) => sign_code(s),
             Error::Verify(_) => exit::FAILURE,

@@ -156,9 +156,17 @@ enum Command {
 /// The signing key from `--sign-key` or `BALE_SIGN_KEY`, its password from
 /// `BALE_SIGN_KEY_PASSWORD` or, on a terminal, a prompt.
 fn signing_key(path: Option<&PathBuf>, unsigned: bool) -> Result<Option<SigningKey>, bale::Error> {
-    let (text, what) = match (path, std::env::var("BALE_SIGN_KEY").ok().filter(|k| !k.is_empty())) {
+    let (text, what) = match (
+        path,
+        std::env::var("BALE_SIGN_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+    ) {
         (Some(p), _) => (
-            std::fs::read_to_string(p).map_err(|source| sign::SignError::Io { path: p.clone(), source })?,
+            std::fs::read_to_string(p).map_err(|source| sign::SignError::Io {
+                path: p.clone(),
+                source,
+            })?,
             p.display().to_string(),
         ),
         (None, Some(k)) if !unsigned => (k, "BALE_SIGN_KEY".to_owned()),
@@ -169,7 +177,11 @@ fn signing_key(path: Option<&PathBuf>, unsigned: bool) -> Result<Option<SigningK
     if password.is_none() && SigningKey::is_encrypted(&text) && std::io::stdin().is_terminal() {
         password = rpassword::prompt_password(format!("Password for {what}: ")).ok();
     }
-    Ok(Some(SigningKey::from_box(&text, &what, password.as_deref())?))
+    Ok(Some(SigningKey::from_box(
+        &text,
+        &what,
+        password.as_deref(),
+    )?))
 }
 
 fn open_store(dir: Option<PathBuf>) -> Result<(PathBuf, Store), bale::Error> {
@@ -356,16 +368,37 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             }
             Ok(())
         }
-        Command::Build { locked, offline, output, sign_key, unsigned, store, jobs, json, net } => {
+        Command::Build {
+            locked,
+            offline,
+            output,
+            sign_key,
+            unsigned,
+            store,
+            jobs,
+            json,
+            net,
+        } => {
             let key = signing_key(sign_key.as_ref(), unsigned)?;
             let ctx = Context::load(&cli.file, &net.options())?;
             let (_, store) = open_store(store)?;
             let r = reporter(json);
-            let report = ctx.build(locked, offline, &store, jobs, output.as_deref(), key.as_ref(), r.as_ref());
+            let report = ctx.build(
+                locked,
+                offline,
+                &store,
+                jobs,
+                output.as_deref(),
+                key.as_ref(),
+                r.as_ref(),
+            );
             r.finish();
             let report = report?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 eprintln!(
                     "wrote {} ({}, {} entries)\n  sha256   {}\n  manifest {}\n  {}",
@@ -382,13 +415,19 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             }
             Ok(())
         }
-        Command::Keygen { public_key, secret_key, no_password, force } => {
+        Command::Keygen {
+            public_key,
+            secret_key,
+            no_password,
+            force,
+        } => {
             let password = if no_password {
                 None
             } else if let Ok(p) = std::env::var("BALE_SIGN_KEY_PASSWORD") {
                 Some(p)
             } else if std::io::stdin().is_terminal() {
-                let a = rpassword::prompt_password("Password for the new secret key: ").unwrap_or_default();
+                let a = rpassword::prompt_password("Password for the new secret key: ")
+                    .unwrap_or_default();
                 let b = rpassword::prompt_password("Password (again): ").unwrap_or_default();
                 if a != b {
                     return Err(sign::SignError::Keygen("passwords differ".into()).into());
@@ -401,7 +440,10 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                 .into());
             };
             if password.as_deref() == Some("") {
-                return Err(sign::SignError::Keygen("empty password: pass --no-password for an unencrypted key".into()).into());
+                return Err(sign::SignError::Keygen(
+                    "empty password: pass --no-password for an unencrypted key".into(),
+                )
+                .into());
             }
             let keys = sign::generate(password.as_deref())?;
             sign::write_keys(&keys, &public_key, &secret_key, force)?;
@@ -410,11 +452,20 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                 keys.key_id,
                 public_key.display(),
                 secret_key.display(),
-                if password.is_some() { " (encrypted)" } else { " (NOT encrypted)" }
+                if password.is_some() {
+                    " (encrypted)"
+                } else {
+                    " (NOT encrypted)"
+                }
             );
             Ok(())
         }
-        Command::Verify { bundle, public_key, allow_unsigned, json } => {
+        Command::Verify {
+            bundle,
+            public_key,
+            allow_unsigned,
+            json,
+        } => {
             let key = match &public_key {
                 Some(p) => Some(VerifyingKey::from_file(p)?),
                 None if allow_unsigned => None,
@@ -429,7 +480,11 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             };
             let report = verifier::verify(
                 &bundle,
-                &VerifyOptions { key: key.as_ref(), allow_unsigned, threads: 0 },
+                &VerifyOptions {
+                    key: key.as_ref(),
+                    allow_unsigned,
+                    threads: 0,
+                },
             )?;
             if json {
                 let mut v = serde_json::to_value(&report).unwrap_or_default();
@@ -445,13 +500,21 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     report.name.as_deref().unwrap_or("?"),
                     report.version.as_deref().unwrap_or("?"),
                     report.signature,
-                    report.key_id.as_ref().map(|k| format!(" (key {k})")).unwrap_or_default(),
+                    report
+                        .key_id
+                        .as_ref()
+                        .map(|k| format!(" (key {k})"))
+                        .unwrap_or_default(),
                     report.entries_checked,
                     human(report.bytes_checked),
                     report.problems.len()
                 );
             }
-            if report.ok() { Ok(()) } else { Err(bale::Error::NotIntact(report.problems.len())) }
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(bale::Error::NotIntact(report.problems.len()))
+            }
         }
         Command::Inspect { bundle, json } => {
             let i = verifier::inspect(&bundle)?;
@@ -460,22 +523,53 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                 return Ok(());
             }
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{} {}  manifest {}  {}", i.name, i.version, i.manifest_digest,
-                if i.signed { "signed (not checked here: use bale verify)" } else { "UNSIGNED" });
-            let _ = writeln!(out, "\n{:<20} {:<50} {:<14} {:<20} {:>10}", "SERVICE", "IMAGE", "PLATFORM", "MANIFEST", "SIZE");
+            let _ = writeln!(
+                out,
+                "{} {}  manifest {}  {}",
+                i.name,
+                i.version,
+                i.manifest_digest,
+                if i.signed {
+                    "signed (not checked here: use bale verify)"
+                } else {
+                    "UNSIGNED"
+                }
+            );
+            let _ = writeln!(
+                out,
+                "\n{:<20} {:<50} {:<14} {:<20} {:>10}",
+                "SERVICE", "IMAGE", "PLATFORM", "MANIFEST", "SIZE"
+            );
             for r in &i.images {
-                let _ = writeln!(out, "{:<20} {:<50} {:<14} {:<20} {:>10}", r.service, r.name, r.platform,
-                    format!("{}…", &r.manifest.to_string()[..19]), human(r.size));
+                let _ = writeln!(
+                    out,
+                    "{:<20} {:<50} {:<14} {:<20} {:>10}",
+                    r.service,
+                    r.name,
+                    r.platform,
+                    format!("{}…", &r.manifest.to_string()[..19]),
+                    human(r.size)
+                );
             }
             if !i.files.is_empty() {
                 let _ = writeln!(out, "\n{:<60} {:>10}", "FILE", "SIZE");
                 for f in &i.files {
-                    let compose = if i.compose.as_deref() == Some(f.target.as_str()) { "  (compose)" } else { "" };
+                    let compose = if i.compose.as_deref() == Some(f.target.as_str()) {
+                        "  (compose)"
+                    } else {
+                        ""
+                    };
                     let _ = writeln!(out, "{:<60} {:>10}{compose}", f.target, human(f.size));
                 }
             }
-            let _ = writeln!(out, "\ntotal {}; images {} as listed, {} unique ({} shared layer(s))",
-                human(i.total_size), human(i.images_size), human(i.unique_size), i.shared_layers.len());
+            let _ = writeln!(
+                out,
+                "\ntotal {}; images {} as listed, {} unique ({} shared layer(s))",
+                human(i.total_size),
+                human(i.images_size),
+                human(i.unique_size),
+                i.shared_layers.len()
+            );
             for (d, services) in &i.shared_layers {
                 let _ = writeln!(out, "  {d} shared by {}", services.join(", "));
             }

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::bundle::{self, BuildReport};
 use crate::config::Settings;
 use crate::error::Error;
+use crate::fetch::Origin;
 use crate::fetch::{self, Reporter, Summary};
 use crate::lock::{
     self, Change, ImageRepo, LayoutRepo, LockError, LockedImage, Lockfile, RegistryRepo,
@@ -11,10 +13,8 @@ use crate::lock::{
 };
 use crate::reference::ImageSource;
 use crate::registry::{RegistryClient, RetryPolicy};
-use crate::spec::{BundleSpec, ImageSpec};
-use crate::bundle::{self, BuildReport};
-use crate::fetch::Origin;
 use crate::sign::SigningKey;
+use crate::spec::{BundleSpec, ImageSpec};
 use crate::store::{Store, write_atomic};
 
 /// A loaded bundle.toml with the settings and client to act on it.

@@ -41,7 +41,9 @@ pub enum SignError {
     #[error("{0}: cannot decrypt the secret key (wrong password?)")]
     WrongPassword(String),
     /// No key and no explicit `--unsigned`.
-    #[error("no signing key: pass --sign-key PATH or set BALE_SIGN_KEY; to build an unsigned bundle, pass --unsigned")]
+    #[error(
+        "no signing key: pass --sign-key PATH or set BALE_SIGN_KEY; to build an unsigned bundle, pass --unsigned"
+    )]
     NoKey,
     /// Key generation failed, or a file would be overwritten.
     #[error("{0}")]
@@ -93,19 +95,21 @@ impl SigningKey {
             return Err(bad("unexpected length or algorithm"));
         }
         let encrypted = raw[2..4] != [0, 0];
-        let sk_box = minisign::SecretKeyBox::from_string(text).map_err(|e| bad(&e.to_string()))?;
-        let sk = if encrypted {
+        // An unencrypted key is read directly: the reference tool writes
+        // some (`minisign -G -W`, 0.11) with an all-zero checksum, which the
+        // minisign crate rejects. The public-half check below stands in.
+        let bytes = if encrypted {
             let password = password.ok_or_else(|| SignError::NeedPassword(what.to_owned()))?;
+            let sk_box =
+                minisign::SecretKeyBox::from_string(text).map_err(|e| bad(&e.to_string()))?;
+            // The decrypted key serialises in the same layout, secret in clear.
             sk_box
                 .into_secret_key(Some(password.to_owned()))
                 .map_err(|_| SignError::WrongPassword(what.to_owned()))?
+                .to_bytes()
         } else {
-            sk_box
-                .into_unencrypted_secret_key()
-                .map_err(|e| bad(&e.to_string()))?
+            raw
         };
-        // The decrypted key serialises in the same layout, secret in clear.
-        let bytes = sk.to_bytes();
         if bytes.len() != 158 {
             return Err(bad("unexpected decrypted length"));
         }
@@ -286,6 +290,10 @@ pub fn write_keys(
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        std::fs::create_dir_all(dir).map_err(|source| SignError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".bale-key-")
             .tempfile_in(dir)
@@ -318,7 +326,8 @@ mod tests {
         assert_eq!(pk.verify(b"manifest", &a).as_deref(), Ok("bale name=x"));
         assert!(pk.verify(b"other", &a).is_err());
         let other = generate(None).unwrap_or_else(|e| panic!("{e}"));
-        let other_pk = VerifyingKey::from_text(&other.public, "o").unwrap_or_else(|e| panic!("{e}"));
+        let other_pk =
+            VerifyingKey::from_text(&other.public, "o").unwrap_or_else(|e| panic!("{e}"));
         let e = other_pk.verify(b"manifest", &a).err().unwrap_or_default();
         assert!(e.contains("not by the given public key"), "{e}");
     }

@@ -212,7 +212,10 @@ fn check_path(p: &str) -> Option<&'static str> {
     if p.split('/').any(|c| c == "..") {
         return Some("path with `..`");
     }
-    if p.split('/').any(|c| c.is_empty() || c == ".") || p.contains('\\') || p.chars().any(char::is_control) {
+    if p.split('/').any(|c| c.is_empty() || c == ".")
+        || p.contains('\\')
+        || p.chars().any(char::is_control)
+    {
         return Some("path with an empty, `.` or unprintable component");
     }
     None
@@ -268,8 +271,14 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     };
 
     // The manifest comes first, the signature second.
-    let Some(first) = entries.first().filter(|e| e.path.as_deref() == Ok(MANIFEST_PATH)) else {
-        problems.push(problem("bundle", format!("the first entry is not `{MANIFEST_PATH}`: not a bale bundle")));
+    let Some(first) = entries
+        .first()
+        .filter(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
+    else {
+        problems.push(problem(
+            "bundle",
+            format!("the first entry is not `{MANIFEST_PATH}`: not a bale bundle"),
+        ));
         report.problems = problems;
         return Ok(report);
     };
@@ -297,7 +306,9 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     report.name = Some(manifest.name.clone());
     report.version = Some(manifest.version.clone());
 
-    let sig_entry = entries.get(1).filter(|e| e.path.as_deref() == Ok(SIGNATURE_PATH));
+    let sig_entry = entries
+        .get(1)
+        .filter(|e| e.path.as_deref() == Ok(SIGNATURE_PATH));
     match (sig_entry, opts.key) {
         (None, _) if opts.allow_unsigned => report.signature = "unsigned",
         (None, _) => problems.push(problem(
@@ -309,7 +320,10 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
             .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".into()))
             .and_then(|text| key.verify(&manifest_bytes, &text))
         {
-            Err(m) => problems.push(problem(SIGNATURE_PATH, m)),
+            Err(m) => problems.push(problem(
+                MANIFEST_PATH,
+                format!("signature check failed ({SIGNATURE_PATH}): {m}"),
+            )),
             Ok(comment) => match bundle::parse_trusted_comment(&comment) {
                 Some((n, v, d))
                     if n == manifest.name && v == manifest.version && d == manifest_digest.to_string() =>
@@ -328,8 +342,11 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     }
 
     // Every other entry: listed once, plain, a regular file, of its size.
-    let listed: BTreeMap<&str, &bundle::ManifestEntry> =
-        manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let listed: BTreeMap<&str, &bundle::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
     if listed.len() != manifest.entries.len() {
         problems.push(problem(MANIFEST_PATH, "lists an entry twice".into()));
     }
@@ -369,7 +386,10 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         if !e.kind.is_file() {
             problems.push(problem(
                 &name,
-                format!("refused: entry type {:?}; only regular files and directories are allowed", e.kind),
+                format!(
+                    "refused: entry type {:?}; only regular files and directories are allowed",
+                    e.kind
+                ),
             ));
             continue;
         }
@@ -382,13 +402,22 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
             continue;
         };
         if m.size != e.size {
-            problems.push(problem(&name, format!("size {} differs from the manifest's {}", e.size, m.size)));
+            problems.push(problem(
+                &name,
+                format!("size {} differs from the manifest's {}", e.size, m.size),
+            ));
             continue;
         }
         if let Some(hex) = name.strip_prefix("blobs/sha256/")
             && hex != m.sha256.hex()
         {
-            problems.push(problem(&name, format!("a blob named by one digest listed with another ({})", m.sha256)));
+            problems.push(problem(
+                &name,
+                format!(
+                    "a blob named by one digest listed with another ({})",
+                    m.sha256
+                ),
+            ));
             continue;
         }
         if e.offset + e.size > len {
@@ -455,7 +484,9 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
 
     // The image list, once its own digest checked out.
     if verified.contains_key(IMAGES_PATH)
-        && let Some(e) = entries.iter().find(|e| e.path.as_deref() == Ok(IMAGES_PATH))
+        && let Some(e) = entries
+            .iter()
+            .find(|e| e.path.as_deref() == Ok(IMAGES_PATH))
     {
         match read_entry(&file, e, MAX_MANIFEST_BYTES)
             .and_then(|b| serde_json::from_slice::<ImagesFile>(&b).map_err(|e| e.to_string()))
@@ -546,7 +577,8 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
     let len = file.metadata().map_err(io)?.len();
     let (entries, _) = scan(&file, len);
     let find = |name: &str| entries.iter().find(|e| e.path.as_deref() == Ok(name));
-    let m = find(MANIFEST_PATH).ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
+    let m =
+        find(MANIFEST_PATH).ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
     let manifest_bytes = read_entry(&file, m, MAX_MANIFEST_BYTES).map_err(invalid)?;
     let manifest = std::str::from_utf8(&manifest_bytes)
         .map_err(|_| "manifest is not UTF-8".to_owned())
@@ -556,18 +588,28 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
     let images_bytes = read_entry(&file, i, MAX_MANIFEST_BYTES).map_err(invalid)?;
     let listed = manifest.entries.iter().find(|e| e.path == IMAGES_PATH);
     if listed.map(|e| &e.sha256) != Some(&Digest::of(&images_bytes)) {
-        return Err(invalid(format!("{IMAGES_PATH} does not match the manifest")));
+        return Err(invalid(format!(
+            "{IMAGES_PATH} does not match the manifest"
+        )));
     }
-    let images: ImagesFile = serde_json::from_slice(&images_bytes).map_err(|e| invalid(e.to_string()))?;
+    let images: ImagesFile =
+        serde_json::from_slice(&images_bytes).map_err(|e| invalid(e.to_string()))?;
     let sizes: BTreeMap<String, u64> = manifest
         .entries
         .iter()
-        .filter_map(|e| e.path.strip_prefix("blobs/sha256/").map(|h| (h.to_owned(), e.size)))
+        .filter_map(|e| {
+            e.path
+                .strip_prefix("blobs/sha256/")
+                .map(|h| (h.to_owned(), e.size))
+        })
         .collect();
     let mut users: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
     for r in &images.images {
         for l in &r.layers {
-            users.entry(l.clone()).or_default().insert(r.service.clone());
+            users
+                .entry(l.clone())
+                .or_default()
+                .insert(r.service.clone());
         }
     }
     let shared_layers = users
@@ -582,7 +624,8 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         signed: find(SIGNATURE_PATH).is_some(),
         images_size: images.images.iter().map(|r| r.size).sum(),
         unique_size: sizes.values().sum(),
-        total_size: manifest.entries.iter().map(|e| e.size).sum::<u64>() + manifest_bytes.len() as u64,
+        total_size: manifest.entries.iter().map(|e| e.size).sum::<u64>()
+            + manifest_bytes.len() as u64,
         images: images.images,
         files: images.files,
         compose: images.compose,

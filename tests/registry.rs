@@ -467,12 +467,17 @@ fn basic_auth_uses_docker_config_credentials() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
     p.write(
         "docker-config/config.json",
         &format!("{{\"credHelpers\":{{\"{}\":\"baletest\"}}}}", reg.host),
     );
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let run = p.bale_env(&["lock", "--update"], &[("PATH", &path)]);
     run.ok();
     assert!(!run.stderr().contains("s3cret-pw"));

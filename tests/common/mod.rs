@@ -2,6 +2,7 @@
 //! the faults a real registry will not produce, and image builders.
 #![allow(dead_code)]
 
+pub mod daemons;
 pub mod hostile;
 
 use std::io::Write;
@@ -563,4 +564,20 @@ pub fn skopeo_raw(reference: &str) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for e in std::fs::read_dir(from)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+    {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 }

@@ -1,0 +1,205 @@
+//! Real container runtimes from Debian's packages, each started by a test
+//! on private sockets and directories, stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn wait_for(what: &str, log: &Path, ready: impl Fn() -> bool, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if ready() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "{what} did not come up:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// dockerd on a private socket, vfs storage, no iptables, no bridge.
+pub struct Dockerd {
+    pub dir: tempfile::TempDir,
+    pub host: String,
+    child: Child,
+}
+
+impl Dockerd {
+    pub fn start() -> Dockerd {
+        assert!(
+            super::have("dockerd"),
+            "dockerd is not installed: run the README's test command"
+        );
+        // Short path: unix socket paths are limited to 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("bd")
+            .tempdir_in("/tmp")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path();
+        let sock = p.join("d.sock");
+        let log = p.join("dockerd.log");
+        let ns = format!(
+            "bale-{}",
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let mut child = Command::new("dockerd")
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args([
+                "--storage-driver=vfs",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--ip-masq=false",
+            ])
+            .arg("--data-root")
+            .arg(p.join("data"))
+            .arg("--exec-root")
+            .arg(p.join("x"))
+            .arg("--pidfile")
+            .arg(p.join("d.pid"))
+            .arg("--containerd-namespace")
+            .arg(&ns)
+            .arg("--containerd-plugins-namespace")
+            .arg(format!("{ns}-p"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start dockerd: {e}"));
+        let host = format!("unix://{}", sock.display());
+        let h = host.clone();
+        wait_for(
+            "dockerd",
+            &log,
+            || {
+                Command::new("docker")
+                    .args(["-H", &h, "version"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+            &mut child,
+        );
+        Dockerd { dir, host, child }
+    }
+
+    /// Runs `docker` against this daemon.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .args(["-H", &self.host])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("docker: {e}"))
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// containerd on a private socket, root and state.
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
+    pub address: PathBuf,
+    child: Child,
+}
+
+impl Containerd {
+    pub fn start() -> Containerd {
+        assert!(
+            super::have("containerd"),
+            "containerd is not installed: run the README's test command"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("bc")
+            .tempdir_in("/tmp")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path();
+        let address = p.join("c.sock");
+        let log = p.join("containerd.log");
+        let config = p.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_cgroup = true\n",
+                p.join("root").display(),
+                p.join("state").display(),
+                address.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start containerd: {e}"));
+        let a = address.clone();
+        wait_for(
+            "containerd",
+            &log,
+            || {
+                Command::new("ctr")
+                    .arg("-a")
+                    .arg(&a)
+                    .arg("version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+            &mut child,
+        );
+        Containerd {
+            dir,
+            address,
+            child,
+        }
+    }
+
+    /// Runs `ctr` against this daemon in `namespace`.
+    pub fn ctr(&self, namespace: &str, args: &[&str]) -> std::process::Output {
+        Command::new("ctr")
+            .arg("-a")
+            .arg(&self.address)
+            .args(["-n", namespace])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("ctr: {e}"))
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
