@@ -85,6 +85,14 @@ pub enum BundleError {
     /// Signing.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// A compose file that would need a registry at install time.
+    #[error("compose file {}: {message}", path.display())]
+    Compose {
+        /// The compose file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
@@ -313,11 +321,7 @@ pub struct BuildReport {
 }
 
 fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let mut w = HashingWriter::new(io::sink());
-    io::copy(&mut f, &mut w).map_err(io_err(path))?;
-    let n = w.written();
-    Ok((w.finish().0, n))
+    crate::digest::hash_file(path).map_err(io_err(path))
 }
 
 /// Checks that a path can be named in the manifest and in sha256sum's format.
@@ -418,6 +422,40 @@ fn overlay_entries(spec: &BundleSpec) -> Result<(Vec<Entry>, Vec<FileRecord>), B
         });
     }
     Ok((entries, records))
+}
+
+/// Every compose service must run an image of the bundle, under the same
+/// service name: otherwise the installed stack would need a registry.
+fn check_compose(spec: &BundleSpec) -> Result<(), BundleError> {
+    let Some(c) = &spec.compose else {
+        return Ok(());
+    };
+    let path = spec.source_path(&c.source);
+    let err = |message: String| BundleError::Compose {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
+    let services = doc
+        .get("services")
+        .and_then(serde_norway::Value::as_mapping)
+        .ok_or_else(|| err("has no `services` mapping".into()))?;
+    for (name, svc) in services {
+        let name = name.as_str().unwrap_or_default();
+        if spec.image(name).is_none() {
+            return Err(err(format!(
+                "service `{name}` has no image in bundle.toml's [images]: add `{name} = \"IMAGE:TAG\"`"
+            )));
+        }
+        if svc.get("build").is_some() {
+            return Err(err(format!(
+                "service `{name}` has `build:`: a bundle carries images, not build contexts"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -578,6 +616,7 @@ pub fn build(
             missing,
         });
     }
+    check_compose(spec)?;
     let (files, file_records) = overlay_entries(spec)?;
     let images = ImagesFile {
         format: 1,

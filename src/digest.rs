@@ -136,6 +136,15 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// The digest and size of a file's content, streamed.
+pub fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut w = HashingWriter::new(io::sink());
+    io::copy(&mut f, &mut w)?;
+    let n = w.written();
+    Ok((w.finish().0, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use crate::bundle::BundleError;
 use crate::config::ConfigError;
 use crate::fetch::FetchError;
+use crate::install::InstallError;
 use crate::lock::{LockError, ResolveErrorKind};
 use crate::sign::SignError;
 use crate::spec::SpecError;
@@ -23,8 +24,13 @@ pub mod exit {
     pub const LOCK_OUT_OF_DATE: i32 = 4;
     /// A registry or the network failed.
     pub const REGISTRY: i32 = 5;
-    /// Content did not match its digest or size.
+    /// Content did not match its digest or size; a bundle that failed
+    /// verification; an audit that found the host not as signed.
     pub const INTEGRITY: i32 = 6;
+    /// Refused by policy: a downgrade, or another bundle in the target.
+    pub const REFUSED: i32 = 7;
+    /// The container runtime failed, or services did not become healthy.
+    pub const RUNTIME: i32 = 8;
 }
 
 /// Any error of bale.
@@ -60,6 +66,12 @@ pub enum Error {
     /// A bundle that failed verification; the report lists why.
     #[error("{0} problem(s) found: the bundle is not intact")]
     NotIntact(usize),
+    /// Install and audit.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// An audit with findings; the report lists them.
+    #[error("{0} finding(s): the host is not as signed")]
+    Findings(usize),
 }
 
 impl Error {
@@ -93,7 +105,7 @@ impl Error {
             Error::Fetch(FetchError::Store(_)) | Error::Store(_) => exit::FAILURE,
             Error::Bundle(b) => match b {
                 BundleError::Corrupt { .. } => exit::INTEGRITY,
-                BundleError::Overlay { .. } => exit::INVALID_INPUT,
+                BundleError::Overlay { .. } | BundleError::Compose { .. } => exit::INVALID_INPUT,
                 BundleError::Sign(s) => sign_code(s),
                 BundleError::Io { .. }
                 | BundleError::Missing { .. }
@@ -103,6 +115,16 @@ impl Error {
             Error::Verify(_) => exit::FAILURE,
             Error::Inspect(InspectError::Io(_)) => exit::FAILURE,
             Error::Inspect(InspectError::Invalid { .. }) | Error::NotIntact(_) => exit::INTEGRITY,
+            Error::Findings(_) => exit::INTEGRITY,
+            Error::Install(i) => match i {
+                InstallError::NotVerified(_) | InstallError::Image { .. } => exit::INTEGRITY,
+                InstallError::Refused(_) => exit::REFUSED,
+                InstallError::Runtime(_) | InstallError::Unhealthy { .. } => exit::RUNTIME,
+                InstallError::Bundle(_) => exit::INVALID_INPUT,
+                InstallError::Io { .. } | InstallError::Unsafe { .. } | InstallError::NotInstalled(_) => {
+                    exit::FAILURE
+                }
+            },
         }
     }
 }

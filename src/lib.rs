@@ -4,17 +4,20 @@
 //! The library never prints; the `bale` binary parses arguments, calls in
 //! here, and renders results and progress events.
 
+pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fetch;
+pub mod install;
 pub mod lock;
 pub mod manifest;
 pub mod ops;
 pub mod reference;
 pub mod registry;
 pub mod sign;
+pub mod runtime;
 pub mod spec;
 pub mod store;
 pub mod verify;

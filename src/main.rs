@@ -143,6 +143,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a bundle, load its images, lay out its files and secrets, and optionally start it.
+    Install {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// minisign public key the bundle must be signed with.
+        #[arg(long, value_name = "PATH")]
+        public_key: PathBuf,
+        /// Install directory.
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        /// Start the stack with compose and wait for every healthcheck.
+        #[arg(long)]
+        up: bool,
+        /// Seconds --up waits for healthchecks.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        /// Allow an older version, or the same version with other content (rollback).
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the images, containers and files on this host are exactly what was signed.
+    Audit {
+        /// The installed bundle, to audit against the signed original (needs --public-key).
+        bundle: Option<PathBuf>,
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        /// minisign public key, to verify BUNDLE.
+        #[arg(long, value_name = "PATH")]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        /// Print the evidence as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a bundle's images, overlays and sizes.
     Inspect {
         /// The bundle file.
@@ -151,6 +192,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Clone)]
+struct RuntimeArgs {
+    /// Container runtime.
+    #[arg(long, default_value = "docker", value_parser = ["docker", "podman", "containerd", "none"])]
+    runtime: String,
+    /// containerd socket (with --runtime containerd).
+    #[arg(long, value_name = "PATH")]
+    containerd_address: Option<PathBuf>,
+    /// containerd namespace (k8s.io for k3s and Kubernetes).
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    namespace: String,
+}
+
+impl RuntimeArgs {
+    fn runtime(&self) -> Box<dyn bale::runtime::Runtime> {
+        bale::runtime::by_name(&self.runtime, self.containerd_address.as_deref(), &self.namespace)
+            .unwrap_or_else(|| Box::new(bale::runtime::NoRuntime))
+    }
 }
 
 /// The signing key from `--sign-key` or `BALE_SIGN_KEY`, its password from
@@ -515,6 +576,89 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             } else {
                 Err(bale::Error::NotIntact(report.problems.len()))
             }
+        }
+        Command::Install { bundle, public_key, target, runtime, up, timeout, allow_downgrade, json } => {
+            let key = VerifyingKey::from_file(&public_key)?;
+            let rt = runtime.runtime();
+            let report = bale::install::install(
+                &bundle,
+                &bale::install::InstallOptions {
+                    key: &key,
+                    target,
+                    runtime: rt.as_ref(),
+                    up,
+                    allow_downgrade,
+                    timeout: std::time::Duration::from_secs(timeout),
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                return Ok(());
+            }
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "{} {} {}{} ({})",
+                report.name,
+                report.version,
+                match report.action {
+                    bale::install::Action::Installed => "installed",
+                    bale::install::Action::Upgraded => "upgraded",
+                    bale::install::Action::Downgraded => "downgraded",
+                    bale::install::Action::Unchanged => "already installed; nothing changed",
+                },
+                report.previous.as_ref().filter(|_| report.action != bale::install::Action::Unchanged).map(|p| format!(" from {p}")).unwrap_or_default(),
+                report.release.display()
+            );
+            for i in &report.images {
+                let _ = writeln!(err, "  image {:<8} {} {} ({})", i.status, i.name, i.config, i.service);
+            }
+            if !report.secrets_added.is_empty() {
+                let _ = writeln!(err, "  generated secrets in .env: {}", report.secrets_added.join(", "));
+            }
+            for c in &report.services {
+                let _ = writeln!(err, "  service {:<20} {} {}", c.service, c.state, c.health);
+            }
+            Ok(())
+        }
+        Command::Audit { bundle, target, public_key, runtime, json } => {
+            let key = match (&bundle, &public_key) {
+                (Some(_), Some(k)) => Some(VerifyingKey::from_file(k)?),
+                (Some(_), None) => {
+                    return Err(sign::SignError::BadKey {
+                        what: "--public-key".into(),
+                        kind: "public",
+                        reason: "required to audit against a bundle".into(),
+                    }
+                    .into());
+                }
+                _ => None,
+            };
+            let rt = runtime.runtime();
+            let against = bundle.as_deref().zip(key.as_ref());
+            let report = bale::audit::audit(&target, rt.as_ref(), against)?;
+            if json {
+                let mut v = serde_json::to_value(&report).unwrap_or_default();
+                v["ok"] = report.ok().into();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for f in &report.findings {
+                    eprintln!("FINDING {} {}: {}", f.kind, f.subject, f.message);
+                }
+                eprintln!(
+                    "{} {} (manifest {}) in {}: {} images, {} containers, {} files checked against the {}; {} finding(s)",
+                    report.name,
+                    report.version,
+                    report.manifest_digest,
+                    report.target.display(),
+                    report.images.len(),
+                    report.containers.len(),
+                    report.files.len(),
+                    report.reference,
+                    report.findings.len()
+                );
+            }
+            if report.ok() { Ok(()) } else { Err(bale::Error::Findings(report.findings.len())) }
         }
         Command::Inspect { bundle, json } => {
             let i = verifier::inspect(&bundle)?;

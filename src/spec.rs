@@ -287,6 +287,19 @@ pub fn check_relative_target(target: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an install target: relative and plain, and not one of the names
+/// bale keeps in the install directory (`.bale/`, `.env`, `current`).
+pub fn check_target(target: &str) -> Result<(), String> {
+    check_relative_target(target)?;
+    let first = target.split('/').next().unwrap_or_default();
+    if first == ".bale" || first == ".env" || first == "current" {
+        return Err(format!(
+            "target `{target}` is reserved: bale keeps `.bale/`, `.env` and `current` in the install directory"
+        ));
+    }
+    Ok(())
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -322,6 +335,16 @@ impl BundleSpec {
 
     /// Parses `text` read from `path`, resolving sources under `root`.
     pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Self, LocatedError> {
+        Self::parse_inner(path, root, text, true)
+    }
+
+    /// Parses a bundle.toml taken from a bundle, where the sources it names
+    /// are not on disk: everything is checked but their existence.
+    pub fn parse_unchecked(path: &Path, text: &str) -> Result<Self, LocatedError> {
+        Self::parse_inner(path, Path::new("."), text, false)
+    }
+
+    fn parse_inner(path: &Path, root: &Path, text: &str, check_fs: bool) -> Result<Self, LocatedError> {
         let err = |span: Range<usize>, msg: String| LocatedError::at(path, text, Some(span), msg);
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             LocatedError::at(path, text, e.span(), e.message().trim_end().to_owned())
@@ -388,6 +411,7 @@ impl BundleSpec {
             let source = ImageSource::parse(value.get_ref())
                 .map_err(|e| err(value.span(), format!("image of service `{service}`: {e}")))?;
             if let ImageSource::OciLayout { path: p, .. } = &source
+                && check_fs
                 && !root.join(p).join("index.json").is_file()
             {
                 return Err(err(
@@ -421,6 +445,9 @@ impl BundleSpec {
                     format!("{what} source: {}", m.replace("target", "path")),
                 )
             })?;
+            if !check_fs {
+                return Ok(false);
+            }
             let full = root.join(rel);
             let meta = std::fs::symlink_metadata(&full).map_err(|e| {
                 err(
@@ -454,7 +481,7 @@ impl BundleSpec {
         for o in &raw.overlays {
             let o = o.get_ref();
             let is_dir = check_source(&o.source, "overlay")?;
-            check_relative_target(o.target.get_ref()).map_err(|m| err(o.target.span(), m))?;
+            check_target(o.target.get_ref()).map_err(|m| err(o.target.span(), m))?;
             if !targets.insert(o.target.get_ref().clone()) {
                 return Err(err(
                     o.target.span(),
@@ -477,7 +504,7 @@ impl BundleSpec {
                 }
                 let target = match &c.target {
                     Some(t) => {
-                        check_relative_target(t.get_ref()).map_err(|m| err(t.span(), m))?;
+                        check_target(t.get_ref()).map_err(|m| err(t.span(), m))?;
                         t.get_ref().clone()
                     }
                     None => "docker-compose.yml".to_owned(),

@@ -1,0 +1,357 @@
+//! `bale audit`: is what runs on this host exactly what was signed?
+//!
+//! Checks the installed release against its record (or, given the bundle,
+//! against the signed bundle itself): every image in the runtime has its
+//! locked config digest (and manifest digest where the runtime keeps it),
+//! every container of the compose project runs its service's locked image,
+//! and every installed file is byte-identical (`.env` excepted).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::bundle::{ImageRecord, ImagesFile};
+use crate::digest::Digest;
+use crate::install::{self, InstallError, OpenBundle, compose_pins, current_release};
+use crate::runtime::Runtime;
+use crate::sign::VerifyingKey;
+
+/// One finding: something on the host that is not as signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `image`, `container`, `file` or `release`.
+    pub kind: &'static str,
+    /// The service, container or file concerned.
+    pub subject: String,
+    /// What differs.
+    pub message: String,
+}
+
+/// One image as found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageAudit {
+    /// Service.
+    pub service: String,
+    /// Name.
+    pub name: String,
+    /// Locked config digest.
+    pub expected: Digest,
+    /// What the runtime has under the name.
+    pub found: Option<Digest>,
+    /// Locked manifest digest.
+    pub expected_manifest: Digest,
+    /// The runtime's manifest digest, where it keeps one.
+    pub found_manifest: Option<Digest>,
+    /// `ok`, `missing`, `mismatch` or `skipped` (no runtime).
+    pub status: &'static str,
+}
+
+/// One container as found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerAudit {
+    /// Container name.
+    pub name: String,
+    /// Compose service.
+    pub service: String,
+    /// Image ID it runs.
+    pub image_id: String,
+    /// The locked config digest for the service, if it has one.
+    pub expected: Option<Digest>,
+    /// Container state.
+    pub state: String,
+    /// `ok`, `mismatch` or `unknown-service`.
+    pub status: &'static str,
+}
+
+/// One file as found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAudit {
+    /// Target path.
+    pub target: String,
+    /// Expected SHA-256 (none for an added file).
+    pub expected: Option<Digest>,
+    /// Found SHA-256 (none for a missing file).
+    pub found: Option<Digest>,
+    /// `ok`, `modified`, `missing` or `added`.
+    pub status: &'static str,
+}
+
+/// The auditor's evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// Install directory.
+    pub target: PathBuf,
+    /// Installed bundle name.
+    pub name: String,
+    /// Installed version.
+    pub version: String,
+    /// Installed bundle's manifest digest.
+    pub manifest_digest: Digest,
+    /// `bundle` when checked against the signed bundle, `record` otherwise.
+    pub reference: &'static str,
+    /// Runtime checked.
+    pub runtime: String,
+    /// Images.
+    pub images: Vec<ImageAudit>,
+    /// Containers of the compose project.
+    pub containers: Vec<ContainerAudit>,
+    /// Files.
+    pub files: Vec<FileAudit>,
+    /// Every finding; empty when the host is as signed.
+    pub findings: Vec<Finding>,
+}
+
+impl AuditReport {
+    /// Whether nothing was found.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Audits the installation in `target` with `runtime`; with `bundle` (and
+/// its key), against the signed bundle rather than the installed record.
+pub fn audit(
+    target: &Path,
+    runtime: &dyn Runtime,
+    bundle: Option<(&Path, &VerifyingKey)>,
+) -> Result<AuditReport, InstallError> {
+    let (release_dir, release) =
+        current_release(target)?.ok_or_else(|| InstallError::NotInstalled(target.to_owned()))?;
+    let mut findings = Vec::new();
+    let mut find = |kind: &'static str, subject: &str, message: String| {
+        findings.push(Finding {
+            kind,
+            subject: subject.to_owned(),
+            message,
+        })
+    };
+
+    // What is expected: from the signed bundle, or from the record.
+    let (reference, files, images): (&'static str, Vec<install::InstalledFile>, ImagesFile) = match bundle {
+        Some((path, key)) => {
+            let b = OpenBundle::open(path, key)?;
+            let digest = b.report.manifest_digest.clone();
+            if digest.as_ref() != Some(&release.manifest_digest) {
+                find(
+                    "release",
+                    &release.version,
+                    format!(
+                        "the installed release has manifest {}, the bundle {}",
+                        release.manifest_digest,
+                        digest.map_or("none".into(), |d| d.to_string())
+                    ),
+                );
+            }
+            let files = b
+                .manifest
+                .entries
+                .iter()
+                .filter_map(|e| {
+                    e.path.strip_prefix(crate::bundle::FILES_PREFIX).map(|t| install::InstalledFile {
+                        target: t.to_owned(),
+                        sha256: e.sha256.clone(),
+                        size: e.size,
+                    })
+                })
+                .collect();
+            ("bundle", files, b.images.clone())
+        }
+        None => {
+            let path = release_dir.join(".bale").join("images.json");
+            let images: ImagesFile = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| InstallError::Unsafe {
+                    path: path.clone(),
+                    message: "missing or unreadable".into(),
+                })?;
+            ("record", release.files.clone(), images)
+        }
+    };
+    let first = images.images.first().map(|i| i.platform.clone());
+    let platform_images: Vec<&ImageRecord> = images
+        .images
+        .iter()
+        .filter(|i| Some(&i.platform) == first.as_ref())
+        .collect();
+
+    // Images in the runtime.
+    let mut image_audits = Vec::new();
+    for r in &platform_images {
+        let (found, found_manifest, status) = if runtime.name() == "none" {
+            (None, None, "skipped")
+        } else {
+            match runtime.image(&r.name)? {
+                None => {
+                    find("image", &r.service, format!("{} is not in {}", r.name, runtime.name()));
+                    (None, None, "missing")
+                }
+                Some(img) => {
+                    let config_ok = img.config.as_ref() == Some(&r.config);
+                    let manifest_ok = img.manifest.as_ref().is_none_or(|m| m == &r.manifest);
+                    if !config_ok {
+                        find(
+                            "image",
+                            &r.service,
+                            format!(
+                                "{} is {} in {}, locked {}",
+                                r.name,
+                                img.config.as_ref().map_or("unknown".into(), |d| d.to_string()),
+                                runtime.name(),
+                                r.config
+                            ),
+                        );
+                    } else if !manifest_ok {
+                        find(
+                            "image",
+                            &r.service,
+                            format!(
+                                "{} has manifest {}, locked {}",
+                                r.name,
+                                img.manifest.as_ref().map_or("unknown".into(), |d| d.to_string()),
+                                r.manifest
+                            ),
+                        );
+                    }
+                    let status = if config_ok && manifest_ok { "ok" } else { "mismatch" };
+                    (img.config, img.manifest, status)
+                }
+            }
+        };
+        image_audits.push(ImageAudit {
+            service: r.service.clone(),
+            name: r.name.clone(),
+            expected: r.config.clone(),
+            found,
+            expected_manifest: r.manifest.clone(),
+            found_manifest,
+            status,
+        });
+    }
+
+    // Containers of the project.
+    let by_service: BTreeMap<&str, &ImageRecord> =
+        platform_images.iter().map(|r| (r.service.as_str(), *r)).collect();
+    let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+    let mut container_audits = Vec::new();
+    for c in runtime.containers(&project)? {
+        let expected = by_service.get(c.service.as_str()).map(|r| r.config.clone());
+        let status = match &expected {
+            None => "unknown-service",
+            Some(e) if e.to_string() == c.image_id => "ok",
+            Some(_) => "mismatch",
+        };
+        if c.state == "running" {
+            match status {
+                "unknown-service" => find(
+                    "container",
+                    &c.name,
+                    format!("runs service `{}`, which the bundle does not have", c.service),
+                ),
+                "mismatch" => find(
+                    "container",
+                    &c.service,
+                    format!(
+                        "container {} runs image {}, locked {}",
+                        c.name,
+                        c.image_id,
+                        expected.as_ref().map_or(String::new(), |d| d.to_string())
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        container_audits.push(ContainerAudit {
+            name: c.name,
+            service: c.service,
+            image_id: c.image_id,
+            expected,
+            state: c.state,
+            status,
+        });
+    }
+
+    // Files: every expected one byte-identical, nothing added.
+    let mut file_audits = Vec::new();
+    let expected: BTreeMap<&str, &Digest> = files.iter().map(|f| (f.target.as_str(), &f.sha256)).collect();
+    let mut present = BTreeSet::new();
+    for e in walkdir::WalkDir::new(&release_dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() != 1 || e.file_name() != ".bale")
+        .flatten()
+    {
+        if e.file_type().is_dir() {
+            continue;
+        }
+        let rel = e
+            .path()
+            .strip_prefix(&release_dir)
+            .ok()
+            .and_then(|p| p.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        present.insert(rel.clone());
+        let found = if e.file_type().is_file() { crate::digest::hash_file(e.path()).ok().map(|(d, _)| d) } else { None };
+        match expected.get(rel.as_str()) {
+            None => {
+                find("file", &rel, "added: not part of the bundle".into());
+                file_audits.push(FileAudit { target: rel, expected: None, found, status: "added" });
+            }
+            Some(want) => {
+                let ok = found.as_ref() == Some(*want) && e.file_type().is_file();
+                if !ok {
+                    find(
+                        "file",
+                        &rel,
+                        format!(
+                            "modified: {} instead of {want}",
+                            found.as_ref().map_or("not a regular file".into(), |d| d.to_string())
+                        ),
+                    );
+                }
+                file_audits.push(FileAudit {
+                    target: rel,
+                    expected: Some((*want).clone()),
+                    found,
+                    status: if ok { "ok" } else { "modified" },
+                });
+            }
+        }
+    }
+    for f in &files {
+        if !present.contains(&f.target) {
+            find("file", &f.target, "missing".into());
+            file_audits.push(FileAudit {
+                target: f.target.clone(),
+                expected: Some(f.sha256.clone()),
+                found: None,
+                status: "missing",
+            });
+        }
+    }
+    let pins = release_dir.join(".bale").join("compose.pins.yml");
+    if std::fs::read_to_string(&pins).ok().as_deref() != Some(compose_pins(&platform_images).as_str()) {
+        find(
+            "file",
+            ".bale/compose.pins.yml",
+            "modified: the compose image pins are not the locked images".into(),
+        );
+    }
+    file_audits.sort_by(|a, b| a.target.cmp(&b.target));
+
+    Ok(AuditReport {
+        target: target.to_owned(),
+        name: release.name.clone(),
+        version: release.version.clone(),
+        manifest_digest: release.manifest_digest.clone(),
+        reference,
+        runtime: runtime.name().to_owned(),
+        images: image_audits,
+        containers: container_audits,
+        files: file_audits,
+        findings,
+    })
+}
