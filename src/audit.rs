@@ -128,47 +128,50 @@ pub fn audit(
     };
 
     // What is expected: from the signed bundle, or from the record.
-    let (reference, files, images): (&'static str, Vec<install::InstalledFile>, ImagesFile) = match bundle {
-        Some((path, key)) => {
-            let b = OpenBundle::open(path, key)?;
-            let digest = b.report.manifest_digest.clone();
-            if digest.as_ref() != Some(&release.manifest_digest) {
-                find(
-                    "release",
-                    &release.version,
-                    format!(
-                        "the installed release has manifest {}, the bundle {}",
-                        release.manifest_digest,
-                        digest.map_or("none".into(), |d| d.to_string())
-                    ),
-                );
-            }
-            let files = b
-                .manifest
-                .entries
-                .iter()
-                .filter_map(|e| {
-                    e.path.strip_prefix(crate::bundle::FILES_PREFIX).map(|t| install::InstalledFile {
-                        target: t.to_owned(),
-                        sha256: e.sha256.clone(),
-                        size: e.size,
+    let (reference, files, images): (&'static str, Vec<install::InstalledFile>, ImagesFile) =
+        match bundle {
+            Some((path, key)) => {
+                let b = OpenBundle::open(path, key)?;
+                let digest = b.report.manifest_digest.clone();
+                if digest.as_ref() != Some(&release.manifest_digest) {
+                    find(
+                        "release",
+                        &release.version,
+                        format!(
+                            "the installed release has manifest {}, the bundle {}",
+                            release.manifest_digest,
+                            digest.map_or("none".into(), |d| d.to_string())
+                        ),
+                    );
+                }
+                let files = b
+                    .manifest
+                    .entries
+                    .iter()
+                    .filter_map(|e| {
+                        e.path.strip_prefix(crate::bundle::FILES_PREFIX).map(|t| {
+                            install::InstalledFile {
+                                target: t.to_owned(),
+                                sha256: e.sha256.clone(),
+                                size: e.size,
+                            }
+                        })
                     })
-                })
-                .collect();
-            ("bundle", files, b.images.clone())
-        }
-        None => {
-            let path = release_dir.join(".bale").join("images.json");
-            let images: ImagesFile = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| InstallError::Unsafe {
-                    path: path.clone(),
-                    message: "missing or unreadable".into(),
-                })?;
-            ("record", release.files.clone(), images)
-        }
-    };
+                    .collect();
+                ("bundle", files, b.images.clone())
+            }
+            None => {
+                let path = release_dir.join(".bale").join("images.json");
+                let images: ImagesFile = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or_else(|| InstallError::Unsafe {
+                        path: path.clone(),
+                        message: "missing or unreadable".into(),
+                    })?;
+                ("record", release.files.clone(), images)
+            }
+        };
     let first = images.images.first().map(|i| i.platform.clone());
     let platform_images: Vec<&ImageRecord> = images
         .images
@@ -184,7 +187,11 @@ pub fn audit(
         } else {
             match runtime.image(&r.name)? {
                 None => {
-                    find("image", &r.service, format!("{} is not in {}", r.name, runtime.name()));
+                    find(
+                        "image",
+                        &r.service,
+                        format!("{} is not in {}", r.name, runtime.name()),
+                    );
                     (None, None, "missing")
                 }
                 Some(img) => {
@@ -197,7 +204,9 @@ pub fn audit(
                             format!(
                                 "{} is {} in {}, locked {}",
                                 r.name,
-                                img.config.as_ref().map_or("unknown".into(), |d| d.to_string()),
+                                img.config
+                                    .as_ref()
+                                    .map_or("unknown".into(), |d| d.to_string()),
                                 runtime.name(),
                                 r.config
                             ),
@@ -209,12 +218,18 @@ pub fn audit(
                             format!(
                                 "{} has manifest {}, locked {}",
                                 r.name,
-                                img.manifest.as_ref().map_or("unknown".into(), |d| d.to_string()),
+                                img.manifest
+                                    .as_ref()
+                                    .map_or("unknown".into(), |d| d.to_string()),
                                 r.manifest
                             ),
                         );
                     }
-                    let status = if config_ok && manifest_ok { "ok" } else { "mismatch" };
+                    let status = if config_ok && manifest_ok {
+                        "ok"
+                    } else {
+                        "mismatch"
+                    };
                     (img.config, img.manifest, status)
                 }
             }
@@ -231,9 +246,14 @@ pub fn audit(
     }
 
     // Containers of the project.
-    let by_service: BTreeMap<&str, &ImageRecord> =
-        platform_images.iter().map(|r| (r.service.as_str(), *r)).collect();
-    let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+    let by_service: BTreeMap<&str, &ImageRecord> = platform_images
+        .iter()
+        .map(|r| (r.service.as_str(), *r))
+        .collect();
+    let project = release
+        .project
+        .clone()
+        .unwrap_or_else(|| release.name.clone());
     let mut container_audits = Vec::new();
     for c in runtime.containers(&project)? {
         let expected = by_service.get(c.service.as_str()).map(|r| r.config.clone());
@@ -247,7 +267,10 @@ pub fn audit(
                 "unknown-service" => find(
                     "container",
                     &c.name,
-                    format!("runs service `{}`, which the bundle does not have", c.service),
+                    format!(
+                        "runs service `{}`, which the bundle does not have",
+                        c.service
+                    ),
                 ),
                 "mismatch" => find(
                     "container",
@@ -274,7 +297,10 @@ pub fn audit(
 
     // Files: every expected one byte-identical, nothing added.
     let mut file_audits = Vec::new();
-    let expected: BTreeMap<&str, &Digest> = files.iter().map(|f| (f.target.as_str(), &f.sha256)).collect();
+    let expected: BTreeMap<&str, &Digest> = files
+        .iter()
+        .map(|f| (f.target.as_str(), &f.sha256))
+        .collect();
     let mut present = BTreeSet::new();
     for e in walkdir::WalkDir::new(&release_dir)
         .follow_links(false)
@@ -294,11 +320,20 @@ pub fn audit(
             .unwrap_or_default()
             .to_owned();
         present.insert(rel.clone());
-        let found = if e.file_type().is_file() { crate::digest::hash_file(e.path()).ok().map(|(d, _)| d) } else { None };
+        let found = if e.file_type().is_file() {
+            crate::digest::hash_file(e.path()).ok().map(|(d, _)| d)
+        } else {
+            None
+        };
         match expected.get(rel.as_str()) {
             None => {
                 find("file", &rel, "added: not part of the bundle".into());
-                file_audits.push(FileAudit { target: rel, expected: None, found, status: "added" });
+                file_audits.push(FileAudit {
+                    target: rel,
+                    expected: None,
+                    found,
+                    status: "added",
+                });
             }
             Some(want) => {
                 let ok = found.as_ref() == Some(*want) && e.file_type().is_file();
@@ -308,7 +343,9 @@ pub fn audit(
                         &rel,
                         format!(
                             "modified: {} instead of {want}",
-                            found.as_ref().map_or("not a regular file".into(), |d| d.to_string())
+                            found
+                                .as_ref()
+                                .map_or("not a regular file".into(), |d| d.to_string())
                         ),
                     );
                 }
@@ -333,7 +370,9 @@ pub fn audit(
         }
     }
     let pins = release_dir.join(".bale").join("compose.pins.yml");
-    if std::fs::read_to_string(&pins).ok().as_deref() != Some(compose_pins(&platform_images).as_str()) {
+    if std::fs::read_to_string(&pins).ok().as_deref()
+        != Some(compose_pins(&platform_images).as_str())
+    {
         find(
             "file",
             ".bale/compose.pins.yml",

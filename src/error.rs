@@ -121,9 +121,9 @@ impl Error {
                 InstallError::Refused(_) => exit::REFUSED,
                 InstallError::Runtime(_) | InstallError::Unhealthy { .. } => exit::RUNTIME,
                 InstallError::Bundle(_) => exit::INVALID_INPUT,
-                InstallError::Io { .. } | InstallError::Unsafe { .. } | InstallError::NotInstalled(_) => {
-                    exit::FAILURE
-                }
+                InstallError::Io { .. }
+                | InstallError::Unsafe { .. }
+                | InstallError::NotInstalled(_) => exit::FAILURE,
             },
         }
     }

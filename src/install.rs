@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::bundle::{FILES_PREFIX, IMAGES_PATH, ImageRecord, ImagesFile, Manifest, MANIFEST_PATH};
+use crate::bundle::{FILES_PREFIX, IMAGES_PATH, ImageRecord, ImagesFile, MANIFEST_PATH, Manifest};
 use crate::digest::Digest;
 use crate::runtime::{ArchiveFormat, Container, Runtime, RuntimeError};
 use crate::sign::VerifyingKey;
@@ -229,7 +229,8 @@ impl OpenBundle {
         b.images = serde_json::from_slice(&b.read_small(IMAGES_PATH)?)
             .map_err(|e| InstallError::Bundle(format!("{IMAGES_PATH}: {e}")))?;
         let toml = b.read_small("bale/bundle.toml")?;
-        let toml = String::from_utf8(toml).map_err(|_| InstallError::Bundle("bundle.toml is not UTF-8".into()))?;
+        let toml = String::from_utf8(toml)
+            .map_err(|_| InstallError::Bundle("bundle.toml is not UTF-8".into()))?;
         b.spec = BundleSpec::parse_unchecked(Path::new("bale/bundle.toml"), &toml)
             .map_err(|e| InstallError::Bundle(e.to_string()))?;
         Ok(b)
@@ -346,7 +347,10 @@ fn write_archive(
                     })
                 })
                 .collect();
-            add("manifest.json", &serde_json::to_vec(&index).map_err(io::Error::other)?)?;
+            add(
+                "manifest.json",
+                &serde_json::to_vec(&index).map_err(io::Error::other)?,
+            )?;
             for r in images {
                 blobs.insert(&r.config);
                 blobs.extend(r.layers.iter());
@@ -373,7 +377,10 @@ fn write_archive(
                 })
                 .collect();
             let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
-            add("index.json", &serde_json::to_vec(&index).map_err(io::Error::other)?)?;
+            add(
+                "index.json",
+                &serde_json::to_vec(&index).map_err(io::Error::other)?,
+            )?;
             for r in images {
                 blobs.insert(&r.manifest);
                 blobs.insert(&r.config);
@@ -381,7 +388,6 @@ fn write_archive(
             }
         }
     }
-    drop(add);
     for d in blobs {
         let name = format!("blobs/sha256/{}", d.hex());
         let e = bundle
@@ -420,7 +426,10 @@ impl io::Read for EntryReader<'_> {
         let n = (buf.len() as u64).min(self.left) as usize;
         let n = self.bundle.file.read_at(&mut buf[..n], self.offset)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "bundle shrank"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "bundle shrank",
+            ));
         }
         self.hasher.update(&buf[..n]);
         self.offset += n as u64;
@@ -460,7 +469,10 @@ fn env_keys(text: &str) -> BTreeSet<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().trim_start_matches("export ").to_owned()))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, _)| k.trim().trim_start_matches("export ").to_owned())
+        })
         .collect()
 }
 
@@ -481,7 +493,7 @@ fn write_private(path: &Path, content: &[u8], mode: u32) -> Result<(), InstallEr
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
-    (&*tmp.as_file()).write_all(content).map_err(io_err(path))?;
+    tmp.as_file().write_all(content).map_err(io_err(path))?;
     tmp.as_file().sync_all().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     sync_dir(dir);
@@ -600,6 +612,26 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
         }
     }
 
+    // One install at a time per target; what a killed run left is cleared.
+    let lock_path = meta_dir.join("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    lock.lock().map_err(io_err(&lock_path))?;
+    if let Ok(rd) = fs::read_dir(&meta_dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("staging-") {
+                let _ = fs::remove_dir_all(e.path());
+            } else if n.starts_with("current-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
     // 2. Policy: same bundle, upgrade, downgrade, other bundle.
     let current = current_release(&target)?;
     let action = match &current {
@@ -613,7 +645,10 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
         }
         Some((_, r)) if r.manifest_digest == manifest_digest => Action::Unchanged,
         Some((_, r)) => {
-            let parse = |v: &str| semver::Version::parse(v).map_err(|e| InstallError::Bundle(format!("version `{v}`: {e}")));
+            let parse = |v: &str| {
+                semver::Version::parse(v)
+                    .map_err(|e| InstallError::Bundle(format!("version `{v}`: {e}")))
+            };
             let (old, new) = (parse(&r.version)?, parse(&version)?);
             if new > old {
                 Action::Upgraded
@@ -644,7 +679,9 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
             break;
         }
         let have = opts.runtime.image(&r.name)?;
-        let ok = have.as_ref().is_some_and(|h| h.config.as_ref() == Some(&r.config));
+        let ok = have
+            .as_ref()
+            .is_some_and(|h| h.config.as_ref() == Some(&r.config));
         if !ok && seen.insert(r.name.clone()) {
             to_load.push(r);
         }
@@ -731,7 +768,11 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
             if let Some(parent) = dest.parent() {
                 create_dirs(root, parent)?;
             }
-            let mode = if executable.contains(f.target.as_str()) { 0o755 } else { 0o644 };
+            let mode = if executable.contains(f.target.as_str()) {
+                0o755
+            } else {
+                0o644
+            };
             let mut out = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -748,7 +789,11 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
         let mut images_json = Vec::new();
         bundle.copy_entry(IMAGES_PATH, &mut images_json)?;
         write_private(&meta.join("images.json"), &images_json, 0o644)?;
-        write_private(&meta.join("compose.pins.yml"), compose_pins(&images).as_bytes(), 0o644)?;
+        write_private(
+            &meta.join("compose.pins.yml"),
+            compose_pins(&images).as_bytes(),
+            0o644,
+        )?;
         sync_tree(root);
         // A release directory left by an interrupted run is replaced whole.
         if fs::symlink_metadata(&release_dir).is_ok() {
@@ -798,7 +843,11 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
             .map_err(io_err(&link_tmp))?;
         fs::rename(&link_tmp, target.join("current")).map_err(io_err(&target.join("current")))?;
         sync_dir(&target);
-        prune(&meta_dir.join("releases"), &id, current.as_ref().map(|(d, _)| d.as_path()));
+        prune(
+            &meta_dir.join("releases"),
+            &id,
+            current.as_ref().map(|(d, _)| d.as_path()),
+        );
     }
     fault_point("switch");
 
@@ -807,6 +856,7 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
     if opts.up {
         services = up(&target, &release_dir, &release, opts)?;
     }
+    drop(lock);
     Ok(InstallReport {
         name,
         version,
@@ -851,7 +901,11 @@ fn create_dirs(root: &Path, dir: &Path) -> Result<(), InstallError> {
 }
 
 fn sync_tree(root: &Path) {
-    for e in walkdir::WalkDir::new(root).contents_first(true).into_iter().flatten() {
+    for e in walkdir::WalkDir::new(root)
+        .contents_first(true)
+        .into_iter()
+        .flatten()
+    {
         if e.file_type().is_dir() {
             sync_dir(e.path());
         }
@@ -860,7 +914,9 @@ fn sync_tree(root: &Path) {
 
 /// Removes releases other than the new and the previous one.
 fn prune(releases: &Path, keep: &str, previous: Option<&Path>) {
-    let Ok(rd) = fs::read_dir(releases) else { return };
+    let Ok(rd) = fs::read_dir(releases) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if e.file_name().to_str() == Some(keep) || Some(p.as_path()) == previous {
@@ -873,7 +929,10 @@ fn prune(releases: &Path, keep: &str, previous: Option<&Path>) {
 /// The compose command line for a release: project, files, env file.
 pub fn compose_args(target: &Path, release_dir: &Path, release: &Release) -> Option<Vec<String>> {
     let compose = release.compose.as_ref()?;
-    let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+    let project = release
+        .project
+        .clone()
+        .unwrap_or_else(|| release.name.clone());
     Some(vec![
         "--project-name".into(),
         project,
@@ -884,7 +943,11 @@ pub fn compose_args(target: &Path, release_dir: &Path, release: &Release) -> Opt
         "-f".into(),
         release_dir.join(compose).display().to_string(),
         "-f".into(),
-        release_dir.join(".bale").join("compose.pins.yml").display().to_string(),
+        release_dir
+            .join(".bale")
+            .join("compose.pins.yml")
+            .display()
+            .to_string(),
     ])
 }
 
@@ -898,7 +961,10 @@ fn up(
         .ok_or_else(|| InstallError::Bundle("the bundle has no compose file to start".into()))?;
     args.extend(["up".into(), "-d".into(), "--remove-orphans".into()]);
     opts.runtime.compose(&args)?;
-    let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+    let project = release
+        .project
+        .clone()
+        .unwrap_or_else(|| release.name.clone());
     let deadline = Instant::now() + opts.timeout;
     loop {
         let containers = opts.runtime.containers(&project)?;
@@ -910,7 +976,11 @@ fn up(
                     "{} ({}{})",
                     c.service,
                     c.state,
-                    if c.health.is_empty() { String::new() } else { format!("/{}", c.health) }
+                    if c.health.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{}", c.health)
+                    }
                 )
             })
             .collect();
@@ -923,7 +993,11 @@ fn up(
         if failed || Instant::now() >= deadline {
             return Err(InstallError::Unhealthy {
                 seconds: opts.timeout.as_secs(),
-                services: if waiting.is_empty() { vec!["no containers".into()] } else { waiting },
+                services: if waiting.is_empty() {
+                    vec!["no containers".into()]
+                } else {
+                    waiting
+                },
             });
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -209,8 +209,12 @@ struct RuntimeArgs {
 
 impl RuntimeArgs {
     fn runtime(&self) -> Box<dyn bale::runtime::Runtime> {
-        bale::runtime::by_name(&self.runtime, self.containerd_address.as_deref(), &self.namespace)
-            .unwrap_or_else(|| Box::new(bale::runtime::NoRuntime))
+        bale::runtime::by_name(
+            &self.runtime,
+            self.containerd_address.as_deref(),
+            &self.namespace,
+        )
+        .unwrap_or_else(|| Box::new(bale::runtime::NoRuntime))
     }
 }
 
@@ -577,7 +581,16 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                 Err(bale::Error::NotIntact(report.problems.len()))
             }
         }
-        Command::Install { bundle, public_key, target, runtime, up, timeout, allow_downgrade, json } => {
+        Command::Install {
+            bundle,
+            public_key,
+            target,
+            runtime,
+            up,
+            timeout,
+            allow_downgrade,
+            json,
+        } => {
             let key = VerifyingKey::from_file(&public_key)?;
             let rt = runtime.runtime();
             let report = bale::install::install(
@@ -592,7 +605,10 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                 },
             )?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
                 return Ok(());
             }
             let mut err = std::io::stderr().lock();
@@ -607,21 +623,40 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     bale::install::Action::Downgraded => "downgraded",
                     bale::install::Action::Unchanged => "already installed; nothing changed",
                 },
-                report.previous.as_ref().filter(|_| report.action != bale::install::Action::Unchanged).map(|p| format!(" from {p}")).unwrap_or_default(),
+                report
+                    .previous
+                    .as_ref()
+                    .filter(|_| report.action != bale::install::Action::Unchanged)
+                    .map(|p| format!(" from {p}"))
+                    .unwrap_or_default(),
                 report.release.display()
             );
             for i in &report.images {
-                let _ = writeln!(err, "  image {:<8} {} {} ({})", i.status, i.name, i.config, i.service);
+                let _ = writeln!(
+                    err,
+                    "  image {:<8} {} {} ({})",
+                    i.status, i.name, i.config, i.service
+                );
             }
             if !report.secrets_added.is_empty() {
-                let _ = writeln!(err, "  generated secrets in .env: {}", report.secrets_added.join(", "));
+                let _ = writeln!(
+                    err,
+                    "  generated secrets in .env: {}",
+                    report.secrets_added.join(", ")
+                );
             }
             for c in &report.services {
                 let _ = writeln!(err, "  service {:<20} {} {}", c.service, c.state, c.health);
             }
             Ok(())
         }
-        Command::Audit { bundle, target, public_key, runtime, json } => {
+        Command::Audit {
+            bundle,
+            target,
+            public_key,
+            runtime,
+            json,
+        } => {
             let key = match (&bundle, &public_key) {
                 (Some(_), Some(k)) => Some(VerifyingKey::from_file(k)?),
                 (Some(_), None) => {
@@ -658,7 +693,11 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     report.findings.len()
                 );
             }
-            if report.ok() { Ok(()) } else { Err(bale::Error::Findings(report.findings.len())) }
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(bale::Error::Findings(report.findings.len()))
+            }
         }
         Command::Inspect { bundle, json } => {
             let i = verifier::inspect(&bundle)?;

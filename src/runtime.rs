@@ -85,7 +85,10 @@ pub trait Runtime {
     /// The image named `reference`, if present.
     fn image(&self, reference: &str) -> Result<Option<RuntimeImage>, RuntimeError>;
     /// Loads an archive that `write` streams in.
-    fn load(&self, write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>) -> Result<(), RuntimeError>;
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), RuntimeError>;
     /// The containers of compose project `project`.
     fn containers(&self, project: &str) -> Result<Vec<Container>, RuntimeError>;
     /// Runs `compose ARGS` for a project; `Unsupported` where there is none.
@@ -147,7 +150,10 @@ fn load_via(
             program: program.to_owned(),
             source,
         })?;
-    let mut stdin = child.stdin.take().ok_or_else(|| RuntimeError::Unsupported("no stdin".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| RuntimeError::Unsupported("no stdin".into()))?;
     // Drain stderr while writing, so a chatty loader cannot block us.
     let mut stderr = child.stderr.take();
     let reader = std::thread::spawn(move || {
@@ -162,10 +168,12 @@ fn load_via(
     if written.is_err() {
         let _ = child.kill();
     }
-    let out = child.wait_with_output().map_err(|source| RuntimeError::Spawn {
-        program: program.to_owned(),
-        source,
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
     let err = reader.join().unwrap_or_default();
     if let Err(e) = written {
         return Err(RuntimeError::Failed {
@@ -283,17 +291,21 @@ impl Runtime for DockerCli {
                 stderr: tail(&out.stderr),
             });
         }
-        let list: Vec<Inspect> = serde_json::from_slice(&out.stdout).map_err(|e| RuntimeError::Output {
-            command: command_line(&self.program, &args),
-            message: e.to_string(),
-        })?;
+        let list: Vec<Inspect> =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuntimeError::Output {
+                command: command_line(&self.program, &args),
+                message: e.to_string(),
+            })?;
         Ok(list.first().map(|i| RuntimeImage {
             config: i.id.parse().ok(),
             manifest: None,
         }))
     }
 
-    fn load(&self, write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>) -> Result<(), RuntimeError> {
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), RuntimeError> {
         load_via(&self.program, &["load".into()], write)
     }
 
@@ -400,7 +412,10 @@ impl Runtime for Ctr {
         Ok(None)
     }
 
-    fn load(&self, write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>) -> Result<(), RuntimeError> {
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), RuntimeError> {
         let mut args = self.base();
         args.extend(["images".into(), "import".into(), "-".into()]);
         load_via("ctr", &args, write)
@@ -421,7 +436,7 @@ impl Ctr {
     fn config_of(&self, manifest: &Digest) -> Result<Option<Digest>, RuntimeError> {
         let mut args = self.base();
         args.extend(["content".into(), "get".into(), manifest.to_string()]);
-        let out = run(&"ctr".to_owned(), &args)?;
+        let out = run("ctr", &args)?;
         if !out.status.success() {
             return Ok(None);
         }
@@ -449,14 +464,19 @@ impl Runtime for NoRuntime {
     fn image(&self, _: &str) -> Result<Option<RuntimeImage>, RuntimeError> {
         Ok(None)
     }
-    fn load(&self, _: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>) -> Result<(), RuntimeError> {
+    fn load(
+        &self,
+        _: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), RuntimeError> {
         Ok(())
     }
     fn containers(&self, _: &str) -> Result<Vec<Container>, RuntimeError> {
         Ok(Vec::new())
     }
     fn compose(&self, _: &[String]) -> Result<String, RuntimeError> {
-        Err(RuntimeError::Unsupported("--runtime none cannot start the stack".into()))
+        Err(RuntimeError::Unsupported(
+            "--runtime none cannot start the stack".into(),
+        ))
     }
 }
 

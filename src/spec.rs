@@ -344,7 +344,12 @@ impl BundleSpec {
         Self::parse_inner(path, Path::new("."), text, false)
     }
 
-    fn parse_inner(path: &Path, root: &Path, text: &str, check_fs: bool) -> Result<Self, LocatedError> {
+    fn parse_inner(
+        path: &Path,
+        root: &Path,
+        text: &str,
+        check_fs: bool,
+    ) -> Result<Self, LocatedError> {
         let err = |span: Range<usize>, msg: String| LocatedError::at(path, text, Some(span), msg);
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             LocatedError::at(path, text, e.span(), e.message().trim_end().to_owned())

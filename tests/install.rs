@@ -1,0 +1,744 @@
+//! `bale install` and `bale audit` end to end, against a real dockerd and
+//! docker-compose, and a real containerd.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::daemons::{Containerd, Dockerd};
+use common::*;
+
+const COMPOSE: &str = r#"services:
+  web:
+    image: localhost/bale-demo/web:1.0
+    command: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/site"]
+    volumes: ["./site:/srv/site:ro"]
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+    networks: [stack]
+  api:
+    image: localhost/bale-demo/web:1.0
+    command: ["/bin/busybox", "httpd", "-f", "-p", "9090", "-h", "/srv/api"]
+    volumes: ["./api:/srv/api:ro"]
+    ports: ["127.0.0.1:${API_PORT}:9090"]
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+    networks: [stack]
+  worker:
+    image: localhost/bale-demo/worker:1.0
+    command: ["/bin/sh", "-c", "while true; do /bin/busybox wget -q -O /tmp/page http://web:8080/ && touch /tmp/ok; sleep 1; done"]
+    environment:
+      STACK_TOKEN: ${STACK_TOKEN}
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "test", "-f", "/tmp/ok"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+    depends_on:
+      web: {condition: service_healthy}
+    networks: [stack]
+networks:
+  stack: {}
+"#;
+
+fn bundle_toml(version: &str) -> String {
+    format!(
+        r#"[bundle]
+name = "stack"
+version = "{version}"
+
+[images]
+web = "oci:images:localhost/bale-demo/web:1.0"
+api = "oci:images:localhost/bale-demo/web:1.0"
+worker = "oci:images:localhost/bale-demo/worker:1.0"
+
+[compose]
+file = "compose.yml"
+project = "balestack"
+
+[[overlays]]
+source = "site"
+target = "site"
+
+[[overlays]]
+source = "api"
+target = "api"
+
+[secrets.STACK_TOKEN]
+length = 40
+"#
+    )
+}
+
+struct Stack {
+    p: Project,
+    docker: Dockerd,
+    web_port: u16,
+    api_port: u16,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        let p = Project::new(&bundle_toml("1.0.0"));
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
+            &p.path().join("images"),
+        );
+        p.write("compose.yml", COMPOSE);
+        p.write("site/index.html", "web v1\n");
+        p.write("api/index.html", "api v1\n");
+        p.bale(&[
+            "keygen",
+            "--public-key",
+            "keys/k.pub",
+            "--secret-key",
+            "keys/k.sec",
+            "--no-password",
+        ])
+        .ok();
+        let docker = Dockerd::start();
+        let (web_port, api_port) = (free_port(), free_port());
+        // Operator settings go in .env before the first install; bale keeps them.
+        p.write(
+            "target/.env",
+            &format!("# site settings\nWEB_PORT={web_port}\nAPI_PORT={api_port}\n"),
+        );
+        Stack {
+            p,
+            docker,
+            web_port,
+            api_port,
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("DOCKER_HOST", self.docker.host.clone())]
+    }
+
+    fn bale(&self, args: &[&str]) -> Run {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.p.bale_env(args, &env)
+    }
+
+    fn bale_fault(&self, args: &[&str], step: &str) -> Run {
+        self.p.bale_env(
+            args,
+            &[
+                ("DOCKER_HOST", &self.docker.host),
+                ("BALE_FAULT_AFTER", step),
+            ],
+        )
+    }
+
+    fn build(&self, version: &str, page: &str) -> String {
+        self.p.write("bundle.toml", &bundle_toml(version));
+        self.p.write("site/index.html", page);
+        let out = format!("stack-{version}.bale");
+        self.bale(&["build", "--sign-key", "keys/k.sec", "-o", &out])
+            .ok();
+        out
+    }
+
+    fn install(&self, bundle: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "install",
+            bundle,
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "target",
+            "--timeout",
+            "120",
+        ];
+        args.extend_from_slice(extra);
+        self.bale(&args)
+    }
+
+    fn audit(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["audit", "--target", "target"];
+        args.extend_from_slice(extra);
+        self.bale(&args)
+    }
+
+    fn target(&self) -> PathBuf {
+        self.p.path().join("target")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Stop the project's containers before dockerd goes.
+        let _ = self.docker.docker(&[
+            "rm",
+            "-f",
+            "-v",
+            "balestack_web_1",
+            "balestack_api_1",
+            "balestack_worker_1",
+        ]);
+    }
+}
+
+/// Every path under `dir` with its type and content hash (or link target).
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            use std::os::unix::fs::PermissionsExt as _;
+            if m.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    format!(
+                        "link {}",
+                        std::fs::read_link(&p)
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default()
+                    ),
+                );
+            } else if m.is_dir() {
+                out.insert(
+                    rel.clone(),
+                    format!("dir {:o}", m.permissions().mode() & 0o777),
+                );
+                walk(root, &p, out);
+            } else {
+                out.insert(
+                    rel,
+                    format!(
+                        "file {:o} {}",
+                        m.permissions().mode() & 0o777,
+                        sha(&std::fs::read(&p).unwrap_or_default())
+                    ),
+                );
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn http_get(port: u16) -> String {
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if !buf.is_empty() {
+                return buf;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("nothing answers on 127.0.0.1:{port}");
+}
+
+#[test]
+fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrade() {
+    let s = Stack::new();
+    let v1 = s.build("1.0.0", "web v1\n");
+
+    // Install into an empty target and start: every service answers.
+    let r = s.install(&v1, &["--up"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("stack 1.0.0 installed"),
+        "{}",
+        r.describe()
+    );
+    for svc in ["web", "api", "worker"] {
+        assert!(
+            r.stderr()
+                .lines()
+                .any(|l| l.contains(&format!("service {svc}")) && l.contains("running healthy")),
+            "{svc}\n{}",
+            r.describe()
+        );
+    }
+    assert!(http_get(s.web_port).contains("web v1"));
+    assert!(http_get(s.api_port).contains("api v1"));
+
+    // Secrets: generated, mode 0600, operator settings kept, never printed.
+    let env = std::fs::read_to_string(s.target().join(".env")).unwrap_or_default();
+    let token = env
+        .lines()
+        .find_map(|l| l.strip_prefix("STACK_TOKEN="))
+        .unwrap_or_else(|| panic!("no token in .env"))
+        .to_owned();
+    assert_eq!(token.len(), 40);
+    assert!(
+        env.contains(&format!("WEB_PORT={}", s.web_port)) && env.starts_with("# site settings\n")
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(s.target().join(".env"))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0),
+        0o600
+    );
+    assert!(!r.stderr().contains(&token) && !r.stdout().contains(&token));
+    let out = s.docker.docker(&[
+        "exec",
+        "balestack_worker_1",
+        "/bin/sh",
+        "-c",
+        "echo $STACK_TOKEN",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        token,
+        "the stack gets the generated secret"
+    );
+
+    // Image IDs equal the locked config digests.
+    let lock: toml::Value =
+        toml::from_str(&s.p.read("bundle.lock")).unwrap_or_else(|e| panic!("{e}"));
+    let web_config = lock["image"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["service"].as_str() == Some("web")))
+        .and_then(|i| i["platform"][0]["config"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let out = s.docker.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "localhost/bale-demo/web:1.0",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), web_config);
+
+    // Audit passes, against the record and against the signed bundle; JSON is evidence.
+    s.audit(&[]).ok();
+    s.audit(&[&v1, "--public-key", "keys/k.pub"]).ok();
+    let r = s.audit(&["--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["containers"].as_array().map(Vec::len), Some(3));
+    assert!(
+        v["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| c["status"] == "ok")
+    );
+
+    // Re-install is a no-op.
+    let before = snapshot(&s.target());
+    let r = s.install(&v1, &["--up"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("already installed; nothing changed")
+            && r.stderr().contains("image present"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(snapshot(&s.target()), before);
+
+    // A newer version upgrades; the previous release is kept.
+    let v2 = s.build("1.1.0", "web v2\n");
+    let r = s.install(&v2, &["--up"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("stack 1.1.0 upgraded from 1.0.0"),
+        "{}",
+        r.describe()
+    );
+    assert!(http_get(s.web_port).contains("web v2"));
+    let releases: Vec<String> = std::fs::read_dir(s.target().join(".bale/releases"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    assert!(
+        std::fs::read_to_string(s.target().join(".env"))
+            .unwrap_or_default()
+            .contains(&format!("STACK_TOKEN={token}")),
+        "secrets kept on upgrade"
+    );
+    s.audit(&[]).ok();
+
+    // An older version is refused and changes nothing.
+    let before = snapshot(&s.target());
+    let r = s.install(&v1, &[]);
+    r.fails(7);
+    assert!(
+        r.stderr().contains("older than the installed 1.1.0"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(snapshot(&s.target()), before);
+
+    // A tag re-pointed to other content: audit names the service.
+    let out = s.docker.docker(&[
+        "tag",
+        "localhost/bale-demo/worker:1.0",
+        "localhost/bale-demo/web:1.0",
+    ]);
+    assert!(out.status.success());
+    let r = s.audit(&[]);
+    r.fails(6);
+    assert!(
+        r.stderr()
+            .lines()
+            .any(|l| l.starts_with("FINDING image web:")),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr()
+            .lines()
+            .any(|l| l.starts_with("FINDING image api:")),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        s.docker
+            .docker(&["tag", &web_config, "localhost/bale-demo/web:1.0"])
+            .status
+            .success()
+    );
+    s.audit(&[]).ok();
+
+    // An edited config file: audit reports the drift, file by file.
+    let page = s.target().join("current/site/index.html");
+    std::fs::write(&page, "defaced\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(s.target().join("current/site/extra.html"), "new\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = s.audit(&[]);
+    r.fails(6);
+    assert!(
+        r.stderr()
+            .contains("FINDING file site/index.html: modified"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr().contains("FINDING file site/extra.html: added"),
+        "{}",
+        r.describe()
+    );
+    std::fs::write(&page, "web v2\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(s.target().join("current/site/extra.html"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.audit(&[]).ok();
+
+    // A tampered bundle installs nothing and leaves the target as it was.
+    let v3 = s.build("1.2.0", "web v3\n");
+    let tampered = s.p.path().join("tampered.bale");
+    let mut bytes = std::fs::read(s.p.path().join(&v3)).unwrap_or_default();
+    let f = std::fs::File::open(s.p.path().join(&v3)).unwrap_or_else(|e| panic!("{e}"));
+    let (entries, _) = bale::verify::scan(&f, bytes.len() as u64);
+    let page_entry = entries
+        .iter()
+        .find(|e| e.path.as_deref() == Ok("files/site/index.html"))
+        .unwrap_or_else(|| panic!("no page"));
+    bytes[page_entry.offset as usize] ^= 1;
+    std::fs::write(&tampered, bytes).unwrap_or_else(|e| panic!("{e}"));
+    let before = snapshot(&s.target());
+    let images = || {
+        let out = s.docker.docker(&[
+            "images",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ]);
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let images_before = images();
+    let r = s.install("tampered.bale", &["--up"]);
+    r.fails(6);
+    assert!(
+        r.stderr().contains("files/site/index.html"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(snapshot(&s.target()), before);
+    assert_eq!(images(), images_before);
+
+    // Killed in the middle of an upgrade: the old version stays intact and
+    // current; the re-run completes.
+    for step in ["load", "stage", "secrets"] {
+        let r = s.bale_fault(
+            &[
+                "install",
+                &v3,
+                "--public-key",
+                "keys/k.pub",
+                "--target",
+                "target",
+            ],
+            step,
+        );
+        assert_ne!(
+            r.code(),
+            0,
+            "fault after {step} must kill the run\n{}",
+            r.describe()
+        );
+        let link = std::fs::read_link(s.target().join("current")).unwrap_or_default();
+        assert!(
+            link.display().to_string().contains("1.1.0-"),
+            "after a kill at {step}, current is {}",
+            link.display()
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.target().join("current/site/index.html")).unwrap_or_default(),
+            "web v2\n"
+        );
+        s.audit(&[]).ok();
+    }
+    let r = s.install(&v3, &["--up"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("stack 1.2.0 upgraded from 1.1.0"),
+        "{}",
+        r.describe()
+    );
+    assert!(http_get(s.web_port).contains("web v3"));
+    s.audit(&[&v3, "--public-key", "keys/k.pub"]).ok();
+    let leftovers: Vec<String> = std::fs::read_dir(s.target().join(".bale"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("staging-") || n.starts_with("current-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn another_bundle_into_the_same_target_is_refused() {
+    let p = Project::new(&bundle_toml("1.0.0"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
+        &p.path().join("demo"),
+    );
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "keys/k.pub",
+        "--secret-key",
+        "keys/k.sec",
+        "--no-password",
+    ])
+    .ok();
+    p.bale(&[
+        "-f",
+        "demo/bundle.toml",
+        "build",
+        "--offline",
+        "--sign-key",
+        "keys/k.sec",
+        "-o",
+        "demo.bale",
+    ])
+    .ok();
+    p.bale(&[
+        "install",
+        "demo.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "t",
+        "--runtime",
+        "none",
+    ])
+    .ok();
+    let other = p
+        .read("demo/bundle.toml")
+        .replace("name = \"bale-demo\"", "name = \"other\"");
+    p.write("demo/bundle.toml", &other);
+    p.bale(&[
+        "-f",
+        "demo/bundle.toml",
+        "build",
+        "--offline",
+        "--sign-key",
+        "keys/k.sec",
+        "-o",
+        "other.bale",
+    ])
+    .ok();
+    let r = p.bale(&[
+        "install",
+        "other.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "t",
+        "--runtime",
+        "none",
+    ]);
+    r.fails(7);
+    assert!(
+        r.stderr().contains("holds bundle `bale-demo`"),
+        "{}",
+        r.describe()
+    );
+    // A `current` that is not bale's symlink is never touched.
+    let q = Project::new("");
+    q.write("t/current", "operator's own file");
+    let r = p.bale(&[
+        "install",
+        "demo.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        &q.path().join("t").display().to_string(),
+        "--runtime",
+        "none",
+    ]);
+    assert_ne!(r.code(), 0);
+    assert_eq!(q.read("t/current"), "operator's own file");
+}
+
+#[test]
+fn containerd_install_imports_names_and_checks_manifest_digests() {
+    let p = Project::new("");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
+        &p.path().join("demo"),
+    );
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "keys/k.pub",
+        "--secret-key",
+        "keys/k.sec",
+        "--no-password",
+    ])
+    .ok();
+    p.bale(&[
+        "-f",
+        "demo/bundle.toml",
+        "build",
+        "--offline",
+        "--sign-key",
+        "keys/k.sec",
+        "-o",
+        "demo.bale",
+    ])
+    .ok();
+    let c = Containerd::start();
+    let addr = c.address.display().to_string();
+    let args = [
+        "install",
+        "demo.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "t",
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &addr,
+        "--namespace",
+        "k8s.io",
+    ];
+    let r = p.bale(&args);
+    r.ok();
+    assert_eq!(
+        r.stderr().matches("image loaded").count(),
+        2,
+        "{}",
+        r.describe()
+    );
+    let list =
+        String::from_utf8_lossy(&c.ctr("k8s.io", &["images", "ls", "-q"]).stdout).into_owned();
+    assert!(
+        list.contains("localhost/bale-demo/web:1.0")
+            && list.contains("localhost/bale-demo/worker:1.0"),
+        "{list}"
+    );
+    let r = p.bale(&args);
+    r.ok();
+    assert_eq!(
+        r.stderr().matches("image present").count(),
+        2,
+        "{}",
+        r.describe()
+    );
+    let audit = [
+        "audit",
+        "--target",
+        "t",
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &addr,
+        "--namespace",
+        "k8s.io",
+        "--json",
+    ];
+    let r = p.bale(&audit);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        v["images"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|i| i["status"] == "ok" && i["found_manifest"] == i["expected_manifest"]),
+        "{v}"
+    );
+    // Re-point the name in containerd to the other image: audit names the service.
+    let _ = c.ctr("k8s.io", &["images", "rm", "localhost/bale-demo/web:1.0"]);
+    let out = c.ctr(
+        "k8s.io",
+        &[
+            "images",
+            "tag",
+            "localhost/bale-demo/worker:1.0",
+            "localhost/bale-demo/web:1.0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = p.bale(&audit);
+    r.fails(6);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        v["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["subject"] == "web"),
+        "{v}"
+    );
+}
