@@ -8,6 +8,7 @@
 //! ```toml
 //! [registries."docker.io"]
 //! mirrors = ["mirror.internal:5000"]
+//! upstream = false            # never fall back to docker.io itself
 //! [registries."registry.internal:5000"]
 //! insecure = true
 //! ```
@@ -20,12 +21,25 @@ use serde::Deserialize;
 use crate::spec::LocatedError;
 
 /// Settings for one registry host.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistrySettings {
     /// Hosts (`host[:port]`) tried in order before the registry itself.
     pub mirrors: Vec<String>,
     /// Whether plain HTTP is allowed for this host.
     pub insecure: bool,
+    /// Whether the registry itself is tried after its mirrors (default true;
+    /// false keeps every request on the mirrors, as a closed site wants).
+    pub upstream: bool,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            mirrors: Vec::new(),
+            insecure: false,
+            upstream: true,
+        }
+    }
 }
 
 /// All settings.
@@ -70,6 +84,7 @@ struct RawRegistry {
     mirrors: Vec<String>,
     #[serde(default)]
     insecure: bool,
+    upstream: Option<bool>,
 }
 
 impl Settings {
@@ -86,6 +101,9 @@ impl Settings {
             let entry = self.registries.entry(normalise_host(&host)).or_default();
             entry.mirrors = r.mirrors;
             entry.insecure |= r.insecure;
+            if let Some(u) = r.upstream {
+                entry.upstream = u;
+            }
         }
         Ok(())
     }

@@ -276,14 +276,16 @@ impl RegistryClient {
         } else {
             domain.to_owned()
         };
-        out.push(Endpoint {
-            scheme: if self.settings.allows_http(domain) {
-                "http"
-            } else {
-                "https"
-            },
-            host,
-        });
+        if reg.upstream || out.is_empty() {
+            out.push(Endpoint {
+                scheme: if self.settings.allows_http(domain) {
+                    "http"
+                } else {
+                    "https"
+                },
+                host,
+            });
+        }
         out
     }
 
@@ -666,5 +668,25 @@ mod tests {
         );
         assert_eq!(c.endpoints("127.0.0.1:5000")[0].scheme, "http");
         assert_eq!(c.endpoints("registry.example")[0].scheme, "https");
+    }
+
+    #[test]
+    fn upstream_false_keeps_requests_on_mirrors() {
+        let mut s = Settings::default();
+        s.add_mirror("docker.io=127.0.0.1:5000").ok();
+        let c = RegistryClient::new(s.clone(), RetryPolicy::default());
+        assert_eq!(c.endpoints("docker.io").len(), 2);
+        if let Some(r) = s.registries.get_mut("docker.io") {
+            r.upstream = false;
+        }
+        let c = RegistryClient::new(s, RetryPolicy::default());
+        let eps = c.endpoints("docker.io");
+        assert_eq!(
+            eps,
+            vec![Endpoint {
+                scheme: "http",
+                host: "127.0.0.1:5000".into()
+            }]
+        );
     }
 }

@@ -496,6 +496,11 @@ fn mirror_serves_but_lock_records_canonical_names() {
         false,
     );
     let p = Project::new(&bundle(&[("m", "mirrored:7".into())], &["linux/amd64"]));
+    // Never let a test fall back to the real Docker Hub.
+    p.write(
+        "config/bale.toml",
+        "[registries.\"docker.io\"]\nupstream = false\n",
+    );
     let flag = format!("docker.io={}", mirror.host);
     p.bale(&["lock", "--mirror", &flag]).ok();
     let e = lock_entry(&p, "m");
