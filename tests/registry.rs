@@ -521,7 +521,7 @@ fn mirror_serves_but_lock_records_canonical_names() {
     p.write(
         "config/bale.toml",
         &format!(
-            "[registries.\"docker.io\"]\nmirrors = [\"{}\"]\n",
+            "[registries.\"docker.io\"]\nmirrors = [\"{}\"]\nupstream = false\n",
             other.host
         ),
     );
