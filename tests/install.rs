@@ -742,3 +742,73 @@ fn containerd_install_imports_names_and_checks_manifest_digests() {
         "{v}"
     );
 }
+
+#[test]
+fn zstd_layers_load_into_docker_with_the_locked_image_id() {
+    // Docker 20.10 cannot read zstd layers itself; bale decompresses them
+    // on the way in, which keeps the image ID.
+    let reg = Registry::start();
+    let busybox =
+        std::fs::read("/bin/busybox").unwrap_or_else(|e| panic!("busybox-static is needed: {e}"));
+    let img = reg.push_image(
+        "zstd/app",
+        Some("1"),
+        "linux",
+        "amd64",
+        None,
+        &[
+            zstd_layer(&[("bin/busybox", &busybox)]),
+            gzip_layer(&[("etc/motd", b"zstd ok\n")]),
+        ],
+        false,
+    );
+    let p = Project::new(&format!(
+        "[bundle]\nname = \"z\"\nversion = \"1.0.0\"\n[images]\napp = \"{}/zstd/app:1\"\n",
+        reg.host
+    ));
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "k.pub",
+        "--secret-key",
+        "k.sec",
+        "--no-password",
+    ])
+    .ok();
+    p.bale(&["build", "--sign-key", "k.sec", "-o", "z.bale"])
+        .ok();
+    let d = Dockerd::start();
+    let r = p.bale_env(
+        &[
+            "install",
+            "z.bale",
+            "--public-key",
+            "k.pub",
+            "--target",
+            "t",
+        ],
+        &[("DOCKER_HOST", &d.host)],
+    );
+    r.ok();
+    let name = format!("{}/zstd/app:1", reg.host);
+    let out = d.docker(&["image", "inspect", "--format", "{{.Id}}", &name]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), img.config);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "/bin/busybox",
+        "cat",
+        "/etc/motd",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "zstd ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.bale_env(&["audit", "--target", "t"], &[("DOCKER_HOST", &d.host)])
+        .ok();
+}

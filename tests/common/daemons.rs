@@ -49,6 +49,12 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Self::start_with("vfs")
+    }
+
+    /// Starts dockerd with `driver` (`vfs` works everywhere; `overlay2` where
+    /// the kernel allows it).
+    pub fn start_with(driver: &str) -> Dockerd {
         assert!(
             super::have("dockerd"),
             "dockerd is not installed: run the README's test command"
@@ -70,8 +76,8 @@ impl Dockerd {
         let mut child = Command::new("dockerd")
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
+            .arg(format!("--storage-driver={driver}"))
             .args([
-                "--storage-driver=vfs",
                 "--iptables=false",
                 "--ip6tables=false",
                 "--bridge=none",

@@ -221,7 +221,11 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     for (path, data) in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
-        h.set_mode(0o644);
+        h.set_mode(if path.starts_with("bin/") {
+            0o755
+        } else {
+            0o644
+        });
         h.set_mtime(0);
         h.set_cksum();
         b.append_data(&mut h, path, *data)

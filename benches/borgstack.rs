@@ -1,0 +1,768 @@
+//! The BorgStack benchmark: bale against skopeo, tar, sha256sum and
+//! docker save/load, on a corpus shaped like the root bundle.toml.
+//!
+//! `scripts/bench [--scale N]... [--runs N] [--write-doc PATH]`
+//!
+//! It measures and reports; it asserts nothing about speed.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::daemons::Dockerd;
+use common::{LayerSpec, Registry};
+use sha2::{Digest as _, Sha256};
+
+const BALE: &str = env!("CARGO_BIN_EXE_bale");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Args {
+    scales: Vec<u32>,
+    runs: usize,
+    write_doc: Option<PathBuf>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        scales: Vec::new(),
+        runs: 3,
+        write_doc: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--scale" => a
+                .scales
+                .extend(it.next().and_then(|v| v.parse::<u32>().ok())),
+            "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
+            "--write-doc" => a.write_doc = it.next().map(PathBuf::from),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    if a.scales.is_empty() {
+        a.scales = vec![1, 2];
+    }
+    a
+}
+
+// ---------------------------------------------------------------- corpus
+
+/// Files of the machine, for layers with realistic compressibility.
+struct Pool {
+    files: Vec<(PathBuf, u64)>,
+    next: usize,
+}
+
+impl Pool {
+    fn of(roots: &[&str]) -> Pool {
+        let mut files = Vec::new();
+        for r in roots {
+            for e in walkdir::WalkDir::new(r)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter()
+                .flatten()
+            {
+                if e.file_type().is_file()
+                    && let Ok(m) = e.metadata()
+                    && m.len() <= 32 << 20
+                    && std::fs::File::open(e.path()).is_ok()
+                {
+                    files.push((e.path().to_owned(), m.len()));
+                }
+            }
+        }
+        Pool { files, next: 0 }
+    }
+
+    /// The next files adding up to at least `bytes`.
+    fn take(&mut self, bytes: u64) -> Vec<(PathBuf, u64)> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        while n < bytes && self.next < self.files.len() {
+            let f = self.files[self.next].clone();
+            n += f.1;
+            out.push(f);
+            self.next += 1;
+        }
+        out
+    }
+}
+
+struct Tee<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(h: Sha256) -> String {
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A gzip (or raw-zstd) layer of `files`, at their paths.
+fn layer(files: &[(PathBuf, u64)], zstd: bool) -> LayerSpec {
+    let tee = Tee {
+        inner: Vec::new(),
+        hash: Sha256::new(),
+    };
+    let mut b = tar::Builder::new(tee);
+    for (p, _) in files {
+        let Ok(f) = std::fs::File::open(p) else {
+            continue;
+        };
+        let Ok(m) = f.metadata() else { continue };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(m.len());
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let name = p.strip_prefix("/").unwrap_or(p);
+        let _ = b.append_data(&mut h, name, f);
+    }
+    let tee = b.into_inner().unwrap_or_else(|e| panic!("{e}"));
+    let diff_id = format!("sha256:{}", hex(tee.hash));
+    if zstd {
+        LayerSpec {
+            blob: common::zstd_raw(&tee.inner),
+            media_type: common::OCI_LAYER_ZSTD.into(),
+            diff_id,
+        }
+    } else {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&tee.inner).unwrap_or_else(|e| panic!("{e}"));
+        LayerSpec {
+            blob: e.finish().unwrap_or_else(|e| panic!("{e}")),
+            media_type: common::OCI_LAYER_GZIP.into(),
+            diff_id,
+        }
+    }
+}
+
+fn clone_layer(l: &LayerSpec) -> LayerSpec {
+    LayerSpec {
+        blob: l.blob.clone(),
+        media_type: l.media_type.clone(),
+        diff_id: l.diff_id.clone(),
+    }
+}
+
+struct Corpus {
+    /// (repository, tag)
+    images: Vec<(String, String)>,
+    compressed: u64,
+    unique_compressed: u64,
+}
+
+/// Fills `reg` with the root bundle's repositories, BorgStack-shaped.
+fn generate(reg: &Registry, scale: u32) -> Corpus {
+    let spec = bale::spec::BundleSpec::load(&Path::new(ROOT).join("bundle.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut repos: Vec<(String, String)> = spec
+        .images
+        .iter()
+        .map(|i| {
+            (
+                i.source.reference().path.clone(),
+                i.source.reference().tag.clone(),
+            )
+        })
+        .collect();
+    repos.sort();
+    repos.dedup();
+
+    let mut libs = Pool::of(&["/usr/lib/x86_64-linux-gnu"]);
+    let mut python = Pool::of(&["/usr/lib/python3", "/usr/lib/python3.11"]);
+    let mut rest = Pool::of(&[
+        "/usr/share/doc",
+        "/usr/share/locale",
+        "/usr/lib/gcc",
+        "/usr/lib/jvm",
+        "/root/.rustup/toolchains",
+    ]);
+    rest.files.extend(libs.files.iter().cloned());
+    eprintln!(
+        "bench: building layers from {} files of this machine",
+        rest.files.len() + python.files.len()
+    );
+    let base1 = layer(&libs.take(150 << 20), false);
+    rest.next = 0;
+    // The remainder pool must not repeat base1's files.
+    let used: std::collections::BTreeSet<PathBuf> = libs.files[..libs.next]
+        .iter()
+        .map(|f| f.0.clone())
+        .collect();
+    rest.files.retain(|f| !used.contains(&f.0));
+    let base2 = layer(&python.take(110 << 20), false);
+    let unique = 110u64 << 20;
+    let mut total = base1.blob.len() as u64 + base2.blob.len() as u64;
+    let mut uniq_total = total;
+    let platform = |os: &str, arch: &str, v: Option<&str>| match v {
+        Some(v) => format!("{{\"os\":\"{os}\",\"architecture\":\"{arch}\",\"variant\":\"{v}\"}}"),
+        None => format!("{{\"os\":\"{os}\",\"architecture\":\"{arch}\"}}"),
+    };
+    for (i, (repo, tag)) in repos.iter().enumerate() {
+        let mut layers = Vec::new();
+        if !repo.contains("seaweedfs") {
+            layers.push(clone_layer(&base1));
+        }
+        if i % 2 == 0 {
+            layers.push(clone_layer(&base2));
+        }
+        if repo.ends_with("/redis") {
+            for _ in 0..30 {
+                layers.push(layer(&rest.take(200 << 10), false));
+            }
+            layers.push(layer(&rest.take(unique * scale as u64 / 2), false));
+        } else if repo.contains("seaweedfs") {
+            layers.push(layer(&rest.take(unique * scale as u64), false));
+            layers.push(layer(&rest.take(20 << 20), true));
+        } else {
+            layers.push(layer(&rest.take(unique * scale as u64), false));
+        }
+        for l in &layers {
+            if l.diff_id != base1.diff_id && l.diff_id != base2.diff_id {
+                uniq_total += l.blob.len() as u64;
+            }
+            total += l.blob.len() as u64;
+        }
+        let docker = repo.ends_with("/mongo");
+        if repo.contains("pgvector") || docker {
+            let amd = reg.push_image(repo, None, "linux", "amd64", None, &layers, docker);
+            let arm_layer = layer(&rest.take(1 << 20), false);
+            let arm = reg.push_image(
+                repo,
+                None,
+                "linux",
+                "arm64",
+                Some("v8"),
+                &[arm_layer],
+                docker,
+            );
+            let mut entries = vec![
+                (amd.clone(), platform("linux", "amd64", None), None),
+                (arm.clone(), platform("linux", "arm64", Some("v8")), None),
+            ];
+            if !docker {
+                for target in [&amd, &arm] {
+                    let att_layer = LayerSpec {
+                        blob: format!("{{\"_type\":\"https://in-toto.io/Statement/v0.1\",\"subject\":\"{}\"}}", target.manifest).into_bytes(),
+                        media_type: "application/vnd.in-toto+json".into(),
+                        diff_id: String::new(),
+                    };
+                    let att =
+                        reg.push_image(repo, None, "unknown", "unknown", None, &[att_layer], false);
+                    let ann = format!(
+                        "{{\"vnd.docker.reference.digest\":\"{}\",\"vnd.docker.reference.type\":\"attestation-manifest\"}}",
+                        target.manifest
+                    );
+                    entries.push((att, platform("unknown", "unknown", None), Some(ann)));
+                }
+            }
+            reg.push_index(repo, tag, &entries, docker);
+        } else {
+            reg.push_image(repo, Some(tag), "linux", "amd64", None, &layers, false);
+        }
+        eprintln!("bench: pushed {repo}:{tag} ({} layers)", layers.len());
+    }
+    Corpus {
+        images: repos,
+        compressed: total,
+        unique_compressed: uniq_total,
+    }
+}
+
+// ---------------------------------------------------------------- timing
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    wall: f64,
+    rss_kb: u64,
+}
+
+/// Runs `script` with `sh -c` under GNU time; panics with its output on failure.
+fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
+    let out_file = cwd.join(".time");
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M", "-o"])
+        .arg(&out_file)
+        .args(["sh", "-c", script])
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "`{script}` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = std::fs::read_to_string(&out_file).unwrap_or_default();
+    let last = t.lines().last().unwrap_or_default();
+    let mut it = last.split_whitespace();
+    Sample {
+        wall: it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN),
+        rss_kb: it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
+}
+
+fn sh(script: &str, cwd: &Path, env: &[(&str, String)]) -> String {
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "`{script}` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn median(mut v: Vec<Sample>) -> Sample {
+    v.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    let wall = v[v.len() / 2].wall;
+    let rss = v.iter().map(|s| s.rss_kb).max().unwrap_or(0);
+    Sample { wall, rss_kb: rss }
+}
+
+fn measure(
+    runs: usize,
+    mut setup: impl FnMut(),
+    script: &str,
+    cwd: &Path,
+    env: &[(&str, String)],
+) -> Sample {
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        setup();
+        v.push(timed(script, cwd, env));
+    }
+    median(v)
+}
+
+// ---------------------------------------------------------------- run
+
+struct Results {
+    scale: u32,
+    corpus: Corpus,
+    bundle_bytes: u64,
+    fetch: Sample,
+    skopeo: Sample,
+    build: Sample,
+    tar: Sample,
+    save: Sample,
+    verify: Sample,
+    sha256sum: Sample,
+    install: Sample,
+    load: Sample,
+}
+
+fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results {
+    let reg = Registry::start();
+    let corpus = generate(&reg, scale);
+    let proj = work.join(format!("scale-{scale}"));
+    let _ = std::fs::remove_dir_all(&proj);
+    std::fs::create_dir_all(proj.join("config")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        Path::new(ROOT).join("bundle.toml"),
+        proj.join("bundle.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    common::copy_dir(&Path::new(ROOT).join("overlays"), &proj.join("overlays"));
+    std::fs::write(
+        proj.join("config/bale.toml"),
+        format!(
+            "[registries.\"docker.io\"]\nmirrors = [\"{}\"]\nupstream = false\n",
+            reg.host
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = proj.join("store");
+    let env = vec![
+        ("BALE_STORE", store.display().to_string()),
+        ("DOCKER_HOST", docker.host.clone()),
+    ];
+    sh(
+        &format!(
+            "'{BALE}' lock && '{BALE}' keygen --public-key k.pub --secret-key k.sec --no-password"
+        ),
+        &proj,
+        &env,
+    );
+
+    // pull
+    let fetch = measure(
+        runs,
+        || {
+            let _ = std::fs::remove_dir_all(&store);
+        },
+        &format!("'{BALE}' fetch --locked"),
+        &proj,
+        &env,
+    );
+    let layout = proj.join("skopeo-layout");
+    let copies: Vec<String> = corpus
+        .images
+        .iter()
+        .map(|(r, t)| {
+            format!(
+                "skopeo copy -q --src-tls-verify=false docker://{}/{r}:{t} 'oci:{}:{r}:{t}'",
+                reg.host,
+                layout.display()
+            )
+        })
+        .collect();
+    let skopeo = measure(
+        runs,
+        || {
+            let _ = std::fs::remove_dir_all(&layout);
+        },
+        &copies.join(" && "),
+        &proj,
+        &env,
+    );
+
+    // pack, from the warm store
+    let bundle = proj.join("borgstack.bale");
+    let build = measure(
+        runs,
+        || {
+            let _ = std::fs::remove_file(&bundle);
+        },
+        &format!("'{BALE}' build --offline --sign-key k.sec -o borgstack.bale"),
+        &proj,
+        &env,
+    );
+    let tar = measure(
+        runs,
+        || {
+            let _ = std::fs::remove_file(proj.join("blobs.tar"));
+        },
+        "tar -cf blobs.tar -C store blobs",
+        &proj,
+        &env,
+    );
+    let names: Vec<String> = {
+        let lock: toml::Value =
+            toml::from_str(&std::fs::read_to_string(proj.join("bundle.lock")).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+        let mut n: Vec<String> = lock["image"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(str::to_owned))
+            .collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    let clean_docker = || {
+        let _ = Command::new("sh").args(["-c", "ids=$(docker images -aq); [ -z \"$ids\" ] || docker rmi -f $ids >/dev/null; docker image prune -af >/dev/null"]).env("DOCKER_HOST", &docker.host).status();
+    };
+    clean_docker();
+    // `docker load -i` of the bundle itself would do, but Docker 20.10 cannot
+    // read the zstd layer; bale install decompresses it.
+    sh(
+        &format!(
+            "'{BALE}' install borgstack.bale --public-key k.pub --target prep --runtime docker"
+        ),
+        &proj,
+        &env,
+    );
+    let save = measure(
+        runs,
+        || {
+            let _ = std::fs::remove_file(proj.join("save.tar"));
+        },
+        &format!("docker save -o save.tar {}", names.join(" ")),
+        &proj,
+        &env,
+    );
+
+    // verify
+    let verify = measure(
+        runs,
+        || {},
+        &format!("'{BALE}' verify borgstack.bale --public-key k.pub"),
+        &proj,
+        &env,
+    );
+    let sha256sum = measure(
+        runs,
+        || {},
+        "find store/blobs -type f -print0 | xargs -0 sha256sum >/dev/null",
+        &proj,
+        &env,
+    );
+
+    // install
+    let install = measure(
+        runs,
+        || {
+            clean_docker();
+            let _ = std::fs::remove_dir_all(proj.join("target"));
+        },
+        &format!(
+            "'{BALE}' install borgstack.bale --public-key k.pub --target target --runtime docker"
+        ),
+        &proj,
+        &env,
+    );
+    let load = measure(
+        runs,
+        clean_docker,
+        "docker load -q -i save.tar >/dev/null",
+        &proj,
+        &env,
+    );
+    clean_docker();
+
+    let bundle_bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    for f in ["save.tar", "blobs.tar"] {
+        let _ = std::fs::remove_file(proj.join(f));
+    }
+    let _ = std::fs::remove_dir_all(&layout);
+    Results {
+        scale,
+        corpus,
+        bundle_bytes,
+        fetch,
+        skopeo,
+        build,
+        tar,
+        save,
+        verify,
+        sha256sum,
+        install,
+        load,
+    }
+}
+
+fn openssl_per_core() -> f64 {
+    // "sha256  ... 1691490.78k" for 1 MiB blocks: kB/s.
+    let out = Command::new("openssl")
+        .args([
+            "speed", "-evp", "sha256", "-seconds", "3", "-bytes", "1048576",
+        ])
+        .output();
+    out.ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .last()
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .last()
+                .map(|v| v.trim_end_matches('k').to_owned())
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|k| k * 1000.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> String {
+    let mut s = String::new();
+    let rss = |x: &Sample| format!("{:.0} MB", x.rss_kb as f64 / 1024.0);
+    for r in results {
+        let v_tp = r.bundle_bytes as f64 / r.verify.wall;
+        let s_tp = r.bundle_bytes as f64 / r.sha256sum.wall;
+        s.push_str(&format!(
+            "\n### Scale {} — {} images, {} of compressed layers ({} unique), bundle {}\n\n",
+            r.scale,
+            r.corpus.images.len(),
+            mb(r.corpus.compressed),
+            mb(r.corpus.unique_compressed),
+            mb(r.bundle_bytes)
+        ));
+        s.push_str("| step | bale | peer | ratio | target | met | bale peak RSS |\n|---|---|---|---|---|---|---|\n");
+        let row = |step: &str, b: &Sample, peer_name: &str, p: &Sample, target: &str, ok: bool| {
+            format!(
+                "| {step} | {:.2} s | {peer_name} {:.2} s | {:.2}× | {target} | {} | {} |\n",
+                b.wall,
+                p.wall,
+                b.wall / p.wall,
+                if ok { "yes" } else { "**no**" },
+                rss(b)
+            )
+        };
+        s.push_str(&row(
+            "pull",
+            &r.fetch,
+            "skopeo copy",
+            &r.skopeo,
+            "≤ 0.5×",
+            r.fetch.wall <= 0.5 * r.skopeo.wall,
+        ));
+        s.push_str(&row(
+            "pack",
+            &r.build,
+            "tar -cf",
+            &r.tar,
+            "≤ 1.3×",
+            r.build.wall <= 1.3 * r.tar.wall,
+        ));
+        s.push_str(&row(
+            "pack",
+            &r.build,
+            "docker save",
+            &r.save,
+            "(reference)",
+            true,
+        ));
+        s.push_str(&format!(
+            "| verify | {:.2} s ({:.0} MB/s) | sha256sum {:.2} s ({:.0} MB/s) | {:.1}× throughput | ≥ 3× | {} | {} |\n",
+            r.verify.wall,
+            v_tp / 1e6,
+            r.sha256sum.wall,
+            s_tp / 1e6,
+            v_tp / s_tp,
+            if v_tp >= 3.0 * s_tp { "yes" } else { "**no**" },
+            rss(&r.verify)
+        ));
+        s.push_str(&format!(
+            "| verify | {:.0} MB/s | 2 × openssl per-core limit {:.0} MB/s | {:.0}% | ≥ 80% | {} | |\n",
+            v_tp / 1e6,
+            2.0 * per_core / 1e6,
+            100.0 * v_tp / (2.0 * per_core),
+            if v_tp >= 0.8 * 2.0 * per_core { "yes" } else { "**no**" }
+        ));
+        s.push_str(&row(
+            "install",
+            &r.install,
+            "docker load",
+            &r.load,
+            "≤ 1.1×",
+            r.install.wall <= 1.1 * r.load.wall,
+        ));
+    }
+    if results.len() >= 2 {
+        let (a, b) = (&results[0], &results[results.len() - 1]);
+        s.push_str(&format!("\n### Growth from scale {} to {}\n\n| bale command | wall | peak RSS |\n|---|---|---|\n", a.scale, b.scale));
+        for (name, x, y) in [
+            ("fetch", &a.fetch, &b.fetch),
+            ("build", &a.build, &b.build),
+            ("verify", &a.verify, &b.verify),
+            ("install", &a.install, &b.install),
+        ] {
+            s.push_str(&format!(
+                "| {name} | {:.2} s → {:.2} s ({:.2}×) | {} → {} |\n",
+                x.wall,
+                y.wall,
+                y.wall / x.wall,
+                rss(x),
+                rss(y)
+            ));
+        }
+        let max_rss = results
+            .iter()
+            .flat_map(|r| [r.fetch, r.build, r.verify, r.install])
+            .map(|x| x.rss_kb)
+            .max()
+            .unwrap_or(0);
+        s.push_str(&format!(
+            "\nPeak RSS of any bale command: {:.0} MB (target < 100 MB).\n",
+            max_rss as f64 / 1024.0
+        ));
+    }
+    s.push_str(&format!(
+        "\nMedian wall time of {runs} runs each (peak RSS: the largest of the runs); page cache warm; docker storage driver {driver}; loopback registry (docker-registry 2.8).\n"
+    ));
+    s
+}
+
+fn machine() -> String {
+    let cmd = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "- CPU: {} ({} cores{})\n- Memory: {}\n- Kernel: {}\n- Tools: {}; {}; {}; {}; {}\n",
+        cmd("lscpu | sed -n 's/^Model name: *//p'"),
+        cmd("nproc"),
+        if cmd("grep -o -m1 sha_ni /proc/cpuinfo").is_empty() {
+            ""
+        } else {
+            ", SHA-NI"
+        },
+        cmd("free -h | awk '/Mem:/ {print $2}'"),
+        cmd("uname -r"),
+        cmd("skopeo --version"),
+        cmd("docker --version"),
+        cmd("openssl version"),
+        cmd("tar --version | head -1"),
+        cmd("sha256sum --version | head -1"),
+    )
+}
+
+fn main() {
+    let a = args();
+    for t in [
+        "docker-registry",
+        "skopeo",
+        "dockerd",
+        "docker",
+        "openssl",
+        "/usr/bin/time",
+    ] {
+        assert!(
+            common::have(t),
+            "{t} is missing: run scripts/bench, which installs it"
+        );
+    }
+    let work = tempfile::Builder::new()
+        .prefix("bale-bench-")
+        .tempdir_in("/var/tmp")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (docker, driver) = {
+        let d = std::panic::catch_unwind(|| Dockerd::start_with("overlay2"));
+        match d {
+            Ok(d) => (d, "overlay2"),
+            Err(_) => (Dockerd::start_with("vfs"), "vfs"),
+        }
+    };
+    let per_core = openssl_per_core();
+    let mut results = Vec::new();
+    for scale in &a.scales {
+        eprintln!("bench: scale {scale}");
+        results.push(run_scale(*scale, a.runs, &docker, work.path()));
+    }
+    let table = report(&results, per_core, a.runs, driver);
+    let mach = machine();
+    println!("{table}\n{mach}");
+    if let Some(p) = a.write_doc {
+        let mut doc = std::fs::read_to_string(&p).unwrap_or_default();
+        let start = "<!-- results:start -->";
+        let end = "<!-- results:end -->";
+        let block = format!("{start}\n{table}\nMachine:\n\n{mach}{end}");
+        match (doc.find(start), doc.find(end)) {
+            (Some(i), Some(j)) if i < j => doc.replace_range(i..j + end.len(), &block),
+            _ => doc.push_str(&format!("\n{block}\n")),
+        }
+        std::fs::write(&p, doc).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
