@@ -6,7 +6,6 @@
 //! It measures and reports; it asserts nothing about speed.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::Write;
