@@ -136,6 +136,89 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A writer that passes everything to `inner` and hashes it on another
+/// thread, so that hashing a large output overlaps producing it. Memory is
+/// bounded: at most a few 1 MiB chunks are in flight.
+pub struct ThreadedHashWriter<W> {
+    inner: W,
+    chunk: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<Sha256>>,
+    written: u64,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl<W: Write> ThreadedHashWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(&chunk);
+            }
+            h
+        });
+        ThreadedHashWriter {
+            inner,
+            chunk: Vec::with_capacity(CHUNK),
+            tx: Some(tx),
+            worker: Some(worker),
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        match &self.tx {
+            Some(tx) => tx
+                .send(full)
+                .map_err(|_| io::Error::other("hashing thread stopped")),
+            None => Ok(()),
+        }
+    }
+
+    /// The digest of everything written, and the inner writer.
+    pub fn finish(mut self) -> io::Result<(Digest, W)> {
+        self.send()?;
+        self.tx = None;
+        let h = self
+            .worker
+            .take()
+            .and_then(|w| w.join().ok())
+            .ok_or_else(|| io::Error::other("hashing thread failed"))?;
+        Ok((Digest::from_sha256(h), self.inner))
+    }
+}
+
+impl<W: Write> Write for ThreadedHashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let room = CHUNK - self.chunk.len();
+            let take = room.min(rest.len());
+            self.chunk.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.chunk.len() == CHUNK {
+                self.send()?;
+            }
+        }
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The digest and size of a file's content, streamed.
 pub fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     let mut f = std::fs::File::open(path)?;
@@ -168,6 +251,19 @@ mod tests {
         );
         let ok = format!("sha256:{}", "a".repeat(64));
         assert_eq!(ok.parse::<Digest>().map(|d| d.to_string()).ok(), Some(ok));
+    }
+
+    #[test]
+    fn threaded_hash_writer_matches_one_shot_digest() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut w = ThreadedHashWriter::new(Vec::new());
+        for piece in data.chunks(777_777) {
+            w.write_all(piece).ok();
+        }
+        assert_eq!(w.written(), data.len() as u64);
+        let (d, inner) = w.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d, Digest::of(&data));
+        assert_eq!(inner, data);
     }
 
     #[test]
