@@ -9,38 +9,12 @@ use std::process::Command;
 use common::daemons::{Containerd, Dockerd};
 use common::*;
 
-/// A copy of the demo with a fresh passwordless key pair in `keys/`.
 fn demo() -> Project {
-    let p = Project::new("");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
-        &p.path().join("demo"),
-    );
-    p.bale(&[
-        "keygen",
-        "--public-key",
-        "keys/k.pub",
-        "--secret-key",
-        "keys/k.sec",
-        "--no-password",
-    ])
-    .ok();
-    p
+    Project::demo()
 }
 
 fn build(p: &Project, out: &str) -> PathBuf {
-    p.bale(&[
-        "-f",
-        "demo/bundle.toml",
-        "build",
-        "--offline",
-        "--sign-key",
-        "keys/k.sec",
-        "-o",
-        out,
-    ])
-    .ok();
-    p.path().join(out)
+    p.build_demo(out)
 }
 
 fn verify(p: &Project, bundle: &Path, key: &str) -> Run {

@@ -541,31 +541,8 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
 
 #[test]
 fn another_bundle_into_the_same_target_is_refused() {
-    let p = Project::new(&bundle_toml("1.0.0"));
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
-        &p.path().join("demo"),
-    );
-    p.bale(&[
-        "keygen",
-        "--public-key",
-        "keys/k.pub",
-        "--secret-key",
-        "keys/k.sec",
-        "--no-password",
-    ])
-    .ok();
-    p.bale(&[
-        "-f",
-        "demo/bundle.toml",
-        "build",
-        "--offline",
-        "--sign-key",
-        "keys/k.sec",
-        "-o",
-        "demo.bale",
-    ])
-    .ok();
+    let p = Project::demo();
+    p.build_demo("demo.bale");
     p.bale(&[
         "install",
         "demo.bale",
@@ -627,31 +604,8 @@ fn another_bundle_into_the_same_target_is_refused() {
 
 #[test]
 fn containerd_install_imports_names_and_checks_manifest_digests() {
-    let p = Project::new("");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
-        &p.path().join("demo"),
-    );
-    p.bale(&[
-        "keygen",
-        "--public-key",
-        "keys/k.pub",
-        "--secret-key",
-        "keys/k.sec",
-        "--no-password",
-    ])
-    .ok();
-    p.bale(&[
-        "-f",
-        "demo/bundle.toml",
-        "build",
-        "--offline",
-        "--sign-key",
-        "keys/k.sec",
-        "-o",
-        "demo.bale",
-    ])
-    .ok();
+    let p = Project::demo();
+    p.build_demo("demo.bale");
     let c = Containerd::start();
     let addr = c.address.display().to_string();
     let args = [

@@ -432,6 +432,42 @@ pub struct Project {
 }
 
 impl Project {
+    /// A copy of the repository's demo in `demo/`, with a fresh passwordless
+    /// key pair in `keys/`.
+    pub fn demo() -> Project {
+        let p = Project::new("");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
+            &p.path().join("demo"),
+        );
+        p.bale(&[
+            "keygen",
+            "--public-key",
+            "keys/k.pub",
+            "--secret-key",
+            "keys/k.sec",
+            "--no-password",
+        ])
+        .ok();
+        p
+    }
+
+    /// Builds the demo, signed with `keys/k.sec`, into `out`.
+    pub fn build_demo(&self, out: &str) -> PathBuf {
+        self.bale(&[
+            "-f",
+            "demo/bundle.toml",
+            "build",
+            "--offline",
+            "--sign-key",
+            "keys/k.sec",
+            "-o",
+            out,
+        ])
+        .ok();
+        self.path().join(out)
+    }
+
     pub fn new(bundle_toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("bundle.toml"), bundle_toml)
