@@ -55,6 +55,20 @@ impl Net {
     }
 }
 
+/// The lock and store flags of the commands that fill the store.
+#[derive(Args, Clone)]
+struct Blobs {
+    /// Fail (exit 4) instead of updating bundle.lock when it disagrees with bundle.toml.
+    #[arg(long)]
+    locked: bool,
+    /// Store directory.
+    #[arg(long, env = "BALE_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Downloads at once, for blobs the store lacks.
+    #[arg(short, long, default_value_t = 4, value_name = "N")]
+    jobs: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Resolve every image's tag to digests and write bundle.lock.
@@ -70,15 +84,8 @@ enum Command {
     },
     /// Download every locked blob into the store, verified.
     Fetch {
-        /// Fail (exit 4) instead of updating bundle.lock when it disagrees with bundle.toml.
-        #[arg(long)]
-        locked: bool,
-        /// Store directory.
-        #[arg(long, env = "BALE_STORE", value_name = "DIR")]
-        store: Option<PathBuf>,
-        /// Downloads at once.
-        #[arg(short, long, default_value_t = 4, value_name = "N")]
-        jobs: usize,
+        #[command(flatten)]
+        blobs: Blobs,
         /// Print events and the summary as JSON lines on stdout.
         #[arg(long)]
         json: bool,
@@ -87,9 +94,8 @@ enum Command {
     },
     /// Write the bundle: one deterministic tar with images, overlays and a signed manifest.
     Build {
-        /// Fail (exit 4) instead of updating bundle.lock when it disagrees with bundle.toml.
-        #[arg(long)]
-        locked: bool,
+        #[command(flatten)]
+        blobs: Blobs,
         /// Use no network: the store (and local OCI layouts) must hold every blob; implies --locked.
         #[arg(long)]
         offline: bool,
@@ -102,12 +108,6 @@ enum Command {
         /// Build without a signature (verify then needs --allow-unsigned).
         #[arg(long)]
         unsigned: bool,
-        /// Store directory.
-        #[arg(long, env = "BALE_STORE", value_name = "DIR")]
-        store: Option<PathBuf>,
-        /// Downloads at once, for blobs the store lacks.
-        #[arg(short, long, default_value_t = 4, value_name = "N")]
-        jobs: usize,
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -398,9 +398,12 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             Ok(())
         }
         Command::Fetch {
-            locked,
-            store,
-            jobs,
+            blobs:
+                Blobs {
+                    locked,
+                    store,
+                    jobs,
+                },
             json,
             net,
         } => {
@@ -434,13 +437,16 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
             Ok(())
         }
         Command::Build {
-            locked,
+            blobs:
+                Blobs {
+                    locked,
+                    store,
+                    jobs,
+                },
             offline,
             output,
             sign_key,
             unsigned,
-            store,
-            jobs,
             json,
             net,
         } => {
