@@ -375,17 +375,22 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
 
 fn measure_bale(
     runs: usize,
-    mut setup: impl FnMut(),
+    setup: impl FnMut(),
     args: &[&str],
     cwd: &Path,
     env: &[(&str, String)],
 ) -> Sample {
+    repeat(runs, setup, || timed_bale(args, cwd, env))
+}
+
+/// The median of `runs` runs of `run`, each after `setup` and a `sync`.
+fn repeat(runs: usize, mut setup: impl FnMut(), mut run: impl FnMut() -> Sample) -> Sample {
     let mut v = Vec::new();
     for _ in 0..runs {
         setup();
         // Start each run with no dirty pages from the one before.
         let _ = Command::new("sync").status();
-        v.push(timed_bale(args, cwd, env));
+        v.push(run());
     }
     median(v)
 }
@@ -399,19 +404,12 @@ fn median(mut v: Vec<Sample>) -> Sample {
 
 fn measure(
     runs: usize,
-    mut setup: impl FnMut(),
+    setup: impl FnMut(),
     script: &str,
     cwd: &Path,
     env: &[(&str, String)],
 ) -> Sample {
-    let mut v = Vec::new();
-    for _ in 0..runs {
-        setup();
-        // Start each run with no dirty pages from the one before.
-        let _ = Command::new("sync").status();
-        v.push(timed(script, cwd, env));
-    }
-    median(v)
+    repeat(runs, setup, || timed(script, cwd, env))
 }
 
 // ---------------------------------------------------------------- run

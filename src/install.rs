@@ -202,53 +202,52 @@ impl OpenBundle {
             .into_iter()
             .filter_map(|e| e.path.clone().ok().map(|p| (p, e)))
             .collect();
-        let mut b = OpenBundle {
+        // The manifest must still be the one whose signature was checked.
+        let signed = report
+            .manifest_digest
+            .clone()
+            .ok_or_else(|| InstallError::Bundle("no manifest digest".into()))?;
+        let m = entry_in(&entries, MANIFEST_PATH)?;
+        let mut text = Vec::new();
+        copy_checked(&file, m, &signed, m.size, MANIFEST_PATH, &mut text)?;
+        let manifest = std::str::from_utf8(&text)
+            .map_err(|_| InstallError::Bundle("manifest is not UTF-8".into()))
+            .and_then(|t| Manifest::parse(t).map_err(InstallError::Bundle))?;
+        let read = |name: &str| -> Result<Vec<u8>, InstallError> {
+            let (want, size) = expected_in(&manifest, name)?;
+            let mut out = Vec::new();
+            copy_checked(
+                &file,
+                entry_in(&entries, name)?,
+                &want,
+                size,
+                name,
+                &mut out,
+            )?;
+            Ok(out)
+        };
+        let images = serde_json::from_slice(&read(IMAGES_PATH)?)
+            .map_err(|e| InstallError::Bundle(format!("{IMAGES_PATH}: {e}")))?;
+        let toml = String::from_utf8(read("bale/bundle.toml")?)
+            .map_err(|_| InstallError::Bundle("bundle.toml is not UTF-8".into()))?;
+        let spec = BundleSpec::parse_unchecked(Path::new("bale/bundle.toml"), &toml)
+            .map_err(|e| InstallError::Bundle(e.to_string()))?;
+        Ok(OpenBundle {
             file,
             entries,
             report,
-            manifest: Manifest {
-                name: String::new(),
-                version: String::new(),
-                entries: Vec::new(),
-            },
-            images: ImagesFile {
-                format: 1,
-                name: String::new(),
-                version: String::new(),
-                images: Vec::new(),
-                files: Vec::new(),
-                compose: None,
-                project: None,
-            },
-            spec: empty_spec(),
-        };
-        let text = b.read_small(MANIFEST_PATH)?;
-        b.manifest = std::str::from_utf8(&text)
-            .map_err(|_| InstallError::Bundle("manifest is not UTF-8".into()))
-            .and_then(|t| Manifest::parse(t).map_err(InstallError::Bundle))?;
-        b.images = serde_json::from_slice(&b.read_small(IMAGES_PATH)?)
-            .map_err(|e| InstallError::Bundle(format!("{IMAGES_PATH}: {e}")))?;
-        let toml = b.read_small("bale/bundle.toml")?;
-        let toml = String::from_utf8(toml)
-            .map_err(|_| InstallError::Bundle("bundle.toml is not UTF-8".into()))?;
-        b.spec = BundleSpec::parse_unchecked(Path::new("bale/bundle.toml"), &toml)
-            .map_err(|e| InstallError::Bundle(e.to_string()))?;
-        Ok(b)
+            manifest,
+            images,
+            spec,
+        })
     }
 
     fn entry(&self, name: &str) -> Result<&RawEntry, InstallError> {
-        self.entries
-            .get(name)
-            .ok_or_else(|| InstallError::Bundle(format!("no entry {name}")))
+        entry_in(&self.entries, name)
     }
 
     fn expected(&self, name: &str) -> Result<(Digest, u64), InstallError> {
-        self.manifest
-            .entries
-            .iter()
-            .find(|e| e.path == name)
-            .map(|e| (e.sha256.clone(), e.size))
-            .ok_or_else(|| InstallError::Bundle(format!("{name} is not in the manifest")))
+        expected_in(&self.manifest, name)
     }
 
     /// Reads a small entry whole, checking it against the manifest again.
@@ -262,36 +261,8 @@ impl OpenBundle {
     /// content no longer matches the manifest (the file changed since it
     /// was verified).
     pub fn copy_entry(&self, name: &str, w: &mut dyn Write) -> Result<(), InstallError> {
-        let e = self.entry(name)?;
-        let (want, size) = if name == MANIFEST_PATH {
-            (Digest::of(&[]), e.size)
-        } else {
-            self.expected(name)?
-        };
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0;
-        while pos < e.size {
-            let n = (e.size - pos).min(buf.len() as u64) as usize;
-            self.file
-                .read_exact_at(&mut buf[..n], e.offset + pos)
-                .map_err(|source| InstallError::Io {
-                    path: PathBuf::from(name),
-                    source,
-                })?;
-            h.update(&buf[..n]);
-            w.write_all(&buf[..n]).map_err(|source| InstallError::Io {
-                path: PathBuf::from(name),
-                source,
-            })?;
-            pos += n as u64;
-        }
-        if name != MANIFEST_PATH && (Digest::from_sha256(h) != want || e.size != size) {
-            return Err(InstallError::Bundle(format!(
-                "{name} changed since it was verified"
-            )));
-        }
-        Ok(())
+        let (want, size) = self.expected(name)?;
+        copy_checked(&self.file, self.entry(name)?, &want, size, name, w)
     }
 
     /// The images of the platform a runtime gets: the first one of the bundle.
@@ -305,18 +276,55 @@ impl OpenBundle {
     }
 }
 
-fn empty_spec() -> BundleSpec {
-    BundleSpec {
-        path: PathBuf::new(),
-        root: PathBuf::new(),
-        name: String::new(),
-        version: semver::Version::new(0, 0, 0),
-        platforms: Vec::new(),
-        images: Vec::new(),
-        overlays: Vec::new(),
-        compose: None,
-        secrets: Vec::new(),
+fn entry_in<'a>(
+    entries: &'a BTreeMap<String, RawEntry>,
+    name: &str,
+) -> Result<&'a RawEntry, InstallError> {
+    entries
+        .get(name)
+        .ok_or_else(|| InstallError::Bundle(format!("no entry {name}")))
+}
+
+fn expected_in(manifest: &Manifest, name: &str) -> Result<(Digest, u64), InstallError> {
+    manifest
+        .entries
+        .iter()
+        .find(|e| e.path == name)
+        .map(|e| (e.sha256.clone(), e.size))
+        .ok_or_else(|| InstallError::Bundle(format!("{name} is not in the manifest")))
+}
+
+/// Copies entry `e` of `file` into `w`, hashing as it goes; fails if it no
+/// longer has the digest and size it was verified with.
+fn copy_checked(
+    file: &File,
+    e: &RawEntry,
+    want: &Digest,
+    size: u64,
+    name: &str,
+    w: &mut dyn Write,
+) -> Result<(), InstallError> {
+    let io = |source| InstallError::Io {
+        path: PathBuf::from(name),
+        source,
+    };
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < e.size {
+        let n = (e.size - pos).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], e.offset + pos)
+            .map_err(io)?;
+        h.update(&buf[..n]);
+        w.write_all(&buf[..n]).map_err(io)?;
+        pos += n as u64;
     }
+    if &Digest::from_sha256(h) != want || e.size != size {
+        return Err(InstallError::Bundle(format!(
+            "{name} changed since it was verified"
+        )));
+    }
+    Ok(())
 }
 
 /// Writes a tar archive of `images` from `bundle` in `format` into `w`.

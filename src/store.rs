@@ -294,7 +294,6 @@ impl Store {
                     }
                 }
                 file.seek(SeekFrom::Start(have)).map_err(io_err(&partial))?;
-                let mut interrupted = false;
                 loop {
                     // Read at most one byte past the declared size, to detect
                     // a source that sends too much without accepting it.
@@ -314,10 +313,8 @@ impl Store {
                             progress(n as u64);
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => {
-                            interrupted = true;
-                            break;
-                        }
+                        // A cut connection: resume below, like a short body.
+                        Err(_) => break,
                     }
                 }
                 if have < size {
@@ -329,7 +326,6 @@ impl Store {
                         }
                         .into());
                     }
-                    let _ = interrupted;
                     resumes += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100 << resumes.min(6)));
                     continue;
