@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod sign;
 pub mod spec;
 pub mod store;
+pub mod validate;
 pub mod verify;
 
 pub use error::Error;

@@ -1,0 +1,189 @@
+//! The image archive streamed to the runtime: Docker's `docker load` layout
+//! or an OCI layout, written from the bundle's entries without extracting.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use sha2::{Digest as _, Sha256};
+
+use super::InstallError;
+use super::open::{EntryReader, OpenBundle};
+use crate::bundle::ImageRecord;
+use crate::digest::Digest;
+use crate::runtime::ArchiveFormat;
+
+/// Writes a tar archive of `images` from `bundle` in `format` into `w`.
+pub(super) fn write_archive(
+    bundle: &OpenBundle,
+    images: &[&ImageRecord],
+    format: ArchiveFormat,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut tar = tar::Builder::new(w);
+    let mut add = |path: &str, bytes: &[u8]| -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        h.set_mtime(0);
+        tar.append_data(&mut h, path, bytes)
+    };
+    let mut blobs: BTreeSet<&Digest> = BTreeSet::new();
+    // Docker before 23 cannot read zstd layers: they go in decompressed,
+    // which leaves the image ID (the config digest) unchanged.
+    let mut zstd: BTreeSet<Digest> = BTreeSet::new();
+    match format {
+        ArchiveFormat::Docker => {
+            for r in images {
+                zstd.extend(zstd_layers(bundle, r).map_err(|e| io::Error::other(e.to_string()))?);
+            }
+            let layer_path = |l: &Digest| {
+                if zstd.contains(l) {
+                    format!("layers/{}.tar", l.hex())
+                } else {
+                    format!("blobs/sha256/{}", l.hex())
+                }
+            };
+            let index: Vec<serde_json::Value> = images
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "Config": format!("blobs/sha256/{}", r.config.hex()),
+                        "RepoTags": [r.name],
+                        "Layers": r.layers.iter().map(layer_path).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            add(
+                "manifest.json",
+                &serde_json::to_vec(&index).map_err(io::Error::other)?,
+            )?;
+            for r in images {
+                blobs.insert(&r.config);
+                blobs.extend(r.layers.iter());
+            }
+        }
+        ArchiveFormat::Oci => {
+            add("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}")?;
+            let manifests: Vec<serde_json::Value> = images
+                .iter()
+                .map(|r| {
+                    let size = bundle
+                        .expected(&format!("blobs/sha256/{}", r.manifest.hex()))
+                        .map(|(_, s)| s)
+                        .unwrap_or(0);
+                    serde_json::json!({
+                        "mediaType": r.manifest_media_type,
+                        "digest": r.manifest.to_string(),
+                        "size": size,
+                        "annotations": {
+                            "io.containerd.image.name": r.name,
+                            "org.opencontainers.image.ref.name": r.name,
+                        },
+                    })
+                })
+                .collect();
+            let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+            add(
+                "index.json",
+                &serde_json::to_vec(&index).map_err(io::Error::other)?,
+            )?;
+            for r in images {
+                blobs.insert(&r.manifest);
+                blobs.insert(&r.config);
+                blobs.extend(r.layers.iter());
+            }
+        }
+    }
+    for d in blobs {
+        let name = format!("blobs/sha256/{}", d.hex());
+        let e = bundle
+            .entry(&name)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(e.size);
+        h.set_mtime(0);
+        let reader = || EntryReader {
+            bundle,
+            offset: e.offset,
+            left: e.size,
+            hasher: Sha256::new(),
+            want: d.clone(),
+        };
+        if zstd.contains(d) {
+            // Two passes: the tar header needs the decompressed size first.
+            let size = io::copy(
+                &mut Unzstd::new(io::BufReader::new(reader())),
+                &mut io::sink(),
+            )?;
+            h.set_size(size);
+            let path = format!("layers/{}.tar", d.hex());
+            tar.append_data(&mut h, &path, Unzstd::new(io::BufReader::new(reader())))?;
+        } else {
+            tar.append_data(&mut h, &name, reader())?;
+        }
+    }
+    tar.finish()
+}
+
+/// The zstd-compressed layers of an image, from its manifest in the bundle.
+fn zstd_layers(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, InstallError> {
+    let bytes = bundle.read_small(&format!("blobs/sha256/{}", r.manifest.hex()))?;
+    match crate::manifest::parse(&bytes, Some(&r.manifest_media_type)) {
+        Ok((_, crate::manifest::Parsed::Image { layers, .. })) => Ok(layers
+            .into_iter()
+            .filter(|l| l.media_type.ends_with("+zstd") || l.media_type.ends_with(".zstd"))
+            .map(|l| l.digest)
+            .collect()),
+        Ok(_) => Err(InstallError::Bundle(format!(
+            "{} is not an image manifest",
+            r.manifest
+        ))),
+        Err(e) => Err(InstallError::Bundle(format!(
+            "manifest {}: {e}",
+            r.manifest
+        ))),
+    }
+}
+
+/// Decompresses a zstd stream of one or more frames.
+struct Unzstd<R: io::BufRead> {
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+    inner: Option<R>,
+}
+
+impl<R: io::BufRead> Unzstd<R> {
+    fn new(inner: R) -> Self {
+        Unzstd {
+            frame: None,
+            inner: Some(inner),
+        }
+    }
+}
+
+impl<R: io::BufRead> io::Read for Unzstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(f) = self.frame.as_mut() {
+                let n = f.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.inner = self.frame.take().map(|f| f.into_inner());
+            }
+            let Some(mut inner) = self.inner.take() else {
+                return Ok(0);
+            };
+            if inner.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            self.frame =
+                Some(ruzstd::decoding::StreamingDecoder::new(inner).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+                })?);
+        }
+    }
+}
