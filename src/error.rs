@@ -18,7 +18,8 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// Bad command line (clap's own code).
     pub const USAGE: i32 = 2;
-    /// Invalid input file: bundle.toml, bundle.lock or settings.
+    /// An input file is missing, unreadable or invalid: bundle.toml,
+    /// bundle.lock, settings, a bundle or a key.
     pub const INVALID_INPUT: i32 = 3;
     /// bundle.lock missing or out of date where it must not change.
     pub const LOCK_OUT_OF_DATE: i32 = 4;
@@ -112,12 +113,15 @@ impl Error {
                 | BundleError::Changed { .. } => exit::FAILURE,
             },
             Error::Sign(s) => sign_code(s),
-            Error::Verify(_) => exit::FAILURE,
-            Error::Inspect(InspectError::Io(_)) => exit::FAILURE,
+            Error::Verify(_) | Error::Inspect(InspectError::Io(_)) => exit::INVALID_INPUT,
             Error::Inspect(InspectError::Invalid { .. }) | Error::NotIntact(_) => exit::INTEGRITY,
             Error::Findings(_) => exit::INTEGRITY,
             Error::Install(i) => match i {
-                InstallError::NotVerified(_) | InstallError::Image { .. } => exit::INTEGRITY,
+                InstallError::NotVerified(_)
+                | InstallError::Image { .. }
+                | InstallError::Changed { .. }
+                | InstallError::Invalid(_) => exit::INTEGRITY,
+                InstallError::Verify(_) => exit::INVALID_INPUT,
                 InstallError::Refused(_) => exit::REFUSED,
                 InstallError::Runtime(_) | InstallError::Unhealthy { .. } => exit::RUNTIME,
                 InstallError::Bundle(_) => exit::INVALID_INPUT,

@@ -605,6 +605,9 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     key: &key,
                     target,
                     runtime: rt.as_ref(),
+                    runtime_address: runtime.containerd_address.clone(),
+                    runtime_namespace: (runtime.runtime == "containerd")
+                        .then(|| runtime.namespace.clone()),
                     up,
                     allow_downgrade,
                     timeout: std::time::Duration::from_secs(timeout),
@@ -628,6 +631,7 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     bale::install::Action::Upgraded => "upgraded",
                     bale::install::Action::Downgraded => "downgraded",
                     bale::install::Action::Unchanged => "already installed; nothing changed",
+                    bale::install::Action::Repaired => "already installed; drifted files put back",
                 },
                 report
                     .previous
@@ -637,6 +641,9 @@ fn run(cli: Cli) -> Result<(), bale::Error> {
                     .unwrap_or_default(),
                 report.release.display()
             );
+            for f in &report.repaired {
+                let _ = writeln!(err, "  restored {:<9} {}", f.was, f.target);
+            }
             for i in &report.images {
                 let _ = writeln!(
                     err,

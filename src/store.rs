@@ -238,6 +238,25 @@ impl Store {
             return Ok(Ingested::Present);
         }
         let partial = self.partial_path(d);
+        let result = self.ingest_into(&partial, d, size, open, max_resumes, progress);
+        // A partial worth resuming is kept; an empty one (the source
+        // refused, or sent nothing) is not left behind.
+        if result.is_err() && fs::metadata(&partial).is_ok_and(|m| m.len() == 0) {
+            let _ = fs::remove_file(&partial);
+        }
+        result
+    }
+
+    fn ingest_into(
+        &self,
+        partial: &Path,
+        d: &Digest,
+        size: u64,
+        open: &mut Opener<'_>,
+        max_resumes: u32,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Ingested, IngestError> {
+        let partial = partial.to_owned();
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)

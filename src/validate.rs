@@ -18,8 +18,7 @@ pub const QUOTE_CHARS: usize = 160;
 /// attacker puts in a name.
 pub fn quote(s: &str) -> String {
     let mut out = String::new();
-    let mut count = 0;
-    for c in s.chars() {
+    for (count, c) in s.chars().enumerate() {
         if count == QUOTE_CHARS {
             out.push_str(&format!("… ({} bytes in all)", s.len()));
             return out;
@@ -29,7 +28,6 @@ pub fn quote(s: &str) -> String {
         } else {
             out.push(c);
         }
-        count += 1;
     }
     out
 }

@@ -395,6 +395,13 @@ fn other_client_errors_fail_fast_naming_the_image() {
         1,
         "403 must not be retried"
     );
+    let leftovers: Vec<_> = std::fs::read_dir(p.store.join("tmp"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "a refused fetch left {leftovers:?} in the store's tmp"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use sha2::{Digest as _, Sha256};
 
 use super::InstallError;
-use super::open::{EntryReader, OpenBundle};
+use super::open::{ChangedEntry, EntryReader, OpenBundle};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
 use crate::runtime::ArchiveFormat;
@@ -34,7 +34,7 @@ pub(super) fn write_archive(
     match format {
         ArchiveFormat::Docker => {
             for r in images {
-                zstd.extend(zstd_layers(bundle, r).map_err(|e| io::Error::other(e.to_string()))?);
+                zstd.extend(zstd_layers(bundle, r).map_err(to_io)?);
             }
             let layer_path = |l: &Digest| {
                 if zstd.contains(l) {
@@ -96,9 +96,7 @@ pub(super) fn write_archive(
     }
     for d in blobs {
         let name = format!("blobs/sha256/{}", d.hex());
-        let e = bundle
-            .entry(&name)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let e = bundle.entry(&name).map_err(to_io)?;
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(e.size);
@@ -185,5 +183,14 @@ impl<R: io::BufRead> io::Read for Unzstd<R> {
                     io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
                 })?);
         }
+    }
+}
+
+/// An install error as the I/O error of the archive stream, keeping an
+/// integrity failure recognisable.
+fn to_io(e: InstallError) -> io::Error {
+    match e {
+        InstallError::Changed { entry } => io::Error::other(ChangedEntry(entry)),
+        e => io::Error::other(e.to_string()),
     }
 }

@@ -25,6 +25,8 @@ pub struct OpenBundle {
     pub report: Report,
     /// The signed manifest.
     pub manifest: Manifest,
+    /// SHA-256 of the signed manifest's bytes.
+    pub manifest_digest: Digest,
     /// The image list.
     pub images: ImagesFile,
     /// The bundle.toml it was built from.
@@ -41,8 +43,7 @@ impl OpenBundle {
                 allow_unsigned: false,
                 threads: 0,
             },
-        )
-        .map_err(|e| InstallError::Bundle(e.to_string()))?;
+        )?;
         if !report.ok() {
             return Err(InstallError::NotVerified(Box::new(report)));
         }
@@ -77,8 +78,20 @@ impl OpenBundle {
             )?;
             Ok(out)
         };
-        let images = serde_json::from_slice(&read(IMAGES_PATH)?)
+        let images: ImagesFile = serde_json::from_slice(&read(IMAGES_PATH)?)
             .map_err(|e| InstallError::Bundle(format!("{IMAGES_PATH}: {e}")))?;
+        // Checked again here, not only by verify: paths and commands are
+        // built from these fields below.
+        let mut invalid = crate::validate::manifest(&manifest);
+        invalid.extend(crate::validate::images_file(&images, &manifest));
+        for e in &manifest.entries {
+            if let Err(m) = crate::validate::entry_path(&e.path) {
+                invalid.push(format!("{}: {m}", crate::validate::quote(&e.path)));
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(InstallError::Invalid(invalid));
+        }
         let toml = String::from_utf8(read("bale/bundle.toml")?)
             .map_err(|_| InstallError::Bundle("bundle.toml is not UTF-8".into()))?;
         let spec = BundleSpec::parse_unchecked(Path::new("bale/bundle.toml"), &toml)
@@ -88,6 +101,7 @@ impl OpenBundle {
             entries,
             report,
             manifest,
+            manifest_digest: signed,
             images,
             spec,
         })
@@ -171,9 +185,9 @@ fn copy_checked(
         pos += n as u64;
     }
     if &Digest::from_sha256(h) != want || e.size != size {
-        return Err(InstallError::Bundle(format!(
-            "{name} changed since it was verified"
-        )));
+        return Err(InstallError::Changed {
+            entry: name.to_owned(),
+        });
     }
     Ok(())
 }
@@ -206,12 +220,25 @@ impl io::Read for EntryReader<'_> {
         if self.left == 0 {
             let got = Digest::from_sha256(std::mem::take(&mut self.hasher));
             if got != self.want {
-                return Err(io::Error::other(format!(
-                    "blob {} changed since it was verified",
-                    self.want
-                )));
+                return Err(io::Error::other(ChangedEntry(format!(
+                    "blobs/sha256/{}",
+                    self.want.hex()
+                ))));
             }
         }
         Ok(n)
     }
 }
+
+/// The error an [`EntryReader`] gives when its entry no longer hashes to
+/// what was verified; install finds it inside the runtime's error.
+#[derive(Debug)]
+pub(super) struct ChangedEntry(pub String);
+
+impl std::fmt::Display for ChangedEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} changed after it was verified", self.0)
+    }
+}
+
+impl std::error::Error for ChangedEntry {}

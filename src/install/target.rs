@@ -2,12 +2,213 @@
 //! file operations it makes there (no symlink followed, every write
 //! temp-then-rename and fsynced).
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use super::{InstallError, Release, io_err};
+
+/// What bale keeps in `DIR/.bale`; anything else there was not made by bale.
+const OWNED: &[&str] = &["lock", "releases"];
+/// Prefixes of what an interrupted run leaves in `.bale`, cleared on the next.
+const LEFTOVER_PREFIXES: &[&str] = &["staging-", "current-"];
+/// How often opening the lock is retried when a concurrent failed first
+/// install removes `.bale` under us.
+const LOCK_ATTEMPTS: usize = 100;
+
+/// The install directory, locked against other installs for as long as
+/// this value lives.
+pub(super) struct Target {
+    /// The directory, canonical.
+    pub root: PathBuf,
+    /// `root/.bale`.
+    pub meta: PathBuf,
+    lock: File,
+    created_root: bool,
+}
+
+impl Target {
+    /// Creates (race-free) and locks the install directory `dir`. Every
+    /// bale-owned path is opened without following symlinks; a part of
+    /// `.bale` that bale did not make is refused, not touched.
+    pub fn open(dir: &Path) -> Result<Target, InstallError> {
+        let created_root = match fs::metadata(dir) {
+            Ok(m) if m.is_dir() => false,
+            Ok(_) => {
+                return Err(InstallError::Unsafe {
+                    path: dir.to_owned(),
+                    message: "is a file, not a directory: --target names the install directory (bale creates it if missing)".into(),
+                });
+            }
+            Err(_) => {
+                fs::create_dir_all(dir).map_err(io_err(dir))?;
+                true
+            }
+        };
+        let root = fs::canonicalize(dir).map_err(io_err(dir))?;
+        let meta = root.join(".bale");
+        let lock_path = meta.join("lock");
+        for _ in 0..LOCK_ATTEMPTS {
+            ensure_dir(&meta)?;
+            let lock = match open_nofollow(&lock_path, true) {
+                Ok(f) => f,
+                // A concurrent first install failed and removed `.bale`.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(not_ours(&lock_path, e)),
+            };
+            lock.lock().map_err(io_err(&lock_path))?;
+            // The file we locked must still be the one at the path: an
+            // install that failed first removes it while we wait.
+            let same = match (lock.metadata(), fs::symlink_metadata(&lock_path)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            check_owned(&meta)?;
+            ensure_dir(&meta.join("releases"))?;
+            return Ok(Target {
+                root,
+                meta,
+                lock,
+                created_root,
+            });
+        }
+        Err(InstallError::Unsafe {
+            path: lock_path,
+            message: "kept disappearing while bale waited for it: another process is removing the install directory".into(),
+        })
+    }
+
+    /// Removes what a failed first install made, while still holding the
+    /// lock, so that the directory is as it was. Kept: anything the
+    /// operator put there (such as `.env`), and everything once a release
+    /// is current.
+    pub fn abandon_first_install(self) {
+        if fs::symlink_metadata(self.root.join("current")).is_ok() {
+            return;
+        }
+        let _ = fs::remove_dir_all(self.meta.join("releases"));
+        if let Ok(rd) = fs::read_dir(&self.meta) {
+            for e in rd.flatten() {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if LEFTOVER_PREFIXES.iter().any(|p| n.starts_with(p)) {
+                    let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
+                }
+            }
+        }
+        // Unlinked before unlocking: a waiting install sees the change and
+        // starts over with a fresh `.bale`.
+        let _ = fs::remove_file(self.meta.join("lock"));
+        let _ = fs::remove_dir(&self.meta);
+        drop(self.lock);
+        if self.created_root {
+            let _ = fs::remove_dir(&self.root);
+        }
+    }
+
+    /// Clears what a killed run left in `.bale` (staging trees, link temps).
+    pub fn clear_leftovers(&self) {
+        if let Ok(rd) = fs::read_dir(&self.meta) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with("staging-") {
+                    let _ = fs::remove_dir_all(e.path());
+                } else if n.starts_with("current-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// Opens `path` for reading and writing, never through a symlink; with
+/// `create`, creates it (mode 0600) if missing.
+pub(super) fn open_nofollow(path: &Path, create: bool) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// Reads a regular file at `path` without following a symlink there;
+/// `None` when it does not exist.
+pub(super) fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, InstallError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let mut f = match f {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(not_ours(path, e)),
+    };
+    match f.metadata() {
+        Ok(m) if m.is_file() => {}
+        _ => return Err(not_ours(path, io::Error::other("not a regular file"))),
+    }
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).map_err(io_err(path))?;
+    Ok(Some(out))
+}
+
+fn not_ours(path: &Path, e: io::Error) -> InstallError {
+    if e.raw_os_error() == Some(libc::ELOOP) || e.kind() == io::ErrorKind::Other {
+        InstallError::Unsafe {
+            path: path.to_owned(),
+            message: "is a symlink or not a regular file, so bale did not make it; refusing to use it (remove it if you know where it came from)".into(),
+        }
+    } else {
+        io_err(path)(e)
+    }
+}
+
+/// Makes directory `d` unless it exists; refuses a symlink or a file there.
+fn ensure_dir(d: &Path) -> Result<(), InstallError> {
+    match fs::create_dir(d) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(d)(e)),
+    }
+    match fs::symlink_metadata(d) {
+        Ok(m) if m.is_dir() && !m.file_type().is_symlink() => Ok(()),
+        Ok(_) => Err(InstallError::Unsafe {
+            path: d.to_owned(),
+            message: "is not a directory bale made (a symlink or a file); refusing to use it"
+                .into(),
+        }),
+        Err(e) => Err(io_err(d)(e)),
+    }
+}
+
+/// Refuses entries of `.bale` that bale does not make.
+fn check_owned(meta: &Path) -> Result<(), InstallError> {
+    let rd = fs::read_dir(meta).map_err(io_err(meta))?;
+    for e in rd.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if OWNED.contains(&n.as_ref()) || LEFTOVER_PREFIXES.iter().any(|p| n.starts_with(p)) {
+            continue;
+        }
+        return Err(InstallError::Unsafe {
+            path: e.path(),
+            message: "was not made by bale; refusing to install next to it (move it out of .bale)"
+                .into(),
+        });
+    }
+    Ok(())
+}
 
 /// Where the current release of `target` is, and what it holds.
 pub fn current_release(target: &Path) -> Result<Option<(PathBuf, Release)>, InstallError> {
@@ -35,13 +236,30 @@ pub fn current_release(target: &Path) -> Result<Option<(PathBuf, Release)>, Inst
         })?
         .to_owned();
     let dir = target.join(".bale").join("releases").join(&id);
+    match fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
+        _ => {
+            return Err(InstallError::Unsafe {
+                path: dir,
+                message: "the current release is not a directory bale made".into(),
+            });
+        }
+    }
+    let release = current_record(&dir)?;
+    Ok(Some((dir, release)))
+}
+
+/// The record of the release in `dir`, read without following symlinks.
+pub(super) fn current_record(dir: &Path) -> Result<Release, InstallError> {
     let path = dir.join(".bale").join("release.json");
-    let text = fs::read(&path).map_err(io_err(&path))?;
-    let release: Release = serde_json::from_slice(&text).map_err(|e| InstallError::Unsafe {
+    let text = read_nofollow(&path)?.ok_or_else(|| InstallError::Unsafe {
+        path: path.clone(),
+        message: "missing: the current release has no record".into(),
+    })?;
+    serde_json::from_slice(&text).map_err(|e| InstallError::Unsafe {
         path: path.clone(),
         message: format!("unreadable: {e}"),
-    })?;
-    Ok(Some((dir, release)))
+    })
 }
 
 pub(super) fn write_private(path: &Path, content: &[u8], mode: u32) -> Result<(), InstallError> {
