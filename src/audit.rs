@@ -20,7 +20,7 @@ use crate::sign::VerifyingKey;
 /// One finding: something on the host that is not as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// `image`, `container`, `file` or `release`.
+    /// `image`, `container`, `service`, `file` or `release`.
     pub kind: &'static str,
     /// The service, container or file concerned.
     pub subject: String,
@@ -64,6 +64,21 @@ pub struct ContainerAudit {
     pub status: &'static str,
 }
 
+/// One service of the installed compose project, as found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceAudit {
+    /// Compose service.
+    pub service: String,
+    /// Its containers.
+    pub containers: Vec<String>,
+    /// The worst state among them (`running`, `exited`, …), or empty.
+    pub state: String,
+    /// Their health (`healthy`, `unhealthy`, `starting`), or empty without healthcheck.
+    pub health: String,
+    /// `ok`, `missing`, `stopped` or `unhealthy`.
+    pub status: &'static str,
+}
+
 /// One file as found.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileAudit {
@@ -96,6 +111,9 @@ pub struct AuditReport {
     pub images: Vec<ImageAudit>,
     /// Containers of the compose project.
     pub containers: Vec<ContainerAudit>,
+    /// Every service of the compose project (empty where the runtime runs
+    /// no compose projects, or the bundle has no compose file).
+    pub services: Vec<ServiceAudit>,
     /// Files.
     pub files: Vec<FileAudit>,
     /// Every finding; empty when the host is as signed.
@@ -254,8 +272,34 @@ pub fn audit(
         .project
         .clone()
         .unwrap_or_else(|| release.name.clone());
+    let containers = runtime.containers(&project)?;
+    let mut service_audits = Vec::new();
+    if runtime.runs_compose() && release.compose.is_some() {
+        for service in by_service.keys() {
+            let a = service_audit(service, &containers);
+            let why = match a.status {
+                "missing" => Some(format!(
+                    "missing: no container of project `{project}` runs it (start the stack: `bale install … --up`)"
+                )),
+                "stopped" => Some(format!(
+                    "stopped: {} is {}",
+                    a.containers.join(", "),
+                    a.state
+                )),
+                "unhealthy" => Some(format!(
+                    "unhealthy: its healthcheck fails ({})",
+                    a.containers.join(", ")
+                )),
+                _ => None,
+            };
+            if let Some(m) = why {
+                find("service", service, m);
+            }
+            service_audits.push(a);
+        }
+    }
     let mut container_audits = Vec::new();
-    for c in runtime.containers(&project)? {
+    for c in containers {
         let expected = by_service.get(c.service.as_str()).map(|r| r.config.clone());
         let status = match &expected {
             None => "unknown-service",
@@ -390,7 +434,29 @@ pub fn audit(
         runtime: runtime.name().to_owned(),
         images: image_audits,
         containers: container_audits,
+        services: service_audits,
         files: file_audits,
         findings,
     })
+}
+
+/// How one service's containers stand.
+fn service_audit(service: &str, containers: &[crate::runtime::Container]) -> ServiceAudit {
+    let mine: Vec<&crate::runtime::Container> =
+        containers.iter().filter(|c| c.service == service).collect();
+    let stopped = mine.iter().find(|c| c.state != "running");
+    let unhealthy = mine.iter().find(|c| c.health == "unhealthy");
+    let (state, health, status) = match (mine.first(), stopped, unhealthy) {
+        (None, _, _) => (String::new(), String::new(), "missing"),
+        (_, Some(c), _) => (c.state.clone(), c.health.clone(), "stopped"),
+        (_, None, Some(c)) => (c.state.clone(), c.health.clone(), "unhealthy"),
+        (Some(c), None, None) => (c.state.clone(), c.health.clone(), "ok"),
+    };
+    ServiceAudit {
+        service: service.to_owned(),
+        containers: mine.iter().map(|c| c.name.clone()).collect(),
+        state,
+        health,
+        status,
+    }
 }

@@ -102,6 +102,33 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
     }
 }
 
+/// Checks, before any work, that a bundle can be written at `out`: its
+/// directory exists and is a directory.
+pub fn check_output(out: &Path) -> Result<(), BundleError> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(BundleError::Io {
+            path: dir.to_owned(),
+            source: io::Error::other(
+                "is not a directory: -o must name a file in an existing directory",
+            ),
+        }),
+        Err(e) => Err(BundleError::Io {
+            path: dir.to_owned(),
+            source: io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}: the output directory must exist (create it, or give -o another path)"
+                ),
+            ),
+        }),
+    }
+}
+
 /// One entry of the signed manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestEntry {

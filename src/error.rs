@@ -70,6 +70,18 @@ pub enum Error {
     /// Install and audit.
     #[error(transparent)]
     Install(#[from] InstallError),
+    /// `bale outdated` found tags that moved.
+    #[error("{0} service(s) whose tag moved since bundle.lock was written")]
+    Outdated(usize),
+    /// `bale outdated` could not ask the registry for some services.
+    #[error("{0} service(s) could not be checked: the registry did not answer")]
+    OutdatedUnknown(usize),
+    /// Writing the output failed.
+    #[error("cannot write the output: {source}")]
+    Output {
+        /// The cause.
+        source: std::io::Error,
+    },
     /// An audit with findings; the report lists them.
     #[error("{0} finding(s): the host is not as signed")]
     Findings(usize),
@@ -86,15 +98,22 @@ impl Error {
                 | LockError::Version { .. }
                 | LockError::UnknownService(_) => exit::INVALID_INPUT,
                 LockError::OutOfDate { .. } | LockError::Missing { .. } => exit::LOCK_OUT_OF_DATE,
-                LockError::Resolve(r) => match &r.kind {
-                    ResolveErrorKind::DigestMismatch { .. } => exit::INTEGRITY,
-                    ResolveErrorKind::Registry(_) | ResolveErrorKind::Manifest { .. } => {
-                        exit::REGISTRY
-                    }
-                    ResolveErrorKind::Platform(_) | ResolveErrorKind::Layout(_) => {
-                        exit::INVALID_INPUT
-                    }
-                },
+                LockError::Resolve(_) | LockError::Unresolved(_) => {
+                    // The gravest kind among them decides.
+                    l.resolve_errors()
+                        .iter()
+                        .map(|r| match &r.kind {
+                            ResolveErrorKind::DigestMismatch { .. } => exit::INTEGRITY,
+                            ResolveErrorKind::Registry(_) | ResolveErrorKind::Manifest { .. } => {
+                                exit::REGISTRY
+                            }
+                            ResolveErrorKind::Platform(_) | ResolveErrorKind::Layout(_) => {
+                                exit::INVALID_INPUT
+                            }
+                        })
+                        .max()
+                        .unwrap_or(exit::REGISTRY)
+                }
             },
             Error::Fetch(FetchError::Blobs(errs)) => {
                 if errs.iter().any(|e| e.is_integrity()) {
@@ -116,6 +135,9 @@ impl Error {
             Error::Verify(_) | Error::Inspect(InspectError::Io(_)) => exit::INVALID_INPUT,
             Error::Inspect(InspectError::Invalid { .. }) | Error::NotIntact(_) => exit::INTEGRITY,
             Error::Findings(_) => exit::INTEGRITY,
+            Error::Outdated(_) => exit::LOCK_OUT_OF_DATE,
+            Error::OutdatedUnknown(_) => exit::REGISTRY,
+            Error::Output { .. } => exit::FAILURE,
             Error::Install(i) => match i {
                 InstallError::NotVerified(_)
                 | InstallError::Image { .. }

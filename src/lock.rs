@@ -166,8 +166,34 @@ pub enum LockError {
     #[error("no service `{0}` in bundle.toml")]
     UnknownService(String),
     /// Resolving an image failed.
-    #[error(transparent)]
+    #[error("{}{}", .0, unreachable_hint(std::slice::from_ref(.0)))]
     Resolve(#[from] ResolveError),
+    /// Resolving several images failed; each is named.
+    #[error("{} images could not be resolved:\n{}{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"), unreachable_hint(.0))]
+    Unresolved(Vec<ResolveError>),
+}
+
+impl LockError {
+    /// The resolution failures inside, if any.
+    pub fn resolve_errors(&self) -> &[ResolveError] {
+        match self {
+            LockError::Resolve(e) => std::slice::from_ref(e),
+            LockError::Unresolved(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+/// What to do when a registry could not be reached at all.
+fn unreachable_hint(errors: &[ResolveError]) -> &'static str {
+    let unreachable = errors
+        .iter()
+        .any(|e| matches!(&e.kind, ResolveErrorKind::Registry(r) if r.unreachable()));
+    if unreachable {
+        "\nhint: the registry could not be reached. Point bale at a mirror with `--mirror REGISTRY=HOST`, or list mirrors in config/bale.toml (see docs/cli.md, Settings)"
+    } else {
+        ""
+    }
 }
 
 /// Why an image could not be resolved; names the service and image.
@@ -360,6 +386,24 @@ fn checked(
         });
     }
     Ok(actual)
+}
+
+/// The digest of what `image`'s tag (or pinned digest, or layout ref
+/// name) points to now, checked like [`resolve_image`] checks it.
+pub fn current_digest(repo: &dyn ImageRepo, image: &ImageSpec) -> Result<Digest, ResolveError> {
+    let reference = image.source.reference();
+    let wrap = |kind: ResolveErrorKind| ResolveError {
+        service: image.service.clone(),
+        image: reference.canonical_name(),
+        kind,
+    };
+    let by = match (&image.source, &reference.digest) {
+        (_, Some(d)) => d.to_string(),
+        (ImageSource::OciLayout { ref_name, .. }, None) => ref_name.clone(),
+        (ImageSource::Registry(r), None) => r.tag.clone(),
+    };
+    let top = repo.manifest(&by).map_err(wrap)?;
+    checked(&top, reference.digest.as_ref(), &format!("manifest {by}")).map_err(wrap)
 }
 
 /// Resolves one image for `platforms`, reading from `repo`.
@@ -722,6 +766,7 @@ pub fn relock(
         });
     let mut images = Vec::new();
     let mut changes = Vec::new();
+    let mut failed = Vec::new();
     for image in &spec.images {
         let old = existing.and_then(|l| l.image(&image.service));
         match results.remove(&image.service) {
@@ -731,15 +776,13 @@ pub fn relock(
                     changes.push(Change::Kept(image.service.clone()));
                 }
                 // Only a panicked resolver thread leaves no result.
-                _ => {
-                    return Err(LockError::Resolve(ResolveError {
-                        service: image.service.clone(),
-                        image: image.written.clone(),
-                        kind: ResolveErrorKind::Platform("resolution did not complete".into()),
-                    }));
-                }
+                _ => failed.push(ResolveError {
+                    service: image.service.clone(),
+                    image: image.written.clone(),
+                    kind: ResolveErrorKind::Platform("resolution did not complete".into()),
+                }),
             },
-            Some(Err(e)) => return Err(LockError::Resolve(e)),
+            Some(Err(e)) => failed.push(e),
             Some(Ok(new)) => {
                 changes.push(match old {
                     Some(o) if o == &new => Change::Unchanged(image.service.clone()),
@@ -752,6 +795,12 @@ pub fn relock(
                 images.push(new);
             }
         }
+    }
+    // Every failing service is named, not only the first.
+    match failed.len() {
+        0 => {}
+        1 => return Err(LockError::Resolve(failed.remove(0))),
+        _ => return Err(LockError::Unresolved(failed)),
     }
     images.sort_by(|a, b| a.service.cmp(&b.service));
     Ok((

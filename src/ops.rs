@@ -36,6 +36,9 @@ pub struct NetOptions {
     pub insecure: Vec<String>,
 }
 
+/// Told of each image as its resolution starts: service, image as written.
+pub type Resolving<'a> = dyn Fn(&str, &str) + Sync + 'a;
+
 /// What `bale lock` did.
 #[derive(Debug)]
 pub struct LockOutcome {
@@ -79,18 +82,67 @@ impl Context {
         lock::resolve_image(repo.as_ref(), image, &self.spec.platforms)
     }
 
+    /// `bale outdated`: what each locked service's tag resolves to now,
+    /// through the same mirrors and credentials as `bale lock`.
+    pub fn outdated(&self, lock: &Lockfile, resolving: &Resolving<'_>) -> OutdatedReport {
+        let mut services = Vec::new();
+        for image in &self.spec.images {
+            let Some(locked) = lock.image(&image.service) else {
+                continue;
+            };
+            resolving(&image.service, &image.written);
+            let reference = image.source.reference();
+            let (current, status, error) = if reference.digest.is_some() {
+                (None, OutdatedStatus::Pinned, None)
+            } else {
+                match self.current_digest(image) {
+                    Ok(d) if d == locked.digest => (Some(d), OutdatedStatus::Current, None),
+                    Ok(d) => (Some(d), OutdatedStatus::Moved, None),
+                    Err(e) => (None, OutdatedStatus::Failed, Some(e.to_string())),
+                }
+            };
+            services.push(Outdated {
+                service: image.service.clone(),
+                image: locked.name.clone(),
+                locked: locked.digest.clone(),
+                current,
+                status,
+                error,
+            });
+        }
+        OutdatedReport { services }
+    }
+
+    /// The digest `image`'s tag (or layout ref name) points to now.
+    fn current_digest(&self, image: &ImageSpec) -> Result<crate::digest::Digest, ResolveError> {
+        let repo: Box<dyn ImageRepo> = match &image.source {
+            ImageSource::Registry(r) => Box::new(RegistryRepo {
+                client: &self.client,
+                domain: r.domain.clone(),
+                path: r.path.clone(),
+            }),
+            ImageSource::OciLayout { path, .. } => Box::new(LayoutRepo {
+                dir: self.spec.source_path(path),
+            }),
+        };
+        lock::current_digest(repo.as_ref(), image)
+    }
+
     /// Where the lock lives.
     pub fn lock_path(&self) -> PathBuf {
         lock::lock_path(&self.spec)
     }
 
     /// `bale lock`: resolves what `update` asks for and what bundle.toml
-    /// changed, writes the lock if its bytes change.
-    pub fn lock(&self, update: &Update) -> Result<LockOutcome, Error> {
+    /// changed, writes the lock if its bytes change. `resolving` is told
+    /// of each image as its resolution starts.
+    pub fn lock(&self, update: &Update, resolving: &Resolving<'_>) -> Result<LockOutcome, Error> {
         let path = self.lock_path();
         let existing = Lockfile::load(&path)?;
-        let (new, changes) =
-            lock::relock(&self.spec, existing.as_ref(), update, &|i| self.resolve(i))?;
+        let (new, changes) = lock::relock(&self.spec, existing.as_ref(), update, &|i| {
+            resolving(&i.service, &i.written);
+            self.resolve(i)
+        })?;
         let text = new.render();
         let old = std::fs::read(&path).ok();
         let written = old.as_deref() != Some(text.as_bytes());
@@ -119,7 +171,7 @@ impl Context {
     /// The lock, updated first where bundle.toml changed (without `--locked`).
     pub fn lock_if_needed(&self, locked: bool) -> Result<Lockfile, Error> {
         if !locked {
-            self.lock(&Update::Missing)?;
+            self.lock(&Update::Missing, &|_, _| {})?;
         }
         self.locked()
     }
@@ -165,5 +217,61 @@ impl Context {
         let default = PathBuf::from(format!("{}-{}.bale", self.spec.name, self.spec.version));
         let output = output.unwrap_or(&default);
         Ok(bundle::build(&self.spec, &lock, store, output, key)?)
+    }
+}
+
+/// Whether a service's tag still points where the lock says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutdatedStatus {
+    /// The tag resolves to the locked digest.
+    Current,
+    /// The tag resolves to other content now.
+    Moved,
+    /// bundle.toml pins a digest: the tag is not followed.
+    Pinned,
+    /// The registry could not say.
+    Failed,
+}
+
+/// One service in `bale outdated`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outdated {
+    /// Service.
+    pub service: String,
+    /// Canonical image name.
+    pub image: String,
+    /// The digest in bundle.lock.
+    pub locked: crate::digest::Digest,
+    /// What the tag resolves to now.
+    pub current: Option<crate::digest::Digest>,
+    /// The verdict.
+    pub status: OutdatedStatus,
+    /// Why the registry could not say, for `failed`.
+    pub error: Option<String>,
+}
+
+/// What `bale outdated` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutdatedReport {
+    /// Per service, in bundle.toml's order.
+    pub services: Vec<Outdated>,
+}
+
+impl OutdatedReport {
+    /// Services whose tag moved.
+    pub fn moved(&self) -> usize {
+        self.services
+            .iter()
+            .filter(|s| s.status == OutdatedStatus::Moved)
+            .count()
+    }
+
+    /// Services the registry could not answer for.
+    pub fn failed(&self) -> usize {
+        self.services
+            .iter()
+            .filter(|s| s.status == OutdatedStatus::Failed)
+            .count()
     }
 }

@@ -100,6 +100,16 @@ pub enum RegistryError {
         /// The limit.
         limit: u64,
     },
+    /// Every mirror and the registry failed; each failure in order.
+    #[error("{domain}: every host failed, mirrors first:\n{}", failures.iter().map(|f| format!("      {f}")).collect::<Vec<_>>().join("\n"))]
+    Endpoints {
+        /// The registry.
+        domain: String,
+        /// `host: error`, mirrors first.
+        failures: Vec<String>,
+        /// Whether every host answered 404.
+        not_found: bool,
+    },
     /// A protocol violation.
     #[error("{url}: {message}")]
     Protocol {
@@ -111,6 +121,16 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether the registry could not be reached at all (as opposed to
+    /// answering with an error), where a mirror is the usual remedy.
+    pub fn unreachable(&self) -> bool {
+        match self {
+            RegistryError::Transport { .. } | RegistryError::GaveUp { .. } => true,
+            RegistryError::Endpoints { not_found, .. } => !not_found,
+            _ => false,
+        }
+    }
+
     /// Whether trying the next mirror (or the registry itself) may help.
     fn try_next_endpoint(&self) -> bool {
         matches!(
@@ -385,18 +405,36 @@ impl RegistryClient {
         mut f: impl FnMut(&Endpoint) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
         let endpoints = self.endpoints(domain);
-        let mut last = None;
+        let mut failures = Vec::new();
         for ep in &endpoints {
             match f(ep) {
                 Ok(v) => return Ok(v),
-                Err(e) if e.try_next_endpoint() => last = Some(e),
+                Err(e) if e.try_next_endpoint() => failures.push((ep.host.clone(), e)),
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| RegistryError::Protocol {
-            url: domain.to_owned(),
-            message: "no endpoint".into(),
-        }))
+        // One host: its own error. Several: every one, so that an operator
+        // sees that the mirror was tried, and how it failed.
+        if failures.len() > 1 {
+            let not_found = failures
+                .iter()
+                .all(|(_, e)| matches!(e, RegistryError::NotFound { .. }));
+            return Err(RegistryError::Endpoints {
+                domain: domain.to_owned(),
+                failures: failures
+                    .into_iter()
+                    .map(|(h, e)| format!("{h}: {e}"))
+                    .collect(),
+                not_found,
+            });
+        }
+        Err(failures
+            .pop()
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| RegistryError::Protocol {
+                url: domain.to_owned(),
+                message: "no endpoint".into(),
+            }))
     }
 
     fn credential(&self, host: &str) -> Option<Credential> {

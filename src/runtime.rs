@@ -93,6 +93,11 @@ pub trait Runtime {
     fn containers(&self, project: &str) -> Result<Vec<Container>, RuntimeError>;
     /// Runs `compose ARGS` for a project; `Unsupported` where there is none.
     fn compose(&self, args: &[String]) -> Result<String, RuntimeError>;
+    /// Whether this runtime runs compose projects, so that their services
+    /// can be expected to be running.
+    fn runs_compose(&self) -> bool {
+        false
+    }
 }
 
 fn command_line(program: &str, args: &[String]) -> String {
@@ -353,6 +358,10 @@ impl Runtime for DockerCli {
             .collect();
         out.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
         Ok(out)
+    }
+
+    fn runs_compose(&self) -> bool {
+        true
     }
 
     fn compose(&self, args: &[String]) -> Result<String, RuntimeError> {

@@ -438,9 +438,14 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         (None, _) if opts.allow_unsigned => report.signature = "unsigned",
         (None, _) => problems.push(problem(
             SIGNATURE_PATH,
-            "missing: the bundle is unsigned (pass --allow-unsigned to check digests only)".into(),
+            "missing: the bundle is unsigned. Build it with --sign-key; bale install takes signed bundles only (`bale verify --allow-unsigned` checks the digests of an unsigned one)".into(),
         )),
-        (Some(_), None) => problems.push(problem(SIGNATURE_PATH, "no public key given to check it".into())),
+        // Asked to check digests only: a signature present stays unchecked.
+        (Some(_), None) if opts.allow_unsigned => report.signature = "unchecked",
+        (Some(_), None) => problems.push(problem(
+            SIGNATURE_PATH,
+            "no public key given to check it: pass --public-key".into(),
+        )),
         (Some(s), Some(key)) => match read_entry(&file, s, 64 * 1024)
             .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".into()))
             .and_then(|text| key.verify(&manifest_bytes, &text))

@@ -256,7 +256,7 @@ fn builds_from_different_checkouts_stores_time_zones_and_umasks_are_identical() 
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "umask 077; exec '{}' -f elsewhere/checkout/demo/bundle.toml build --offline --sign-key keys/k.sec -o two.bale",
+            "umask 077; exec '{}' build -f elsewhere/checkout/demo/bundle.toml --offline --sign-key keys/k.sec -o two.bale",
             env!("CARGO_BIN_EXE_bale")
         ))
         .current_dir(b.path())
@@ -278,9 +278,9 @@ fn builds_from_different_checkouts_stores_time_zones_and_umasks_are_identical() 
     assert!(x == y, "builds differ: {} vs {}", sha(&x), sha(&y));
     // Unsigned builds are reproducible too, and differ from signed ones only by the signature.
     a.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "--unsigned",
         "-o",
@@ -288,9 +288,9 @@ fn builds_from_different_checkouts_stores_time_zones_and_umasks_are_identical() 
     ])
     .ok();
     a.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "--unsigned",
         "-o",
@@ -499,9 +499,9 @@ fn inspect_shows_images_overlays_sizes_and_shared_layers() {
 fn signing_needs_a_key_or_an_explicit_unsigned() {
     let p = demo();
     let r = p.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "-o",
         "x.bale",
@@ -510,9 +510,9 @@ fn signing_needs_a_key_or_an_explicit_unsigned() {
     assert!(r.stderr().contains("--unsigned"), "{}", r.describe());
     assert!(!p.path().join("x.bale").exists());
     p.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "--unsigned",
         "-o",
@@ -537,9 +537,9 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
         "keys/ref.sec",
     ]));
     p.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "--sign-key",
         "keys/ref.sec",
@@ -570,9 +570,9 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
     assert_eq!(mode, 0o600);
     let r = p.bale_env(
         &[
+            "build",
             "-f",
             "demo/bundle.toml",
-            "build",
             "--offline",
             "-o",
             "enc.bale",
@@ -587,9 +587,9 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
     );
     let r = p.bale_env(
         &[
+            "build",
             "-f",
             "demo/bundle.toml",
-            "build",
             "--offline",
             "-o",
             "enc.bale",
@@ -607,9 +607,9 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
     );
     p.bale_env(
         &[
+            "build",
             "-f",
             "demo/bundle.toml",
-            "build",
             "--offline",
             "-o",
             "enc.bale",
@@ -648,9 +648,9 @@ fn overlay_directory_with_a_symlink_is_refused() {
     std::os::unix::fs::symlink("/etc/passwd", p.path().join("demo/site/passwd"))
         .unwrap_or_else(|e| panic!("{e}"));
     let r = p.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "--sign-key",
         "keys/k.sec",

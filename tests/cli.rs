@@ -92,15 +92,15 @@ fn demo_locks_and_fetches_offline_from_its_oci_layout() {
     // A copy of the demo, in a fresh directory: nothing may depend on the checkout path.
     copy_dir(&root.join("demo"), &p.path().join("demo"));
     let committed = p.read("demo/bundle.lock");
-    let run = p.bale(&["-f", "demo/bundle.toml", "lock", "--check"]);
+    let run = p.bale(&["lock", "-f", "demo/bundle.toml", "--check"]);
     run.ok();
-    p.bale(&["-f", "demo/bundle.toml", "lock", "--update"]).ok();
+    p.bale(&["lock", "-f", "demo/bundle.toml", "--update"]).ok();
     assert_eq!(
         p.read("demo/bundle.lock"),
         committed,
         "the committed demo lock is stale"
     );
-    let run = p.bale(&["-f", "demo/bundle.toml", "fetch", "--locked", "--json"]);
+    let run = p.bale(&["fetch", "-f", "demo/bundle.toml", "--locked", "--json"]);
     run.ok();
     assert_eq!(run.summary()["blobs"], 6, "{}", run.describe());
     assert!(p.store_blobs().iter().all(|(_, ok)| *ok));
@@ -126,7 +126,7 @@ fn corrupt_blob_in_a_local_layout_is_refused() {
     let mut bytes = std::fs::read(&layer).unwrap_or_default();
     bytes[1000] ^= 0x40;
     std::fs::write(&layer, bytes).unwrap_or_else(|e| panic!("{e}"));
-    let run = p.bale(&["-f", "demo/bundle.toml", "fetch", "--locked"]);
+    let run = p.bale(&["fetch", "-f", "demo/bundle.toml", "--locked"]);
     run.fails(6);
     let name = layer
         .file_name()

@@ -559,9 +559,9 @@ fn another_bundle_into_the_same_target_is_refused() {
         .replace("name = \"bale-demo\"", "name = \"other\"");
     p.write("demo/bundle.toml", &other);
     p.bale(&[
+        "build",
         "-f",
         "demo/bundle.toml",
-        "build",
         "--offline",
         "--sign-key",
         "keys/k.sec",

@@ -376,3 +376,108 @@ fn a_file_that_is_not_a_bundle_is_named_not_dumped() {
         run.describe()
     );
 }
+
+/// A runtime whose loader is `tar -t`: a real reader of the archive bale
+/// streams, for the one thing tested here, a stream cut by bale itself.
+struct TarReader;
+
+impl bale::runtime::Runtime for TarReader {
+    fn name(&self) -> &str {
+        "tar"
+    }
+    fn archive_format(&self) -> bale::runtime::ArchiveFormat {
+        bale::runtime::ArchiveFormat::Docker
+    }
+    fn image(
+        &self,
+        _: &str,
+    ) -> Result<Option<bale::runtime::RuntimeImage>, bale::runtime::RuntimeError> {
+        Ok(None)
+    }
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), bale::runtime::RuntimeError> {
+        let mut child = std::process::Command::new("tar")
+            .args(["-tf", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+        let r = write(&mut stdin);
+        drop(stdin);
+        let _ = child.wait();
+        r.map_err(|e| bale::runtime::RuntimeError::Failed {
+            command: "tar -tf -".into(),
+            stderr: format!("stream interrupted: {e}"),
+        })
+    }
+    fn containers(
+        &self,
+        _: &str,
+    ) -> Result<Vec<bale::runtime::Container>, bale::runtime::RuntimeError> {
+        Ok(Vec::new())
+    }
+    fn compose(&self, _: &[String]) -> Result<String, bale::runtime::RuntimeError> {
+        Ok(String::new())
+    }
+}
+
+/// Flips one byte in the middle of the bundle entry `prefix…` (largest first).
+fn flip_in_entry(bundle: &Path, prefix: &str) {
+    let f = std::fs::File::open(bundle).unwrap_or_else(|e| panic!("{e}"));
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let (entries, _) = bale::verify::scan(&f, len);
+    let e = entries
+        .iter()
+        .filter(|e| e.path.as_deref().is_ok_and(|p| p.starts_with(prefix)) && e.size > 0)
+        .max_by_key(|e| e.size)
+        .unwrap_or_else(|| panic!("no entry {prefix}"));
+    let mut data = std::fs::read(bundle).unwrap_or_else(|e| panic!("{e}"));
+    data[(e.offset + e.size / 2) as usize] ^= 0xff;
+    std::fs::write(bundle, data).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_bundle_changed_after_verification_exits_with_the_integrity_code() {
+    let p = Project::demo();
+    let key = bale::sign::VerifyingKey::from_file(&p.path().join("keys/k.pub"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (prefix, runtime) in [
+        ("blobs/", &TarReader as &dyn bale::runtime::Runtime),
+        ("files/", &bale::runtime::NoRuntime),
+    ] {
+        let path = p.build_demo("demo.bale");
+        let bundle = bale::install::OpenBundle::open(&path, &key).unwrap_or_else(|e| panic!("{e}"));
+        flip_in_entry(&path, prefix);
+        let target = p
+            .path()
+            .join(format!("target-{}", prefix.trim_end_matches('/')));
+        let err = bale::install::install_opened(
+            &bundle,
+            &bale::install::InstallOptions {
+                key: &key,
+                target: target.clone(),
+                runtime,
+                runtime_address: None,
+                runtime_namespace: None,
+                up: false,
+                allow_downgrade: false,
+                timeout: std::time::Duration::from_secs(1),
+            },
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{prefix}: a changed entry was installed"));
+        let err = bale::Error::from(err);
+        assert_eq!(err.exit_code(), 6, "{prefix}: {err}");
+        assert!(
+            err.to_string().contains("changed after it was verified"),
+            "{err}"
+        );
+        assert!(
+            !target.exists(),
+            "{prefix}: the failed first install left the target"
+        );
+    }
+}

@@ -257,9 +257,19 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
     // 1. Verify everything before touching anything.
     let bundle = OpenBundle::open(path, opts.key)?;
     fault_point("verify");
+    install_opened(&bundle, opts)
+}
+
+/// Installs a bundle already opened (and so verified) with `opts.key`.
+/// Every entry is hashed again as it is read: a bundle file that changed
+/// since [`OpenBundle::open`] fails with [`InstallError::Changed`].
+pub fn install_opened(
+    bundle: &OpenBundle,
+    opts: &InstallOptions<'_>,
+) -> Result<InstallReport, InstallError> {
     let target = Target::open(&opts.target)?;
     let first = matches!(current_release(&target.root), Ok(None));
-    let result = install_locked(&bundle, &target, opts);
+    let result = install_locked(bundle, &target, opts);
     if result.is_err() && first {
         target.abandon_first_install();
     }

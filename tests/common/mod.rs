@@ -455,9 +455,9 @@ impl Project {
     /// Builds the demo, signed with `keys/k.sec`, into `out`.
     pub fn build_demo(&self, out: &str) -> PathBuf {
         self.bale(&[
+            "build",
             "-f",
             "demo/bundle.toml",
-            "build",
             "--offline",
             "--sign-key",
             "keys/k.sec",

@@ -1,0 +1,222 @@
+//! Every command and flag, defined once: `--help`, the shell completions
+//! and the man page are all generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn a declared Docker Compose stack into one signed, reproducible offline bundle.
+#[derive(Parser)]
+#[command(name = "bale", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `-f/--file`, for the commands that read bundle.toml.
+#[derive(Args, Clone)]
+pub struct SpecFile {
+    /// The bundle description; bundle.lock is read and written beside it.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "bundle.toml",
+        value_name = "PATH"
+    )]
+    pub file: PathBuf,
+}
+
+/// Where registries are reached: settings, mirrors, plain-HTTP hosts.
+#[derive(Args, Clone)]
+pub struct Net {
+    /// bale settings file (registry mirrors, insecure registries); read after config/bale.toml.
+    #[arg(long, env = "BALE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Try MIRROR before REGISTRY (e.g. docker.io=mirror.internal:5000); repeatable.
+    #[arg(long = "mirror", value_name = "REGISTRY=MIRROR")]
+    pub mirrors: Vec<String>,
+    /// Allow plain HTTP to HOST (loopback hosts always are); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure: Vec<String>,
+}
+
+/// The lock and store flags of the commands that fill the store.
+#[derive(Args, Clone)]
+pub struct Blobs {
+    /// Fail (exit 4) instead of updating bundle.lock when it disagrees with bundle.toml.
+    #[arg(long)]
+    pub locked: bool,
+    /// Store directory.
+    #[arg(long, env = "BALE_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Downloads at once, for blobs the store lacks.
+    #[arg(short, long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+}
+
+/// `--json`, for every command that has a result to report.
+#[derive(Args, Clone, Copy)]
+pub struct Json {
+    /// Print the result as JSON on stdout; its last object always has `ok` (and `error` on failure).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Resolve every image's tag to digests and write bundle.lock.
+    Lock {
+        #[command(flatten)]
+        spec: SpecFile,
+        /// Re-resolve these services (all when none is named), ignoring their pins.
+        #[arg(long, value_name = "SERVICE", num_args = 0..)]
+        update: Option<Vec<String>>,
+        /// Change nothing: fail (exit 4) if bundle.lock is missing or disagrees with bundle.toml.
+        #[arg(long, conflicts_with = "update")]
+        check: bool,
+        #[command(flatten)]
+        net: Net,
+    },
+    /// Report each service whose tag now points elsewhere than bundle.lock says (exit 4 if any).
+    Outdated {
+        #[command(flatten)]
+        spec: SpecFile,
+        #[command(flatten)]
+        json: Json,
+        #[command(flatten)]
+        net: Net,
+    },
+    /// Download every locked blob into the store, verified.
+    Fetch {
+        #[command(flatten)]
+        spec: SpecFile,
+        #[command(flatten)]
+        blobs: Blobs,
+        /// Print events and the summary as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        net: Net,
+    },
+    /// Write the bundle: one deterministic tar with images, overlays and a signed manifest.
+    Build {
+        #[command(flatten)]
+        spec: SpecFile,
+        #[command(flatten)]
+        blobs: Blobs,
+        /// Use no network: the store (and local OCI layouts) must hold every blob; implies --locked.
+        #[arg(long)]
+        offline: bool,
+        /// Output file [default: NAME-VERSION.bale].
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// minisign secret key file to sign with.
+        #[arg(long, value_name = "PATH", conflicts_with = "unsigned")]
+        sign_key: Option<PathBuf>,
+        /// Build without a signature (verify then needs --allow-unsigned).
+        #[arg(long)]
+        unsigned: bool,
+        #[command(flatten)]
+        json: Json,
+        #[command(flatten)]
+        net: Net,
+    },
+    /// Write a minisign-compatible key pair for signing bundles.
+    Keygen {
+        /// Where to write the public key.
+        #[arg(long, value_name = "PATH")]
+        public_key: PathBuf,
+        /// Where to write the secret key (mode 0600).
+        #[arg(long, value_name = "PATH")]
+        secret_key: PathBuf,
+        /// Leave the secret key unencrypted (for CI secrets).
+        #[arg(long)]
+        no_password: bool,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a bundle's signature and every entry's digest; exit 6 if anything is wrong.
+    Verify {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// minisign public key file the bundle must be signed with.
+        #[arg(long, value_name = "PATH", required_unless_present = "allow_unsigned")]
+        public_key: Option<PathBuf>,
+        /// Check digests only: accept a bundle without signature, and without --public-key leave a signature unchecked.
+        #[arg(long)]
+        allow_unsigned: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Verify a bundle, load its images, lay out its files and secrets, and optionally start it.
+    Install {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// minisign public key the bundle must be signed with.
+        #[arg(long, value_name = "PATH")]
+        public_key: PathBuf,
+        /// Install directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        /// Start the stack with compose and wait for every healthcheck.
+        #[arg(long)]
+        up: bool,
+        /// Seconds --up waits for healthchecks.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        /// Allow an older version, or the same version with other content (rollback).
+        #[arg(long)]
+        allow_downgrade: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Check that the images, services and files on this host are exactly what was signed.
+    Audit {
+        /// The installed bundle, to audit against the signed original (needs --public-key).
+        bundle: Option<PathBuf>,
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        /// minisign public key, to verify BUNDLE.
+        #[arg(long, value_name = "PATH", requires = "bundle")]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Show a bundle's images, overlays and sizes.
+    Inspect {
+        /// The bundle file.
+        bundle: PathBuf,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Print a shell completion script (source it, or install it where your shell looks).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `bale man > bale.1`.
+    Man,
+}
+
+/// Which container runtime, and how to reach it.
+#[derive(Args, Clone)]
+pub struct RuntimeArgs {
+    /// Container runtime [install default: docker; audit default: the one the release recorded].
+    #[arg(long, value_parser = ["docker", "podman", "containerd", "none"])]
+    pub runtime: Option<String>,
+    /// containerd socket (with --runtime containerd).
+    #[arg(long, value_name = "PATH")]
+    pub containerd_address: Option<PathBuf>,
+    /// containerd namespace (k8s.io for k3s and Kubernetes) [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+}

@@ -1,0 +1,197 @@
+//! The operator's and auditor's commands on a host: install and audit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bale::install::{Action, InstallOptions, current_release};
+use bale::runtime::Runtime;
+use bale::sign::VerifyingKey;
+
+use super::args::RuntimeArgs;
+use super::output;
+
+/// The runtime named on the command line, else the one `recorded` by the
+/// installed release, else Docker; with its address and namespace likewise.
+fn runtime(
+    args: &RuntimeArgs,
+    recorded: Option<&bale::install::Release>,
+) -> (Box<dyn Runtime>, Option<PathBuf>, Option<String>) {
+    let name = args
+        .runtime
+        .clone()
+        .or_else(|| recorded.map(|r| r.runtime.clone()))
+        .unwrap_or_else(|| "docker".into());
+    let from_record = args.runtime.is_none();
+    let address = args.containerd_address.clone().or_else(|| {
+        recorded
+            .filter(|_| from_record)
+            .and_then(|r| r.runtime_address.clone())
+    });
+    let namespace = args.namespace.clone().or_else(|| {
+        recorded
+            .filter(|_| from_record)
+            .and_then(|r| r.runtime_namespace.clone())
+    });
+    let rt = bale::runtime::by_name(
+        &name,
+        address.as_deref(),
+        namespace.as_deref().unwrap_or("default"),
+    )
+    .unwrap_or_else(|| Box::new(bale::runtime::NoRuntime));
+    let namespace = (name == "containerd").then(|| namespace.unwrap_or_else(|| "default".into()));
+    (rt, address, namespace)
+}
+
+/// The arguments of `bale install`.
+pub struct InstallArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// `--public-key`.
+    pub public_key: PathBuf,
+    /// `--target`.
+    pub target: PathBuf,
+    /// The runtime flags.
+    pub runtime: RuntimeArgs,
+    /// `--up`.
+    pub up: bool,
+    /// `--timeout`.
+    pub timeout: u64,
+    /// `--allow-downgrade`.
+    pub allow_downgrade: bool,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// `bale install`.
+pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
+    let key = VerifyingKey::from_file(&a.public_key)?;
+    let (rt, runtime_address, runtime_namespace) = runtime(&a.runtime, None);
+    let report = bale::install::install(
+        &a.bundle,
+        &InstallOptions {
+            key: &key,
+            target: a.target,
+            runtime: rt.as_ref(),
+            runtime_address,
+            runtime_namespace,
+            up: a.up,
+            allow_downgrade: a.allow_downgrade,
+            timeout: std::time::Duration::from_secs(a.timeout),
+        },
+    )?;
+    if a.json {
+        output::result(serde_json::to_value(&report).unwrap_or_default(), true);
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "{} {} {}{} ({})",
+        report.name,
+        report.version,
+        match report.action {
+            Action::Installed => "installed",
+            Action::Upgraded => "upgraded",
+            Action::Downgraded => "downgraded",
+            Action::Unchanged => "already installed; nothing changed",
+            Action::Repaired => "already installed; drifted files restored",
+        },
+        report
+            .previous
+            .as_ref()
+            .filter(|_| matches!(report.action, Action::Upgraded | Action::Downgraded))
+            .map(|p| format!(" from {p}"))
+            .unwrap_or_default(),
+        report.release.display()
+    );
+    for f in &report.repaired {
+        let _ = writeln!(err, "  restored {:<9} {}", f.was, f.target);
+    }
+    for i in &report.images {
+        let _ = writeln!(
+            err,
+            "  image {:<8} {} {} ({})",
+            i.status, i.name, i.config, i.service
+        );
+    }
+    if !report.secrets_added.is_empty() {
+        let _ = writeln!(
+            err,
+            "  generated secrets in .env: {}",
+            report.secrets_added.join(", ")
+        );
+    }
+    for c in &report.services {
+        let _ = writeln!(err, "  service {:<20} {} {}", c.service, c.state, c.health);
+    }
+    Ok(())
+}
+
+/// `bale audit`.
+pub fn audit(
+    bundle: Option<&Path>,
+    target: &Path,
+    public_key: Option<&Path>,
+    runtime_args: &RuntimeArgs,
+    json: bool,
+) -> Result<(), bale::Error> {
+    let key = match (bundle, public_key) {
+        (Some(_), Some(k)) => Some(VerifyingKey::from_file(k)?),
+        (Some(_), None) => {
+            return Err(bale::sign::SignError::BadKey {
+                what: "--public-key".into(),
+                kind: "public",
+                reason:
+                    "required to audit against a bundle: give the key the bundle is signed with"
+                        .into(),
+            }
+            .into());
+        }
+        _ => None,
+    };
+    let recorded = current_release(target).ok().flatten().map(|(_, r)| r);
+    let (rt, _, _) = runtime(runtime_args, recorded.as_ref());
+    let against = bundle.zip(key.as_ref());
+    let report = bale::audit::audit(target, rt.as_ref(), against)?;
+    if json {
+        output::result(
+            serde_json::to_value(&report).unwrap_or_default(),
+            report.ok(),
+        );
+    } else {
+        for f in &report.findings {
+            eprintln!("FINDING {} {}: {}", f.kind, f.subject, f.message);
+        }
+        let checked = report
+            .images
+            .iter()
+            .filter(|i| i.status != "skipped")
+            .count();
+        let skipped = report.images.len() - checked;
+        eprintln!(
+            "{} {} (manifest {}) in {}: {checked} images{}, {} services, {} files checked against the {} (runtime {}); {} finding(s)",
+            report.name,
+            report.version,
+            report.manifest_digest,
+            report.target.display(),
+            if skipped > 0 {
+                format!(
+                    " ({skipped} skipped: runtime {} keeps no images)",
+                    report.runtime
+                )
+            } else {
+                String::new()
+            },
+            report.services.len(),
+            report.files.len(),
+            report.reference,
+            report.runtime,
+            report.findings.len()
+        );
+    }
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(bale::Error::Findings(report.findings.len()))
+    }
+}
