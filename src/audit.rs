@@ -134,6 +134,11 @@ pub fn audit(
     runtime: &dyn Runtime,
     bundle: Option<(&Path, &VerifyingKey)>,
 ) -> Result<AuditReport, InstallError> {
+    // The bundle named on the command line is read first: a missing or
+    // broken one is an input error, whatever the target holds.
+    let opened = bundle
+        .map(|(path, key)| OpenBundle::open(path, key))
+        .transpose()?;
     let (release_dir, release) =
         current_release(target)?.ok_or_else(|| InstallError::NotInstalled(target.to_owned()))?;
     let mut findings = Vec::new();
@@ -147,9 +152,8 @@ pub fn audit(
 
     // What is expected: from the signed bundle, or from the record.
     let (reference, files, images): (&'static str, Vec<install::InstalledFile>, ImagesFile) =
-        match bundle {
-            Some((path, key)) => {
-                let b = OpenBundle::open(path, key)?;
+        match opened {
+            Some(b) => {
                 let digest = b.report.manifest_digest.clone();
                 if digest.as_ref() != Some(&release.manifest_digest) {
                     find(

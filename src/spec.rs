@@ -101,6 +101,91 @@ impl Platform {
     }
 }
 
+/// Architectures as OCI names them (Go's GOARCH), with the names people
+/// often write instead.
+const ARCHITECTURES: &[&str] = &[
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64",
+    "mipsle", "mips", "loong64", "wasm",
+];
+const ARCH_ALIASES: &[(&str, &str)] = &[
+    ("x86_64", "amd64"),
+    ("x86-64", "amd64"),
+    ("x64", "amd64"),
+    ("aarch64", "arm64"),
+    ("armv8", "arm64"),
+    ("i386", "386"),
+    ("i686", "386"),
+    ("x86", "386"),
+    ("armhf", "arm/v7"),
+    ("armv7", "arm/v7"),
+    ("armv7l", "arm/v7"),
+    ("armel", "arm/v6"),
+    ("ppc64el", "ppc64le"),
+];
+const OSES: &[&str] = &[
+    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix",
+    "android", "wasip1", "js",
+];
+
+impl Platform {
+    /// Checks that os and architecture are names OCI uses, suggesting the
+    /// right one for a common alias (`linux/x86_64` → `linux/amd64`).
+    pub fn check_known(&self) -> Result<(), String> {
+        if !OSES.contains(&self.os.as_str()) {
+            return Err(format!(
+                "platform `{self}`: unknown os `{}` (OCI uses Go's names: linux, windows, …)",
+                self.os
+            ));
+        }
+        if ARCHITECTURES.contains(&self.architecture.as_str()) {
+            return Ok(());
+        }
+        match ARCH_ALIASES.iter().find(|(a, _)| *a == self.architecture) {
+            Some((_, right)) => Err(format!(
+                "platform `{self}`: OCI calls this architecture `{right}`; write `{}/{right}`",
+                self.os
+            )),
+            None => Err(format!(
+                "platform `{self}`: unknown architecture `{}` (OCI uses Go's names: {})",
+                self.architecture,
+                ARCHITECTURES.join(", ")
+            )),
+        }
+    }
+}
+
+/// A TOML error's message, naming the key where toml only says "duplicate key".
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim_end().to_owned();
+    match e.span() {
+        Some(span) if msg.starts_with("duplicate key") => {
+            let key = text.get(span.clone()).unwrap_or_default().trim();
+            let table = text[..span.start.min(text.len())]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['))
+                .unwrap_or("the top level");
+            format!("duplicate key `{key}` in {table}: each key may appear once")
+        }
+        _ => msg,
+    }
+}
+
+/// The span of the header line `[name]`, if the text has one.
+fn table_span(text: &str, name: &str) -> Option<Range<usize>> {
+    let header = format!("[{name}]");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == header {
+            let start = offset + (line.len() - line.trim_start().len());
+            return Some(start..start + header.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -351,9 +436,8 @@ impl BundleSpec {
         check_fs: bool,
     ) -> Result<Self, LocatedError> {
         let err = |span: Range<usize>, msg: String| LocatedError::at(path, text, Some(span), msg);
-        let raw: RawSpec = toml::from_str(text).map_err(|e| {
-            LocatedError::at(path, text, e.span(), e.message().trim_end().to_owned())
-        })?;
+        let raw: RawSpec = toml::from_str(text)
+            .map_err(|e| LocatedError::at(path, text, e.span(), toml_message(text, &e)))?;
 
         let bundle = raw.bundle.get_ref();
         let name = bundle.name.get_ref().clone();
@@ -392,6 +476,9 @@ impl BundleSpec {
                             ),
                         )
                     })?;
+                    if let Err(m) = parsed.check_known() {
+                        return Err(err(p.span(), m));
+                    }
                     if !platforms.contains(&parsed) {
                         platforms.push(parsed);
                     }
@@ -434,12 +521,14 @@ impl BundleSpec {
             });
         }
         if images.is_empty() {
-            return Err(LocatedError::at(
-                path,
-                text,
-                None,
-                "no images: add an [images] table mapping service names to image references".into(),
-            ));
+            // At the empty table where there is one, else at the top.
+            let at = table_span(text, "images");
+            let what = if at.is_some() {
+                "[images] is empty: map each service name to an image reference (web = \"nginx:1.27\")"
+            } else {
+                "no images: add an [images] table mapping service names to image references"
+            };
+            return Err(LocatedError::at(path, text, at, what.into()));
         }
 
         let check_source = |s: &Spanned<String>, what: &str| -> Result<bool, LocatedError> {

@@ -1,0 +1,393 @@
+//! The operator's path, as a newcomer walks it with only the README: repair
+//! by re-installing, audit after a non-Docker install, messages that say
+//! what to do, one JSON result on every outcome, consistent exit codes.
+
+mod common;
+
+use common::*;
+
+fn install_none(p: &Project, bundle: &str, target: &str) -> Run {
+    p.bale(&[
+        "install",
+        bundle,
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        target,
+        "--runtime",
+        "none",
+    ])
+}
+
+/// The last JSON value on stdout, which may be pretty-printed.
+fn last_json(run: &Run) -> serde_json::Value {
+    let out = run.stdout();
+    let start = out
+        .rfind("\n{")
+        .map(|i| i + 1)
+        .or_else(|| out.find('{'))
+        .unwrap_or_else(|| panic!("no JSON on stdout\n{}", run.describe()));
+    serde_json::from_str(out[start..].trim()).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout does not end with one JSON object\n{}",
+            run.describe()
+        )
+    })
+}
+
+#[test]
+fn audit_after_a_runtime_none_install_uses_the_recorded_runtime() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    install_none(&p, "demo.bale", "target").ok();
+    // No Docker here: defaulting to it would fail.
+    let run = p.bale_env(
+        &["audit", "--target", "target", "--json"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    run.ok();
+    let v = last_json(&run);
+    assert_eq!(v["runtime"], "none", "{}", run.describe());
+    assert_eq!(v["ok"], true);
+    assert!(
+        v["images"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|i| i["status"] == "skipped")),
+        "{v}"
+    );
+    let human = p.bale(&["audit", "--target", "target"]);
+    human.ok();
+    assert!(
+        human.stderr().contains(": 0 images (2 skipped"),
+        "skipped images are not counted as checked\n{}",
+        human.describe()
+    );
+}
+
+#[test]
+fn reinstalling_the_same_bundle_restores_drifted_files_and_keeps_env() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    install_none(&p, "demo.bale", "target").ok();
+    let files: Vec<String> = walkdir::WalkDir::new(p.path().join("target/current/"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains("/.bale/"))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(files.len() >= 2, "the demo installs files: {files:?}");
+    let before: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    std::fs::write(&files[0], "edited\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&files[1]).unwrap_or_else(|e| panic!("{e}"));
+    p.write("target/current/planted.txt", "not signed\n");
+    let env_before = format!("{}SITE_SETTING=kept\n", p.read("target/.env"));
+    p.write("target/.env", &env_before);
+
+    let audit = p.bale(&["audit", "--target", "target", "--json"]);
+    audit.fails(6);
+    let v = last_json(&audit);
+    let status = |path: &str| {
+        v["files"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|f| path.ends_with(f["target"].as_str().unwrap_or("?")))
+            })
+            .map(|f| f["status"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(status(&files[0]), "modified", "{v}");
+    assert_eq!(status(&files[1]), "missing", "{v}");
+    assert_eq!(status("planted.txt"), "added", "{v}");
+
+    let run = install_none(&p, "demo.bale", "target");
+    run.ok();
+    let err = run.stderr();
+    assert!(err.contains("drifted files restored"), "{}", run.describe());
+    assert!(err.contains("restored modified"), "{}", run.describe());
+    assert!(err.contains("restored missing"), "{}", run.describe());
+    assert!(err.contains("restored added"), "{}", run.describe());
+    for (f, want) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(f).unwrap_or_default(), want, "{f}");
+    }
+    assert!(!p.path().join("target/current/planted.txt").exists());
+    assert_eq!(p.read("target/.env"), env_before, ".env must be left alone");
+    p.bale(&["audit", "--target", "target"]).ok();
+    // Nothing drifted now: nothing to restore.
+    let again = install_none(&p, "demo.bale", "target");
+    again.ok();
+    assert!(
+        again.stderr().contains("nothing changed"),
+        "{}",
+        again.describe()
+    );
+}
+
+#[test]
+fn messages_say_what_is_wrong_and_what_to_do() {
+    let p = Project::demo();
+    p.bale(&[
+        "build",
+        "-f",
+        "demo/bundle.toml",
+        "--offline",
+        "--unsigned",
+        "-o",
+        "unsigned.bale",
+    ])
+    .ok();
+    // install has no --allow-unsigned: it must not suggest it.
+    let run = install_none(&p, "unsigned.bale", "target");
+    run.fails(6);
+    assert!(run.stderr().contains("unsigned"), "{}", run.describe());
+    assert!(
+        !run.stderr().contains("pass --allow-unsigned"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        !p.path().join("target").exists(),
+        "a refused install left debris"
+    );
+
+    // A signed bundle, --allow-unsigned and no key: digests checked, signature unchecked.
+    p.build_demo("signed.bale");
+    let run = p.bale(&["verify", "signed.bale", "--allow-unsigned"]);
+    run.ok();
+    assert!(run.stderr().contains("not checked"), "{}", run.describe());
+    assert!(!run.stderr().contains("not intact"), "{}", run.describe());
+
+    // A missing --public-key is a usage error naming the flag.
+    let run = p.bale(&["verify", "signed.bale"]);
+    run.fails(2);
+    assert!(run.stderr().contains("--public-key"), "{}", run.describe());
+
+    // A target that is a file.
+    p.write("afile", "x\n");
+    let run = install_none(&p, "signed.bale", "afile");
+    assert_ne!(run.code(), 0);
+    assert!(
+        run.stderr().contains("is a file, not a directory"),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(p.read("afile"), "x\n");
+}
+
+#[test]
+fn every_json_command_ends_with_one_result_object_on_failure() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    let port = free_port();
+    p.write(
+        "bundle.toml",
+        &format!(
+            "[bundle]\nname = \"x\"\nversion = \"1.0.0\"\n[images]\nweb = \"127.0.0.1:{port}/stack/web:1\"\n"
+        ),
+    );
+    for (args, code) in [
+        (vec!["fetch", "--json"], 5),
+        (
+            vec!["verify", "missing.bale", "--allow-unsigned", "--json"],
+            3,
+        ),
+        (vec!["inspect", "missing.bale", "--json"], 3),
+        (
+            vec![
+                "install",
+                "missing.bale",
+                "--public-key",
+                "keys/k.pub",
+                "--target",
+                "t",
+                "--json",
+            ],
+            3,
+        ),
+        (vec!["audit", "--target", "nowhere", "--json"], 1),
+        (vec!["outdated", "--json"], 4),
+    ] {
+        let run = p.bale(&args);
+        run.fails(code);
+        let v = last_json(&run);
+        assert_eq!(v["ok"], false, "{}", run.describe());
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        assert_eq!(v["exit_code"], code, "{v}");
+    }
+    let run = p.bale(&["fetch", "--json"]);
+    let last = run.stdout().lines().last().unwrap_or_default().to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(v["event"], "summary", "{v}");
+    // And a success ends with ok: true.
+    let run = p.bale(&[
+        "verify",
+        "demo.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--json",
+    ]);
+    run.ok();
+    assert_eq!(last_json(&run)["ok"], true);
+}
+
+#[test]
+fn lock_names_every_unreachable_service_and_every_mirror_tried() {
+    let p = Project::new("");
+    let (reg, mirror) = (free_port(), free_port());
+    p.write(
+        "bundle.toml",
+        &format!(
+            "[bundle]\nname = \"x\"\nversion = \"1.0.0\"\n[images]\nweb = \"127.0.0.1:{reg}/stack/web:1\"\napi = \"127.0.0.1:{reg}/stack/api:1\"\n"
+        ),
+    );
+    let run = p.bale(&[
+        "lock",
+        "--mirror",
+        &format!("127.0.0.1:{reg}=127.0.0.1:{mirror}"),
+    ]);
+    run.fails(5);
+    let err = run.stderr();
+    for needle in [
+        "service `web`".to_owned(),
+        "service `api`".to_owned(),
+        format!("127.0.0.1:{mirror}:"),
+        format!("127.0.0.1:{reg}:"),
+        "--mirror".to_owned(),
+        "config/bale.toml".to_owned(),
+    ] {
+        assert!(
+            err.contains(&needle),
+            "missing {needle:?}\n{}",
+            run.describe()
+        );
+    }
+}
+
+#[test]
+fn the_same_condition_gets_the_same_exit_code_everywhere() {
+    let p = Project::demo();
+    for args in [
+        vec!["verify", "missing.bale", "--public-key", "keys/k.pub"],
+        vec!["inspect", "missing.bale"],
+        vec![
+            "install",
+            "missing.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "t",
+        ],
+        vec![
+            "audit",
+            "missing.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "t",
+        ],
+    ] {
+        let run = p.bale(&args);
+        assert_eq!(run.code(), 3, "a missing bundle file\n{}", run.describe());
+        assert!(run.stderr().contains("missing.bale"), "{}", run.describe());
+    }
+}
+
+#[test]
+fn bundle_toml_mistakes_are_named_where_they_are() {
+    let p = Project::new("");
+    let head = "[bundle]\nname = \"x\"\nversion = \"1.0.0\"\n";
+    for (body, want) in [
+        (
+            format!("{head}[images]\nweb = \"nginx:1\"\nweb = \"nginx:2\"\n"),
+            "bundle.toml:6:1: duplicate key `web` in [images]",
+        ),
+        (format!("{head}\n[images]\n"), "bundle.toml:5:1: [images] is empty"),
+        (
+            format!("name = 1\n{head}"),
+            "bundle.toml:",
+        ),
+        (
+            "[bundle]\nname = \"x\"\nversion = \"1.0.0\"\nplatforms = [\"linux/x86_64\"]\n[images]\nweb = \"nginx:1\"\n".to_owned(),
+            "write `linux/amd64`",
+        ),
+    ] {
+        p.write("bundle.toml", &body);
+        let run = p.bale(&["lock", "--check"]);
+        run.fails(3);
+        assert!(run.stderr().contains(want), "want {want:?}\n{}", run.describe());
+    }
+}
+
+#[test]
+fn build_into_a_missing_directory_fails_before_fetching() {
+    let p = Project::new("");
+    let port = free_port();
+    p.write(
+        "bundle.toml",
+        &format!("[bundle]\nname = \"x\"\nversion = \"1.0.0\"\n[images]\nweb = \"127.0.0.1:{port}/a/b:1\"\n"),
+    );
+    let started = std::time::Instant::now();
+    let run = p.bale(&["build", "--unsigned", "-o", "no/such/dir/x.bale"]);
+    run.fails(1);
+    assert!(run.stderr().contains("no/such/dir"), "{}", run.describe());
+    assert!(run.stderr().contains("must exist"), "{}", run.describe());
+    assert!(!p.path().join("bundle.lock").exists(), "it locked first");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "it tried the registry first"
+    );
+}
+
+#[test]
+fn file_flag_appears_only_where_bundle_toml_is_read() {
+    let p = Project::new("");
+    for (cmd, has) in [
+        ("lock", true),
+        ("fetch", true),
+        ("build", true),
+        ("outdated", true),
+        ("verify", false),
+        ("install", false),
+        ("audit", false),
+        ("inspect", false),
+        ("keygen", false),
+    ] {
+        let run = p.bale(&[cmd, "--help"]);
+        run.ok();
+        assert_eq!(run.stdout().contains("--file"), has, "{}", run.describe());
+    }
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definitions() {
+    let p = Project::new("");
+    for (shell, marker) in [
+        ("bash", "_bale()"),
+        ("zsh", "#compdef bale"),
+        ("fish", "complete -c bale"),
+    ] {
+        let run = p.bale(&["completions", shell]);
+        run.ok();
+        let out = run.stdout();
+        assert!(out.contains(marker), "{shell}\n{}", run.describe());
+        // Every command and a flag of each are completed.
+        for word in ["outdated", "install", "public-key", "allow-downgrade"] {
+            assert!(out.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let man = p.bale(&["man"]);
+    man.ok();
+    let page = man.stdout();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH bale"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    for word in ["outdated", "install", "audit", "completions"] {
+        assert!(page.contains(word), "man page lacks {word}");
+    }
+}
