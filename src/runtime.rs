@@ -67,6 +67,19 @@ pub struct Container {
     pub health: String,
 }
 
+/// A compose project as bale starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeProject {
+    /// Project name.
+    pub name: String,
+    /// Project directory (relative paths in the files resolve here).
+    pub directory: PathBuf,
+    /// The env file interpolation reads (secrets and site values).
+    pub env_file: PathBuf,
+    /// Compose files, merged in order.
+    pub files: Vec<PathBuf>,
+}
+
 /// What a runtime loads: a `docker save` archive or an OCI layout archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -91,8 +104,13 @@ pub trait Runtime {
     ) -> Result<(), RuntimeError>;
     /// The containers of compose project `project`.
     fn containers(&self, project: &str) -> Result<Vec<Container>, RuntimeError>;
-    /// Runs `compose ARGS` for a project; `Unsupported` where there is none.
-    fn compose(&self, args: &[String]) -> Result<String, RuntimeError>;
+    /// Runs compose for `project` with `args` (`up -d`, …); `Unsupported`
+    /// where there is no compose.
+    fn compose(&self, project: &ComposeProject, args: &[String]) -> Result<String, RuntimeError>;
+    /// Runs a container's healthcheck now, for runtimes that run them only
+    /// through a service manager that may be absent (Podman without
+    /// systemd); elsewhere nothing.
+    fn check_health(&self, _container: &str) {}
     /// Whether this runtime runs compose projects, so that their services
     /// can be expected to be running.
     fn runs_compose(&self) -> bool {
@@ -130,7 +148,26 @@ fn run(program: &str, args: &[String]) -> Result<std::process::Output, RuntimeEr
 }
 
 fn run_ok(program: &str, args: &[String]) -> Result<String, RuntimeError> {
-    let out = run(program, args)?;
+    output_ok(
+        program,
+        args,
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+}
+
+/// The stdout of a finished command, or its failure with the end of stderr.
+fn output_ok(
+    program: &str,
+    args: &[String],
+    out: io::Result<std::process::Output>,
+) -> Result<String, RuntimeError> {
+    let out = out.map_err(|source| RuntimeError::Spawn {
+        program: program.to_owned(),
+        source,
+    })?;
     if !out.status.success() {
         return Err(RuntimeError::Failed {
             command: command_line(program, args),
@@ -288,7 +325,12 @@ impl Runtime for DockerCli {
         let out = run(&self.program, &args)?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-            if err.contains("no such") || err.contains("not found") || err.contains("unknown") {
+            // Docker: "No such image"; Podman: "image not known".
+            if err.contains("no such")
+                || err.contains("not found")
+                || err.contains("unknown")
+                || err.contains("not known")
+            {
                 return Ok(None);
             }
             return Err(RuntimeError::Failed {
@@ -302,7 +344,7 @@ impl Runtime for DockerCli {
                 message: e.to_string(),
             })?;
         Ok(list.first().map(|i| RuntimeImage {
-            config: i.id.parse().ok(),
+            config: full_id(&i.id).parse().ok(),
             manifest: None,
         }))
     }
@@ -349,7 +391,7 @@ impl Runtime for DockerCli {
                         .as_ref()
                         .and_then(|l| l.get("com.docker.compose.service").cloned())
                         .unwrap_or_default(),
-                    image_id: i.image,
+                    image_id: full_id(&i.image),
                     image: config.image,
                     state: state.status,
                     health: state.health.map(|h| h.status).unwrap_or_default(),
@@ -364,11 +406,113 @@ impl Runtime for DockerCli {
         true
     }
 
-    fn compose(&self, args: &[String]) -> Result<String, RuntimeError> {
+    fn compose(&self, project: &ComposeProject, args: &[String]) -> Result<String, RuntimeError> {
         let mut cmd = self.compose_command()?;
         let program = cmd.remove(0);
+        let env = std::fs::read_to_string(&project.env_file).unwrap_or_default();
+        let env = env_values(&env);
+        let files = project
+            .files
+            .iter()
+            .flat_map(|f| ["-f".to_owned(), f.display().to_string()]);
+        let mut c = Command::new(&program);
+        c.stdin(Stdio::null());
+        if program.ends_with("podman-compose") {
+            // podman-compose (1.0) has neither --project-directory nor
+            // --env-file: it runs in the project directory, and the env
+            // file's values reach its interpolation through the environment.
+            cmd.extend(["-p".into(), project.name.clone()]);
+            cmd.extend(files);
+            c.current_dir(&project.directory).envs(env.iter().cloned());
+        } else {
+            cmd.extend([
+                "--project-name".into(),
+                project.name.clone(),
+                "--project-directory".into(),
+                project.directory.display().to_string(),
+                "--env-file".into(),
+                project.env_file.display().to_string(),
+            ]);
+            cmd.extend(files);
+        }
         cmd.extend(args.iter().cloned());
-        run_ok(&program, &cmd)
+        let out = c
+            .args(&cmd)
+            .output()
+            .map_err(|source| RuntimeError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        // Compose tools echo the commands they run, secrets included:
+        // nothing of theirs reaches bale's output unredacted.
+        let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+        let said = redact(
+            &format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            &values,
+        );
+        if !out.status.success() {
+            return Err(RuntimeError::Failed {
+                command: command_line(&program, &cmd[..cmd.len().min(2)]),
+                stderr: redact(&tail(&out.stderr), &values),
+            });
+        }
+        Ok(said)
+    }
+
+    fn check_health(&self, container: &str) {
+        if self.program == "podman" {
+            let _ = run(
+                &self.program,
+                &["healthcheck".into(), "run".into(), container.into()],
+            );
+        }
+    }
+}
+
+/// `KEY=VALUE` pairs of an env file (comments, blank lines and `export`
+/// skipped; one pair of surrounding quotes removed).
+fn env_values(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+                .unwrap_or(v);
+            (
+                k.trim().trim_start_matches("export ").to_owned(),
+                v.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `text` with every value of `secrets` (of 4 characters or more) replaced.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    let mut long: Vec<&&str> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    // Longest first, so that a value containing another is hidden whole.
+    long.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in long {
+        out = out.replace(*s, "<redacted>");
+    }
+    out
+}
+
+/// An image or container ID as `sha256:<hex>`: Podman prints bare hex.
+fn full_id(id: &str) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("sha256:{id}")
+    } else {
+        id.to_owned()
     }
 }
 
@@ -434,7 +578,7 @@ impl Runtime for Ctr {
         Ok(Vec::new())
     }
 
-    fn compose(&self, _args: &[String]) -> Result<String, RuntimeError> {
+    fn compose(&self, _: &ComposeProject, _args: &[String]) -> Result<String, RuntimeError> {
         Err(RuntimeError::Unsupported(
             "containerd has no compose: install with --runtime containerd loads images only; start the stack with your orchestrator".into(),
         ))
@@ -482,7 +626,7 @@ impl Runtime for NoRuntime {
     fn containers(&self, _: &str) -> Result<Vec<Container>, RuntimeError> {
         Ok(Vec::new())
     }
-    fn compose(&self, _: &[String]) -> Result<String, RuntimeError> {
+    fn compose(&self, _: &ComposeProject, _: &[String]) -> Result<String, RuntimeError> {
         Err(RuntimeError::Unsupported(
             "--runtime none cannot start the stack".into(),
         ))
@@ -500,5 +644,26 @@ pub fn by_name(name: &str, address: Option<&Path>, namespace: &str) -> Option<Bo
         })),
         "none" => Some(Box::new(NoRuntime)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_output_never_carries_env_values() {
+        let env = env_values("# c\nTOKEN=s3cr3t-value\nexport PORT=\"8080\"\nX=ab\n");
+        assert_eq!(env[1], ("PORT".to_owned(), "8080".to_owned()));
+        let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+        let said = redact("podman run -e TOKEN=s3cr3t-value -p 8080:80 ab", &values);
+        assert_eq!(said, "podman run -e TOKEN=<redacted> -p <redacted>:80 ab");
+    }
+
+    #[test]
+    fn podman_ids_are_read_as_digests() {
+        let hex = "a".repeat(64);
+        assert_eq!(full_id(&hex), format!("sha256:{hex}"));
+        assert_eq!(full_id(&format!("sha256:{hex}")), format!("sha256:{hex}"));
     }
 }

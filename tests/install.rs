@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::daemons::{Containerd, Dockerd};
+use common::daemons::{Containerd, Dockerd, Podman};
 use common::*;
 
 const COMPOSE: &str = r#"services:
@@ -345,6 +345,26 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
             .flatten()
             .all(|c| c["status"] == "ok")
     );
+    assert_eq!(v["services"].as_array().map(Vec::len), Some(3), "{v}");
+
+    // A stopped service and a removed one are findings, each named.
+    s.docker.docker(&["stop", "-t", "1", "balestack_api_1"]);
+    s.docker.docker(&["rm", "-f", "balestack_worker_1"]);
+    let r = s.audit(&[]);
+    r.fails(6);
+    assert!(
+        r.stderr().contains("FINDING service api: stopped"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr().contains("FINDING service worker: missing"),
+        "{}",
+        r.describe()
+    );
+    // Re-installing with --up starts them again.
+    s.install(&v1, &["--up"]).ok();
+    s.audit(&[]).ok();
 
     // Re-install is a no-op.
     let before = snapshot(&s.target());
@@ -444,9 +464,19 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         "{}",
         r.describe()
     );
-    std::fs::write(&page, "web v2\n").unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_file(s.target().join("current/site/extra.html"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    // Re-installing the same bundle puts the signed content back.
+    let r = s.install(&v2, &[]);
+    r.ok();
+    for line in [
+        "restored modified  site/index.html",
+        "restored added     site/extra.html",
+    ] {
+        assert!(r.stderr().contains(line), "{line}\n{}", r.describe());
+    }
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap_or_default(),
+        "web v2\n"
+    );
     s.audit(&[]).ok();
 
     // A tampered bundle installs nothing and leaves the target as it was.
@@ -765,4 +795,131 @@ fn zstd_layers_load_into_docker_with_the_locked_image_id() {
     );
     p.bale_env(&["audit", "--target", "t"], &[("DOCKER_HOST", &d.host)])
         .ok();
+}
+
+#[test]
+fn podman_install_up_audit_reinstall_and_a_stopped_service() {
+    let p = Project::new(&bundle_toml("1.0.0"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
+        &p.path().join("images"),
+    );
+    p.write("compose.yml", COMPOSE);
+    p.write("site/index.html", "web v1\n");
+    p.write("api/index.html", "api v1\n");
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "keys/k.pub",
+        "--secret-key",
+        "keys/k.sec",
+        "--no-password",
+    ])
+    .ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "stack.bale"])
+        .ok();
+    let podman = Podman::new();
+    let (web_port, api_port) = (free_port(), free_port());
+    p.write(
+        "target/.env",
+        &format!("WEB_PORT={web_port}\nAPI_PORT={api_port}\n"),
+    );
+    let env = podman.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bale = |args: &[&str]| p.bale_env(args, &env);
+    let install = [
+        "install",
+        "stack.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "target",
+        "--runtime",
+        "podman",
+        "--up",
+        "--timeout",
+        "60",
+    ];
+
+    let r = bale(&install);
+    r.ok();
+    for svc in ["web", "api", "worker"] {
+        assert!(
+            r.stderr()
+                .lines()
+                .any(|l| l.contains(&format!("service {svc}")) && l.contains("running healthy")),
+            "{svc}\n{}",
+            r.describe()
+        );
+    }
+    assert!(http_get(web_port).contains("web v1"));
+    assert!(http_get(api_port).contains("api v1"));
+    // Image IDs are the locked config digests, as Docker's are.
+    let lock: toml::Value =
+        toml::from_str(&p.read("bundle.lock")).unwrap_or_else(|e| panic!("{e}"));
+    let web_config = lock["image"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["service"].as_str() == Some("web")))
+        .and_then(|i| i["platform"][0]["config"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let out = podman.podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "localhost/bale-demo/web:1.0",
+    ]);
+    assert_eq!(
+        format!("sha256:{}", String::from_utf8_lossy(&out.stdout).trim()),
+        web_config
+    );
+
+    // Audit finds podman from the record, with no --runtime.
+    let a = bale(&["audit", "--target", "target", "--json"]);
+    a.ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&a.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", a.describe()));
+    assert_eq!(v["runtime"], "podman");
+    assert_eq!(v["services"].as_array().map(Vec::len), Some(3), "{v}");
+
+    // Re-install: nothing changed, every image present.
+    let r = bale(&install);
+    r.ok();
+    assert!(
+        r.stderr().contains("already installed; nothing changed")
+            && r.stderr().contains("image present"),
+        "{}",
+        r.describe()
+    );
+
+    // The generated secret reached the stack, and no output of bale.
+    let token = p
+        .read("target/.env")
+        .lines()
+        .find_map(|l| l.strip_prefix("STACK_TOKEN=").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no token in .env"));
+    let out = podman.podman(&[
+        "exec",
+        "balestack_worker_1",
+        "/bin/sh",
+        "-c",
+        "echo $STACK_TOKEN",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), token);
+    for run in [&r, &a] {
+        assert!(!run.stderr().contains(&token) && !run.stdout().contains(&token));
+    }
+
+    // A stopped service is a finding; re-install with --up starts it again.
+    podman.podman(&["stop", "-t", "1", "balestack_api_1"]);
+    let a = bale(&["audit", "--target", "target"]);
+    a.fails(6);
+    assert!(
+        a.stderr().contains("FINDING service api: stopped"),
+        "{}",
+        a.describe()
+    );
+    bale(&install).ok();
+    bale(&["audit", "--target", "target"]).ok();
 }

@@ -577,3 +577,75 @@ fn two_fetches_at_once_leave_the_store_consistent() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn outdated_reports_a_tag_that_moved_after_lock() {
+    let reg = Registry::start();
+    let first = reg.push_image(
+        "stack/web",
+        Some("1.0"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("bin/app", b"release one")])],
+        false,
+    );
+    reg.push_image(
+        "stack/db",
+        Some("2.0"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("bin/db", b"db")])],
+        false,
+    );
+    let p = Project::new(&bundle(
+        &[
+            ("web", format!("{}/stack/web:1.0", reg.host)),
+            ("db", format!("{}/stack/db:2.0", reg.host)),
+        ],
+        &["linux/amd64"],
+    ));
+    p.bale(&["lock"]).ok();
+    p.bale(&["outdated"]).ok();
+
+    // Other content pushed to the same tag.
+    let second = reg.push_image(
+        "stack/web",
+        Some("1.0"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("bin/app", b"release two")])],
+        false,
+    );
+    assert_ne!(first.manifest, second.manifest);
+    // The lock stays on the locked digest...
+    p.bale(&["lock", "--check"]).ok();
+    assert_eq!(
+        lock_entry(&p, "web")["digest"].as_str(),
+        Some(first.manifest.as_str())
+    );
+    // ...and outdated says that the tag moved, and where to.
+    let run = p.bale(&["outdated", "--json"]);
+    run.fails(4);
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
+    assert_eq!(v["ok"], false);
+    let web = &v["services"][1];
+    assert_eq!(web["service"], "web", "{v}");
+    assert_eq!(web["status"], "moved", "{v}");
+    assert_eq!(web["locked"].as_str(), Some(first.manifest.as_str()));
+    assert_eq!(web["current"].as_str(), Some(second.manifest.as_str()));
+    assert_eq!(v["services"][0]["status"], "current", "{v}");
+    let human = p.bale(&["outdated"]);
+    human.fails(4);
+    assert!(
+        human.stderr().contains("MOVED    web"),
+        "{}",
+        human.describe()
+    );
+    // Updating takes the new content; then nothing is outdated.
+    p.bale(&["lock", "--update", "web"]).ok();
+    p.bale(&["outdated"]).ok();
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{InstallError, InstallOptions, Release};
 use crate::bundle::ImageRecord;
-use crate::runtime::Container;
+use crate::runtime::{ComposeProject, Container};
 
 /// The compose override that pins every service to the image bale loaded.
 pub fn compose_pins(images: &[&ImageRecord]) -> String {
@@ -26,29 +26,26 @@ pub fn compose_pins(images: &[&ImageRecord]) -> String {
     s
 }
 
-/// The compose command line for a release: project, files, env file.
-pub fn compose_args(target: &Path, release_dir: &Path, release: &Release) -> Option<Vec<String>> {
+/// The compose project of a release: name, directory, env file, and the
+/// compose file with bale's image pins merged over it.
+pub fn compose_project(
+    target: &Path,
+    release_dir: &Path,
+    release: &Release,
+) -> Option<ComposeProject> {
     let compose = release.compose.as_ref()?;
-    let project = release
-        .project
-        .clone()
-        .unwrap_or_else(|| release.name.clone());
-    Some(vec![
-        "--project-name".into(),
-        project,
-        "--project-directory".into(),
-        release_dir.display().to_string(),
-        "--env-file".into(),
-        target.join(".env").display().to_string(),
-        "-f".into(),
-        release_dir.join(compose).display().to_string(),
-        "-f".into(),
-        release_dir
-            .join(".bale")
-            .join("compose.pins.yml")
-            .display()
-            .to_string(),
-    ])
+    Some(ComposeProject {
+        name: release
+            .project
+            .clone()
+            .unwrap_or_else(|| release.name.clone()),
+        directory: release_dir.to_owned(),
+        env_file: target.join(".env"),
+        files: vec![
+            release_dir.join(compose),
+            release_dir.join(".bale").join("compose.pins.yml"),
+        ],
+    })
 }
 
 pub(super) fn up(
@@ -57,17 +54,24 @@ pub(super) fn up(
     release: &Release,
     opts: &InstallOptions<'_>,
 ) -> Result<Vec<Container>, InstallError> {
-    let mut args = compose_args(target, release_dir, release)
+    let project = compose_project(target, release_dir, release)
         .ok_or_else(|| InstallError::Bundle("the bundle has no compose file to start".into()))?;
-    args.extend(["up".into(), "-d".into(), "--remove-orphans".into()]);
-    opts.runtime.compose(&args)?;
-    let project = release
-        .project
-        .clone()
-        .unwrap_or_else(|| release.name.clone());
+    let said = opts.runtime.compose(
+        &project,
+        &["up".into(), "-d".into(), "--remove-orphans".into()],
+    )?;
     let deadline = Instant::now() + opts.timeout;
+    let mut poked = Instant::now();
     loop {
-        let containers = opts.runtime.containers(&project)?;
+        let containers = opts.runtime.containers(&project.name)?;
+        // Where no service manager runs healthchecks, run them here, about
+        // once a second (compose intervals are seconds, not milliseconds).
+        if poked.elapsed() >= Duration::from_secs(1) {
+            for c in containers.iter().filter(|c| c.health == "starting") {
+                opts.runtime.check_health(&c.name);
+            }
+            poked = Instant::now();
+        }
         let waiting: Vec<String> = containers
             .iter()
             .filter(|c| c.state != "running" || !(c.health.is_empty() || c.health == "healthy"))
@@ -94,7 +98,18 @@ pub(super) fn up(
             return Err(InstallError::Unhealthy {
                 seconds: opts.timeout.as_secs(),
                 services: if waiting.is_empty() {
-                    vec!["no containers".into()]
+                    // Some compose tools exit 0 when nothing started: show why.
+                    vec![format!(
+                        "no containers; compose said:\n{}",
+                        said.lines()
+                            .rev()
+                            .take(15)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )]
                 } else {
                     waiting
                 },

@@ -44,7 +44,7 @@ use target::Target;
 
 pub use release::RepairedFile;
 
-pub use compose::{compose_args, compose_pins};
+pub use compose::{compose_pins, compose_project};
 pub use open::OpenBundle;
 pub use secrets::generate_secret;
 pub use target::current_release;

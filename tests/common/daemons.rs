@@ -209,3 +209,79 @@ impl Drop for Containerd {
         stop(&mut self.child);
     }
 }
+
+/// Podman (daemonless) on a private storage root, run and network config
+/// directories: every `podman` bale or a test runs gets `env()`.
+pub struct Podman {
+    pub dir: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        assert!(
+            super::have("podman") && super::have("podman-compose"),
+            "podman or podman-compose is not installed: run the README's test command"
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path();
+        for sub in ["root", "run", "tmp", "networks", "volumes"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(
+            d.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/run\"\n",
+                d.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Sandboxes refuse raising rlimits to podman's defaults; modest
+        // explicit ones work everywhere.
+        std::fs::write(
+            d.join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=4096:4096\", \"nproc=4096:4096\"]\n[engine]\ntmp_dir = \"{0}/tmp\"\nvolume_path = \"{0}/volumes\"\n[network]\nnetwork_config_dir = \"{0}/networks\"\n",
+                d.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Podman { dir }
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let d = self.dir.path();
+        vec![
+            (
+                "CONTAINERS_STORAGE_CONF",
+                d.join("storage.conf").display().to_string(),
+            ),
+            (
+                "CONTAINERS_CONF",
+                d.join("containers.conf").display().to_string(),
+            ),
+        ]
+    }
+
+    pub fn podman(&self, args: &[&str]) -> std::process::Output {
+        Command::new("podman")
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("podman: {e}"))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Containers, pods and networks go before their storage does.
+        let _ = self.podman(&["pod", "rm", "-a", "-f", "-t", "0"]);
+        let _ = self.podman(&["rm", "-a", "-f", "-t", "0"]);
+        let _ = self.podman(&["network", "prune", "-f"]);
+        // vfs layers can hold read-only directories.
+        let _ = Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -475,6 +475,8 @@ impl Project {
         let store = dir.path().join("store");
         let docker_config = dir.path().join("docker-config");
         std::fs::create_dir_all(&docker_config).unwrap_or_else(|e| panic!("{e}"));
+        // Podman refuses a DOCKER_CONFIG directory without the file.
+        std::fs::write(docker_config.join("config.json"), "{}\n").unwrap_or_else(|e| panic!("{e}"));
         Project {
             dir,
             store,
