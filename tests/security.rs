@@ -419,7 +419,11 @@ impl bale::runtime::Runtime for TarReader {
     ) -> Result<Vec<bale::runtime::Container>, bale::runtime::RuntimeError> {
         Ok(Vec::new())
     }
-    fn compose(&self, _: &[String]) -> Result<String, bale::runtime::RuntimeError> {
+    fn compose(
+        &self,
+        _: &bale::runtime::ComposeProject,
+        _: &[String],
+    ) -> Result<String, bale::runtime::RuntimeError> {
         Ok(String::new())
     }
 }
