@@ -391,6 +391,15 @@ fn checked(
 /// The digest of what `image`'s tag (or pinned digest, or layout ref
 /// name) points to now, checked like [`resolve_image`] checks it.
 pub fn current_digest(repo: &dyn ImageRepo, image: &ImageSpec) -> Result<Digest, ResolveError> {
+    top_document(repo, image).map(|(_, d)| d)
+}
+
+/// Fetches the document `image`'s reference names, checked against a
+/// pinned digest and the registry's digest header; returns it and its digest.
+fn top_document(
+    repo: &dyn ImageRepo,
+    image: &ImageSpec,
+) -> Result<(FetchedManifest, Digest), ResolveError> {
     let reference = image.source.reference();
     let wrap = |kind: ResolveErrorKind| ResolveError {
         service: image.service.clone(),
@@ -403,7 +412,9 @@ pub fn current_digest(repo: &dyn ImageRepo, image: &ImageSpec) -> Result<Digest,
         (ImageSource::Registry(r), None) => r.tag.clone(),
     };
     let top = repo.manifest(&by).map_err(wrap)?;
-    checked(&top, reference.digest.as_ref(), &format!("manifest {by}")).map_err(wrap)
+    let digest =
+        checked(&top, reference.digest.as_ref(), &format!("manifest {by}")).map_err(wrap)?;
+    Ok((top, digest))
 }
 
 /// Resolves one image for `platforms`, reading from `repo`.
@@ -419,14 +430,7 @@ pub fn resolve_image(
         image: name.clone(),
         kind,
     };
-    let by = match (&image.source, &reference.digest) {
-        (_, Some(d)) => d.to_string(),
-        (ImageSource::OciLayout { ref_name, .. }, None) => ref_name.clone(),
-        (ImageSource::Registry(r), None) => r.tag.clone(),
-    };
-    let top = repo.manifest(&by).map_err(wrap)?;
-    let top_digest =
-        checked(&top, reference.digest.as_ref(), &format!("manifest {by}")).map_err(wrap)?;
+    let (top, top_digest) = top_document(repo, image)?;
     let (top_type, parsed) =
         manifest::parse(&top.bytes, top.content_type.as_deref()).map_err(|source| {
             wrap(ResolveErrorKind::Manifest {

@@ -69,7 +69,13 @@ impl Context {
 
     /// Resolves one image from its source.
     pub fn resolve(&self, image: &ImageSpec) -> Result<LockedImage, ResolveError> {
-        let repo: Box<dyn ImageRepo> = match &image.source {
+        lock::resolve_image(self.repo(image).as_ref(), image, &self.spec.platforms)
+    }
+
+    /// Where `image` is read from: its registry (through mirrors), or its
+    /// local OCI layout.
+    fn repo(&self, image: &ImageSpec) -> Box<dyn ImageRepo + '_> {
+        match &image.source {
             ImageSource::Registry(r) => Box::new(RegistryRepo {
                 client: &self.client,
                 domain: r.domain.clone(),
@@ -78,8 +84,7 @@ impl Context {
             ImageSource::OciLayout { path, .. } => Box::new(LayoutRepo {
                 dir: self.spec.source_path(path),
             }),
-        };
-        lock::resolve_image(repo.as_ref(), image, &self.spec.platforms)
+        }
     }
 
     /// `bale outdated`: what each locked service's tag resolves to now,
@@ -115,17 +120,7 @@ impl Context {
 
     /// The digest `image`'s tag (or layout ref name) points to now.
     fn current_digest(&self, image: &ImageSpec) -> Result<crate::digest::Digest, ResolveError> {
-        let repo: Box<dyn ImageRepo> = match &image.source {
-            ImageSource::Registry(r) => Box::new(RegistryRepo {
-                client: &self.client,
-                domain: r.domain.clone(),
-                path: r.path.clone(),
-            }),
-            ImageSource::OciLayout { path, .. } => Box::new(LayoutRepo {
-                dir: self.spec.source_path(path),
-            }),
-        };
-        lock::current_digest(repo.as_ref(), image)
+        lock::current_digest(self.repo(image).as_ref(), image)
     }
 
     /// Where the lock lives.

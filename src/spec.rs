@@ -386,14 +386,7 @@ pub fn check_target(target: &str) -> Result<(), String> {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
-        })
+    crate::validate::bundle_name(s).is_ok()
 }
 
 fn valid_env_name(s: &str) -> bool {

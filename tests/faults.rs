@@ -395,6 +395,15 @@ fn other_client_errors_fail_fast_naming_the_image() {
         1,
         "403 must not be retried"
     );
+}
+
+#[test]
+fn a_refused_fetch_leaves_no_empty_partial_file_in_the_store() {
+    let image = Arc::new(Image::new());
+    let server = serve(Fault::Forbidden, image.clone(), None);
+    let p = project_for(&server);
+    p.bale(&["lock"]).ok();
+    p.bale(&["fetch"]).fails(5);
     let leftovers: Vec<_> = std::fs::read_dir(p.store.join("tmp"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();

@@ -87,25 +87,31 @@ struct Stack {
     api_port: u16,
 }
 
+/// The three-service stack's project, version 1.0.0, with a key pair.
+fn stack_project() -> Project {
+    let p = Project::new(&bundle_toml("1.0.0"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
+        &p.path().join("images"),
+    );
+    p.write("compose.yml", COMPOSE);
+    p.write("site/index.html", "web v1\n");
+    p.write("api/index.html", "api v1\n");
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "keys/k.pub",
+        "--secret-key",
+        "keys/k.sec",
+        "--no-password",
+    ])
+    .ok();
+    p
+}
+
 impl Stack {
     fn new() -> Stack {
-        let p = Project::new(&bundle_toml("1.0.0"));
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
-            &p.path().join("images"),
-        );
-        p.write("compose.yml", COMPOSE);
-        p.write("site/index.html", "web v1\n");
-        p.write("api/index.html", "api v1\n");
-        p.bale(&[
-            "keygen",
-            "--public-key",
-            "keys/k.pub",
-            "--secret-key",
-            "keys/k.sec",
-            "--no-password",
-        ])
-        .ok();
+        let p = stack_project();
         let docker = Dockerd::start();
         let (web_port, api_port) = (free_port(), free_port());
         // Operator settings go in .env before the first install; bale keeps them.
@@ -799,23 +805,7 @@ fn zstd_layers_load_into_docker_with_the_locked_image_id() {
 
 #[test]
 fn podman_install_up_audit_reinstall_and_a_stopped_service() {
-    let p = Project::new(&bundle_toml("1.0.0"));
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
-        &p.path().join("images"),
-    );
-    p.write("compose.yml", COMPOSE);
-    p.write("site/index.html", "web v1\n");
-    p.write("api/index.html", "api v1\n");
-    p.bale(&[
-        "keygen",
-        "--public-key",
-        "keys/k.pub",
-        "--secret-key",
-        "keys/k.sec",
-        "--no-password",
-    ])
-    .ok();
+    let p = stack_project();
     p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "stack.bale"])
         .ok();
     let podman = Podman::new();

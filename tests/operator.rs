@@ -6,19 +6,6 @@ mod common;
 
 use common::*;
 
-fn install_none(p: &Project, bundle: &str, target: &str) -> Run {
-    p.bale(&[
-        "install",
-        bundle,
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        target,
-        "--runtime",
-        "none",
-    ])
-}
-
 /// The last JSON value on stdout, which may be pretty-printed.
 fn last_json(run: &Run) -> serde_json::Value {
     let out = run.stdout();
@@ -39,7 +26,7 @@ fn last_json(run: &Run) -> serde_json::Value {
 fn audit_after_a_runtime_none_install_uses_the_recorded_runtime() {
     let p = Project::demo();
     p.build_demo("demo.bale");
-    install_none(&p, "demo.bale", "target").ok();
+    p.install_none("demo.bale", "target").ok();
     // No Docker here: defaulting to it would fail.
     let run = p.bale_env(
         &["audit", "--target", "target", "--json"],
@@ -68,7 +55,7 @@ fn audit_after_a_runtime_none_install_uses_the_recorded_runtime() {
 fn reinstalling_the_same_bundle_restores_drifted_files_and_keeps_env() {
     let p = Project::demo();
     p.build_demo("demo.bale");
-    install_none(&p, "demo.bale", "target").ok();
+    p.install_none("demo.bale", "target").ok();
     let files: Vec<String> = walkdir::WalkDir::new(p.path().join("target/current/"))
         .into_iter()
         .flatten()
@@ -103,7 +90,7 @@ fn reinstalling_the_same_bundle_restores_drifted_files_and_keeps_env() {
     assert_eq!(status(&files[1]), "missing", "{v}");
     assert_eq!(status("planted.txt"), "added", "{v}");
 
-    let run = install_none(&p, "demo.bale", "target");
+    let run = p.install_none("demo.bale", "target");
     run.ok();
     let err = run.stderr();
     assert!(err.contains("drifted files restored"), "{}", run.describe());
@@ -117,7 +104,7 @@ fn reinstalling_the_same_bundle_restores_drifted_files_and_keeps_env() {
     assert_eq!(p.read("target/.env"), env_before, ".env must be left alone");
     p.bale(&["audit", "--target", "target"]).ok();
     // Nothing drifted now: nothing to restore.
-    let again = install_none(&p, "demo.bale", "target");
+    let again = p.install_none("demo.bale", "target");
     again.ok();
     assert!(
         again.stderr().contains("nothing changed"),
@@ -140,7 +127,7 @@ fn messages_say_what_is_wrong_and_what_to_do() {
     ])
     .ok();
     // install has no --allow-unsigned: it must not suggest it.
-    let run = install_none(&p, "unsigned.bale", "target");
+    let run = p.install_none("unsigned.bale", "target");
     run.fails(6);
     assert!(run.stderr().contains("unsigned"), "{}", run.describe());
     assert!(
@@ -167,7 +154,7 @@ fn messages_say_what_is_wrong_and_what_to_do() {
 
     // A target that is a file.
     p.write("afile", "x\n");
-    let run = install_none(&p, "signed.bale", "afile");
+    let run = p.install_none("signed.bale", "afile");
     assert_ne!(run.code(), 0);
     assert!(
         run.stderr().contains("is a file, not a directory"),

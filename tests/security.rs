@@ -80,19 +80,6 @@ fn resign(
     path
 }
 
-fn install_none(p: &Project, bundle: &str, target: &str) -> Run {
-    p.bale(&[
-        "install",
-        bundle,
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        target,
-        "--runtime",
-        "none",
-    ])
-}
-
 /// Every path below `dir` whose name contains `needle`.
 fn find_named(dir: &Path, needle: &str) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
@@ -128,7 +115,7 @@ fn path_escape_through_the_manifest_version_is_refused_by_verify_and_install() {
     v.fails(6);
     assert!(v.stderr().contains("is not semver"), "{}", v.describe());
 
-    install_none(&p, "evil.bale", "target").fails(6);
+    p.install_none("evil.bale", "target").fails(6);
     assert!(
         find_named(p.path(), "escaped").is_empty(),
         "a release directory was created from the version: {:?}",
@@ -170,19 +157,19 @@ fn image_names_and_services_that_reach_commands_are_refused() {
     let out = v.stdout();
     assert!(out.contains("is not a canonical"), "{}", v.describe());
     assert!(out.contains("service name"), "{}", v.describe());
-    install_none(&p, "evil.bale", "target").fails(6);
+    p.install_none("evil.bale", "target").fails(6);
 }
 
 #[test]
 fn planted_lock_symlink_creates_no_file_outside_the_target() {
     let p = Project::demo();
     p.build_demo("demo.bale");
-    install_none(&p, "demo.bale", "target").ok();
+    p.install_none("demo.bale", "target").ok();
     let lock = p.path().join("target/.bale/lock");
     let outside = p.path().join("outside-created");
     std::fs::remove_file(&lock).unwrap_or_else(|e| panic!("{e}"));
     std::os::unix::fs::symlink(&outside, &lock).unwrap_or_else(|e| panic!("{e}"));
-    let run = install_none(&p, "demo.bale", "target");
+    let run = p.install_none("demo.bale", "target");
     assert_ne!(run.code(), 0, "{}", run.describe());
     assert!(run.stderr().contains(".bale/lock"), "{}", run.describe());
     assert!(
@@ -194,11 +181,11 @@ fn planted_lock_symlink_creates_no_file_outside_the_target() {
     std::fs::create_dir_all(p.path().join("fresh/.bale")).unwrap_or_else(|e| panic!("{e}"));
     std::os::unix::fs::symlink(&outside, p.path().join("fresh/.bale/lock"))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_ne!(install_none(&p, "demo.bale", "fresh").code(), 0);
+    assert_ne!(p.install_none("demo.bale", "fresh").code(), 0);
     assert!(!outside.exists());
     std::fs::create_dir_all(p.path().join("other/.bale")).unwrap_or_else(|e| panic!("{e}"));
     p.write("other/.bale/notes", "mine\n");
-    let run = install_none(&p, "demo.bale", "other");
+    let run = p.install_none("demo.bale", "other");
     assert_ne!(run.code(), 0, "{}", run.describe());
     assert!(
         run.stderr().contains("not made by bale"),
@@ -293,7 +280,7 @@ fn oversized_pax_headers_and_long_names_are_refused_without_reading_them() {
             run.describe()
         );
         assert!(err.len() < 2000, "error output of {} bytes", err.len());
-        install_none(&p, "big.bale", "target").fails(6);
+        p.install_none("big.bale", "target").fails(6);
         assert!(!p.path().join("target").exists());
     }
 }
@@ -312,7 +299,7 @@ fn long_overlay_paths_within_the_bound_still_verify() {
     p.build_demo("demo.bale");
     p.bale(&["verify", "demo.bale", "--public-key", "keys/k.pub"])
         .ok();
-    install_none(&p, "demo.bale", "target").ok();
+    p.install_none("demo.bale", "target").ok();
     assert_eq!(p.read(&format!("target/current/long/{deep}")), "deep\n");
 }
 

@@ -527,6 +527,20 @@ impl Project {
         }
     }
 
+    /// `bale install BUNDLE` into `target` with `--runtime none` and `keys/k.pub`.
+    pub fn install_none(&self, bundle: &str, target: &str) -> Run {
+        self.bale(&[
+            "install",
+            bundle,
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            target,
+            "--runtime",
+            "none",
+        ])
+    }
+
     /// Every blob file in the store, with whether it hashes to its name.
     pub fn store_blobs(&self) -> Vec<(String, bool)> {
         let dir = self.store.join("blobs").join("sha256");
