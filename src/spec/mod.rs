@@ -3,7 +3,6 @@
 //! Parsed with spans so that every error names file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
@@ -11,6 +10,15 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use crate::reference::ImageSource;
+
+mod platform;
+mod secrets;
+mod targets;
+
+pub use platform::Platform;
+pub use secrets::{Alphabet, SecretSpec};
+use targets::valid_name;
+pub use targets::{check_relative_target, check_target};
 
 /// An error located in a file.
 #[derive(Debug, thiserror::Error)]
@@ -65,95 +73,6 @@ pub enum SpecError {
     Invalid(#[from] LocatedError),
 }
 
-/// A target platform, `os/architecture[/variant]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, ….
-    pub architecture: String,
-    /// `v8`, `v7`, … where the architecture has variants.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        };
-        match parts.as_slice() {
-            [os, arch] if ok(os) && ok(arch) => Some(Platform {
-                os: (*os).into(),
-                architecture: (*arch).into(),
-                variant: None,
-            }),
-            [os, arch, v] if ok(os) && ok(arch) && ok(v) => Some(Platform {
-                os: (*os).into(),
-                architecture: (*arch).into(),
-                variant: Some((*v).into()),
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// Architectures as OCI names them (Go's GOARCH), with the names people
-/// often write instead.
-const ARCHITECTURES: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64",
-    "mipsle", "mips", "loong64", "wasm",
-];
-const ARCH_ALIASES: &[(&str, &str)] = &[
-    ("x86_64", "amd64"),
-    ("x86-64", "amd64"),
-    ("x64", "amd64"),
-    ("aarch64", "arm64"),
-    ("armv8", "arm64"),
-    ("i386", "386"),
-    ("i686", "386"),
-    ("x86", "386"),
-    ("armhf", "arm/v7"),
-    ("armv7", "arm/v7"),
-    ("armv7l", "arm/v7"),
-    ("armel", "arm/v6"),
-    ("ppc64el", "ppc64le"),
-];
-const OSES: &[&str] = &[
-    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix",
-    "android", "wasip1", "js",
-];
-
-impl Platform {
-    /// Checks that os and architecture are names OCI uses, suggesting the
-    /// right one for a common alias (`linux/x86_64` → `linux/amd64`).
-    pub fn check_known(&self) -> Result<(), String> {
-        if !OSES.contains(&self.os.as_str()) {
-            return Err(format!(
-                "platform `{self}`: unknown os `{}` (OCI uses Go's names: linux, windows, …)",
-                self.os
-            ));
-        }
-        if ARCHITECTURES.contains(&self.architecture.as_str()) {
-            return Ok(());
-        }
-        match ARCH_ALIASES.iter().find(|(a, _)| *a == self.architecture) {
-            Some((_, right)) => Err(format!(
-                "platform `{self}`: OCI calls this architecture `{right}`; write `{}/{right}`",
-                self.os
-            )),
-            None => Err(format!(
-                "platform `{self}`: unknown architecture `{}` (OCI uses Go's names: {})",
-                self.architecture,
-                ARCHITECTURES.join(", ")
-            )),
-        }
-    }
-}
-
 /// A TOML error's message, naming the key where toml only says "duplicate key".
 fn toml_message(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim_end().to_owned();
@@ -184,16 +103,6 @@ fn table_span(text: &str, name: &str) -> Option<Range<usize>> {
         offset += line.len();
     }
     None
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
 }
 
 /// One image of the bundle.
@@ -229,49 +138,6 @@ pub struct Compose {
     pub project: String,
 }
 
-/// The character set of a generated secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Alphabet {
-    /// `A-Za-z0-9`.
-    Alphanumeric,
-    /// `0-9a-f`.
-    Hex,
-    /// `A-Za-z0-9-_`.
-    Base64Url,
-    /// Exactly these characters.
-    Custom(String),
-}
-
-impl Alphabet {
-    /// The characters, in a fixed order.
-    pub fn chars(&self) -> Vec<char> {
-        let range = |a: char, b: char| (a..=b).collect::<Vec<_>>();
-        match self {
-            Alphabet::Alphanumeric => [range('A', 'Z'), range('a', 'z'), range('0', '9')].concat(),
-            Alphabet::Hex => [range('0', '9'), range('a', 'f')].concat(),
-            Alphabet::Base64Url => [
-                range('A', 'Z'),
-                range('a', 'z'),
-                range('0', '9'),
-                vec!['-', '_'],
-            ]
-            .concat(),
-            Alphabet::Custom(s) => s.chars().collect(),
-        }
-    }
-}
-
-/// A secret the installer generates (never stored in the bundle).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretSpec {
-    /// Environment variable name.
-    pub name: String,
-    /// Number of characters.
-    pub length: usize,
-    /// Characters drawn from.
-    pub alphabet: Alphabet,
-}
-
 /// A parsed and checked bundle.toml.
 #[derive(Clone, Debug)]
 pub struct BundleSpec {
@@ -305,7 +171,7 @@ struct RawSpec {
     overlays: Vec<Spanned<RawOverlay>>,
     compose: Option<Spanned<RawCompose>>,
     #[serde(default)]
-    secrets: BTreeMap<String, Spanned<RawSecret>>,
+    secrets: BTreeMap<String, Spanned<secrets::RawSecret>>,
 }
 
 #[derive(Deserialize)]
@@ -329,72 +195,6 @@ struct RawCompose {
     file: Spanned<String>,
     target: Option<Spanned<String>>,
     project: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSecret {
-    length: Spanned<i64>,
-    #[serde(default)]
-    alphabet: Option<Spanned<String>>,
-    #[serde(default)]
-    characters: Option<Spanned<String>>,
-}
-
-/// Checks that `target` is a relative path without `..`, `.` or empty parts.
-pub fn check_relative_target(target: &str) -> Result<(), String> {
-    if target.is_empty() {
-        return Err("target is empty".into());
-    }
-    if target.starts_with('/') || Path::new(target).is_absolute() {
-        return Err(format!(
-            "target `{target}` is absolute: targets are relative to the install directory"
-        ));
-    }
-    if target.contains('\\') || target.contains('\0') {
-        return Err(format!("target `{target}` contains a backslash or NUL"));
-    }
-    for part in target.split('/') {
-        match part {
-            ".." => {
-                return Err(format!(
-                    "target `{target}` contains `..`: targets must stay inside the install directory"
-                ));
-            }
-            "" | "." => {
-                return Err(format!(
-                    "target `{target}` has an empty or `.` component: write it in plain form"
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Checks an install target: relative and plain, and not one of the names
-/// bale keeps in the install directory (`.bale/`, `.env`, `current`).
-pub fn check_target(target: &str) -> Result<(), String> {
-    check_relative_target(target)?;
-    let first = target.split('/').next().unwrap_or_default();
-    if first == ".bale" || first == ".env" || first == "current" {
-        return Err(format!(
-            "target `{target}` is reserved: bale keeps `.bale/`, `.env` and `current` in the install directory"
-        ));
-    }
-    Ok(())
-}
-
-fn valid_name(s: &str) -> bool {
-    crate::validate::bundle_name(s).is_ok()
-}
-
-fn valid_env_name(s: &str) -> bool {
-    s.bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl BundleSpec {
@@ -621,70 +421,7 @@ impl BundleSpec {
             }
         };
 
-        let mut secrets = Vec::new();
-        for (sname, s) in &raw.secrets {
-            let span = s.span();
-            let s = s.get_ref();
-            if !valid_env_name(sname) {
-                return Err(err(
-                    span,
-                    format!(
-                        "secret name `{sname}` must be an environment variable name (A-Z, 0-9, _)"
-                    ),
-                ));
-            }
-            let length = *s.length.get_ref();
-            if !(8..=4096).contains(&length) {
-                return Err(err(
-                    s.length.span(),
-                    format!("secret `{sname}`: length {length} is outside 8..=4096"),
-                ));
-            }
-            let alphabet = match (&s.alphabet, &s.characters) {
-                (Some(_), Some(c)) => {
-                    return Err(err(
-                        c.span(),
-                        format!("secret `{sname}`: give either alphabet or characters, not both"),
-                    ));
-                }
-                (None, None) => Alphabet::Alphanumeric,
-                (None, Some(c)) => {
-                    let set: BTreeSet<char> = c.get_ref().chars().collect();
-                    if set.len() < 2
-                        || set.len() != c.get_ref().chars().count()
-                        || c.get_ref().chars().any(|ch| {
-                            ch.is_whitespace() || ch.is_control() || "\"'$`\\#=".contains(ch)
-                        })
-                    {
-                        return Err(err(
-                            c.span(),
-                            format!(
-                                "secret `{sname}`: characters must be at least two distinct printable characters, none of whitespace \" ' $ ` \\ # ="
-                            ),
-                        ));
-                    }
-                    Alphabet::Custom(c.get_ref().clone())
-                }
-                (Some(a), None) => match a.get_ref().as_str() {
-                    "alphanumeric" => Alphabet::Alphanumeric,
-                    "hex" => Alphabet::Hex,
-                    "base64url" => Alphabet::Base64Url,
-                    other => {
-                        return Err(err(
-                            a.span(),
-                            format!(
-                                "secret `{sname}`: unknown alphabet `{other}` (alphanumeric, hex, base64url; or set characters)"
-                            ),
-                        ));
-                    }
-                },
-            };
-            secrets.push(SecretSpec {
-                name: sname.clone(),
-                length: length as usize,
-                alphabet,
-            });
-        }
+        let secrets = secrets::parse(&raw.secrets, &err)?;
 
         Ok(BundleSpec {
             path: path.to_owned(),

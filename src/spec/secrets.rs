@@ -1,0 +1,134 @@
+//! Secrets the installer generates: names, lengths, alphabets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::LocatedError;
+use super::targets::valid_env_name;
+
+/// The character set of a generated secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alphabet {
+    /// `A-Za-z0-9`.
+    Alphanumeric,
+    /// `0-9a-f`.
+    Hex,
+    /// `A-Za-z0-9-_`.
+    Base64Url,
+    /// Exactly these characters.
+    Custom(String),
+}
+
+impl Alphabet {
+    /// The characters, in a fixed order.
+    pub fn chars(&self) -> Vec<char> {
+        let range = |a: char, b: char| (a..=b).collect::<Vec<_>>();
+        match self {
+            Alphabet::Alphanumeric => [range('A', 'Z'), range('a', 'z'), range('0', '9')].concat(),
+            Alphabet::Hex => [range('0', '9'), range('a', 'f')].concat(),
+            Alphabet::Base64Url => [
+                range('A', 'Z'),
+                range('a', 'z'),
+                range('0', '9'),
+                vec!['-', '_'],
+            ]
+            .concat(),
+            Alphabet::Custom(s) => s.chars().collect(),
+        }
+    }
+}
+
+/// A secret the installer generates (never stored in the bundle).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// Environment variable name.
+    pub name: String,
+    /// Number of characters.
+    pub length: usize,
+    /// Characters drawn from.
+    pub alphabet: Alphabet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecret {
+    length: Spanned<i64>,
+    #[serde(default)]
+    alphabet: Option<Spanned<String>>,
+    #[serde(default)]
+    characters: Option<Spanned<String>>,
+}
+
+/// Checks `[secrets.*]`.
+pub(super) fn parse(
+    raw: &BTreeMap<String, Spanned<RawSecret>>,
+    err: &dyn Fn(Range<usize>, String) -> LocatedError,
+) -> Result<Vec<SecretSpec>, LocatedError> {
+    let mut secrets = Vec::new();
+    for (sname, s) in raw {
+        let span = s.span();
+        let s = s.get_ref();
+        if !valid_env_name(sname) {
+            return Err(err(
+                span,
+                format!("secret name `{sname}` must be an environment variable name (A-Z, 0-9, _)"),
+            ));
+        }
+        let length = *s.length.get_ref();
+        if !(8..=4096).contains(&length) {
+            return Err(err(
+                s.length.span(),
+                format!("secret `{sname}`: length {length} is outside 8..=4096"),
+            ));
+        }
+        let alphabet = match (&s.alphabet, &s.characters) {
+            (Some(_), Some(c)) => {
+                return Err(err(
+                    c.span(),
+                    format!("secret `{sname}`: give either alphabet or characters, not both"),
+                ));
+            }
+            (None, None) => Alphabet::Alphanumeric,
+            (None, Some(c)) => {
+                let set: BTreeSet<char> = c.get_ref().chars().collect();
+                if set.len() < 2
+                    || set.len() != c.get_ref().chars().count()
+                    || c.get_ref()
+                        .chars()
+                        .any(|ch| ch.is_whitespace() || ch.is_control() || "\"'$`\\#=".contains(ch))
+                {
+                    return Err(err(
+                        c.span(),
+                        format!(
+                            "secret `{sname}`: characters must be at least two distinct printable characters, none of whitespace \" ' $ ` \\ # ="
+                        ),
+                    ));
+                }
+                Alphabet::Custom(c.get_ref().clone())
+            }
+            (Some(a), None) => match a.get_ref().as_str() {
+                "alphanumeric" => Alphabet::Alphanumeric,
+                "hex" => Alphabet::Hex,
+                "base64url" => Alphabet::Base64Url,
+                other => {
+                    return Err(err(
+                        a.span(),
+                        format!(
+                            "secret `{sname}`: unknown alphabet `{other}` (alphanumeric, hex, base64url; or set characters)"
+                        ),
+                    ));
+                }
+            },
+        };
+        secrets.push(SecretSpec {
+            name: sname.clone(),
+            length: length as usize,
+            alphabet,
+        });
+    }
+
+    Ok(secrets)
+}
