@@ -166,16 +166,27 @@ pub fn audit(
                         ),
                     );
                 }
+                // A template's rendered digest comes from the record,
+                // where the record names this very template.
+                let rendered: BTreeMap<&str, &install::InstalledFile> = release
+                    .files
+                    .iter()
+                    .map(|f| (f.target.as_str(), f))
+                    .collect();
                 let files = b
                     .manifest
                     .entries
                     .iter()
                     .filter_map(|e| {
                         e.path.strip_prefix(crate::bundle::FILES_PREFIX).map(|t| {
-                            install::InstalledFile {
-                                target: t.to_owned(),
-                                sha256: e.sha256.clone(),
-                                size: e.size,
+                            match rendered.get(t) {
+                                Some(r) if r.template.as_ref() == Some(&e.sha256) => (*r).clone(),
+                                _ => install::InstalledFile {
+                                    target: t.to_owned(),
+                                    sha256: e.sha256.clone(),
+                                    size: e.size,
+                                    template: None,
+                                },
                             }
                         })
                     })

@@ -282,6 +282,9 @@ pub struct FileRecord {
     pub size: u64,
     /// Whether it is executable.
     pub executable: bool,
+    /// Whether it is a template, rendered at install.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
 }
 
 /// `bale/images.json`.
@@ -357,31 +360,35 @@ fn plain_path(p: &str) -> bool {
 }
 
 fn overlay_entries(spec: &BundleSpec) -> Result<(Vec<Entry>, Vec<FileRecord>), BundleError> {
-    let mut sources: Vec<(String, String)> = spec
+    let mut sources: Vec<(String, String, bool)> = spec
         .overlays
         .iter()
-        .map(|o| (o.source.clone(), o.target.clone()))
+        .map(|o| (o.source.clone(), o.target.clone(), o.template))
         .collect();
     if let Some(c) = &spec.compose {
-        sources.push((c.source.clone(), c.target.clone()));
+        sources.push((c.source.clone(), c.target.clone(), c.template));
     }
-    let mut files: BTreeMap<String, (PathBuf, bool)> = BTreeMap::new();
-    let mut add = |target: String, path: PathBuf, exec: bool| -> Result<(), BundleError> {
-        if !plain_path(&target) {
-            return Err(BundleError::Overlay {
-                path,
-                message: "its name has a control character or backslash".into(),
-            });
-        }
-        if files.insert(target.clone(), (path.clone(), exec)).is_some() {
-            return Err(BundleError::Overlay {
-                path,
-                message: format!("target `{target}` comes from two overlays"),
-            });
-        }
-        Ok(())
-    };
-    for (source, target) in sources {
+    let mut files: BTreeMap<String, (PathBuf, bool, bool)> = BTreeMap::new();
+    let mut add =
+        |target: String, path: PathBuf, exec: bool, template: bool| -> Result<(), BundleError> {
+            if !plain_path(&target) {
+                return Err(BundleError::Overlay {
+                    path,
+                    message: "its name has a control character or backslash".into(),
+                });
+            }
+            if files
+                .insert(target.clone(), (path.clone(), exec, template))
+                .is_some()
+            {
+                return Err(BundleError::Overlay {
+                    path,
+                    message: format!("target `{target}` comes from two overlays"),
+                });
+            }
+            Ok(())
+        };
+    for (source, target, template) in sources {
         let root = spec.source_path(&source);
         for item in walkdir::WalkDir::new(&root)
             .follow_links(false)
@@ -428,17 +435,23 @@ fn overlay_entries(spec: &BundleSpec) -> Result<(Vec<Entry>, Vec<FileRecord>), B
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            add(full_target, path, meta.permissions().mode() & 0o111 != 0)?;
+            add(
+                full_target,
+                path,
+                meta.permissions().mode() & 0o111 != 0,
+                template,
+            )?;
         }
     }
     let mut entries = Vec::new();
     let mut records = Vec::new();
-    for (target, (path, exec)) in files {
+    for (target, (path, exec, template)) in files {
         let (sha256, size) = hash_file(&path)?;
         records.push(FileRecord {
             target: target.clone(),
             size,
             executable: exec,
+            template,
         });
         entries.push(Entry {
             path: format!("{FILES_PREFIX}{target}"),

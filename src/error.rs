@@ -143,7 +143,9 @@ impl Error {
                 | InstallError::Image { .. }
                 | InstallError::Changed { .. }
                 | InstallError::Invalid(_) => exit::INTEGRITY,
-                InstallError::Verify(_) => exit::INVALID_INPUT,
+                InstallError::Verify(_)
+                | InstallError::Values(_)
+                | InstallError::Template { .. } => exit::INVALID_INPUT,
                 InstallError::Refused(_) => exit::REFUSED,
                 InstallError::Runtime(_) | InstallError::Unhealthy { .. } => exit::RUNTIME,
                 InstallError::Bundle(_) => exit::INVALID_INPUT,

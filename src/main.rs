@@ -64,6 +64,8 @@ fn run(command: Command) -> Result<(), bale::Error> {
             up,
             timeout,
             allow_downgrade,
+            set,
+            values,
             json,
         } => site::install(site::InstallArgs {
             bundle,
@@ -73,6 +75,8 @@ fn run(command: Command) -> Result<(), bale::Error> {
             up,
             timeout,
             allow_downgrade,
+            set,
+            values,
             json: json.json,
         }),
         Command::Audit {

@@ -453,6 +453,8 @@ fn a_bundle_changed_after_verification_exits_with_the_integrity_code() {
                 runtime,
                 runtime_address: None,
                 runtime_namespace: None,
+                values: Default::default(),
+                prompt: None,
                 up: false,
                 allow_downgrade: false,
                 timeout: std::time::Duration::from_secs(1),

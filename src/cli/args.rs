@@ -172,6 +172,12 @@ pub enum Command {
         /// Allow an older version, or the same version with other content (rollback).
         #[arg(long)]
         allow_downgrade: bool,
+        /// Set site value NAME (a list comma-separated); repeatable; wins over --values.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// TOML file of site values: NAME = "value" or NAME = ["a", "b"].
+        #[arg(long = "values", value_name = "FILE")]
+        values: Option<PathBuf>,
         #[command(flatten)]
         json: Json,
     },

@@ -1,6 +1,6 @@
 //! The operator's and auditor's commands on a host: install and audit.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 
 use bale::install::{Action, InstallOptions, current_release};
@@ -42,6 +42,28 @@ fn runtime(
     (rt, address, namespace)
 }
 
+/// Asks for a missing value on the terminal; a secret one is not echoed.
+fn prompt(spec: &bale::spec::ValueSpec) -> Option<String> {
+    let mut question = spec.name.clone();
+    if let Some(d) = &spec.description {
+        question.push_str(&format!(" ({d})"));
+    }
+    if !spec.choices.is_empty() {
+        question.push_str(&format!(" [{}]", spec.choices.join("|")));
+    }
+    if spec.kind == bale::spec::ValueType::List {
+        question.push_str(" [comma-separated]");
+    }
+    question.push_str(": ");
+    if spec.secret {
+        return rpassword::prompt_password(question).ok();
+    }
+    eprint!("{question}");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    Some(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 /// The arguments of `bale install`.
 pub struct InstallArgs {
     /// The bundle file.
@@ -58,6 +80,10 @@ pub struct InstallArgs {
     pub timeout: u64,
     /// `--allow-downgrade`.
     pub allow_downgrade: bool,
+    /// `--set`.
+    pub set: Vec<String>,
+    /// `--values`.
+    pub values: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
 }
@@ -77,6 +103,13 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
             up: a.up,
             allow_downgrade: a.allow_downgrade,
             timeout: std::time::Duration::from_secs(a.timeout),
+            values: bale::install::Supplied {
+                set: a.set,
+                file: a.values,
+            },
+            prompt: std::io::stdin()
+                .is_terminal()
+                .then_some(&prompt as bale::install::Prompt<'_>),
         },
     )?;
     if a.json {
@@ -95,6 +128,7 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
             Action::Downgraded => "downgraded",
             Action::Unchanged => "already installed; nothing changed",
             Action::Repaired => "already installed; drifted files restored",
+            Action::Reconfigured => "reconfigured",
         },
         report
             .previous
@@ -104,6 +138,9 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
             .unwrap_or_default(),
         report.release.display()
     );
+    if !report.values_changed.is_empty() {
+        let _ = writeln!(err, "  values set: {}", report.values_changed.join(", "));
+    }
     for f in &report.repaired {
         let _ = writeln!(err, "  restored {:<9} {}", f.was, f.target);
     }

@@ -18,12 +18,15 @@
 
 mod archive;
 mod compose;
+mod env;
 mod open;
 mod release;
 mod secrets;
 mod target;
+pub mod templates;
+mod values;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,7 +45,9 @@ use compose::up;
 use open::ChangedEntry;
 use target::Target;
 
+pub use env::EnvFile;
 pub use release::RepairedFile;
+pub use values::{Prompt, Supplied};
 
 pub use compose::{compose_pins, compose_project};
 pub use open::OpenBundle;
@@ -112,6 +117,21 @@ pub enum InstallError {
     /// The signed manifest or image list holds a field bale refuses.
     #[error("the bundle's signed content is refused:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<String>),
+    /// Site values missing or invalid; nothing was changed.
+    #[error("site values missing or invalid; nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Values(Vec<String>),
+    /// A template of the bundle failed to render with the site's values.
+    #[error("template {file}:{line}:{column}: {message}")]
+    Template {
+        /// The file.
+        file: String,
+        /// Line.
+        line: usize,
+        /// Column.
+        column: usize,
+        /// Why.
+        message: String,
+    },
     /// Nothing installed in the target.
     #[error("{}: no bale installation here (no `current`)", .0.display())]
     NotInstalled(PathBuf),
@@ -129,10 +149,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
 pub struct InstalledFile {
     /// Target path.
     pub target: String,
-    /// SHA-256 of its content.
+    /// SHA-256 of its content (for a template: of the rendered file).
     pub sha256: Digest,
     /// Size.
     pub size: u64,
+    /// For a template: the signed template's SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Digest>,
 }
 
 /// `.bale/release.json`: what a release holds.
@@ -163,8 +186,12 @@ pub struct Release {
     /// The containerd namespace, for containerd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_namespace: Option<String>,
-    /// Every file laid out.
+    /// Every file laid out (a template with its rendered digest).
     pub files: Vec<InstalledFile>,
+    /// Keyed digests of the site values installed with, so that audit can
+    /// say which changed since without holding their contents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
 }
 
 /// What `--fault-after` (the `BALE_FAULT_AFTER` test hook) stops after.
@@ -186,6 +213,10 @@ pub struct InstallOptions<'a> {
     pub runtime_address: Option<PathBuf>,
     /// The containerd namespace given, recorded likewise.
     pub runtime_namespace: Option<String>,
+    /// Site values given on the command line.
+    pub values: Supplied,
+    /// Asks for a missing value on a terminal.
+    pub prompt: Option<Prompt<'a>>,
     /// Start the stack and wait for health.
     pub up: bool,
     /// Allow an older version, or the same version with other content.
@@ -208,6 +239,9 @@ pub enum Action {
     Unchanged,
     /// The same bundle was current, and drifted files were put back.
     Repaired,
+    /// The same bundle was current; site values changed, and what depends
+    /// on them was rendered again.
+    Reconfigured,
 }
 
 /// One image after install.
@@ -244,6 +278,8 @@ pub struct InstallReport {
     pub repaired: Vec<RepairedFile>,
     /// Names (never values) of the secrets generated now.
     pub secrets_added: Vec<String>,
+    /// Names (never contents) of the site values set or changed now.
+    pub values_changed: Vec<String>,
     /// Containers after `--up`.
     pub services: Vec<Container>,
 }
@@ -267,9 +303,16 @@ pub fn install_opened(
     bundle: &OpenBundle,
     opts: &InstallOptions<'_>,
 ) -> Result<InstallReport, InstallError> {
+    // Site values are checked before anything on the host changes.
+    let env = if opts.target.is_dir() {
+        secrets::read_env(&opts.target)?
+    } else {
+        EnvFile::default()
+    };
+    let resolved = values::resolve(&bundle.spec.values, &env, &opts.values, opts.prompt)?;
     let target = Target::open(&opts.target)?;
     let first = matches!(current_release(&target.root), Ok(None));
-    let result = install_locked(bundle, &target, opts);
+    let result = install_locked(bundle, &target, opts, &resolved);
     if result.is_err() && first {
         target.abandon_first_install();
     }
@@ -280,6 +323,7 @@ fn install_locked(
     bundle: &OpenBundle,
     target: &Target,
     opts: &InstallOptions<'_>,
+    resolved: &values::Resolved,
 ) -> Result<InstallReport, InstallError> {
     target.clear_leftovers();
     let name = bundle.manifest.name.clone();
@@ -299,20 +343,35 @@ fn install_locked(
 
     // 4. Stage the release and rename it into place; or, when it is
     // already current, put back every file that drifted from the bundle.
+    // Values and secrets as the release will see them; `.env` is written
+    // in step 5, after the release is staged.
+    let site_values = values::placed(&resolved.values, &bundle.spec.values, &target.root);
+    let mut env = secrets::read_env(&target.root)?;
+    let added = secrets::plan(&mut env, &site_values, &bundle.spec.secrets);
+    let ctx = release::context(bundle, &site_values, &env, &images);
     let id = release_id(&version, &manifest_digest);
     let release_dir = target.meta.join("releases").join(&id);
     let is_current = current.as_ref().is_some_and(|(d, _)| d == &release_dir);
-    let release = release::record(bundle, opts, &images)?;
+    let mut release = release::record(bundle, opts, &images, &site_values, target)?;
     let repaired = if is_current {
-        release::repair(bundle, &release_dir, &images)?
+        release::repair(bundle, &release_dir, &images, &ctx, &mut release)?
     } else {
-        release::stage(bundle, &target.meta, &release_dir, &release, &images)?;
+        release::stage(
+            bundle,
+            &target.meta,
+            &release_dir,
+            &mut release,
+            &images,
+            &ctx,
+        )?;
         Vec::new()
     };
     fault_point("stage");
 
-    // 5. Secrets: keep every existing value, add only what is missing.
-    let added = secrets::ensure(&target.root, &bundle.spec.secrets)?;
+    // 5. Site values and secrets: file values copied in, `.env` written
+    // (existing secrets kept, only what is missing generated).
+    values::copy_files(&resolved.values, &bundle.spec.values, &target.root)?;
+    secrets::write_env(&target.root, &env)?;
     fault_point("secrets");
 
     // 6. Switch: one rename makes the new release current.
@@ -331,16 +390,17 @@ fn install_locked(
         name,
         version: version.to_string(),
         previous,
-        action: if action == Action::Unchanged && !repaired.is_empty() {
-            Action::Repaired
-        } else {
-            action
+        action: match action {
+            Action::Unchanged if !resolved.changed.is_empty() => Action::Reconfigured,
+            Action::Unchanged if !repaired.is_empty() => Action::Repaired,
+            a => a,
         },
         manifest_digest,
         release: release_dir,
         images: outcomes,
         repaired,
         secrets_added: added,
+        values_changed: resolved.changed.clone(),
         services,
     })
 }

@@ -3,32 +3,94 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
+use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::env::EnvFile;
 use super::target::{Target, create_dirs, prune, sync_dir, sync_tree, write_private};
+use super::templates::{self, Context};
 use super::{
     InstallError, InstallOptions, InstalledFile, OpenBundle, Release, compose_pins, io_err,
 };
 use crate::bundle::{FILES_PREFIX, IMAGES_PATH, ImageRecord};
+use crate::digest::Digest;
+use crate::spec::Value;
 
 /// A file that re-installing put back to its signed content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepairedFile {
     /// Path in the release.
     pub target: String,
-    /// What it was: `modified`, `missing` or `added` (an added file is removed).
+    /// What it was: `modified`, `missing`, `added` (an added file is
+    /// removed), or `rerendered` (a template whose values changed).
     pub was: &'static str,
 }
 
-/// The record of the release `bundle` makes.
+/// What templates are rendered with, and which strings in a rendered file
+/// make it private (mode 0600).
+pub(super) struct Render {
+    /// The template context.
+    pub ctx: Context,
+    /// Secret values (generated, and `secret = true` values).
+    pub secrets: Vec<String>,
+}
+
+/// The render context of a release: site values, secrets from `env`, the
+/// bundle's name and version, and each service's image.
+pub(super) fn context(
+    bundle: &OpenBundle,
+    values: &BTreeMap<String, Value>,
+    env: &EnvFile,
+    images: &[&ImageRecord],
+) -> Render {
+    let secrets = templates::secret_context(&bundle.spec.secrets, values, &mut |k| {
+        env.get(k).unwrap_or_default().to_owned()
+    });
+    let ctx = Context {
+        values: values.clone(),
+        secrets,
+        bundle: (
+            bundle.manifest.name.clone(),
+            bundle.manifest.version.clone(),
+        ),
+        images: images
+            .iter()
+            .map(|r| (r.service.clone(), r.name.clone()))
+            .collect(),
+    };
+    let mut secret_values: Vec<String> =
+        ctx.secret_values().into_iter().map(str::to_owned).collect();
+    for v in bundle.spec.values.iter().filter(|v| v.secret) {
+        if let Some(x) = values.get(&v.name) {
+            secret_values.push(x.env_form());
+        }
+    }
+    secret_values.retain(|s| !s.is_empty());
+    Render {
+        ctx,
+        secrets: secret_values,
+    }
+}
+
+/// The record of the release `bundle` makes (templates still with their
+/// signed digests: staging puts in the rendered ones).
 pub(super) fn record(
     bundle: &OpenBundle,
     opts: &InstallOptions<'_>,
     images: &[&ImageRecord],
+    values: &BTreeMap<String, Value>,
+    target: &Target,
 ) -> Result<Release, InstallError> {
+    let templates: BTreeSet<&str> = bundle
+        .images
+        .files
+        .iter()
+        .filter(|f| f.template)
+        .map(|f| f.target.as_str())
+        .collect();
     let mut files = Vec::new();
     for e in &bundle.manifest.entries {
         if let Some(t) = e.path.strip_prefix(FILES_PREFIX) {
@@ -37,9 +99,15 @@ pub(super) fn record(
                 target: t.to_owned(),
                 sha256: e.sha256.clone(),
                 size: e.size,
+                template: templates.contains(t).then(|| e.sha256.clone()),
             });
         }
     }
+    let values = if values.is_empty() {
+        BTreeMap::new()
+    } else {
+        super::values::digests(values, &target.values_key()?)
+    };
     Ok(Release {
         format: 1,
         name: bundle.manifest.name.clone(),
@@ -53,6 +121,7 @@ pub(super) fn record(
         runtime_address: opts.runtime_address.clone(),
         runtime_namespace: opts.runtime_namespace.clone(),
         files,
+        values,
     })
 }
 
@@ -65,20 +134,73 @@ fn mode_of(bundle: &OpenBundle, target: &str) -> u32 {
     if exec { 0o755 } else { 0o644 }
 }
 
-/// Writes one file of the bundle under `root`, created new (O_EXCL never
-/// follows a symlink at the destination).
-fn lay_out(bundle: &OpenBundle, root: &Path, f: &InstalledFile) -> Result<(), InstallError> {
+/// The largest template bale renders.
+const MAX_TEMPLATE: u64 = 16 * 1024 * 1024;
+
+/// A template of the bundle rendered, with the mode it gets: 0600 when it
+/// holds a secret.
+fn rendered(
+    bundle: &OpenBundle,
+    f: &InstalledFile,
+    render: &Render,
+) -> Result<(Vec<u8>, u32), InstallError> {
+    if f.size > MAX_TEMPLATE {
+        return Err(InstallError::Bundle(format!(
+            "template {} is over {MAX_TEMPLATE} bytes",
+            f.target
+        )));
+    }
+    let source = bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?;
+    let source = String::from_utf8(source)
+        .map_err(|_| InstallError::Bundle(format!("template {} is not UTF-8", f.target)))?;
+    let out =
+        templates::render(&f.target, &source, &render.ctx).map_err(|e| InstallError::Template {
+            file: f.target.clone(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        })?;
+    let private = render.secrets.iter().any(|s| out.contains(s.as_str()));
+    let mode = if private {
+        0o600
+    } else {
+        mode_of(bundle, &f.target)
+    };
+    Ok((out.into_bytes(), mode))
+}
+
+/// Writes one file of the release under `root`, created new (O_EXCL never
+/// follows a symlink at the destination); a template is rendered, and its
+/// record gets the rendered digest.
+fn lay_out(
+    bundle: &OpenBundle,
+    root: &Path,
+    f: &mut InstalledFile,
+    render: &Render,
+) -> Result<(), InstallError> {
     let dest = root.join(&f.target);
     if let Some(parent) = dest.parent() {
         create_dirs(root, parent)?;
     }
+    let content = match f.template {
+        Some(_) => Some(rendered(bundle, f, render)?),
+        None => None,
+    };
+    let mode = content.as_ref().map_or(mode_of(bundle, &f.target), |c| c.1);
     let mut out = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode_of(bundle, &f.target))
+        .mode(mode)
         .open(&dest)
         .map_err(io_err(&dest))?;
-    bundle.copy_entry(&format!("{FILES_PREFIX}{}", f.target), &mut out)?;
+    match content {
+        Some((bytes, _)) => {
+            out.write_all(&bytes).map_err(io_err(&dest))?;
+            f.sha256 = Digest::of(&bytes);
+            f.size = bytes.len() as u64;
+        }
+        None => bundle.copy_entry(&format!("{FILES_PREFIX}{}", f.target), &mut out)?,
+    }
     out.sync_all().map_err(io_err(&dest))
 }
 
@@ -109,16 +231,17 @@ pub(super) fn stage(
     bundle: &OpenBundle,
     meta_dir: &Path,
     release_dir: &Path,
-    release: &Release,
+    release: &mut Release,
     images: &[&ImageRecord],
+    render: &Render,
 ) -> Result<(), InstallError> {
     let staging = tempfile::Builder::new()
         .prefix("staging-")
         .tempdir_in(meta_dir)
         .map_err(io_err(meta_dir))?;
     let root = staging.path();
-    for f in &release.files {
-        lay_out(bundle, root, f)?;
+    for f in &mut release.files {
+        lay_out(bundle, root, f, render)?;
     }
     write_meta(bundle, root, release, images)?;
     sync_tree(root);
@@ -132,20 +255,41 @@ pub(super) fn stage(
     Ok(())
 }
 
-/// Puts every file of the current release back to its signed content:
-/// modified and missing files are rewritten (temp, fsync, rename), added
-/// ones removed, bale's own metadata rewritten. `.env` lives outside the
-/// release and is never touched.
+/// Brings the current release to what `release` describes: every file
+/// that drifted is put back (temp, fsync, rename), a template rendered
+/// again with the values of now (`rerendered` when only the values moved),
+/// added files removed, bale's own metadata rewritten. `.env` lives outside
+/// the release and is never touched here.
 pub(super) fn repair(
     bundle: &OpenBundle,
     dir: &Path,
     images: &[&ImageRecord],
+    render: &Render,
+    release: &mut Release,
 ) -> Result<Vec<RepairedFile>, InstallError> {
-    let release = super::target::current_record(dir)?;
-    let expected: BTreeMap<&str, &InstalledFile> = release
+    let old = super::target::current_record(dir)?;
+    let old_digest: BTreeMap<&str, &Digest> = old
         .files
         .iter()
-        .map(|f| (f.target.as_str(), f))
+        .map(|f| (f.target.as_str(), &f.sha256))
+        .collect();
+    let mut wanted: BTreeMap<String, (Option<Vec<u8>>, u32)> = BTreeMap::new();
+    for f in &mut release.files {
+        let (content, mode) = match f.template {
+            Some(_) => {
+                let (bytes, mode) = rendered(bundle, f, render)?;
+                f.sha256 = Digest::of(&bytes);
+                f.size = bytes.len() as u64;
+                (Some(bytes), mode)
+            }
+            None => (None, mode_of(bundle, &f.target)),
+        };
+        wanted.insert(f.target.clone(), (content, mode));
+    }
+    let digests: BTreeMap<String, Digest> = release
+        .files
+        .iter()
+        .map(|f| (f.target.clone(), f.sha256.clone()))
         .collect();
     let mut repaired = Vec::new();
     let mut present = BTreeSet::new();
@@ -168,60 +312,74 @@ pub(super) fn repair(
         else {
             continue;
         };
-        match expected.get(rel.as_str()) {
-            None => {
-                fs::remove_file(e.path()).map_err(io_err(e.path()))?;
-                repaired.push(RepairedFile {
-                    target: rel,
-                    was: "added",
-                });
-            }
-            Some(f) => {
-                present.insert(rel.clone());
-                let ok = e.file_type().is_file()
-                    && crate::digest::hash_file(e.path()).is_ok_and(|(d, _)| d == f.sha256)
-                    && fs::symlink_metadata(e.path())
-                        .is_ok_and(|m| m.permissions().mode() & 0o777 == mode_of(bundle, &rel));
-                if !ok {
-                    rewrite(bundle, dir, f)?;
-                    repaired.push(RepairedFile {
-                        target: rel,
-                        was: "modified",
-                    });
-                }
-            }
-        }
-    }
-    for f in &release.files {
-        if !present.contains(&f.target) {
-            // A directory where the file belongs goes first.
-            let dest = dir.join(&f.target);
-            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-                fs::remove_dir_all(&dest).map_err(io_err(&dest))?;
-            }
-            rewrite(bundle, dir, f)?;
+        let (Some(want), Some((content, mode))) = (digests.get(&rel), wanted.get(&rel)) else {
+            fs::remove_file(e.path()).map_err(io_err(e.path()))?;
             repaired.push(RepairedFile {
-                target: f.target.clone(),
-                was: "missing",
+                target: rel,
+                was: "added",
             });
+            continue;
+        };
+        present.insert(rel.clone());
+        let found = e
+            .file_type()
+            .is_file()
+            .then(|| crate::digest::hash_file(e.path()).ok().map(|(d, _)| d))
+            .flatten();
+        let mode_ok =
+            fs::symlink_metadata(e.path()).is_ok_and(|m| m.permissions().mode() & 0o777 == *mode);
+        if found.as_ref() == Some(want) && mode_ok {
+            continue;
         }
+        rewrite(bundle, dir, &rel, content.as_deref(), *mode)?;
+        let was = if found.as_ref() == old_digest.get(rel.as_str()).copied() {
+            "rerendered"
+        } else {
+            "modified"
+        };
+        repaired.push(RepairedFile { target: rel, was });
     }
-    write_meta(bundle, dir, &release, images)?;
+    for (rel, (content, mode)) in &wanted {
+        if present.contains(rel) {
+            continue;
+        }
+        // A directory where the file belongs goes first.
+        let dest = dir.join(rel);
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&dest).map_err(io_err(&dest))?;
+        }
+        rewrite(bundle, dir, rel, content.as_deref(), *mode)?;
+        repaired.push(RepairedFile {
+            target: rel.clone(),
+            was: "missing",
+        });
+    }
+    write_meta(bundle, dir, release, images)?;
     repaired.sort_by(|a, b| a.target.cmp(&b.target));
     Ok(repaired)
 }
 
-/// Replaces one file in `dir` with its signed content, atomically.
-fn rewrite(bundle: &OpenBundle, dir: &Path, f: &InstalledFile) -> Result<(), InstallError> {
-    let dest = dir.join(&f.target);
+/// Replaces one file in `dir` with `content` (or the bundle's entry),
+/// atomically.
+fn rewrite(
+    bundle: &OpenBundle,
+    dir: &Path,
+    target: &str,
+    content: Option<&[u8]>,
+    mode: u32,
+) -> Result<(), InstallError> {
+    let dest = dir.join(target);
     let parent = dest.parent().unwrap_or(dir).to_owned();
     create_dirs(dir, &parent)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".bale-tmp-")
-        .permissions(fs::Permissions::from_mode(mode_of(bundle, &f.target)))
+        .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(&parent)
         .map_err(io_err(&parent))?;
-    bundle.copy_entry(&format!("{FILES_PREFIX}{}", f.target), tmp.as_file_mut())?;
+    match content {
+        Some(bytes) => tmp.as_file_mut().write_all(bytes).map_err(io_err(&dest))?,
+        None => bundle.copy_entry(&format!("{FILES_PREFIX}{target}"), tmp.as_file_mut())?,
+    }
     tmp.as_file().sync_all().map_err(io_err(&dest))?;
     tmp.persist(&dest).map_err(|e| io_err(&dest)(e.error))?;
     sync_dir(&parent);

@@ -1,54 +1,67 @@
 //! Secrets in the install directory's `.env`: generated once, kept across
 //! upgrades, never printed.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use super::InstallError;
+use super::env::EnvFile;
 use super::target::{read_nofollow, write_private};
-use crate::spec::SecretSpec;
+use crate::spec::{SecretSpec, Value};
 
-/// Adds to `root/.env` every secret it lacks (existing values are kept) and
-/// makes it mode 0600; returns the names (never the values) added.
-pub(super) fn ensure(root: &Path, secrets: &[SecretSpec]) -> Result<Vec<String>, InstallError> {
-    let env_path = root.join(".env");
-    let existing = read_nofollow(&env_path)?.unwrap_or_default();
-    let existing = String::from_utf8(existing).map_err(|_| InstallError::Unsafe {
-        path: env_path.clone(),
+/// Reads `root/.env` (empty when missing), never through a symlink.
+pub(super) fn read_env(root: &Path) -> Result<EnvFile, InstallError> {
+    let path = root.join(".env");
+    let bytes = read_nofollow(&path)?.unwrap_or_default();
+    let text = String::from_utf8(bytes).map_err(|_| InstallError::Unsafe {
+        path,
         message: "is not UTF-8 text".into(),
     })?;
-    let have = env_keys(&existing);
-    let mut text = existing.clone();
-    let mut added = Vec::new();
-    for s in secrets {
-        if !have.contains(&s.name) {
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&format!("{}={}\n", s.name, generate_secret(s)));
-            added.push(s.name.clone());
-        }
-    }
-    let mode_ok =
-        fs::symlink_metadata(&env_path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
-    if !added.is_empty() || !mode_ok {
-        write_private(&env_path, text.as_bytes(), 0o600)?;
-    }
-    Ok(added)
+    Ok(EnvFile::parse(&text))
 }
 
-/// Parses `.env`-style `KEY=VALUE` lines; returns the keys.
-fn env_keys(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            l.split_once('=')
-                .map(|(k, _)| k.trim().trim_start_matches("export ").to_owned())
-        })
-        .collect()
+/// Sets every value in `env` and generates every secret it lacks (one per
+/// item for a `per` secret); existing secrets are kept. Returns the keys
+/// (never the values) of the secrets generated.
+pub(super) fn plan(
+    env: &mut EnvFile,
+    values: &BTreeMap<String, Value>,
+    secrets: &[SecretSpec],
+) -> Vec<String> {
+    for (k, v) in values {
+        env.set(k, &v.env_form());
+    }
+    let mut added = Vec::new();
+    for s in secrets {
+        let keys: Vec<String> = match &s.per {
+            None => vec![s.name.clone()],
+            Some(list) => match values.get(list) {
+                Some(Value::List(items)) => items.iter().map(|i| s.key_for(i)).collect(),
+                _ => Vec::new(),
+            },
+        };
+        for k in keys {
+            if env.get(&k).is_none() {
+                env.set(&k, &generate_secret(s));
+                added.push(k);
+            }
+        }
+    }
+    added
+}
+
+/// Writes `env` as `root/.env`, mode 0600, when its text or mode differ.
+pub(super) fn write_env(root: &Path, env: &EnvFile) -> Result<(), InstallError> {
+    let path = root.join(".env");
+    let text = env.render();
+    let same = read_nofollow(&path)?.is_some_and(|b| b == text.as_bytes());
+    let mode_ok = fs::symlink_metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+    if !same || !mode_ok {
+        write_private(&path, text.as_bytes(), 0o600)?;
+    }
+    Ok(())
 }
 
 /// A secret value from the OS-seeded CSPRNG, uniform over the alphabet.

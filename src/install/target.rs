@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{InstallError, Release, io_err};
 
 /// What bale keeps in `DIR/.bale`; anything else there was not made by bale.
-const OWNED: &[&str] = &["lock", "releases"];
+const OWNED: &[&str] = &["lock", "releases", "values.key"];
 /// Prefixes of what an interrupted run leaves in `.bale`, cleared on the next.
 const LEFTOVER_PREFIXES: &[&str] = &["staging-", "current-"];
 /// How often opening the lock is retried when a concurrent failed first
@@ -108,6 +108,24 @@ impl Target {
         if self.created_root {
             let _ = fs::remove_dir(&self.root);
         }
+    }
+
+    /// The install's key for digests of site values (`.bale/values.key`,
+    /// mode 0600), made on first use.
+    pub fn values_key(&self) -> Result<String, InstallError> {
+        let path = self.meta.join("values.key");
+        if let Some(bytes) = read_nofollow(&path)? {
+            return String::from_utf8(bytes).map_err(|_| InstallError::Unsafe {
+                path,
+                message: "is not a key bale made".into(),
+            });
+        }
+        use rand::Rng as _;
+        let key: String = (0..32)
+            .map(|_| format!("{:02x}", rand::rng().random::<u8>()))
+            .collect();
+        write_private(&path, key.as_bytes(), 0o600)?;
+        Ok(key)
     }
 
     /// Clears what a killed run left in `.bale` (staging trees, link temps).

@@ -14,11 +14,13 @@ use crate::reference::ImageSource;
 mod platform;
 mod secrets;
 mod targets;
+mod values;
 
 pub use platform::Platform;
 pub use secrets::{Alphabet, SecretSpec};
 use targets::valid_name;
 pub use targets::{check_relative_target, check_target};
+pub use values::{Preflight, Value, ValueSpec, ValueType, lenient_version};
 
 /// An error located in a file.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +127,8 @@ pub struct Overlay {
     pub target: String,
     /// Whether the source is a directory.
     pub is_dir: bool,
+    /// Whether its files are minijinja templates, rendered at install.
+    pub template: bool,
 }
 
 /// The compose file of the stack.
@@ -136,6 +140,10 @@ pub struct Compose {
     pub target: String,
     /// Compose project name.
     pub project: String,
+    /// Whether the compose file is a template, rendered at install.
+    pub template: bool,
+    /// One-shot services: `--up` waits for each to exit 0.
+    pub jobs: Vec<String>,
 }
 
 /// A parsed and checked bundle.toml.
@@ -159,6 +167,10 @@ pub struct BundleSpec {
     pub compose: Option<Compose>,
     /// Secrets, ordered by name.
     pub secrets: Vec<SecretSpec>,
+    /// Site values, ordered by name.
+    pub values: Vec<ValueSpec>,
+    /// What the host must have.
+    pub preflight: Preflight,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +184,9 @@ struct RawSpec {
     compose: Option<Spanned<RawCompose>>,
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<secrets::RawSecret>>,
+    #[serde(default)]
+    values: BTreeMap<String, Spanned<values::RawValueSpec>>,
+    preflight: Option<values::RawPreflight>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +202,8 @@ struct RawBundle {
 struct RawOverlay {
     source: Spanned<String>,
     target: Spanned<String>,
+    #[serde(default)]
+    template: bool,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +212,10 @@ struct RawCompose {
     file: Spanned<String>,
     target: Option<Spanned<String>>,
     project: Option<Spanned<String>>,
+    #[serde(default)]
+    template: bool,
+    #[serde(default)]
+    jobs: Vec<Spanned<String>>,
 }
 
 impl BundleSpec {
@@ -379,6 +400,7 @@ impl BundleSpec {
                 source: o.source.get_ref().clone(),
                 target: o.target.get_ref().clone(),
                 is_dir,
+                template: o.template,
             });
         }
 
@@ -413,15 +435,30 @@ impl BundleSpec {
                     }
                     None => name.clone(),
                 };
+                for j in &c.jobs {
+                    if !raw.images.contains_key(j.get_ref()) {
+                        return Err(err(
+                            j.span(),
+                            format!("job `{}` is not a service of [images]", j.get_ref()),
+                        ));
+                    }
+                }
                 Some(Compose {
                     source: c.file.get_ref().clone(),
                     target,
                     project,
+                    template: c.template,
+                    jobs: c.jobs.iter().map(|j| j.get_ref().clone()).collect(),
                 })
             }
         };
 
-        let secrets = secrets::parse(&raw.secrets, &err)?;
+        let values = values::parse(&raw.values, &err)?;
+        let secrets = secrets::parse(&raw.secrets, &values, &err)?;
+        let preflight = match &raw.preflight {
+            Some(p) => values::parse_preflight(p, &err)?,
+            None => Preflight::default(),
+        };
 
         Ok(BundleSpec {
             path: path.to_owned(),
@@ -433,7 +470,14 @@ impl BundleSpec {
             overlays,
             compose,
             secrets,
+            values,
+            preflight,
         })
+    }
+
+    /// The value declared as `name`.
+    pub fn value(&self, name: &str) -> Option<&ValueSpec> {
+        self.values.iter().find(|v| v.name == name)
     }
 
     /// The image of `service`.

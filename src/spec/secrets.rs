@@ -50,6 +50,16 @@ pub struct SecretSpec {
     pub length: usize,
     /// Characters drawn from.
     pub alphabet: Alphabet,
+    /// The list value with one secret per item (`NAME_<ITEM>`), if any.
+    pub per: Option<String>,
+}
+
+impl SecretSpec {
+    /// The `.env` key of this secret for list item `item`: upper-cased,
+    /// `-` mapped to `_`.
+    pub fn key_for(&self, item: &str) -> String {
+        format!("{}_{}", self.name, item.to_uppercase().replace('-', "_"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -60,11 +70,14 @@ pub(super) struct RawSecret {
     alphabet: Option<Spanned<String>>,
     #[serde(default)]
     characters: Option<Spanned<String>>,
+    #[serde(default)]
+    per: Option<Spanned<String>>,
 }
 
 /// Checks `[secrets.*]`.
 pub(super) fn parse(
     raw: &BTreeMap<String, Spanned<RawSecret>>,
+    values: &[super::ValueSpec],
     err: &dyn Fn(Range<usize>, String) -> LocatedError,
 ) -> Result<Vec<SecretSpec>, LocatedError> {
     let mut secrets = Vec::new();
@@ -123,10 +136,32 @@ pub(super) fn parse(
                 }
             },
         };
+        if values.iter().any(|v| &v.name == sname) {
+            return Err(err(
+                span,
+                format!("`{sname}` is declared both as a secret and as a value"),
+            ));
+        }
+        let per = match &s.per {
+            None => None,
+            Some(p) => match values.iter().find(|v| &v.name == p.get_ref()) {
+                Some(v) if v.kind == super::ValueType::List => Some(p.get_ref().clone()),
+                _ => {
+                    return Err(err(
+                        p.span(),
+                        format!(
+                            "secret `{sname}`: per = `{}` names no list value",
+                            p.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
         secrets.push(SecretSpec {
             name: sname.clone(),
             length: length as usize,
             alphabet,
+            per,
         });
     }
 

@@ -1,0 +1,248 @@
+//! Site values at install: taken from `--set`, `--values FILE`, the
+//! existing `.env`, the declared default or a prompt, in that order, and
+//! checked all at once before anything on the host changes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::InstallError;
+use super::env::EnvFile;
+use crate::spec::{Value, ValueSpec, ValueType};
+use crate::validate::quote;
+
+/// Values the operator gives on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Supplied {
+    /// `NAME=VALUE` from each `--set`.
+    pub set: Vec<String>,
+    /// `--values FILE`.
+    pub file: Option<PathBuf>,
+}
+
+/// Asks for a value on a terminal; `None` when there is none to ask.
+pub type Prompt<'a> = &'a dyn Fn(&ValueSpec) -> Option<String>;
+
+/// Every declared value, resolved.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    /// By name.
+    pub values: BTreeMap<String, Value>,
+    /// Names whose stored form differs from the `.env` they were read
+    /// against (new ones included).
+    pub changed: Vec<String>,
+}
+
+/// Reads `--values FILE`: `NAME = "value"` or `NAME = ["a", "b"]`.
+fn read_file(path: &Path) -> Result<BTreeMap<String, Value>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--values {}: {e}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("--values {}: {}", path.display(), e.message().trim_end()))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in table {
+        let v = match v {
+            toml::Value::String(s) => Value::String(s),
+            toml::Value::Array(a) => Value::List(
+                a.into_iter()
+                    .map(|i| match i {
+                        toml::Value::String(s) => Ok(s),
+                        _ => Err(format!(
+                            "--values {}: `{k}`: list items must be strings",
+                            path.display()
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            toml::Value::Integer(i) => Value::String(i.to_string()),
+            toml::Value::Boolean(b) => Value::String(b.to_string()),
+            _ => {
+                return Err(format!(
+                    "--values {}: `{k}` must be a string or a list of strings",
+                    path.display()
+                ));
+            }
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Resolves every value of `specs` against the existing `.env`; one error
+/// lists every value that is missing or invalid.
+pub fn resolve(
+    specs: &[ValueSpec],
+    env: &EnvFile,
+    supplied: &Supplied,
+    prompt: Option<Prompt<'_>>,
+) -> Result<Resolved, InstallError> {
+    let mut problems = Vec::new();
+    let mut given: BTreeMap<String, Value> = BTreeMap::new();
+    if let Some(f) = &supplied.file {
+        match read_file(f) {
+            Ok(m) => given.extend(m),
+            Err(e) => problems.push(e),
+        }
+    }
+    for s in &supplied.set {
+        match s.split_once('=') {
+            Some((k, v)) => {
+                let v = match specs.iter().find(|sp| sp.name == k) {
+                    Some(sp) => sp.parse_text(v),
+                    None => Value::String(v.to_owned()),
+                };
+                given.insert(k.to_owned(), v);
+            }
+            None => problems.push(format!("--set `{}`: write NAME=VALUE", quote(s))),
+        }
+    }
+    for k in given.keys() {
+        if !specs.iter().any(|s| &s.name == k) {
+            let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            problems.push(format!(
+                "{}: the bundle declares no such value (it declares: {})",
+                quote(k),
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    let mut out = Resolved::default();
+    for spec in specs {
+        let from_env = env.get(&spec.name).map(|t| spec.parse_text(t));
+        let v = given
+            .remove(&spec.name)
+            .or(from_env)
+            .or_else(|| spec.default.clone())
+            .or_else(|| prompt.and_then(|p| p(spec)).map(|t| spec.parse_text(&t)));
+        let Some(v) = v else {
+            problems.push(format!(
+                "{}: required{}; pass --set {}=… or --values FILE",
+                spec.name,
+                spec.description
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default(),
+                spec.name
+            ));
+            continue;
+        };
+        if let Err(m) = check(spec, &v) {
+            problems.push(format!("{}: {m}", spec.name));
+            continue;
+        }
+        if env.get(&spec.name) != Some(v.env_form().as_str()) {
+            out.changed.push(spec.name.clone());
+        }
+        out.values.insert(spec.name.clone(), v);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(InstallError::Values(problems))
+    }
+}
+
+fn check(spec: &ValueSpec, v: &Value) -> Result<(), String> {
+    let empty_default = matches!(&spec.default, Some(Value::String(s)) if s.is_empty())
+        || matches!(&spec.default, Some(Value::List(l)) if l.is_empty());
+    let empty = matches!(v, Value::String(s) if s.is_empty())
+        || matches!(v, Value::List(l) if l.is_empty());
+    if empty && empty_default {
+        return Ok(());
+    }
+    if spec.kind == ValueType::File {
+        let Value::String(p) = v else {
+            return Err("a file value is one path".into());
+        };
+        return match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(format!("{} is not a regular file", quote(p))),
+            Err(e) => Err(format!("{}: {e}", quote(p))),
+        };
+    }
+    spec.check(v)
+}
+
+/// Where a file value's copy lives in the install directory.
+fn file_dest(root: &Path, name: &str) -> PathBuf {
+    root.join("values").join(name)
+}
+
+/// The values as the release sees them: a file value is the path of its
+/// copy in the install directory (empty when none was given).
+pub(super) fn placed(
+    values: &BTreeMap<String, Value>,
+    specs: &[ValueSpec],
+    root: &Path,
+) -> BTreeMap<String, Value> {
+    values
+        .iter()
+        .map(|(k, v)| {
+            let is_file = specs
+                .iter()
+                .any(|s| &s.name == k && s.kind == ValueType::File);
+            match v {
+                Value::String(p) if is_file && !p.is_empty() => (
+                    k.clone(),
+                    Value::String(file_dest(root, k).display().to_string()),
+                ),
+                v => (k.clone(), v.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Copies each file value into `root/values/NAME` (mode 0600, temp then
+/// rename), unless it is that copy already.
+pub(super) fn copy_files(
+    values: &BTreeMap<String, Value>,
+    specs: &[ValueSpec],
+    root: &Path,
+) -> Result<(), InstallError> {
+    for s in specs.iter().filter(|s| s.kind == ValueType::File) {
+        let Some(Value::String(src)) = values.get(&s.name) else {
+            continue;
+        };
+        let dest = file_dest(root, &s.name);
+        if src.is_empty() || Path::new(src) == dest {
+            continue;
+        }
+        let bytes = std::fs::read(src).map_err(|source| InstallError::Io {
+            path: PathBuf::from(src),
+            source,
+        })?;
+        let dir = root.join("values");
+        if std::fs::symlink_metadata(&dir).is_err() {
+            std::fs::create_dir(&dir).map_err(|source| InstallError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        super::target::write_private(&dest, &bytes, 0o600)?;
+    }
+    Ok(())
+}
+
+/// Keyed digests of `values`: SHA-256 over a per-install key and the
+/// value, so that the record says which changed without revealing any.
+pub(super) fn digests(values: &BTreeMap<String, Value>, key: &str) -> BTreeMap<String, String> {
+    use sha2::{Digest as _, Sha256};
+    values
+        .iter()
+        .map(|(k, v)| {
+            let mut h = Sha256::new();
+            h.update(key.as_bytes());
+            h.update([0]);
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.env_form().as_bytes());
+            (
+                k.clone(),
+                crate::digest::Digest::from_sha256(h).hex().to_owned(),
+            )
+        })
+        .collect()
+}
