@@ -20,7 +20,7 @@ use crate::sign::VerifyingKey;
 /// One finding: something on the host that is not as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// `image`, `container`, `service`, `file` or `release`.
+    /// `image`, `container`, `service`, `file`, `value` or `release`.
     pub kind: &'static str,
     /// The service, container or file concerned.
     pub subject: String,
@@ -75,7 +75,8 @@ pub struct ServiceAudit {
     pub state: String,
     /// Their health (`healthy`, `unhealthy`, `starting`), or empty without healthcheck.
     pub health: String,
-    /// `ok`, `missing`, `stopped` or `unhealthy`.
+    /// `ok`, `missing`, `stopped` or `unhealthy`; for a job also
+    /// `completed` (exited 0) or `failed`.
     pub status: &'static str,
 }
 
@@ -291,7 +292,11 @@ pub fn audit(
     let mut service_audits = Vec::new();
     if runtime.runs_compose() && release.compose.is_some() {
         for service in by_service.keys() {
-            let a = service_audit(service, &containers);
+            let a = service_audit(
+                service,
+                &containers,
+                release.jobs.iter().any(|j| j == service),
+            );
             let why = match a.status {
                 "missing" => Some(format!(
                     "missing: no container of project `{project}` runs it (start the stack: `bale install … --up`)"
@@ -303,6 +308,10 @@ pub fn audit(
                 )),
                 "unhealthy" => Some(format!(
                     "unhealthy: its healthcheck fails ({})",
+                    a.containers.join(", ")
+                )),
+                "failed" => Some(format!(
+                    "job failed: {} exited with an error; `bale install … --up` runs it again",
                     a.containers.join(", ")
                 )),
                 _ => None,
@@ -428,6 +437,14 @@ pub fn audit(
             });
         }
     }
+    for name in install::changed_since_install(target, &release) {
+        find(
+            "value",
+            &name,
+            "changed in .env since the last install; `bale install` of the same bundle applies it"
+                .into(),
+        );
+    }
     let pins = release_dir.join(".bale").join("compose.pins.yml");
     if std::fs::read_to_string(&pins).ok().as_deref()
         != Some(compose_pins(&platform_images).as_str())
@@ -456,9 +473,31 @@ pub fn audit(
 }
 
 /// How one service's containers stand.
-fn service_audit(service: &str, containers: &[crate::runtime::Container]) -> ServiceAudit {
+fn service_audit(
+    service: &str,
+    containers: &[crate::runtime::Container],
+    job: bool,
+) -> ServiceAudit {
     let mine: Vec<&crate::runtime::Container> =
         containers.iter().filter(|c| c.service == service).collect();
+    if job && !mine.is_empty() {
+        // A job that finished is done, not stopped.
+        let failed = mine
+            .iter()
+            .find(|c| c.state == "exited" && c.exit_code != Some(0));
+        let c = failed.copied().unwrap_or(mine[0]);
+        return ServiceAudit {
+            service: service.to_owned(),
+            containers: mine.iter().map(|c| c.name.clone()).collect(),
+            state: c.state.clone(),
+            health: c.health.clone(),
+            status: match (failed, c.state.as_str()) {
+                (Some(_), _) => "failed",
+                (None, "exited") => "completed",
+                _ => "ok",
+            },
+        };
+    }
     let stopped = mine.iter().find(|c| c.state != "running");
     let unhealthy = mine.iter().find(|c| c.health == "unhealthy");
     let (state, health, status) = match (mine.first(), stopped, unhealthy) {

@@ -85,6 +85,18 @@ pub enum BundleError {
     /// Signing.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// A template that does not render with placeholder values.
+    #[error("template {}:{line}:{column}: {message}", path.display())]
+    Template {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (0: unknown).
+        column: usize,
+        /// Why.
+        message: String,
+    },
     /// A compose file that would need a registry at install time.
     #[error("compose file {}: {message}", path.display())]
     Compose {
@@ -464,9 +476,50 @@ fn overlay_entries(spec: &BundleSpec) -> Result<(Vec<Entry>, Vec<FileRecord>), B
     Ok((entries, records))
 }
 
+/// Renders every template with placeholder values, so that an undefined
+/// name or a syntax error stops the build, naming file, line and column.
+/// Returns the rendered compose file when it is a template.
+pub fn check_templates(spec: &BundleSpec, lock: &Lockfile) -> Result<Option<String>, BundleError> {
+    let images = lock
+        .images
+        .iter()
+        .map(|i| (i.service.clone(), i.name.clone()))
+        .collect();
+    let ctx = crate::install::templates::placeholder_context(spec, images);
+    let render = |path: &Path| -> Result<String, BundleError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BundleError::Overlay {
+            path: path.to_owned(),
+            message: format!("a template must be UTF-8 text: {e}"),
+        })?;
+        let name = path.display().to_string();
+        crate::install::templates::render(&name, &text, &ctx).map_err(|e| BundleError::Template {
+            path: path.to_owned(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        })
+    };
+    for o in spec.overlays.iter().filter(|o| o.template) {
+        let root = spec.source_path(&o.source);
+        for item in walkdir::WalkDir::new(&root)
+            .sort_by_file_name()
+            .into_iter()
+            .flatten()
+        {
+            if item.file_type().is_file() {
+                render(item.path())?;
+            }
+        }
+    }
+    match &spec.compose {
+        Some(c) if c.template => render(&spec.source_path(&c.source)).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// Every compose service must run an image of the bundle, under the same
 /// service name: otherwise the installed stack would need a registry.
-fn check_compose(spec: &BundleSpec) -> Result<(), BundleError> {
+fn check_compose(spec: &BundleSpec, rendered: Option<&str>) -> Result<(), BundleError> {
     let Some(c) = &spec.compose else {
         return Ok(());
     };
@@ -475,7 +528,10 @@ fn check_compose(spec: &BundleSpec) -> Result<(), BundleError> {
         path: path.clone(),
         message,
     };
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let text = match rendered {
+        Some(t) => t.to_owned(),
+        None => std::fs::read_to_string(&path).map_err(io_err(&path))?,
+    };
     let doc: serde_norway::Value =
         serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
     let services = doc
@@ -656,7 +712,8 @@ pub fn build(
             missing,
         });
     }
-    check_compose(spec)?;
+    let rendered_compose = check_templates(spec, lock)?;
+    check_compose(spec, rendered_compose.as_deref())?;
     let (files, file_records) = overlay_entries(spec)?;
     let images = ImagesFile {
         format: 1,

@@ -125,7 +125,9 @@ impl Error {
             Error::Fetch(FetchError::Store(_)) | Error::Store(_) => exit::FAILURE,
             Error::Bundle(b) => match b {
                 BundleError::Corrupt { .. } => exit::INTEGRITY,
-                BundleError::Overlay { .. } | BundleError::Compose { .. } => exit::INVALID_INPUT,
+                BundleError::Overlay { .. }
+                | BundleError::Compose { .. }
+                | BundleError::Template { .. } => exit::INVALID_INPUT,
                 BundleError::Sign(s) => sign_code(s),
                 BundleError::Io { .. }
                 | BundleError::Missing { .. }
@@ -147,7 +149,9 @@ impl Error {
                 | InstallError::Values(_)
                 | InstallError::Template { .. } => exit::INVALID_INPUT,
                 InstallError::Refused(_) => exit::REFUSED,
-                InstallError::Runtime(_) | InstallError::Unhealthy { .. } => exit::RUNTIME,
+                InstallError::Runtime(_)
+                | InstallError::Unhealthy { .. }
+                | InstallError::JobFailed { .. } => exit::RUNTIME,
                 InstallError::Bundle(_) => exit::INVALID_INPUT,
                 InstallError::Io { .. }
                 | InstallError::Unsafe { .. }

@@ -204,6 +204,8 @@ impl Context {
         reporter: &dyn Reporter,
     ) -> Result<BuildReport, Error> {
         let lock = self.lock_if_needed(locked || offline)?;
+        // Templates are checked before anything is downloaded.
+        bundle::check_templates(&self.spec, &lock)?;
         let mut jobs = fetch::plan(&self.spec, &lock);
         if offline {
             jobs.retain(|j| matches!(j.origin, Origin::Layout(_)));

@@ -65,6 +65,8 @@ pub struct Container {
     pub state: String,
     /// `healthy`, `unhealthy`, `starting`, or empty without healthcheck.
     pub health: String,
+    /// The exit code, once it has exited.
+    pub exit_code: Option<i64>,
 }
 
 /// A compose project as bale starts it.
@@ -111,6 +113,10 @@ pub trait Runtime {
     /// through a service manager that may be absent (Podman without
     /// systemd); elsewhere nothing.
     fn check_health(&self, _container: &str) {}
+    /// The last `lines` lines a container logged (stdout and stderr).
+    fn logs(&self, _container: &str, _lines: usize) -> Result<String, RuntimeError> {
+        Ok(String::new())
+    }
     /// Whether this runtime runs compose projects, so that their services
     /// can be expected to be running.
     fn runs_compose(&self) -> bool {
@@ -303,6 +309,8 @@ struct InspectState {
     status: String,
     #[serde(rename = "Health", default)]
     health: Option<InspectHealth>,
+    #[serde(rename = "ExitCode", default)]
+    exit_code: Option<i64>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -393,6 +401,9 @@ impl Runtime for DockerCli {
                         .unwrap_or_default(),
                     image_id: full_id(&i.image),
                     image: config.image,
+                    exit_code: (state.status == "exited")
+                        .then_some(state.exit_code)
+                        .flatten(),
                     state: state.status,
                     health: state.health.map(|h| h.status).unwrap_or_default(),
                 }
@@ -463,6 +474,21 @@ impl Runtime for DockerCli {
         Ok(said)
     }
 
+    fn logs(&self, container: &str, lines: usize) -> Result<String, RuntimeError> {
+        let args = vec![
+            "logs".to_owned(),
+            "--tail".to_owned(),
+            lines.to_string(),
+            container.to_owned(),
+        ];
+        let out = run(&self.program, &args)?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
     fn check_health(&self, container: &str) {
         if self.program == "podman" {
             let _ = run(
@@ -475,7 +501,7 @@ impl Runtime for DockerCli {
 
 /// `KEY=VALUE` pairs of an env file (comments, blank lines and `export`
 /// skipped; one pair of surrounding quotes removed).
-fn env_values(text: &str) -> Vec<(String, String)> {
+pub fn env_values(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -496,7 +522,7 @@ fn env_values(text: &str) -> Vec<(String, String)> {
 }
 
 /// `text` with every value of `secrets` (of 4 characters or more) replaced.
-fn redact(text: &str, secrets: &[&str]) -> String {
+pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     let mut long: Vec<&&str> = secrets.iter().filter(|s| s.len() >= 4).collect();
     // Longest first, so that a value containing another is hidden whole.

@@ -53,6 +53,7 @@ pub(super) fn up(
     release_dir: &Path,
     release: &Release,
     opts: &InstallOptions<'_>,
+    restart: &[String],
 ) -> Result<Vec<Container>, InstallError> {
     let project = compose_project(target, release_dir, release)
         .ok_or_else(|| InstallError::Bundle("the bundle has no compose file to start".into()))?;
@@ -60,6 +61,11 @@ pub(super) fn up(
         &project,
         &["up".into(), "-d".into(), "--remove-orphans".into()],
     )?;
+    if !restart.is_empty() {
+        let mut args = vec!["restart".to_owned()];
+        args.extend(restart.iter().cloned());
+        opts.runtime.compose(&project, &args)?;
+    }
     let deadline = Instant::now() + opts.timeout;
     let mut poked = Instant::now();
     loop {
@@ -72,9 +78,23 @@ pub(super) fn up(
             }
             poked = Instant::now();
         }
+        let is_job = |c: &Container| release.jobs.contains(&c.service);
+        // A job that exited non-zero fails the install, with its log.
+        if let Some(j) = containers
+            .iter()
+            .find(|c| is_job(c) && c.state == "exited" && c.exit_code != Some(0))
+        {
+            return Err(job_failed(j, &project, opts));
+        }
         let waiting: Vec<String> = containers
             .iter()
-            .filter(|c| c.state != "running" || !(c.health.is_empty() || c.health == "healthy"))
+            .filter(|c| {
+                if is_job(c) {
+                    c.state != "exited"
+                } else {
+                    c.state != "running" || !(c.health.is_empty() || c.health == "healthy")
+                }
+            })
             .map(|c| {
                 format!(
                     "{} ({}{})",
@@ -88,27 +108,20 @@ pub(super) fn up(
                 )
             })
             .collect();
-        let failed = containers
-            .iter()
-            .any(|c| c.state == "exited" || c.state == "dead" || c.health == "unhealthy");
+        let failed = containers.iter().any(|c| {
+            !is_job(c) && (c.state == "exited" || c.state == "dead" || c.health == "unhealthy")
+        });
         if !containers.is_empty() && waiting.is_empty() {
             return Ok(containers);
         }
         if failed || Instant::now() >= deadline {
             return Err(InstallError::Unhealthy {
                 seconds: opts.timeout.as_secs(),
-                services: if waiting.is_empty() {
+                services: if waiting.is_empty() && containers.is_empty() {
                     // Some compose tools exit 0 when nothing started: show why.
                     vec![format!(
                         "no containers; compose said:\n{}",
-                        said.lines()
-                            .rev()
-                            .take(15)
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .rev()
-                            .collect::<Vec<_>>()
-                            .join("\n")
+                        last_lines(&said, 15)
                     )]
                 } else {
                     waiting
@@ -117,4 +130,71 @@ pub(super) fn up(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A failed job, with its last log lines (every `.env` value redacted).
+fn job_failed(
+    job: &Container,
+    project: &ComposeProject,
+    opts: &InstallOptions<'_>,
+) -> InstallError {
+    let env = std::fs::read_to_string(&project.env_file).unwrap_or_default();
+    let env = crate::runtime::env_values(&env);
+    let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+    let log = opts.runtime.logs(&job.name, 20).unwrap_or_default();
+    InstallError::JobFailed {
+        job: job.service.clone(),
+        code: job.exit_code.unwrap_or(-1),
+        log: crate::runtime::redact(&last_lines(&log, 20), &values),
+    }
+}
+
+/// The services of the compose file in `release_dir` that bind-mount one of
+/// `changed` (paths relative to the release), so that a re-rendered file
+/// reaches the process that reads it.
+pub(super) fn dependents(release_dir: &Path, release: &Release, changed: &[String]) -> Vec<String> {
+    let Some(file) = &release.compose else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(release_dir.join(file)) else {
+        return Vec::new();
+    };
+    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(&text) else {
+        return Vec::new();
+    };
+    let Some(services) = doc
+        .get("services")
+        .and_then(serde_norway::Value::as_mapping)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, svc) in services {
+        let Some(name) = name.as_str() else { continue };
+        let sources: Vec<String> = svc
+            .get("volumes")
+            .and_then(serde_norway::Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| match v {
+                serde_norway::Value::String(s) => s.split(':').next().map(str::to_owned),
+                m => m.get("source").and_then(|x| x.as_str()).map(str::to_owned),
+            })
+            .map(|s| s.trim_start_matches("./").trim_end_matches('/').to_owned())
+            .collect();
+        let uses = changed.iter().any(|c| {
+            sources
+                .iter()
+                .any(|s| !s.is_empty() && (c == s || c.starts_with(&format!("{s}/"))))
+        });
+        if uses {
+            out.push(name.to_owned());
+        }
+    }
+    out
 }

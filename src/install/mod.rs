@@ -47,7 +47,7 @@ use target::Target;
 
 pub use env::EnvFile;
 pub use release::RepairedFile;
-pub use values::{Prompt, Supplied};
+pub use values::{Prompt, Supplied, changed_since_install};
 
 pub use compose::{compose_pins, compose_project};
 pub use open::OpenBundle;
@@ -132,6 +132,18 @@ pub enum InstallError {
         /// Why.
         message: String,
     },
+    /// A setup job exited non-zero.
+    #[error(
+        "job `{job}` failed (exit {code}); its last log lines:\n{log}\nFix the cause, then run the same `bale install … --up` again: it runs the job again"
+    )]
+    JobFailed {
+        /// The job's service.
+        job: String,
+        /// Its exit code.
+        code: i64,
+        /// Its last log lines, `.env` values redacted.
+        log: String,
+    },
     /// Nothing installed in the target.
     #[error("{}: no bale installation here (no `current`)", .0.display())]
     NotInstalled(PathBuf),
@@ -186,6 +198,9 @@ pub struct Release {
     /// The containerd namespace, for containerd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_namespace: Option<String>,
+    /// One-shot services of the compose project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
     /// Every file laid out (a template with its rendered digest).
     pub files: Vec<InstalledFile>,
     /// Keyed digests of the site values installed with, so that audit can
@@ -380,9 +395,16 @@ fn install_locked(
     }
     fault_point("switch");
 
-    // 7. Start and wait.
+    // 7. Start and wait; a reconfigured file reaches its services by a
+    // restart (compose itself recreates what its own file changed).
     let services = if opts.up {
-        up(&target.root, &release_dir, &release, opts)?
+        let rerendered: Vec<String> = repaired
+            .iter()
+            .filter(|r| r.was != "added")
+            .map(|r| r.target.clone())
+            .collect();
+        let restart = compose::dependents(&release_dir, &release, &rerendered);
+        up(&target.root, &release_dir, &release, opts, &restart)?
     } else {
         Vec::new()
     };

@@ -246,3 +246,34 @@ pub(super) fn digests(values: &BTreeMap<String, Value>, key: &str) -> BTreeMap<S
         })
         .collect()
 }
+
+/// The names of the site values whose `.env` content differs from what
+/// the release at `target` was installed with (compared by keyed digest).
+pub fn changed_since_install(target: &Path, release: &super::Release) -> Vec<String> {
+    if release.values.is_empty() {
+        return Vec::new();
+    }
+    let key = super::target::read_nofollow(&target.join(".bale").join("values.key"))
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    let env = super::secrets::read_env(target).unwrap_or_default();
+    let now: BTreeMap<String, Value> = release
+        .values
+        .keys()
+        .map(|k| {
+            (
+                k.clone(),
+                Value::String(env.get(k).unwrap_or_default().to_owned()),
+            )
+        })
+        .collect();
+    let now = digests(&now, &key);
+    release
+        .values
+        .iter()
+        .filter(|(k, d)| now.get(*k) != Some(*d))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
