@@ -280,9 +280,11 @@ pub fn audit(
     }
 
     // Containers of the project.
-    let by_service: BTreeMap<&str, &ImageRecord> = platform_images
+    let compose = install::compose_text(&release_dir, &release);
+    let service_images = install::service_images(compose.as_deref(), &platform_images);
+    let by_service: BTreeMap<&str, &ImageRecord> = service_images
         .iter()
-        .map(|r| (r.service.as_str(), *r))
+        .map(|(k, v)| (k.as_str(), *v))
         .collect();
     let project = release
         .project
@@ -447,7 +449,7 @@ pub fn audit(
     }
     let pins = release_dir.join(".bale").join("compose.pins.yml");
     if std::fs::read_to_string(&pins).ok().as_deref()
-        != Some(compose_pins(&platform_images).as_str())
+        != Some(compose_pins(&platform_images, compose.as_deref()).as_str())
     {
         find(
             "file",

@@ -519,7 +519,11 @@ pub fn check_templates(spec: &BundleSpec, lock: &Lockfile) -> Result<Option<Stri
 
 /// Every compose service must run an image of the bundle, under the same
 /// service name: otherwise the installed stack would need a registry.
-fn check_compose(spec: &BundleSpec, rendered: Option<&str>) -> Result<(), BundleError> {
+fn check_compose(
+    spec: &BundleSpec,
+    rendered: Option<&str>,
+    names: &BTreeSet<String>,
+) -> Result<(), BundleError> {
     let Some(c) = &spec.compose else {
         return Ok(());
     };
@@ -540,9 +544,12 @@ fn check_compose(spec: &BundleSpec, rendered: Option<&str>) -> Result<(), Bundle
         .ok_or_else(|| err("has no `services` mapping".into()))?;
     for (name, svc) in services {
         let name = name.as_str().unwrap_or_default();
-        if spec.image(name).is_none() {
+        // A service of [images], or one (from a template) that names a
+        // bundle image: `image: {{ images.web }}`.
+        let image = svc.get("image").and_then(|i| i.as_str());
+        if spec.image(name).is_none() && !image.is_some_and(|i| names.contains(i)) {
             return Err(err(format!(
-                "service `{name}` has no image in bundle.toml's [images]: add `{name} = \"IMAGE:TAG\"`"
+                "service `{name}` has no image in bundle.toml's [images]: add `{name} = \"IMAGE:TAG\"`, or give it `image:` of a bundle image (`{{{{ images.SERVICE }}}}` in a template)"
             )));
         }
         if svc.get("build").is_some() {
@@ -713,7 +720,8 @@ pub fn build(
         });
     }
     let rendered_compose = check_templates(spec, lock)?;
-    check_compose(spec, rendered_compose.as_deref())?;
+    let names = lock.images.iter().map(|i| i.name.clone()).collect();
+    check_compose(spec, rendered_compose.as_deref(), &names)?;
     let (files, file_records) = overlay_entries(spec)?;
     let images = ImagesFile {
         format: 1,

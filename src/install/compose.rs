@@ -1,7 +1,7 @@
 //! The compose side of a release: image pins, the command line, and `--up`
 //! with its wait for every healthcheck.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -9,21 +9,63 @@ use super::{InstallError, InstallOptions, Release};
 use crate::bundle::ImageRecord;
 use crate::runtime::{ComposeProject, Container};
 
-/// The compose override that pins every service to the image bale loaded.
-pub fn compose_pins(images: &[&ImageRecord]) -> String {
+/// Each service of the compose file `text` with the bundle image it runs:
+/// a service named in `[images]` runs that image; any other (one a
+/// template made, such as one per tenant) runs the bundle image its
+/// `image:` names. Without a compose file, every `[images]` service.
+pub fn service_images<'a>(
+    text: Option<&str>,
+    images: &[&'a ImageRecord],
+) -> BTreeMap<String, &'a ImageRecord> {
+    let by_service: BTreeMap<&str, &ImageRecord> =
+        images.iter().map(|r| (r.service.as_str(), *r)).collect();
+    let doc = text.and_then(|t| serde_norway::from_str::<serde_norway::Value>(t).ok());
+    let Some(services) = doc
+        .as_ref()
+        .and_then(|d| d.get("services"))
+        .and_then(serde_norway::Value::as_mapping)
+    else {
+        return by_service
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+    };
+    let mut out = BTreeMap::new();
+    for (name, svc) in services {
+        let Some(name) = name.as_str() else { continue };
+        let named = svc.get("image").and_then(|i| i.as_str());
+        let record = by_service
+            .get(name)
+            .copied()
+            .or_else(|| named.and_then(|n| images.iter().copied().find(|r| r.name == n)));
+        if let Some(r) = record {
+            out.insert(name.to_owned(), r);
+        }
+    }
+    out
+}
+
+/// The compose override that pins every service of the compose file
+/// `text` to the image bale loaded, never pulled.
+pub fn compose_pins(images: &[&ImageRecord], text: Option<&str>) -> String {
     let mut s = String::from(
         "# Written by bale install: every service runs the image bale loaded,\n# never pulled from a registry.\nservices:\n",
     );
-    let mut seen = BTreeSet::new();
-    for r in images {
-        if seen.insert(&r.service) {
-            s.push_str(&format!(
-                "  {}:\n    image: {}\n    pull_policy: never\n",
-                r.service, r.name
-            ));
-        }
+    for (service, r) in service_images(text, images) {
+        s.push_str(&format!(
+            "  {service}:\n    image: {}\n    pull_policy: never\n",
+            r.name
+        ));
     }
     s
+}
+
+/// The compose file of the release in `dir`, as installed (rendered).
+pub fn compose_text(dir: &Path, release: &Release) -> Option<String> {
+    release
+        .compose
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(dir.join(c)).ok())
 }
 
 /// The compose project of a release: name, directory, env file, and the

@@ -49,7 +49,7 @@ pub use env::EnvFile;
 pub use release::RepairedFile;
 pub use values::{Prompt, Supplied, changed_since_install};
 
-pub use compose::{compose_pins, compose_project};
+pub use compose::{compose_pins, compose_project, compose_text, service_images};
 pub use open::OpenBundle;
 pub use secrets::generate_secret;
 pub use target::current_release;

@@ -225,9 +225,10 @@ fn write_meta(
     let mut images_json = Vec::new();
     bundle.copy_entry(IMAGES_PATH, &mut images_json)?;
     write_private(&meta.join("images.json"), &images_json, 0o644)?;
+    let compose = super::compose_text(dir, release);
     write_private(
         &meta.join("compose.pins.yml"),
-        compose_pins(images).as_bytes(),
+        compose_pins(images, compose.as_deref()).as_bytes(),
         0o644,
     )
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior};
 
-use crate::spec::{BundleSpec, SecretSpec, Value};
+use crate::spec::{BundleSpec, SecretSpec, Value, ValueType};
 
 /// What every template sees.
 #[derive(Clone, Debug, Default)]
@@ -117,17 +117,33 @@ pub fn render(name: &str, source: &str, ctx: &Context) -> Result<String, Templat
 pub fn placeholder_context(spec: &BundleSpec, images: BTreeMap<String, String>) -> Context {
     let mut values = BTreeMap::new();
     for v in &spec.values {
+        // A placeholder that fits the pattern where one of a few does, so
+        // that filters such as `|int` see a plausible value.
+        let fitting = |first: &str| {
+            [
+                first,
+                "placeholder",
+                "example.org",
+                "1024",
+                "a",
+                "admin@example.org",
+                "true",
+            ]
+            .into_iter()
+            .find(|c| v.pattern.as_ref().is_none_or(|p| p.is_match(c)))
+            .unwrap_or("placeholder")
+            .to_owned()
+        };
         let val = match (&v.default, v.kind) {
             (Some(Value::List(l)), _) if !l.is_empty() => Value::List(l.clone()),
-            (_, crate::spec::ValueType::List) => {
-                Value::List(vec!["item-a".into(), "item-b".into()])
-            }
+            (_, ValueType::List) => Value::List(vec![fitting("item-a"), fitting("item-b")]),
             (Some(Value::String(s)), _) if !s.is_empty() => Value::String(s.clone()),
+            (_, ValueType::File) => Value::String("/placeholder/file".into()),
             _ => Value::String(
                 v.choices
                     .first()
                     .cloned()
-                    .unwrap_or_else(|| "placeholder".into()),
+                    .unwrap_or_else(|| fitting("placeholder")),
             ),
         };
         values.insert(v.name.clone(), val);

@@ -1,0 +1,483 @@
+//! Site values, templates, per-item secrets and setup jobs, end to end:
+//! dockerd and docker-compose run what the templates render, and the real
+//! `caddy validate` checks the Caddyfile rendered for each TLS choice.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use common::daemons::Dockerd;
+use common::*;
+
+const BUNDLE: &str = r#"[bundle]
+name = "site"
+version = "1.0.0"
+
+[images]
+web = "oci:images:localhost/bale-demo/web:1.0"
+setup = "oci:images:localhost/bale-demo/worker:1.0"
+
+[compose]
+file = "compose.yml.j2"
+target = "docker-compose.yml"
+template = true
+project = "siteproj"
+jobs = ["setup"]
+
+[[overlays]]
+source = "conf"
+target = "conf"
+template = true
+
+[[overlays]]
+source = "www"
+target = "www"
+template = true
+
+[values.DOMAIN]
+description = "Public domain; each tenant answers at <tenant>.DOMAIN"
+pattern = '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$'
+
+[values.TENANTS]
+type = "list"
+pattern = '^[a-z][a-z0-9-]{0,30}$'
+
+[values.API_TOKEN]
+secret = true
+
+[values.BASE_PORT]
+pattern = '^[0-9]{4,5}$'
+
+[values.TLS]
+choices = ["internal", "acme", "files"]
+default = "internal"
+
+[values.ACME_EMAIL]
+default = "ops@example.org"
+
+[values.TLS_CERT]
+type = "file"
+default = ""
+
+[values.TLS_KEY]
+type = "file"
+default = ""
+
+[values.SETUP_EXIT]
+choices = ["0", "3"]
+default = "0"
+
+[secrets.TENANT_KEY]
+length = 24
+per = "TENANTS"
+"#;
+
+const COMPOSE: &str = r#"services:
+{% for t in TENANTS %}
+  tenant-{{ t }}:
+    image: {{ images.web }}
+    command: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"]
+    volumes: ["./www:/srv/www:ro"]
+    ports: ["127.0.0.1:{{ BASE_PORT|int + loop.index0 }}:8080"]
+    environment:
+      TENANT_KEY: "{{ TENANT_KEY[t] }}"
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+    networks: [stack]
+{% endfor %}
+  setup:
+    image: {{ images.setup }}
+    command: ["/bin/sh", "-c", "echo setup running for {{ DOMAIN }}; test -n \"$$API_TOKEN\" && exit {{ SETUP_EXIT }}"]
+    environment:
+      API_TOKEN: ${API_TOKEN}
+    networks: [stack]
+networks:
+  stack: {}
+"#;
+
+const CADDYFILE: &str = r#"{% for t in TENANTS %}{{ t }}.{{ DOMAIN }} {
+{% if TLS == "internal" %}	tls internal
+{% elif TLS == "files" %}	tls {{ TLS_CERT }} {{ TLS_KEY }}
+{% else %}	tls {{ ACME_EMAIL }}
+{% endif %}	reverse_proxy tenant-{{ t }}:8080
+}
+{% endfor %}"#;
+
+/// A project with the site bundle's sources and a key pair.
+fn project() -> Project {
+    let p = Project::new(BUNDLE);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
+        &p.path().join("images"),
+    );
+    p.write("compose.yml.j2", COMPOSE);
+    p.write("conf/Caddyfile", CADDYFILE);
+    p.write(
+        "www/index.html",
+        "<h1>{{ bundle.name }} {{ bundle.version }} at {{ DOMAIN }}</h1>\n",
+    );
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "keys/k.pub",
+        "--secret-key",
+        "keys/k.sec",
+        "--no-password",
+    ])
+    .ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "site.bale"])
+        .ok();
+    p
+}
+
+fn http_get(port: u16) -> String {
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if !buf.is_empty() {
+                return buf;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("nothing answers on 127.0.0.1:{port}");
+}
+
+/// Three loopback ports in a row that are free now.
+fn free_run() -> u16 {
+    for _ in 0..50 {
+        let base = free_port();
+        if base < 65000
+            && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no three free ports in a row");
+}
+
+#[test]
+fn values_templates_per_item_secrets_and_jobs_with_docker() {
+    let p = project();
+    let docker = Dockerd::start();
+    let env = [("DOCKER_HOST", docker.host.as_str())];
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "install",
+            "site.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "target",
+            "--timeout",
+            "120",
+        ];
+        args.extend_from_slice(extra);
+        p.bale_env(&args, &env)
+    };
+
+    // No values and no terminal: every missing one named, nothing touched.
+    let r = install(&["--up"]);
+    r.fails(3);
+    for name in ["DOMAIN", "TENANTS", "API_TOKEN", "BASE_PORT"] {
+        assert!(
+            r.stderr().contains(&format!("{name}: required")),
+            "{name}\n{}",
+            r.describe()
+        );
+    }
+    assert!(
+        !p.path().join("target").exists(),
+        "a refused install touched the target"
+    );
+    let images = docker.docker(&["images", "-q"]);
+    assert!(
+        String::from_utf8_lossy(&images.stdout).trim().is_empty(),
+        "an image was loaded"
+    );
+
+    // Invalid values: each named, the secret one without its value.
+    let r = install(&[
+        "--set",
+        "DOMAIN=Not A Domain",
+        "--set",
+        "TENANTS=ok,Bad_Name",
+        "--set",
+        "API_TOKEN=x y",
+        "--set",
+        "BASE_PORT=80",
+        "--set",
+        "TLS=plain",
+    ]);
+    r.fails(3);
+    for want in [
+        "DOMAIN: `Not A Domain` does not match",
+        "TENANTS: `Bad_Name`",
+        "BASE_PORT",
+        "TLS: `plain` is not one of: internal, acme, files",
+    ] {
+        assert!(r.stderr().contains(want), "{want}\n{}", r.describe());
+    }
+
+    // With a values file: every tenant up and answering.
+    let base = free_run();
+    let token = "tok-secret-123456";
+    p.write(
+        "site.toml",
+        &format!("DOMAIN = \"example.org\"\nTENANTS = [\"acme\", \"beta\"]\nAPI_TOKEN = \"{token}\"\nBASE_PORT = \"{base}\"\n"),
+    );
+    let r = install(&["--values", "site.toml", "--up"]);
+    r.ok();
+    for port in [base, base + 1] {
+        assert!(
+            http_get(port).contains("site 1.0.0 at example.org"),
+            "port {port}"
+        );
+    }
+    let envfile = p.read("target/.env");
+    let key_acme = envfile
+        .lines()
+        .find_map(|l| l.strip_prefix("TENANT_KEY_ACME="))
+        .unwrap_or_else(|| panic!("no per-tenant secret:\n{envfile}"))
+        .to_owned();
+    assert!(envfile.contains("TENANTS=acme,beta"), "{envfile}");
+    assert!(envfile.contains(&format!("API_TOKEN={token}")));
+    for out in [r.stdout(), r.stderr()] {
+        assert!(
+            !out.contains(token) && !out.contains(&key_acme),
+            "a secret was printed:\n{}",
+            r.describe()
+        );
+    }
+    // The compose file holds per-tenant secrets: it is private.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |rel: &str| {
+        std::fs::metadata(p.path().join("target/current").join(rel))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
+    assert_eq!(mode("docker-compose.yml"), 0o600);
+    assert_eq!(mode("www/index.html"), 0o644);
+    let a = p.bale_env(&["audit", "--target", "target", "--json"], &env);
+    a.ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&a.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", a.describe()));
+    let setup = v["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["service"] == "setup"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(setup["status"], "completed", "{v}");
+    assert!(!a.stdout().contains(token));
+
+    // One more tenant: exactly one more service, existing secrets kept.
+    let r = install(&[
+        "--values",
+        "site.toml",
+        "--set",
+        "TENANTS=acme,beta,gamma",
+        "--up",
+    ]);
+    r.ok();
+    assert!(r.stderr().contains("reconfigured"), "{}", r.describe());
+    assert!(http_get(base + 2).contains("example.org"));
+    let envfile = p.read("target/.env");
+    assert!(
+        envfile.contains(&format!("TENANT_KEY_ACME={key_acme}")),
+        "{envfile}"
+    );
+    assert!(envfile.contains("TENANT_KEY_GAMMA="), "{envfile}");
+    let ps = docker.docker(&[
+        "ps",
+        "--filter",
+        "label=com.docker.compose.project=siteproj",
+        "--format",
+        "{{.Names}}",
+    ]);
+    let names = String::from_utf8_lossy(&ps.stdout).to_string();
+    assert_eq!(
+        names.lines().filter(|n| n.contains("tenant-")).count(),
+        3,
+        "{names}"
+    );
+    p.bale_env(&["audit", "--target", "target"], &env).ok();
+    let caddy = p.read("target/current/conf/Caddyfile");
+    assert!(
+        caddy.contains("gamma.example.org {") && caddy.contains("tls internal"),
+        "{caddy}"
+    );
+
+    // An edited rendered file is drift; a value edited by hand in .env is named.
+    p.write("target/current/conf/Caddyfile", "edited\n");
+    let envfile = p
+        .read("target/.env")
+        .replace("DOMAIN=example.org", "DOMAIN=other.example.org");
+    p.write("target/.env", &envfile);
+    let a = p.bale_env(&["audit", "--target", "target"], &env);
+    a.fails(6);
+    assert!(
+        a.stderr().contains("FINDING file conf/Caddyfile: modified"),
+        "{}",
+        a.describe()
+    );
+    assert!(
+        a.stderr().contains("FINDING value DOMAIN: changed"),
+        "{}",
+        a.describe()
+    );
+    assert!(
+        !a.stderr().contains("other.example.org"),
+        "audit printed a value"
+    );
+
+    // A failing job fails --up and shows its log.
+    let r = install(&[
+        "--values",
+        "site.toml",
+        "--set",
+        "TENANTS=acme,beta,gamma",
+        "--set",
+        "SETUP_EXIT=3",
+        "--up",
+    ]);
+    r.fails(8);
+    assert!(
+        r.stderr().contains("job `setup` failed (exit 3)"),
+        "{}",
+        r.describe()
+    );
+    // Its log, with every site value redacted (site values never enter a log).
+    assert!(
+        r.stderr().contains("setup running for <redacted>"),
+        "{}",
+        r.describe()
+    );
+    assert!(!r.stderr().contains(token));
+
+    let _ = docker.docker(&[
+        "rm",
+        "-f",
+        "-v",
+        "siteproj_tenant-acme_1",
+        "siteproj_tenant-beta_1",
+        "siteproj_tenant-gamma_1",
+        "siteproj_setup_1",
+    ]);
+}
+
+#[test]
+fn a_template_error_stops_the_build_naming_file_line_and_column() {
+    let p = project();
+    p.write(
+        "conf/Caddyfile",
+        "{{ DOMAIN }}\n{% for t in TENANTS %}\n  {{ NO_SUCH_VALUE }}\n{% endfor %}\n",
+    );
+    let r = p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "bad.bale"]);
+    r.fails(3);
+    assert!(
+        r.stderr().contains("conf/Caddyfile:3:6"),
+        "{}",
+        r.describe()
+    );
+    assert!(!p.path().join("bad.bale").exists());
+}
+
+#[test]
+fn caddy_validates_the_caddyfile_rendered_for_each_tls_choice() {
+    assert!(
+        have("caddy"),
+        "caddy is not installed: run the README's test command"
+    );
+    let p = project();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=example.org",
+            "-keyout",
+            "site.key",
+            "-out",
+            "site.crt",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let base = free_port().to_string();
+    for tls in ["internal", "acme", "files"] {
+        let target = format!("t-{tls}");
+        let mut args = vec![
+            "install",
+            "site.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            &target,
+            "--runtime",
+            "none",
+            "--set",
+            "DOMAIN=example.org",
+            "--set",
+            "TENANTS=acme,beta",
+            "--set",
+            "API_TOKEN=tok-secret",
+            "--set",
+        ];
+        let port = format!("BASE_PORT={base}");
+        let tls_set = format!("TLS={tls}");
+        args.extend([port.as_str(), "--set", tls_set.as_str()]);
+        if tls == "files" {
+            args.extend(["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"]);
+        }
+        p.bale(&args).ok();
+        let file = p.path().join(&target).join("current/conf/Caddyfile");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let want = match tls {
+            "internal" => "tls internal".to_owned(),
+            "acme" => "tls ops@example.org".to_owned(),
+            _ => format!(
+                "tls {}",
+                p.path().join(&target).join("values/TLS_CERT").display()
+            ),
+        };
+        assert!(text.contains(&want), "{tls}: {text}");
+        let out = std::process::Command::new("caddy")
+            .args(["validate", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", p.path())
+            .env("XDG_DATA_HOME", p.path().join("caddy-data"))
+            .env("XDG_CONFIG_HOME", p.path().join("caddy-config"))
+            .output()
+            .unwrap_or_else(|e| panic!("caddy: {e}"));
+        assert!(
+            out.status.success(),
+            "caddy validate ({tls}):\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The site's key was copied in with mode 0600.
+    use std::os::unix::fs::PermissionsExt as _;
+    let m = std::fs::metadata(p.path().join("t-files/values/TLS_KEY"))
+        .map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(m.unwrap_or(0), 0o600);
+}
