@@ -148,7 +148,7 @@ impl Error {
                 InstallError::Verify(_)
                 | InstallError::Values(_)
                 | InstallError::Template { .. } => exit::INVALID_INPUT,
-                InstallError::Refused(_) => exit::REFUSED,
+                InstallError::Refused(_) | InstallError::Preflight(_) => exit::REFUSED,
                 InstallError::Runtime(_)
                 | InstallError::Unhealthy { .. }
                 | InstallError::JobFailed { .. } => exit::RUNTIME,

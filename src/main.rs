@@ -66,6 +66,8 @@ fn run(command: Command) -> Result<(), bale::Error> {
             allow_downgrade,
             set,
             values,
+            skip_preflight,
+            dry_run,
             json,
         } => site::install(site::InstallArgs {
             bundle,
@@ -77,6 +79,8 @@ fn run(command: Command) -> Result<(), bale::Error> {
             allow_downgrade,
             set,
             values,
+            skip_preflight,
+            dry_run,
             json: json.json,
         }),
         Command::Audit {

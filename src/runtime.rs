@@ -113,6 +113,18 @@ pub trait Runtime {
     /// through a service manager that may be absent (Podman without
     /// systemd); elsewhere nothing.
     fn check_health(&self, _container: &str) {}
+    /// Where the runtime keeps its images, for the disk preflight.
+    fn data_root(&self) -> Option<PathBuf> {
+        None
+    }
+    /// The runtime's (server) version, as it prints it.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// The compose tool's version, as it prints it.
+    fn compose_version(&self) -> Option<String> {
+        None
+    }
     /// The last `lines` lines a container logged (stdout and stderr).
     fn logs(&self, _container: &str, _lines: usize) -> Result<String, RuntimeError> {
         Ok(String::new())
@@ -472,6 +484,49 @@ impl Runtime for DockerCli {
             });
         }
         Ok(said)
+    }
+
+    fn data_root(&self) -> Option<PathBuf> {
+        let format = if self.program == "podman" {
+            "{{.Store.GraphRoot}}"
+        } else {
+            "{{.DockerRootDir}}"
+        };
+        let out = run_ok(
+            &self.program,
+            &["info".into(), "--format".into(), format.into()],
+        )
+        .ok()?;
+        let p = out.trim();
+        (!p.is_empty()).then(|| PathBuf::from(p))
+    }
+
+    fn version(&self) -> Option<String> {
+        let format = if self.program == "podman" {
+            "{{.Version}}"
+        } else {
+            "{{.Server.Version}}"
+        };
+        run_ok(
+            &self.program,
+            &["version".into(), "--format".into(), format.into()],
+        )
+        .ok()
+        .map(|v| v.trim().to_owned())
+    }
+
+    fn compose_version(&self) -> Option<String> {
+        let mut cmd = self.compose_command().ok()?;
+        let program = cmd.remove(0);
+        cmd.push("version".into());
+        let out = run_ok(&program, &cmd).ok()?;
+        // "docker-compose version 1.29.2, build …", "podman-compose version 1.0.3",
+        // "Docker Compose version v2.20.2": the word after the first "version".
+        out.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "version")?;
+            words.next().map(|w| w.trim_end_matches(',').to_owned())
+        })
     }
 
     fn logs(&self, container: &str, lines: usize) -> Result<String, RuntimeError> {

@@ -481,3 +481,142 @@ fn caddy_validates_the_caddyfile_rendered_for_each_tls_choice() {
         .map(|m| m.permissions().mode() & 0o777);
     assert_eq!(m.unwrap_or(0), 0o600);
 }
+
+fn none_install(p: &Project, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "install",
+        "site.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "target",
+        "--runtime",
+        "none",
+        "--set",
+        "DOMAIN=example.org",
+        "--set",
+        "TENANTS=acme,beta",
+        "--set",
+        "API_TOKEN=tok-secret-987",
+        "--set",
+        "BASE_PORT=18000",
+    ];
+    args.extend_from_slice(extra);
+    p.bale(&args)
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let p = project();
+    let r = none_install(&p, &["--dry-run"]);
+    r.ok();
+    assert!(
+        !p.path().join("target").exists(),
+        "a dry run created the target"
+    );
+    let err = r.stderr();
+    for want in [
+        "would be Installed",
+        "file  add      docker-compose.yml",
+        "file  add      conf/Caddyfile",
+        "values to set: ",
+        "secrets to generate: TENANT_KEY_ACME, TENANT_KEY_BETA",
+        "jobs --up runs: setup",
+    ] {
+        assert!(err.contains(want), "{want}\n{}", r.describe());
+    }
+    assert!(!err.contains("tok-secret-987"));
+
+    none_install(&p, &[]).ok();
+    let before = std::fs::read(p.path().join("target/.env")).unwrap_or_default();
+    let r = none_install(
+        &p,
+        &["--set", "TENANTS=acme,beta,gamma", "--dry-run", "--json"],
+    );
+    r.ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["action"], "unchanged");
+    let change = |t: &str| {
+        v["files"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["target"] == t))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(change("conf/Caddyfile")["change"], "change", "{v}");
+    assert_eq!(change("conf/Caddyfile")["lines"][0], 4, "{v}");
+    assert_eq!(change("www/index.html")["change"], "same", "{v}");
+    // The compose file holds secrets: its lines are not compared.
+    assert_eq!(change("docker-compose.yml")["change"], "change");
+    assert!(change("docker-compose.yml")["lines"].is_null(), "{v}");
+    assert_eq!(v["values_changed"], serde_json::json!(["TENANTS"]));
+    assert_eq!(
+        v["secrets_to_generate"],
+        serde_json::json!(["TENANT_KEY_GAMMA"])
+    );
+    assert!(!r.stdout().contains("tok-secret-987"));
+    assert_eq!(
+        std::fs::read(p.path().join("target/.env")).unwrap_or_default(),
+        before,
+        ".env changed"
+    );
+    assert!(!p.read("target/current/conf/Caddyfile").contains("gamma"));
+}
+
+#[test]
+fn preflight_refuses_a_host_that_lacks_what_the_bundle_needs() {
+    let p = project();
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = held.local_addr().map(|a| a.port()).unwrap_or(0);
+    p.write(
+        "bundle.toml",
+        &format!("{BUNDLE}\n[preflight]\nmemory_gib = 100000\ndisk_gib = 0.001\nports = [{port}]\nruntime_version = \"20.10\"\n"),
+    );
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "site.bale"])
+        .ok();
+    let r = none_install(&p, &[]);
+    r.fails(7);
+    for want in [
+        "memory: ",
+        "100000 GiB required",
+        &format!("port(s) {port} in use"),
+        "runtime_version: cannot tell",
+    ] {
+        assert!(r.stderr().contains(want), "{want}\n{}", r.describe());
+    }
+    assert!(
+        !r.stderr().contains("disk:"),
+        "disk passed\n{}",
+        r.describe()
+    );
+    assert!(!p.path().join("target").exists());
+    // Each overridden by name, and the report says so.
+    let r = none_install(
+        &p,
+        &[
+            "--skip-preflight",
+            "memory",
+            "--skip-preflight",
+            "ports",
+            "--skip-preflight",
+            "runtime_version",
+            "--json",
+        ],
+    );
+    r.ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
+    let status = |n: &str| {
+        v["preflight"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == n))
+            .map(|c| c["status"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(status("memory"), "skipped", "{v}");
+    assert_eq!(status("ports"), "skipped");
+    assert_eq!(status("disk"), "ok");
+    drop(held);
+}

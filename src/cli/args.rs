@@ -178,6 +178,12 @@ pub enum Command {
         /// TOML file of site values: NAME = "value" or NAME = ["a", "b"].
         #[arg(long = "values", value_name = "FILE")]
         values: Option<PathBuf>,
+        /// Override one preflight check (recorded in the report); repeatable.
+        #[arg(long = "skip-preflight", value_name = "NAME", value_parser = ["memory", "disk", "ports", "compose_version", "runtime_version"])]
+        skip_preflight: Vec<String>,
+        /// Verify, check values and preflight, and print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         json: Json,
     },

@@ -84,6 +84,10 @@ pub struct InstallArgs {
     pub set: Vec<String>,
     /// `--values`.
     pub values: Option<PathBuf>,
+    /// `--skip-preflight`.
+    pub skip_preflight: Vec<String>,
+    /// `--dry-run`.
+    pub dry_run: bool,
     /// `--json`.
     pub json: bool,
 }
@@ -92,26 +96,31 @@ pub struct InstallArgs {
 pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
     let key = VerifyingKey::from_file(&a.public_key)?;
     let (rt, runtime_address, runtime_namespace) = runtime(&a.runtime, None);
-    let report = bale::install::install(
-        &a.bundle,
-        &InstallOptions {
-            key: &key,
-            target: a.target,
-            runtime: rt.as_ref(),
-            runtime_address,
-            runtime_namespace,
-            up: a.up,
-            allow_downgrade: a.allow_downgrade,
-            timeout: std::time::Duration::from_secs(a.timeout),
-            values: bale::install::Supplied {
-                set: a.set,
-                file: a.values,
-            },
-            prompt: std::io::stdin()
-                .is_terminal()
-                .then_some(&prompt as bale::install::Prompt<'_>),
+    let opts = InstallOptions {
+        key: &key,
+        target: a.target,
+        runtime: rt.as_ref(),
+        runtime_address,
+        runtime_namespace,
+        up: a.up,
+        allow_downgrade: a.allow_downgrade,
+        timeout: std::time::Duration::from_secs(a.timeout),
+        values: bale::install::Supplied {
+            set: a.set,
+            file: a.values,
         },
-    )?;
+        prompt: std::io::stdin()
+            .is_terminal()
+            .then_some(&prompt as bale::install::Prompt<'_>),
+        skip_preflight: a.skip_preflight,
+    };
+    if a.dry_run {
+        let bundle = bale::install::OpenBundle::open(&a.bundle, &key)?;
+        let plan = bale::install::plan(&bundle, &opts)?;
+        print_plan(&plan, a.json);
+        return Ok(());
+    }
+    let report = bale::install::install(&a.bundle, &opts)?;
     if a.json {
         output::result(serde_json::to_value(&report).unwrap_or_default(), true);
         return Ok(());
@@ -141,6 +150,9 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
     if !report.values_changed.is_empty() {
         let _ = writeln!(err, "  values set: {}", report.values_changed.join(", "));
     }
+    for c in report.preflight.iter().filter(|c| c.status == "skipped") {
+        let _ = writeln!(err, "  preflight {} SKIPPED: {}", c.name, c.message);
+    }
     for f in &report.repaired {
         let _ = writeln!(err, "  restored {:<9} {}", f.was, f.target);
     }
@@ -162,6 +174,55 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
         let _ = writeln!(err, "  service {:<20} {} {}", c.service, c.state, c.health);
     }
     Ok(())
+}
+
+fn print_plan(plan: &bale::install::Plan, json: bool) {
+    if json {
+        output::result(serde_json::to_value(plan).unwrap_or_default(), true);
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "dry run: {} {} would be {:?}{} (nothing was changed)",
+        plan.name,
+        plan.version,
+        plan.action,
+        plan.current
+            .as_ref()
+            .map(|c| format!(", over {c}"))
+            .unwrap_or_default()
+    );
+    for i in &plan.images {
+        let _ = writeln!(err, "  image {:<8} {} ({})", i.status, i.name, i.service);
+    }
+    for f in &plan.files {
+        let lines = f
+            .lines
+            .map(|(a, r)| format!(" (+{a} -{r} lines)"))
+            .unwrap_or_default();
+        let _ = writeln!(err, "  file  {:<8} {}{lines}", f.change, f.target);
+    }
+    if !plan.values_changed.is_empty() {
+        let _ = writeln!(err, "  values to set: {}", plan.values_changed.join(", "));
+    }
+    if !plan.secrets_to_generate.is_empty() {
+        let _ = writeln!(
+            err,
+            "  secrets to generate: {}",
+            plan.secrets_to_generate.join(", ")
+        );
+    }
+    if !plan.jobs.is_empty() {
+        let _ = writeln!(err, "  jobs --up runs: {}", plan.jobs.join(", "));
+    }
+    for c in &plan.preflight {
+        let _ = writeln!(
+            err,
+            "  preflight {:<16} {:<7} {}",
+            c.name, c.status, c.message
+        );
+    }
 }
 
 /// `bale audit`.

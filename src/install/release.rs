@@ -417,3 +417,94 @@ fn to_json(v: &impl Serialize) -> Vec<u8> {
     out.push(b'\n');
     out
 }
+
+/// One file in a dry run's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedFile {
+    /// Path in the release.
+    pub target: String,
+    /// `add`, `change`, `same` or `remove`, against the current release.
+    pub change: &'static str,
+    /// Lines added and removed (text files that change; never for a file
+    /// that holds a secret, whose lines are not compared).
+    pub lines: Option<(usize, usize)>,
+}
+
+/// What the files of `release` would do to the current release in `dir`
+/// (none for a first install).
+pub(super) fn plan_files(
+    bundle: &OpenBundle,
+    release: &Release,
+    render: &Render,
+    dir: Option<&Path>,
+) -> Result<Vec<PlannedFile>, InstallError> {
+    let mut out = Vec::new();
+    for f in &release.files {
+        let new = match f.template {
+            Some(_) => rendered(bundle, f, render)?.0,
+            None if f.size <= MAX_TEMPLATE => {
+                bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?
+            }
+            None => Vec::new(),
+        };
+        let old = dir.and_then(|d| fs::read(d.join(&f.target)).ok());
+        let change = match &old {
+            None => "add",
+            Some(o)
+                if Digest::of(o) == Digest::of(&new)
+                    || (new.is_empty() && f.size > MAX_TEMPLATE) =>
+            {
+                "same"
+            }
+            Some(_) => "change",
+        };
+        let secret = render.secrets.iter().any(|s| {
+            let s = s.as_bytes();
+            new.windows(s.len().max(1)).any(|w| w == s)
+        });
+        let lines = match (&old, change, secret) {
+            (Some(o), "change", false) => Some(line_counts(o, &new)),
+            _ => None,
+        };
+        out.push(PlannedFile {
+            target: f.target.clone(),
+            change,
+            lines,
+        });
+    }
+    if let Some(d) = dir
+        && let Ok(old) = super::target::current_record(d)
+    {
+        for f in old.files {
+            if !release.files.iter().any(|n| n.target == f.target) {
+                out.push(PlannedFile {
+                    target: f.target,
+                    change: "remove",
+                    lines: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Lines only in `new` and only in `old` (as multisets).
+fn line_counts(old: &[u8], new: &[u8]) -> (usize, usize) {
+    let count = |b: &[u8]| {
+        let mut m: BTreeMap<Vec<u8>, isize> = BTreeMap::new();
+        for l in b.split(|c| *c == b'\n') {
+            *m.entry(l.to_vec()).or_default() += 1;
+        }
+        m
+    };
+    let (o, n) = (count(old), count(new));
+    let mut added = 0;
+    let mut removed = 0;
+    for (l, c) in &n {
+        added += (c - o.get(l).copied().unwrap_or(0)).max(0) as usize;
+    }
+    for (l, c) in &o {
+        removed += (c - n.get(l).copied().unwrap_or(0)).max(0) as usize;
+    }
+    (added, removed)
+}
