@@ -455,6 +455,7 @@ fn a_bundle_changed_after_verification_exits_with_the_integrity_code() {
                 runtime_namespace: None,
                 values: Default::default(),
                 prompt: None,
+                skip_preflight: Vec::new(),
                 up: false,
                 allow_downgrade: false,
                 timeout: std::time::Duration::from_secs(1),
