@@ -4,9 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use common::daemons::{Containerd, Dockerd, Podman};
 use common::*;
@@ -97,15 +95,7 @@ fn stack_project() -> Project {
     p.write("compose.yml", COMPOSE);
     p.write("site/index.html", "web v1\n");
     p.write("api/index.html", "api v1\n");
-    p.bale(&[
-        "keygen",
-        "--public-key",
-        "keys/k.pub",
-        "--secret-key",
-        "keys/k.sec",
-        "--no-password",
-    ])
-    .ok();
+    p.keygen();
     p
 }
 
@@ -243,22 +233,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     }
     walk(dir, dir, &mut out);
     out
-}
-
-fn http_get(port: u16) -> String {
-    for _ in 0..50 {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut buf = String::new();
-            let _ = s.read_to_string(&mut buf);
-            if !buf.is_empty() {
-                return buf;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("nothing answers on 127.0.0.1:{port}");
 }
 
 #[test]

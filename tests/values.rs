@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use common::daemons::Dockerd;
 use common::*;
@@ -121,34 +119,10 @@ fn project() -> Project {
         "www/index.html",
         "<h1>{{ bundle.name }} {{ bundle.version }} at {{ DOMAIN }}</h1>\n",
     );
-    p.bale(&[
-        "keygen",
-        "--public-key",
-        "keys/k.pub",
-        "--secret-key",
-        "keys/k.sec",
-        "--no-password",
-    ])
-    .ok();
+    p.keygen();
     p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "site.bale"])
         .ok();
     p
-}
-
-fn http_get(port: u16) -> String {
-    for _ in 0..50 {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut buf = String::new();
-            let _ = s.read_to_string(&mut buf);
-            if !buf.is_empty() {
-                return buf;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("nothing answers on 127.0.0.1:{port}");
 }
 
 /// Three loopback ports in a row that are free now.

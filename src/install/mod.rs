@@ -510,22 +510,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
     let mut env2 = env.clone();
     let secrets_to_generate = secrets::plan(&mut env2, &site_values, &bundle.spec.secrets);
     let render = release::context(bundle, &site_values, &env2, &images);
-    let mut files = Vec::new();
-    for e in &bundle.manifest.entries {
-        if let Some(t) = e.path.strip_prefix(crate::bundle::FILES_PREFIX) {
-            let template = bundle
-                .images
-                .files
-                .iter()
-                .any(|f| f.template && f.target == t);
-            files.push(InstalledFile {
-                target: t.to_owned(),
-                sha256: e.sha256.clone(),
-                size: e.size,
-                template: template.then(|| e.sha256.clone()),
-            });
-        }
-    }
+    let files = release::files_of(bundle)?;
     let probe = Release {
         format: 1,
         name: bundle.manifest.name.clone(),

@@ -84,25 +84,7 @@ pub(super) fn record(
     values: &BTreeMap<String, Value>,
     target: &Target,
 ) -> Result<Release, InstallError> {
-    let templates: BTreeSet<&str> = bundle
-        .images
-        .files
-        .iter()
-        .filter(|f| f.template)
-        .map(|f| f.target.as_str())
-        .collect();
-    let mut files = Vec::new();
-    for e in &bundle.manifest.entries {
-        if let Some(t) = e.path.strip_prefix(FILES_PREFIX) {
-            crate::spec::check_target(t).map_err(|m| InstallError::Invalid(vec![m]))?;
-            files.push(InstalledFile {
-                target: t.to_owned(),
-                sha256: e.sha256.clone(),
-                size: e.size,
-                template: templates.contains(t).then(|| e.sha256.clone()),
-            });
-        }
-    }
+    let files = files_of(bundle)?;
     let values = if values.is_empty() {
         BTreeMap::new()
     } else {
@@ -129,6 +111,31 @@ pub(super) fn record(
         files,
         values,
     })
+}
+
+/// The files of the bundle as a release records them (templates still
+/// with their signed digests).
+pub(super) fn files_of(bundle: &OpenBundle) -> Result<Vec<InstalledFile>, InstallError> {
+    let templates: BTreeSet<&str> = bundle
+        .images
+        .files
+        .iter()
+        .filter(|f| f.template)
+        .map(|f| f.target.as_str())
+        .collect();
+    let mut files = Vec::new();
+    for e in &bundle.manifest.entries {
+        if let Some(t) = e.path.strip_prefix(FILES_PREFIX) {
+            crate::spec::check_target(t).map_err(|m| InstallError::Invalid(vec![m]))?;
+            files.push(InstalledFile {
+                target: t.to_owned(),
+                sha256: e.sha256.clone(),
+                size: e.size,
+                template: templates.contains(t).then(|| e.sha256.clone()),
+            });
+        }
+    }
+    Ok(files)
 }
 
 fn mode_of(bundle: &OpenBundle, target: &str) -> u32 {

@@ -440,15 +440,7 @@ impl Project {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo"),
             &p.path().join("demo"),
         );
-        p.bale(&[
-            "keygen",
-            "--public-key",
-            "keys/k.pub",
-            "--secret-key",
-            "keys/k.sec",
-            "--no-password",
-        ])
-        .ok();
+        p.keygen();
         p
     }
 
@@ -527,6 +519,19 @@ impl Project {
         }
     }
 
+    /// A passwordless key pair in `keys/k.pub` and `keys/k.sec`.
+    pub fn keygen(&self) {
+        self.bale(&[
+            "keygen",
+            "--public-key",
+            "keys/k.pub",
+            "--secret-key",
+            "keys/k.sec",
+            "--no-password",
+        ])
+        .ok();
+    }
+
     /// `bale install BUNDLE` into `target` with `--runtime none` and `keys/k.pub`.
     pub fn install_none(&self, bundle: &str, target: &str) -> Run {
         self.bale(&[
@@ -601,6 +606,24 @@ impl Run {
             .find_map(|l| serde_json::from_str(l).ok())
             .unwrap_or_else(|| panic!("no JSON summary\n{}", self.describe()))
     }
+}
+
+/// The answer to `GET /` on a loopback port, waiting up to 10 s for it.
+pub fn http_get(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if !buf.is_empty() {
+                return buf;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("nothing answers on 127.0.0.1:{port}");
 }
 
 /// `skopeo inspect --raw` of a loopback registry reference.
