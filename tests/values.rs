@@ -312,6 +312,46 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         "audit printed a value"
     );
 
+    // Reconfiguring: a changed value re-renders what uses it, and the
+    // services that mount a re-rendered file are restarted.
+    let started = || {
+        let o = docker.docker(&[
+            "inspect",
+            "--format",
+            "{{.State.StartedAt}}",
+            "siteproj_tenant-acme_1",
+        ]);
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let before = started();
+    let r = install(&[
+        "--values",
+        "site.toml",
+        "--set",
+        "TENANTS=acme,beta,gamma",
+        "--set",
+        "DOMAIN=new.example.org",
+        "--up",
+    ]);
+    r.ok();
+    assert!(
+        r.stderr().contains("restored rerendered www/index.html"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr().contains("restored modified  conf/Caddyfile"),
+        "{}",
+        r.describe()
+    );
+    assert!(http_get(base).contains("at new.example.org"));
+    assert_ne!(
+        started(),
+        before,
+        "tenant-acme mounts ./www and was not restarted"
+    );
+    p.bale_env(&["audit", "--target", "target"], &env).ok();
+
     // A failing job fails --up and shows its log.
     let r = install(&[
         "--values",
