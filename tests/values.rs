@@ -634,3 +634,44 @@ fn preflight_refuses_a_host_that_lacks_what_the_bundle_needs() {
     assert_eq!(status("disk"), "ok");
     drop(held);
 }
+
+#[test]
+fn on_a_terminal_bale_asks_for_each_missing_value() {
+    assert!(
+        have("script"),
+        "script (util-linux) is needed for a terminal"
+    );
+    let p = project();
+    // Prompts come in name order: API_TOKEN, BASE_PORT, DOMAIN, TENANTS.
+    let cmd = format!(
+        "'{}' install site.bale --public-key keys/k.pub --target target --runtime none",
+        env!("CARGO_BIN_EXE_bale")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(p.path())
+        .env("BALE_STORE", &p.store)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        let _ = stdin.write_all(b"tok-from-prompt\n18000\nexample.org\nacme,beta\n");
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("DOMAIN (Public domain"), "{said}");
+    assert!(said.contains("TENANTS [comma-separated]"), "{said}");
+    let env = p.read("target/.env");
+    for want in [
+        "API_TOKEN=tok-from-prompt",
+        "BASE_PORT=18000",
+        "DOMAIN=example.org",
+        "TENANTS=acme,beta",
+    ] {
+        assert!(env.contains(want), "{want}\n{env}");
+    }
+}

@@ -47,8 +47,10 @@ pub struct ValueSpec {
     pub name: String,
     /// What it is for, shown when prompting.
     pub description: Option<String>,
-    /// Whole-value regex (each item, for a list).
+    /// Whole-value regex (each item, for a list), anchored.
     pub pattern: Option<regex::Regex>,
+    /// The pattern as written, for messages.
+    pub pattern_text: Option<String>,
     /// The only values allowed (each item, for a list).
     pub choices: Vec<String>,
     /// Used when none is supplied; a value without one is required.
@@ -216,6 +218,7 @@ pub(super) fn parse(
             name: name.clone(),
             description: r.description.clone(),
             pattern,
+            pattern_text: r.pattern.as_ref().map(|p| p.get_ref().clone()),
             choices: r.choices.clone(),
             default: None,
             secret: r.secret,
