@@ -675,3 +675,65 @@ fn on_a_terminal_bale_asks_for_each_missing_value() {
         assert!(env.contains(want), "{want}\n{env}");
     }
 }
+
+#[test]
+fn an_upgrade_keeps_values_and_asks_only_for_new_ones() {
+    let p = project();
+    none_install(&p, &[]).ok();
+    // Against the signed bundle, rendered files check out too.
+    p.bale(&[
+        "audit",
+        "site.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "target",
+    ])
+    .ok();
+    let v2 = BUNDLE.replace("version = \"1.0.0\"", "version = \"1.1.0\"")
+        + "\n[values.SUPPORT_EMAIL]\ndescription = \"Where tenants write to\"\n";
+    p.write("bundle.toml", &v2);
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "site-2.bale"])
+        .ok();
+    let upgrade = |extra: &[&str]| {
+        let mut args = vec![
+            "install",
+            "site-2.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "target",
+            "--runtime",
+            "none",
+        ];
+        args.extend_from_slice(extra);
+        p.bale(&args)
+    };
+    let r = upgrade(&[]);
+    r.fails(3);
+    assert!(
+        r.stderr()
+            .contains("SUPPORT_EMAIL: required (Where tenants write to)"),
+        "{}",
+        r.describe()
+    );
+    for old in ["DOMAIN", "TENANTS", "API_TOKEN", "BASE_PORT"] {
+        assert!(
+            !r.stderr().contains(&format!("{old}:")),
+            "asked again for {old}\n{}",
+            r.describe()
+        );
+    }
+    let r = upgrade(&["--set", "SUPPORT_EMAIL=help@example.org"]);
+    r.ok();
+    assert!(
+        r.stderr().contains("upgraded from 1.0.0"),
+        "{}",
+        r.describe()
+    );
+    let env = p.read("target/.env");
+    assert!(
+        env.contains("DOMAIN=example.org") && env.contains("SUPPORT_EMAIL=help@example.org"),
+        "{env}"
+    );
+}

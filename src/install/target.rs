@@ -247,7 +247,7 @@ pub fn current_release(target: &Path) -> Result<Option<(PathBuf, Release)>, Inst
         .strip_prefix(".bale/releases")
         .ok()
         .and_then(|p| p.to_str())
-        .filter(|p| !p.is_empty() && !p.contains('/') && !p.contains(".."))
+        .filter(|p| valid_release_id(p))
         .ok_or_else(|| InstallError::Unsafe {
             path: link.clone(),
             message: format!("points to {}, outside .bale/releases", dest.display()),
@@ -265,6 +265,18 @@ pub fn current_release(target: &Path) -> Result<Option<(PathBuf, Release)>, Inst
     }
     let release = current_record(&dir)?;
     Ok(Some((dir, release)))
+}
+
+/// Whether `id` is a release directory name bale makes:
+/// `<semver>-<12 hex digits of the manifest digest>`.
+fn valid_release_id(id: &str) -> bool {
+    id.rsplit_once('-').is_some_and(|(v, hex)| {
+        hex.len() == 12
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && crate::validate::bundle_version(v).is_ok()
+    })
 }
 
 /// The record of the release in `dir`, read without following symlinks.
