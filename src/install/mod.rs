@@ -20,6 +20,7 @@ mod archive;
 mod compose;
 mod env;
 mod open;
+mod plan;
 pub mod preflight;
 mod release;
 mod secrets;
@@ -47,6 +48,7 @@ use open::ChangedEntry;
 use target::Target;
 
 pub use env::EnvFile;
+pub use plan::{Plan, plan};
 pub use release::{PlannedFile, RepairedFile};
 pub use values::{Prompt, Supplied, changed_since_install};
 
@@ -333,7 +335,7 @@ pub fn install_opened(
         EnvFile::default()
     };
     let resolved = values::resolve(&bundle.spec.values, &env, &opts.values, opts.prompt)?;
-    let checks = check_host(bundle, opts)?;
+    let checks = preflight::check_host(bundle, opts)?;
     let target = Target::open(&opts.target)?;
     let first = matches!(current_release(&target.root), Ok(None));
     let result = install_locked(bundle, &target, opts, &resolved).map(|mut r| {
@@ -438,158 +440,6 @@ fn install_locked(
         preflight: Vec::new(),
         services,
     })
-}
-
-/// What `bale install --dry-run` would do; nothing on the host changes.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    /// Bundle name.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// The version installed now, if any.
-    pub current: Option<String>,
-    /// What the install would be.
-    pub action: Action,
-    /// Images: `present` or `load` (empty with `--runtime none`).
-    pub images: Vec<ImageOutcome>,
-    /// Files against the current release.
-    pub files: Vec<PlannedFile>,
-    /// Site values that would be set or changed (names only).
-    pub values_changed: Vec<String>,
-    /// Secrets that would be generated (names only).
-    pub secrets_to_generate: Vec<String>,
-    /// Setup jobs `--up` would run.
-    pub jobs: Vec<String>,
-    /// Every preflight check.
-    pub preflight: Vec<preflight::Check>,
-}
-
-/// Plans installing the opened bundle: verifies (done by opening), checks
-/// values and preflight, and compares with what is installed, changing
-/// nothing (no directory is created, no lock taken, no image loaded).
-pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, InstallError> {
-    let exists = opts.target.is_dir();
-    let env = if exists {
-        secrets::read_env(&opts.target)?
-    } else {
-        EnvFile::default()
-    };
-    let resolved = values::resolve(&bundle.spec.values, &env, &opts.values, opts.prompt)?;
-    let preflight = check_host(bundle, opts)?;
-    let current = if exists {
-        current_release(&opts.target)?
-    } else {
-        None
-    };
-    let version = validate::bundle_version(&bundle.manifest.version)
-        .map_err(|e| InstallError::Invalid(vec![e]))?;
-    let action = decide(
-        current.as_ref(),
-        &bundle.manifest.name,
-        &version,
-        &bundle.manifest_digest,
-        opts,
-    )?;
-    let images = bundle.runtime_images();
-    let mut outcomes = Vec::new();
-    if opts.runtime.name() != "none" {
-        for r in &images {
-            let have = opts.runtime.image(&r.name)?;
-            let ok = have.is_some_and(|h| h.config.as_ref() == Some(&r.config));
-            outcomes.push(ImageOutcome {
-                service: r.service.clone(),
-                name: r.name.clone(),
-                config: r.config.clone(),
-                status: if ok { "present" } else { "load" },
-            });
-        }
-    }
-    let root = std::path::absolute(&opts.target).unwrap_or_else(|_| opts.target.clone());
-    let site_values = values::placed(&resolved.values, &bundle.spec.values, &root);
-    let mut env2 = env.clone();
-    let secrets_to_generate = secrets::plan(&mut env2, &site_values, &bundle.spec.secrets);
-    let render = release::context(bundle, &site_values, &env2, &images);
-    let files = release::files_of(bundle)?;
-    let probe = Release {
-        format: 1,
-        name: bundle.manifest.name.clone(),
-        version: version.to_string(),
-        manifest_digest: bundle.manifest_digest.clone(),
-        key_id: opts.key.key_id(),
-        compose: bundle.images.compose.clone(),
-        project: bundle.images.project.clone(),
-        platform: None,
-        runtime: opts.runtime.name().to_owned(),
-        runtime_address: None,
-        runtime_namespace: None,
-        jobs: Vec::new(),
-        files,
-        values: BTreeMap::new(),
-    };
-    let files = release::plan_files(
-        bundle,
-        &probe,
-        &render,
-        current.as_ref().map(|(d, _)| d.as_path()),
-    )?;
-    Ok(Plan {
-        name: bundle.manifest.name.clone(),
-        version: version.to_string(),
-        current: current.map(|(_, r)| r.version),
-        action,
-        images: outcomes,
-        files,
-        values_changed: resolved.changed,
-        secrets_to_generate,
-        jobs: bundle
-            .spec
-            .compose
-            .as_ref()
-            .map(|c| c.jobs.clone())
-            .unwrap_or_default(),
-        preflight,
-    })
-}
-
-/// Runs the bundle's preflight; fails, before anything changes, when a
-/// check that was not skipped fails.
-fn check_host(
-    bundle: &OpenBundle,
-    opts: &InstallOptions<'_>,
-) -> Result<Vec<preflight::Check>, InstallError> {
-    for s in &opts.skip_preflight {
-        if !preflight::CHECKS.contains(&s.as_str()) {
-            return Err(InstallError::Values(vec![format!(
-                "--skip-preflight {}: no such check (one of: {})",
-                validate::quote(s),
-                preflight::CHECKS.join(", ")
-            )]));
-        }
-    }
-    let project = bundle.images.project.clone().unwrap_or_default();
-    let running = opts.runtime.runs_compose()
-        && opts
-            .runtime
-            .containers(&project)
-            .is_ok_and(|c| c.iter().any(|c| c.state == "running"));
-    let checks = preflight::run(
-        &bundle.spec.preflight,
-        &opts.target,
-        opts.runtime,
-        &opts.skip_preflight,
-        running,
-    );
-    let failed: Vec<preflight::Check> = checks
-        .iter()
-        .filter(|c| c.status == "failed")
-        .cloned()
-        .collect();
-    if failed.is_empty() {
-        Ok(checks)
-    } else {
-        Err(InstallError::Preflight(failed))
-    }
 }
 
 /// What installing `version` over `current` means, or why it is refused.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::{InstallError, InstallOptions, OpenBundle};
 use crate::runtime::Runtime;
 use crate::spec::{Preflight, lenient_version};
 
@@ -181,4 +182,44 @@ pub fn run(
         runtime.name(),
     );
     out
+}
+
+/// Runs the bundle's preflight; fails, before anything changes, when a
+/// check that was not skipped fails.
+pub(super) fn check_host(
+    bundle: &OpenBundle,
+    opts: &InstallOptions<'_>,
+) -> Result<Vec<Check>, InstallError> {
+    for s in &opts.skip_preflight {
+        if !CHECKS.contains(&s.as_str()) {
+            return Err(InstallError::Values(vec![format!(
+                "--skip-preflight {}: no such check (one of: {})",
+                crate::validate::quote(s),
+                CHECKS.join(", ")
+            )]));
+        }
+    }
+    let project = bundle.images.project.clone().unwrap_or_default();
+    let running = opts.runtime.runs_compose()
+        && opts
+            .runtime
+            .containers(&project)
+            .is_ok_and(|c| c.iter().any(|c| c.state == "running"));
+    let checks = run(
+        &bundle.spec.preflight,
+        &opts.target,
+        opts.runtime,
+        &opts.skip_preflight,
+        running,
+    );
+    let failed: Vec<Check> = checks
+        .iter()
+        .filter(|c| c.status == "failed")
+        .cloned()
+        .collect();
+    if failed.is_empty() {
+        Ok(checks)
+    } else {
+        Err(InstallError::Preflight(failed))
+    }
 }

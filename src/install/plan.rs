@@ -1,0 +1,125 @@
+//! `bale install --dry-run`: the plan of an install, with nothing changed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::env::EnvFile;
+use super::release::{self, PlannedFile};
+use super::{
+    Action, ImageOutcome, InstallError, InstallOptions, OpenBundle, Release, current_release,
+    decide, preflight, secrets, values,
+};
+use crate::validate;
+
+/// What `bale install --dry-run` would do; nothing on the host changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Bundle name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The version installed now, if any.
+    pub current: Option<String>,
+    /// What the install would be.
+    pub action: Action,
+    /// Images: `present` or `load` (empty with `--runtime none`).
+    pub images: Vec<ImageOutcome>,
+    /// Files against the current release.
+    pub files: Vec<PlannedFile>,
+    /// Site values that would be set or changed (names only).
+    pub values_changed: Vec<String>,
+    /// Secrets that would be generated (names only).
+    pub secrets_to_generate: Vec<String>,
+    /// Setup jobs `--up` would run.
+    pub jobs: Vec<String>,
+    /// Every preflight check.
+    pub preflight: Vec<preflight::Check>,
+}
+
+/// Plans installing the opened bundle: verifies (done by opening), checks
+/// values and preflight, and compares with what is installed, changing
+/// nothing (no directory is created, no lock taken, no image loaded).
+pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, InstallError> {
+    let exists = opts.target.is_dir();
+    let env = if exists {
+        secrets::read_env(&opts.target)?
+    } else {
+        EnvFile::default()
+    };
+    let resolved = values::resolve(&bundle.spec.values, &env, &opts.values, opts.prompt)?;
+    let preflight = preflight::check_host(bundle, opts)?;
+    let current = if exists {
+        current_release(&opts.target)?
+    } else {
+        None
+    };
+    let version = validate::bundle_version(&bundle.manifest.version)
+        .map_err(|e| InstallError::Invalid(vec![e]))?;
+    let action = decide(
+        current.as_ref(),
+        &bundle.manifest.name,
+        &version,
+        &bundle.manifest_digest,
+        opts,
+    )?;
+    let images = bundle.runtime_images();
+    let mut outcomes = Vec::new();
+    if opts.runtime.name() != "none" {
+        for r in &images {
+            let have = opts.runtime.image(&r.name)?;
+            let ok = have.is_some_and(|h| h.config.as_ref() == Some(&r.config));
+            outcomes.push(ImageOutcome {
+                service: r.service.clone(),
+                name: r.name.clone(),
+                config: r.config.clone(),
+                status: if ok { "present" } else { "load" },
+            });
+        }
+    }
+    let root = std::path::absolute(&opts.target).unwrap_or_else(|_| opts.target.clone());
+    let site_values = values::placed(&resolved.values, &bundle.spec.values, &root);
+    let mut env2 = env.clone();
+    let secrets_to_generate = secrets::plan(&mut env2, &site_values, &bundle.spec.secrets);
+    let render = release::context(bundle, &site_values, &env2, &images);
+    let files = release::files_of(bundle)?;
+    let probe = Release {
+        format: 1,
+        name: bundle.manifest.name.clone(),
+        version: version.to_string(),
+        manifest_digest: bundle.manifest_digest.clone(),
+        key_id: opts.key.key_id(),
+        compose: bundle.images.compose.clone(),
+        project: bundle.images.project.clone(),
+        platform: None,
+        runtime: opts.runtime.name().to_owned(),
+        runtime_address: None,
+        runtime_namespace: None,
+        jobs: Vec::new(),
+        files,
+        values: BTreeMap::new(),
+    };
+    let files = release::plan_files(
+        bundle,
+        &probe,
+        &render,
+        current.as_ref().map(|(d, _)| d.as_path()),
+    )?;
+    Ok(Plan {
+        name: bundle.manifest.name.clone(),
+        version: version.to_string(),
+        current: current.map(|(_, r)| r.version),
+        action,
+        images: outcomes,
+        files,
+        values_changed: resolved.changed,
+        secrets_to_generate,
+        jobs: bundle
+            .spec
+            .compose
+            .as_ref()
+            .map(|c| c.jobs.clone())
+            .unwrap_or_default(),
+        preflight,
+    })
+}
