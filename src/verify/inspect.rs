@@ -1,0 +1,130 @@
+//! `bale inspect`: a bundle's manifest and image list, shown.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{VerifyError, read_entry, scan};
+use crate::bundle::{
+    self, IMAGES_PATH, ImageRecord, ImagesFile, MANIFEST_PATH, MAX_MANIFEST_BYTES, Manifest,
+    SIGNATURE_PATH,
+};
+use crate::digest::Digest;
+
+/// What `bale inspect` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// Bundle name.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// SHA-256 of the manifest.
+    pub manifest_digest: Digest,
+    /// Whether a signature entry is present (not checked: see `bale verify`).
+    pub signed: bool,
+    /// Images.
+    pub images: Vec<ImageRecord>,
+    /// Overlay files.
+    pub files: Vec<bundle::FileRecord>,
+    /// Compose target.
+    pub compose: Option<String>,
+    /// Sum of every entry's size.
+    pub total_size: u64,
+    /// Sum of the images' sizes, counting shared blobs once per image.
+    pub images_size: u64,
+    /// Bytes of image blobs, each counted once.
+    pub unique_size: u64,
+    /// Layers used by more than one image: digest → services.
+    pub shared_layers: BTreeMap<Digest, Vec<String>>,
+}
+
+/// Errors of inspect.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// Unreadable file.
+    #[error(transparent)]
+    Io(#[from] VerifyError),
+    /// Not a readable bundle.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Reads a bundle's manifest and image list. Checks only what it reads
+/// (the image list against the manifest); `verify` checks everything.
+pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
+    let io = |source| {
+        InspectError::Io(VerifyError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let invalid = |message: String| InspectError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let (entries, _) = scan(&file, len);
+    let find = |name: &str| entries.iter().find(|e| e.path.as_deref() == Ok(name));
+    let m =
+        find(MANIFEST_PATH).ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
+    let manifest_bytes = read_entry(&file, m, MAX_MANIFEST_BYTES).map_err(invalid)?;
+    let manifest = std::str::from_utf8(&manifest_bytes)
+        .map_err(|_| "manifest is not UTF-8".to_owned())
+        .and_then(Manifest::parse)
+        .map_err(invalid)?;
+    let i = find(IMAGES_PATH).ok_or_else(|| invalid(format!("no {IMAGES_PATH}")))?;
+    let images_bytes = read_entry(&file, i, MAX_MANIFEST_BYTES).map_err(invalid)?;
+    let listed = manifest.entries.iter().find(|e| e.path == IMAGES_PATH);
+    if listed.map(|e| &e.sha256) != Some(&Digest::of(&images_bytes)) {
+        return Err(invalid(format!(
+            "{IMAGES_PATH} does not match the manifest"
+        )));
+    }
+    let images: ImagesFile =
+        serde_json::from_slice(&images_bytes).map_err(|e| invalid(e.to_string()))?;
+    let sizes: BTreeMap<String, u64> = manifest
+        .entries
+        .iter()
+        .filter_map(|e| {
+            e.path
+                .strip_prefix("blobs/sha256/")
+                .map(|h| (h.to_owned(), e.size))
+        })
+        .collect();
+    let mut users: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
+    for r in &images.images {
+        for l in &r.layers {
+            users
+                .entry(l.clone())
+                .or_default()
+                .insert(r.service.clone());
+        }
+    }
+    let shared_layers = users
+        .into_iter()
+        .filter(|(_, s)| s.len() > 1)
+        .map(|(d, s)| (d, s.into_iter().collect()))
+        .collect();
+    Ok(Inspection {
+        name: manifest.name,
+        version: manifest.version,
+        manifest_digest: Digest::of(&manifest_bytes),
+        signed: find(SIGNATURE_PATH).is_some(),
+        images_size: images.images.iter().map(|r| r.size).sum(),
+        unique_size: sizes.values().sum(),
+        total_size: manifest.entries.iter().map(|e| e.size).sum::<u64>()
+            + manifest_bytes.len() as u64,
+        images: images.images,
+        files: images.files,
+        compose: images.compose,
+        shared_layers,
+    })
+}

@@ -1,0 +1,474 @@
+//! `bale verify` and `bale inspect`: read a bundle without trusting it.
+//!
+//! Verification reads every tar header (seeking over contents), checks the
+//! signature over the manifest, then hashes every entry's content on all
+//! cores with positioned reads, and reports every problem it finds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::bundle::{
+    self, IMAGES_PATH, ImagesFile, MANIFEST_PATH, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_PATH,
+};
+use crate::digest::Digest;
+use crate::sign::VerifyingKey;
+use crate::validate;
+
+mod inspect;
+mod scan;
+
+pub use inspect::{InspectError, Inspection, inspect};
+pub use scan::{MAX_TAR_EXTENSION, RawEntry, scan};
+
+/// Errors that stop verification before it can judge the bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The bundle file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// One problem, naming the entry it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The entry (or `bundle` for the file as a whole).
+    pub entry: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The state of one image in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageStatus {
+    /// Service.
+    pub service: String,
+    /// Canonical name.
+    pub name: String,
+    /// Platform.
+    pub platform: String,
+    /// What the tag pointed to.
+    pub digest: Digest,
+    /// Platform manifest.
+    pub manifest: Digest,
+    /// Config (image ID).
+    pub config: Digest,
+    /// `ok`, or `failed` when one of its blobs failed.
+    pub status: &'static str,
+}
+
+/// The auditor's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// Name from the manifest.
+    pub name: Option<String>,
+    /// Version from the manifest.
+    pub version: Option<String>,
+    /// SHA-256 of the signed manifest.
+    pub manifest_digest: Option<Digest>,
+    /// Key ID of the public key used.
+    pub key_id: Option<String>,
+    /// `verified`, `unsigned` or `failed`.
+    pub signature: &'static str,
+    /// Images, from `bale/images.json` once verified.
+    pub images: Vec<ImageStatus>,
+    /// Entries whose content was hashed.
+    pub entries_checked: usize,
+    /// Bytes hashed.
+    pub bytes_checked: u64,
+    /// Every problem found; empty when the bundle is intact.
+    pub problems: Vec<Problem>,
+}
+
+impl Problem {
+    /// A problem with `entry` (quoted, cut to a bounded length: a name in
+    /// a hostile bundle can be megabytes long).
+    pub fn new(entry: &str, message: String) -> Self {
+        Problem {
+            entry: validate::quote(entry),
+            message,
+        }
+    }
+}
+
+impl Report {
+    /// Whether the bundle verified.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+pub(crate) fn read_entry(file: &File, e: &RawEntry, limit: u64) -> Result<Vec<u8>, String> {
+    if e.size > limit {
+        return Err(format!("{} bytes, over the {limit} limit", e.size));
+    }
+    let mut buf = vec![0u8; e.size as usize];
+    file.read_exact_at(&mut buf, e.offset)
+        .map_err(|err| format!("cannot read: {err}"))?;
+    Ok(buf)
+}
+
+fn hash_range(file: &File, offset: u64, size: u64, buf: &mut [u8]) -> io::Result<Digest> {
+    let mut h = Sha256::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let want = (size - pos).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..want], offset + pos)?;
+        h.update(&buf[..want]);
+        pos += want as u64;
+    }
+    Ok(Digest::from_sha256(h))
+}
+
+/// What [`verify`] is asked to do.
+pub struct VerifyOptions<'a> {
+    /// The key the manifest must be signed with. `None` with
+    /// `allow_unsigned` checks digests only.
+    pub key: Option<&'a VerifyingKey>,
+    /// Accept a bundle without signature.
+    pub allow_unsigned: bool,
+    /// Hashing threads (0: one per core).
+    pub threads: usize,
+}
+
+/// Verifies the bundle at `path`.
+pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+    let io = |source| VerifyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let (entries, mut problems) = scan(&file, len);
+    let mut report = Report {
+        bundle: path.to_owned(),
+        name: None,
+        version: None,
+        manifest_digest: None,
+        key_id: opts.key.map(VerifyingKey::key_id),
+        signature: "failed",
+        images: Vec::new(),
+        entries_checked: 0,
+        bytes_checked: 0,
+        problems: Vec::new(),
+    };
+    let problem = |entry: &str, message: String| Problem::new(entry, message);
+
+    // The manifest comes first, the signature second.
+    let Some(first) = entries
+        .first()
+        .filter(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
+    else {
+        problems.push(problem(
+            "bundle",
+            format!("the first entry is not `{MANIFEST_PATH}`: not a bale bundle"),
+        ));
+        report.problems = problems;
+        return Ok(report);
+    };
+    let manifest_bytes = match read_entry(&file, first, MAX_MANIFEST_BYTES) {
+        Ok(b) => b,
+        Err(m) => {
+            problems.push(problem(MANIFEST_PATH, m));
+            report.problems = problems;
+            return Ok(report);
+        }
+    };
+    let manifest_digest = Digest::of(&manifest_bytes);
+    report.manifest_digest = Some(manifest_digest.clone());
+    let manifest = match std::str::from_utf8(&manifest_bytes)
+        .map_err(|_| "not UTF-8".to_owned())
+        .and_then(Manifest::parse)
+    {
+        Ok(m) => m,
+        Err(m) => {
+            problems.push(problem(MANIFEST_PATH, m));
+            report.problems = problems;
+            return Ok(report);
+        }
+    };
+    report.name = Some(validate::quote(&manifest.name));
+    report.version = Some(validate::quote(&manifest.version));
+    // Fields that reach paths and commands at install, checked even when
+    // the signature holds: the signer may be the attacker.
+    for m in validate::manifest(&manifest) {
+        problems.push(problem(MANIFEST_PATH, m));
+    }
+    for e in &manifest.entries {
+        if let Err(m) = validate::entry_path(&e.path) {
+            problems.push(problem(&e.path, format!("listed in the manifest: {m}")));
+        }
+    }
+
+    let sig_entry = entries
+        .get(1)
+        .filter(|e| e.path.as_deref() == Ok(SIGNATURE_PATH));
+    match check_signature(
+        &file,
+        sig_entry,
+        &manifest,
+        &manifest_bytes,
+        &manifest_digest,
+        opts,
+    ) {
+        Ok(status) => report.signature = status,
+        Err(p) => problems.push(p),
+    }
+
+    // Every other entry: listed once, plain, a regular file, of its size.
+    let listed: BTreeMap<&str, &bundle::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    if listed.len() != manifest.entries.len() {
+        problems.push(problem(MANIFEST_PATH, "lists an entry twice".into()));
+    }
+    let skip = if sig_entry.is_some() { 2 } else { 1 };
+    let mut seen = BTreeSet::new();
+    let mut jobs: Vec<(String, u64, u64, Digest)> = Vec::new();
+    let dirs: BTreeSet<String> = manifest
+        .entries
+        .iter()
+        .flat_map(|e| {
+            let parts: Vec<&str> = e.path.split('/').collect();
+            (1..parts.len()).map(move |i| parts[..i].join("/"))
+        })
+        .collect();
+    for e in entries.iter().skip(skip) {
+        let name = match &e.path {
+            Ok(p) => p.clone(),
+            Err(lossy) => {
+                problems.push(problem(lossy, "path is not UTF-8".into()));
+                continue;
+            }
+        };
+        if let Err(why) = validate::entry_path(name.trim_end_matches('/')) {
+            problems.push(problem(&name, why));
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            problems.push(problem(&name, "duplicate entry".into()));
+            continue;
+        }
+        if e.kind.is_dir() {
+            if !dirs.contains(name.trim_end_matches('/')) {
+                problems.push(problem(&name, "directory not in the manifest".into()));
+            }
+            continue;
+        }
+        if !e.kind.is_file() {
+            problems.push(problem(
+                &name,
+                format!(
+                    "refused: entry type {:?}; only regular files and directories are allowed",
+                    e.kind
+                ),
+            ));
+            continue;
+        }
+        if name == MANIFEST_PATH || name == SIGNATURE_PATH {
+            problems.push(problem(&name, "appears again later in the bundle".into()));
+            continue;
+        }
+        let Some(m) = listed.get(name.as_str()) else {
+            problems.push(problem(&name, "not in the manifest".into()));
+            continue;
+        };
+        if m.size != e.size {
+            problems.push(problem(
+                &name,
+                format!("size {} differs from the manifest's {}", e.size, m.size),
+            ));
+            continue;
+        }
+        if let Some(hex) = name.strip_prefix("blobs/sha256/")
+            && hex != m.sha256.hex()
+        {
+            problems.push(problem(
+                &name,
+                format!(
+                    "a blob named by one digest listed with another ({})",
+                    m.sha256
+                ),
+            ));
+            continue;
+        }
+        if e.offset + e.size > len {
+            continue; // reported by scan as truncated
+        }
+        jobs.push((name, e.offset, e.size, m.sha256.clone()));
+    }
+    for m in &manifest.entries {
+        if !seen.contains(&m.path) {
+            problems.push(problem(&m.path, "missing from the bundle".into()));
+        }
+    }
+
+    let (verified, failures) = hash_all(&file, jobs, opts.threads);
+    problems.extend(failures);
+    report.entries_checked = verified.len();
+    report.bytes_checked = verified.values().sum();
+
+    // The image list, once its own digest checked out.
+    if verified.contains_key(IMAGES_PATH)
+        && let Some(e) = entries
+            .iter()
+            .find(|e| e.path.as_deref() == Ok(IMAGES_PATH))
+    {
+        match read_entry(&file, e, MAX_MANIFEST_BYTES)
+            .and_then(|b| serde_json::from_slice::<ImagesFile>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(images) => {
+                for m in validate::images_file(&images, &manifest) {
+                    problems.push(problem(IMAGES_PATH, m));
+                }
+                for r in images.images {
+                    let blobs = std::iter::once(&r.digest)
+                        .chain([&r.manifest, &r.config])
+                        .chain(r.layers.iter());
+                    let ok = blobs
+                        .into_iter()
+                        .all(|d| verified.contains_key(&format!("blobs/sha256/{}", d.hex())));
+                    report.images.push(ImageStatus {
+                        service: r.service,
+                        name: r.name,
+                        platform: r.platform,
+                        digest: r.digest,
+                        manifest: r.manifest,
+                        config: r.config,
+                        status: if ok { "ok" } else { "failed" },
+                    });
+                }
+            }
+            Err(m) => problems.push(problem(IMAGES_PATH, m)),
+        }
+    }
+    report.problems = problems;
+    Ok(report)
+}
+
+/// The signature's verdict: `verified`, `unsigned` or `unchecked` (as
+/// `opts` allow), or the problem with it.
+fn check_signature(
+    file: &File,
+    sig_entry: Option<&RawEntry>,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    manifest_digest: &Digest,
+    opts: &VerifyOptions<'_>,
+) -> Result<&'static str, Problem> {
+    let problem = |entry: &str, message: String| Problem::new(entry, message);
+    match (sig_entry, opts.key) {
+        (None, _) if opts.allow_unsigned => Ok("unsigned"),
+        (None, _) => Err(problem(
+            SIGNATURE_PATH,
+            "missing: the bundle is unsigned. Build it with --sign-key; bale install takes signed bundles only (`bale verify --allow-unsigned` checks the digests of an unsigned one)".into(),
+        )),
+        // Asked to check digests only: a signature present stays unchecked.
+        (Some(_), None) if opts.allow_unsigned => Ok("unchecked"),
+        (Some(_), None) => Err(problem(
+            SIGNATURE_PATH,
+            "no public key given to check it: pass --public-key".into(),
+        )),
+        (Some(s), Some(key)) => {
+            let comment = read_entry(file, s, 64 * 1024)
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".into()))
+                .and_then(|text| key.verify(manifest_bytes, &text))
+                .map_err(|m| {
+                    problem(
+                        MANIFEST_PATH,
+                        format!("signature check failed ({SIGNATURE_PATH}): {m}"),
+                    )
+                })?;
+            match bundle::parse_trusted_comment(&comment) {
+                Some((n, v, d))
+                    if n == manifest.name
+                        && v == manifest.version
+                        && d == manifest_digest.to_string() =>
+                {
+                    Ok("verified")
+                }
+                _ => Err(problem(
+                    SIGNATURE_PATH,
+                    format!(
+                        "the signed trusted comment `{}` does not name this manifest ({} {} {manifest_digest})",
+                        validate::quote(&comment),
+                        validate::quote(&manifest.name),
+                        validate::quote(&manifest.version)
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// Hashes every job (name, offset, size, digest), largest first, on every
+/// core (or `threads`); returns the entries that verified, with their
+/// sizes, and a problem for each that did not.
+fn hash_all(
+    file: &File,
+    mut jobs: Vec<(String, u64, u64, Digest)>,
+    threads: usize,
+) -> (BTreeMap<String, u64>, Vec<Problem>) {
+    jobs.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        threads
+    };
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let verified = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, 64).min(jobs.len().max(1)) {
+            s.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((name, offset, size, want)) = jobs.get(i) else {
+                        return;
+                    };
+                    let result = hash_range(file, *offset, *size, &mut buf);
+                    let outcome = match result {
+                        Ok(d) if &d == want => Ok(d),
+                        Ok(d) => Err(format!("content hashes to {d}, the manifest says {want}")),
+                        Err(e) => Err(format!("cannot read: {e}")),
+                    };
+                    match outcome {
+                        Ok(_) => {
+                            if let Ok(mut v) = verified.lock() {
+                                v.insert(name.clone(), *size);
+                            }
+                        }
+                        Err(m) => {
+                            if let Ok(mut f) = failures.lock() {
+                                f.push(Problem {
+                                    entry: name.clone(),
+                                    message: m,
+                                });
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by(|a, b| a.entry.cmp(&b.entry));
+    (verified.into_inner().unwrap_or_default(), failures)
+}

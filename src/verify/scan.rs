@@ -1,0 +1,230 @@
+//! Reading a tar without trusting it: raw entries, header extensions
+//! bounded and applied by bale, framing checked to the last byte.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
+
+use super::Problem;
+
+/// A tar entry as found, before any trust.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    /// The path, if it is UTF-8.
+    pub path: Result<String, String>,
+    /// The tar entry type.
+    pub kind: tar::EntryType,
+    /// Offset of its content in the file.
+    pub offset: u64,
+    /// Size of its content.
+    pub size: u64,
+}
+
+/// The largest GNU long name or PAX extension header bale reads. Its own
+/// bundles need a few hundred bytes; tar readers that take any size let a
+/// crafted header cost gigabytes of memory before the first check.
+pub const MAX_TAR_EXTENSION: u64 = 64 * 1024;
+
+/// Lists the entries of the tar at `file`, and problems with its framing
+/// (truncation, trailing data, oversized or malformed header extensions).
+pub fn scan(file: &File, len: u64) -> (Vec<RawEntry>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    let mut reader = match file.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(Problem::new("bundle", e.to_string()));
+            return (out, problems);
+        }
+    };
+    let _ = reader.seek(SeekFrom::Start(0));
+    let mut archive = tar::Archive::new(reader);
+    let end = match archive.entries_with_seek() {
+        Err(e) => {
+            problems.push(Problem::new("bundle", format!("not a tar file: {e}")));
+            0
+        }
+        // Raw: extension headers come to us unread, so their size is
+        // checked before a byte of them is held in memory.
+        Ok(entries) => scan_entries(entries.raw(true), len, &mut out, &mut problems),
+    };
+    check_tail(file, len, end, !out.is_empty(), &mut problems);
+    (out, problems)
+}
+
+/// Walks raw tar entries, applying GNU long names and PAX `path` records
+/// (each bounded by [`MAX_TAR_EXTENSION`]); returns where the last entry ends.
+fn scan_entries<R: io::Read>(
+    entries: tar::Entries<'_, R>,
+    len: u64,
+    out: &mut Vec<RawEntry>,
+    problems: &mut Vec<Problem>,
+) -> u64 {
+    let mut end = 0u64;
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut pax_size: Option<u64> = None;
+    let malformed = |offset: u64, m: String| {
+        Problem::new("bundle", format!("malformed tar at byte {offset}: {m}"))
+    };
+    for entry in entries {
+        let mut e = match entry {
+            Err(e) => {
+                problems.push(Problem::new(
+                    "bundle",
+                    format!("truncated or malformed tar: {e}"),
+                ));
+                break;
+            }
+            Ok(e) => e,
+        };
+        let kind = e.header().entry_type();
+        let offset = e.raw_file_position();
+        let size = e.size();
+        end = offset + size.div_ceil(512) * 512;
+        let extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        if extension {
+            if size > MAX_TAR_EXTENSION {
+                problems.push(malformed(
+                    offset,
+                    format!(
+                        "a {} header extension of {size} bytes (at most {MAX_TAR_EXTENSION} are accepted)",
+                        extension_name(kind)
+                    ),
+                ));
+                break;
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            if let Err(err) = io::Read::read_to_end(&mut e, &mut data) {
+                problems.push(malformed(
+                    offset,
+                    format!("cannot read a header extension: {err}"),
+                ));
+                break;
+            }
+            if data.len() as u64 != size {
+                problems.push(malformed(offset, "a header extension is cut short".into()));
+                break;
+            }
+            if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
+                let (name, size_record, bad) = if kind.is_gnu_longname() {
+                    let n = data.split(|b| *b == 0).next().unwrap_or_default().to_vec();
+                    (Some(n), None, None)
+                } else {
+                    pax_records(&data)
+                };
+                if let Some(m) = bad {
+                    problems.push(malformed(offset, m));
+                    break;
+                }
+                if name.is_some() && long_name.is_some() {
+                    problems.push(malformed(offset, "two long names for one entry".into()));
+                    break;
+                }
+                long_name = name.or(long_name.take());
+                pax_size = size_record.or(pax_size);
+            }
+            continue;
+        }
+        // A PAX size that disagrees with the header would make readers
+        // disagree about where the next entry starts.
+        if let Some(ps) = pax_size.take()
+            && ps != size
+        {
+            problems.push(malformed(
+                offset,
+                format!("a PAX size of {ps} bytes for an entry whose header says {size}"),
+            ));
+            break;
+        }
+        let bytes = long_name
+            .take()
+            .unwrap_or_else(|| e.path_bytes().into_owned());
+        let path = String::from_utf8(bytes)
+            .map_err(|b| String::from_utf8_lossy(b.as_bytes()).into_owned());
+        if offset + size > len {
+            problems.push(Problem::new(
+                path.as_deref().unwrap_or_else(|p| p),
+                format!(
+                    "truncated: the entry needs {} bytes, the file ends after {}",
+                    size,
+                    len.saturating_sub(offset)
+                ),
+            ));
+        }
+        out.push(RawEntry {
+            path,
+            kind,
+            offset,
+            size,
+        });
+    }
+    if long_name.is_some() || pax_size.is_some() {
+        problems.push(Problem::new(
+            "bundle",
+            "malformed tar: a header extension describes no entry".into(),
+        ));
+    }
+    end
+}
+
+fn extension_name(kind: tar::EntryType) -> &'static str {
+    if kind.is_gnu_longname() {
+        "GNU long name"
+    } else if kind.is_gnu_longlink() {
+        "GNU long link"
+    } else if kind.is_pax_global_extensions() {
+        "PAX global"
+    } else {
+        "PAX"
+    }
+}
+
+/// The `path` and `size` records of a PAX header, or why it is malformed.
+fn pax_records(data: &[u8]) -> (Option<Vec<u8>>, Option<u64>, Option<String>) {
+    let mut path = None;
+    let mut size = None;
+    for record in tar::PaxExtensions::new(data) {
+        let Ok(r) = record else {
+            return (None, None, Some("a malformed PAX record".into()));
+        };
+        match r.key() {
+            Ok("path") => path = Some(r.value_bytes().to_vec()),
+            Ok("size") => match r.value().ok().and_then(|v| v.parse().ok()) {
+                Some(n) => size = Some(n),
+                None => return (None, None, Some("a PAX size that is not a number".into())),
+            },
+            _ => {}
+        }
+    }
+    (path, size, None)
+}
+
+/// After the last entry: the end-of-archive marker, then only zeros.
+fn check_tail(file: &File, len: u64, end: u64, any: bool, problems: &mut Vec<Problem>) {
+    if end + 1024 > len && any && problems.is_empty() {
+        problems.push(Problem::new(
+            "bundle",
+            "truncated: no end-of-archive marker".into(),
+        ));
+    } else if len > end + 1024 {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut pos = end;
+        while pos < len {
+            let n = match file.read_at(&mut buf, pos) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if buf[..n].iter().any(|b| *b != 0) {
+                problems.push(Problem::new(
+                    "bundle",
+                    format!("data after the end of the archive, at byte {pos}"),
+                ));
+                break;
+            }
+            pos += n as u64;
+        }
+    }
+}
