@@ -1,0 +1,335 @@
+//! Docker and Podman, through their (compatible) CLIs and compose tools.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::{
+    ArchiveFormat, ComposeProject, Container, Runtime, RuntimeError, RuntimeImage, command_line,
+    env_values, full_id, load_via, redact, run, run_ok, tail,
+};
+
+/// Docker, or Podman, through their (compatible) CLIs.
+pub struct DockerCli {
+    program: String,
+    compose: Option<Vec<String>>,
+}
+
+impl DockerCli {
+    /// Docker: `docker`, compose as `docker compose` or `docker-compose`.
+    pub fn docker() -> Self {
+        DockerCli {
+            program: "docker".into(),
+            compose: None,
+        }
+    }
+
+    /// Podman: `podman`, compose as `podman compose` or `podman-compose`.
+    pub fn podman() -> Self {
+        DockerCli {
+            program: "podman".into(),
+            compose: None,
+        }
+    }
+
+    fn compose_command(&self) -> Result<Vec<String>, RuntimeError> {
+        if let Some(c) = &self.compose {
+            return Ok(c.clone());
+        }
+        let plugin = run(&self.program, &["compose".into(), "version".into()])
+            .is_ok_and(|o| o.status.success());
+        if plugin {
+            return Ok(vec![self.program.clone(), "compose".into()]);
+        }
+        let standalone = format!("{}-compose", self.program);
+        if run(&standalone, &["version".into()]).is_ok_and(|o| o.status.success()) {
+            return Ok(vec![standalone]);
+        }
+        Err(RuntimeError::Unsupported(format!(
+            "neither `{0} compose` nor `{0}-compose` is available",
+            self.program
+        )))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Inspect {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Image", default)]
+    image: String,
+    #[serde(rename = "Config", default)]
+    config: Option<InspectConfig>,
+    #[serde(rename = "State", default)]
+    state: Option<InspectState>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct InspectConfig {
+    #[serde(rename = "Image", default)]
+    image: String,
+    #[serde(rename = "Labels", default)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct InspectState {
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "Health", default)]
+    health: Option<InspectHealth>,
+    #[serde(rename = "ExitCode", default)]
+    exit_code: Option<i64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct InspectHealth {
+    #[serde(rename = "Status", default)]
+    status: String,
+}
+
+impl Runtime for DockerCli {
+    fn name(&self) -> &str {
+        &self.program
+    }
+
+    fn archive_format(&self) -> ArchiveFormat {
+        ArchiveFormat::Docker
+    }
+
+    fn image(&self, reference: &str) -> Result<Option<RuntimeImage>, RuntimeError> {
+        let args: Vec<String> = vec!["image".into(), "inspect".into(), reference.into()];
+        let out = run(&self.program, &args)?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+            // Docker: "No such image"; Podman: "image not known".
+            if err.contains("no such")
+                || err.contains("not found")
+                || err.contains("unknown")
+                || err.contains("not known")
+            {
+                return Ok(None);
+            }
+            return Err(RuntimeError::Failed {
+                command: command_line(&self.program, &args),
+                stderr: tail(&out.stderr),
+            });
+        }
+        let list: Vec<Inspect> =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuntimeError::Output {
+                command: command_line(&self.program, &args),
+                message: e.to_string(),
+            })?;
+        Ok(list.first().map(|i| RuntimeImage {
+            config: full_id(&i.id).parse().ok(),
+            manifest: None,
+        }))
+    }
+
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), RuntimeError> {
+        load_via(&self.program, &["load".into()], write)
+    }
+
+    fn containers(&self, project: &str) -> Result<Vec<Container>, RuntimeError> {
+        let ids = run_ok(
+            &self.program,
+            &[
+                "ps".into(),
+                "-a".into(),
+                "-q".into(),
+                "--no-trunc".into(),
+                "--filter".into(),
+                format!("label=com.docker.compose.project={project}"),
+            ],
+        )?;
+        let ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = vec!["container".to_owned(), "inspect".to_owned()];
+        args.extend(ids);
+        let out = run_ok(&self.program, &args)?;
+        let list: Vec<Inspect> = serde_json::from_str(&out).map_err(|e| RuntimeError::Output {
+            command: command_line(&self.program, &args[..2]),
+            message: e.to_string(),
+        })?;
+        let mut out: Vec<Container> = list
+            .into_iter()
+            .map(|i| {
+                let config = i.config.unwrap_or_default();
+                let state = i.state.unwrap_or_default();
+                Container {
+                    name: i.name.trim_start_matches('/').to_owned(),
+                    service: config
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("com.docker.compose.service").cloned())
+                        .unwrap_or_default(),
+                    image_id: full_id(&i.image),
+                    image: config.image,
+                    exit_code: (state.status == "exited")
+                        .then_some(state.exit_code)
+                        .flatten(),
+                    state: state.status,
+                    health: state.health.map(|h| h.status).unwrap_or_default(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    fn runs_compose(&self) -> bool {
+        true
+    }
+
+    fn compose(&self, project: &ComposeProject, args: &[String]) -> Result<String, RuntimeError> {
+        let mut cmd = self.compose_command()?;
+        let program = cmd.remove(0);
+        let env = std::fs::read_to_string(&project.env_file).unwrap_or_default();
+        let env = env_values(&env);
+        let files = project
+            .files
+            .iter()
+            .flat_map(|f| ["-f".to_owned(), f.display().to_string()]);
+        let mut c = Command::new(&program);
+        c.stdin(Stdio::null());
+        if program.ends_with("podman-compose") {
+            // podman-compose (1.0) has neither --project-directory nor
+            // --env-file: it runs in the project directory, and the env
+            // file's values reach its interpolation through the environment.
+            cmd.extend(["-p".into(), project.name.clone()]);
+            cmd.extend(files);
+            c.current_dir(&project.directory).envs(env.iter().cloned());
+        } else {
+            cmd.extend([
+                "--project-name".into(),
+                project.name.clone(),
+                "--project-directory".into(),
+                project.directory.display().to_string(),
+                "--env-file".into(),
+                project.env_file.display().to_string(),
+            ]);
+            cmd.extend(files);
+        }
+        cmd.extend(args.iter().cloned());
+        let out = c
+            .args(&cmd)
+            .output()
+            .map_err(|source| RuntimeError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        // Compose tools echo the commands they run, secrets included:
+        // nothing of theirs reaches bale's output unredacted.
+        let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+        let said = redact(
+            &format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            &values,
+        );
+        if !out.status.success() {
+            return Err(RuntimeError::Failed {
+                command: command_line(&program, &cmd[..cmd.len().min(2)]),
+                stderr: redact(&tail(&out.stderr), &values),
+            });
+        }
+        Ok(said)
+    }
+
+    fn data_root(&self) -> Option<PathBuf> {
+        let format = if self.program == "podman" {
+            "{{.Store.GraphRoot}}"
+        } else {
+            "{{.DockerRootDir}}"
+        };
+        let out = run_ok(
+            &self.program,
+            &["info".into(), "--format".into(), format.into()],
+        )
+        .ok()?;
+        let p = out.trim();
+        (!p.is_empty()).then(|| PathBuf::from(p))
+    }
+
+    fn version(&self) -> Option<String> {
+        let format = if self.program == "podman" {
+            "{{.Version}}"
+        } else {
+            "{{.Server.Version}}"
+        };
+        run_ok(
+            &self.program,
+            &["version".into(), "--format".into(), format.into()],
+        )
+        .ok()
+        .map(|v| v.trim().to_owned())
+    }
+
+    fn compose_version(&self) -> Option<String> {
+        let mut cmd = self.compose_command().ok()?;
+        let program = cmd.remove(0);
+        cmd.push("version".into());
+        let out = run_ok(&program, &cmd).ok()?;
+        // "docker-compose version 1.29.2, build …", "podman-compose version 1.0.3",
+        // "Docker Compose version v2.20.2": the word after the first "version".
+        out.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "version")?;
+            words.next().map(|w| w.trim_end_matches(',').to_owned())
+        })
+    }
+
+    fn logs(&self, container: &str, lines: usize) -> Result<String, RuntimeError> {
+        let args = vec![
+            "logs".to_owned(),
+            "--tail".to_owned(),
+            lines.to_string(),
+            container.to_owned(),
+        ];
+        let out = run(&self.program, &args)?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    fn check_health(&self, container: &str) {
+        if self.program == "podman" {
+            let _ = run(
+                &self.program,
+                &["healthcheck".into(), "run".into(), container.into()],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_output_never_carries_env_values() {
+        let env = env_values("# c\nTOKEN=s3cr3t-value\nexport PORT=\"8080\"\nX=ab\n");
+        assert_eq!(env[1], ("PORT".to_owned(), "8080".to_owned()));
+        let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+        let said = redact("podman run -e TOKEN=s3cr3t-value -p 8080:80 ab", &values);
+        assert_eq!(said, "podman run -e TOKEN=<redacted> -p <redacted>:80 ab");
+    }
+
+    #[test]
+    fn podman_ids_are_read_as_digests() {
+        let hex = "a".repeat(64);
+        assert_eq!(full_id(&hex), format!("sha256:{hex}"));
+        assert_eq!(full_id(&format!("sha256:{hex}")), format!("sha256:{hex}"));
+    }
+}

@@ -1,0 +1,314 @@
+//! Container runtimes, behind a trait so that install and audit can be
+//! tested without one. The implementations drive each runtime's own CLI
+//! (`docker`, `podman`, `ctr`), which honours its usual environment
+//! (`DOCKER_HOST`, contexts, `CONTAINER_HOST`).
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::digest::Digest;
+
+mod containerd;
+mod docker;
+
+pub use containerd::{Ctr, NoRuntime};
+pub use docker::DockerCli;
+
+/// Errors talking to a runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The program could not be started.
+    #[error("cannot run `{program}`: {source}")]
+    Spawn {
+        /// Program.
+        program: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The program failed.
+    #[error("`{command}` failed: {stderr}")]
+    Failed {
+        /// The command line (no secrets are ever passed on it).
+        command: String,
+        /// The end of its error output.
+        stderr: String,
+    },
+    /// Output bale could not read.
+    #[error("`{command}`: unexpected output: {message}")]
+    Output {
+        /// The command line.
+        command: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Not supported by this runtime.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// An image as the runtime has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeImage {
+    /// The config digest (Docker and Podman's image ID).
+    pub config: Option<Digest>,
+    /// The manifest digest, where the runtime keeps it (containerd).
+    pub manifest: Option<Digest>,
+}
+
+/// A container of a compose project.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Container {
+    /// Container name.
+    pub name: String,
+    /// Compose service.
+    pub service: String,
+    /// Image ID the container runs.
+    pub image_id: String,
+    /// Image reference it was created from.
+    pub image: String,
+    /// `running`, `exited`, ….
+    pub state: String,
+    /// `healthy`, `unhealthy`, `starting`, or empty without healthcheck.
+    pub health: String,
+    /// The exit code, once it has exited.
+    pub exit_code: Option<i64>,
+}
+
+/// A compose project as bale starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeProject {
+    /// Project name.
+    pub name: String,
+    /// Project directory (relative paths in the files resolve here).
+    pub directory: PathBuf,
+    /// The env file interpolation reads (secrets and site values).
+    pub env_file: PathBuf,
+    /// Compose files, merged in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// What a runtime loads: a `docker save` archive or an OCI layout archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `manifest.json` + blobs.
+    Docker,
+    /// `oci-layout` + `index.json` + blobs.
+    Oci,
+}
+
+/// A container runtime.
+pub trait Runtime {
+    /// Its name, for messages.
+    fn name(&self) -> &str;
+    /// The archive format `load` takes.
+    fn archive_format(&self) -> ArchiveFormat;
+    /// The image named `reference`, if present.
+    fn image(&self, reference: &str) -> Result<Option<RuntimeImage>, RuntimeError>;
+    /// Loads an archive that `write` streams in.
+    fn load(
+        &self,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), RuntimeError>;
+    /// The containers of compose project `project`.
+    fn containers(&self, project: &str) -> Result<Vec<Container>, RuntimeError>;
+    /// Runs compose for `project` with `args` (`up -d`, …); `Unsupported`
+    /// where there is no compose.
+    fn compose(&self, project: &ComposeProject, args: &[String]) -> Result<String, RuntimeError>;
+    /// Runs a container's healthcheck now, for runtimes that run them only
+    /// through a service manager that may be absent (Podman without
+    /// systemd); elsewhere nothing.
+    fn check_health(&self, _container: &str) {}
+    /// Where the runtime keeps its images, for the disk preflight.
+    fn data_root(&self) -> Option<PathBuf> {
+        None
+    }
+    /// The runtime's (server) version, as it prints it.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// The compose tool's version, as it prints it.
+    fn compose_version(&self) -> Option<String> {
+        None
+    }
+    /// The last `lines` lines a container logged (stdout and stderr).
+    fn logs(&self, _container: &str, _lines: usize) -> Result<String, RuntimeError> {
+        Ok(String::new())
+    }
+    /// Whether this runtime runs compose projects, so that their services
+    /// can be expected to be running.
+    fn runs_compose(&self) -> bool {
+        false
+    }
+}
+
+pub(crate) fn command_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program.to_owned())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn tail(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let t = s.trim();
+    let start = t.len().saturating_sub(2000);
+    let mut i = start;
+    while i < t.len() && !t.is_char_boundary(i) {
+        i += 1;
+    }
+    t[i..].to_owned()
+}
+
+pub(crate) fn run(program: &str, args: &[String]) -> Result<std::process::Output, RuntimeError> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_owned(),
+            source,
+        })
+}
+
+pub(crate) fn run_ok(program: &str, args: &[String]) -> Result<String, RuntimeError> {
+    output_ok(
+        program,
+        args,
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+}
+
+/// The stdout of a finished command, or its failure with the end of stderr.
+pub(crate) fn output_ok(
+    program: &str,
+    args: &[String],
+    out: io::Result<std::process::Output>,
+) -> Result<String, RuntimeError> {
+    let out = out.map_err(|source| RuntimeError::Spawn {
+        program: program.to_owned(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(RuntimeError::Failed {
+            command: command_line(program, args),
+            stderr: tail(&out.stderr),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub(crate) fn load_via(
+    program: &str,
+    args: &[String],
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), RuntimeError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| RuntimeError::Unsupported("no stdin".into()))?;
+    // Drain stderr while writing, so a chatty loader cannot block us.
+    let mut stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = e.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let written = write(&mut stdin);
+    drop(stdin);
+    if written.is_err() {
+        let _ = child.kill();
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    let err = reader.join().unwrap_or_default();
+    if let Err(e) = written {
+        return Err(RuntimeError::Failed {
+            command: command_line(program, args),
+            stderr: format!("stream interrupted: {e}; {}", tail(&err)),
+        });
+    }
+    if !out.status.success() {
+        return Err(RuntimeError::Failed {
+            command: command_line(program, args),
+            stderr: tail(&err),
+        });
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` pairs of an env file (comments, blank lines and `export`
+/// skipped; one pair of surrounding quotes removed).
+pub fn env_values(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+                .unwrap_or(v);
+            (
+                k.trim().trim_start_matches("export ").to_owned(),
+                v.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `text` with every value of `secrets` (of 4 characters or more) replaced.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    let mut long: Vec<&&str> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    // Longest first, so that a value containing another is hidden whole.
+    long.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in long {
+        out = out.replace(*s, "<redacted>");
+    }
+    out
+}
+
+/// An image or container ID as `sha256:<hex>`: Podman prints bare hex.
+pub(crate) fn full_id(id: &str) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("sha256:{id}")
+    } else {
+        id.to_owned()
+    }
+}
+
+/// Which runtime, by name.
+pub fn by_name(name: &str, address: Option<&Path>, namespace: &str) -> Option<Box<dyn Runtime>> {
+    match name {
+        "docker" => Some(Box::new(DockerCli::docker())),
+        "podman" => Some(Box::new(DockerCli::podman())),
+        "containerd" => Some(Box::new(Ctr {
+            address: address.map(Path::to_owned),
+            namespace: namespace.to_owned(),
+        })),
+        "none" => Some(Box::new(NoRuntime)),
+        _ => None,
+    }
+}
