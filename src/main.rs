@@ -25,25 +25,7 @@ fn run(command: Command) -> Result<(), bale::Error> {
             json,
             net,
         } => pipeline::fetch(&spec, blobs, json, &net),
-        Command::Build {
-            spec,
-            blobs,
-            offline,
-            output,
-            sign_key,
-            unsigned,
-            json,
-            net,
-        } => pipeline::build(pipeline::BuildArgs {
-            spec,
-            blobs,
-            offline,
-            output,
-            sign_key,
-            unsigned,
-            json: json.json,
-            net,
-        }),
+        Command::Build(a) => pipeline::build(a),
         Command::Keygen {
             public_key,
             secret_key,
@@ -56,33 +38,7 @@ fn run(command: Command) -> Result<(), bale::Error> {
             allow_unsigned,
             json,
         } => bundle::verify(&bundle, public_key.as_deref(), allow_unsigned, json.json),
-        Command::Install {
-            bundle,
-            public_key,
-            target,
-            runtime,
-            up,
-            timeout,
-            allow_downgrade,
-            set,
-            values,
-            skip_preflight,
-            dry_run,
-            json,
-        } => site::install(site::InstallArgs {
-            bundle,
-            public_key,
-            target,
-            runtime,
-            up,
-            timeout,
-            allow_downgrade,
-            set,
-            values,
-            skip_preflight,
-            dry_run,
-            json: json.json,
-        }),
+        Command::Install(a) => site::install(a),
         Command::Audit {
             bundle,
             target,
@@ -112,10 +68,10 @@ fn run(command: Command) -> Result<(), bale::Error> {
 fn json_mode(command: &Command) -> Option<Option<&'static str>> {
     match command {
         Command::Fetch { json: true, .. } => Some(Some("summary")),
+        Command::Build(a) if a.json.json => Some(None),
+        Command::Install(a) if a.json.json => Some(None),
         Command::Outdated { json, .. }
-        | Command::Build { json, .. }
         | Command::Verify { json, .. }
-        | Command::Install { json, .. }
         | Command::Audit { json, .. }
         | Command::Inspect { json, .. }
             if json.json =>

@@ -243,11 +243,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     // Install into an empty target and start: every service answers.
     let r = s.install(&v1, &["--up"]);
     r.ok();
-    assert!(
-        r.stderr().contains("stack 1.0.0 installed"),
-        "{}",
-        r.describe()
-    );
+    r.says("stack 1.0.0 installed");
     for svc in ["web", "api", "worker"] {
         assert!(
             r.stderr()
@@ -332,16 +328,8 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     s.docker.docker(&["rm", "-f", "balestack_worker_1"]);
     let r = s.audit(&[]);
     r.fails(6);
-    assert!(
-        r.stderr().contains("FINDING service api: stopped"),
-        "{}",
-        r.describe()
-    );
-    assert!(
-        r.stderr().contains("FINDING service worker: missing"),
-        "{}",
-        r.describe()
-    );
+    r.says("FINDING service api: stopped");
+    r.says("FINDING service worker: missing");
     // Re-installing with --up starts them again.
     s.install(&v1, &["--up"]).ok();
     s.audit(&[]).ok();
@@ -362,11 +350,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     let v2 = s.build("1.1.0", "web v2\n");
     let r = s.install(&v2, &["--up"]);
     r.ok();
-    assert!(
-        r.stderr().contains("stack 1.1.0 upgraded from 1.0.0"),
-        "{}",
-        r.describe()
-    );
+    r.says("stack 1.1.0 upgraded from 1.0.0");
     assert!(http_get(s.web_port).contains("web v2"));
     let releases: Vec<String> = std::fs::read_dir(s.target().join(".bale/releases"))
         .map(|r| {
@@ -388,11 +372,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     let before = snapshot(&s.target());
     let r = s.install(&v1, &[]);
     r.fails(7);
-    assert!(
-        r.stderr().contains("older than the installed 1.1.0"),
-        "{}",
-        r.describe()
-    );
+    r.says("older than the installed 1.1.0");
     assert_eq!(snapshot(&s.target()), before);
 
     // A tag re-pointed to other content: audit names the service.
@@ -439,11 +419,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         "{}",
         r.describe()
     );
-    assert!(
-        r.stderr().contains("FINDING file site/extra.html: added"),
-        "{}",
-        r.describe()
-    );
+    r.says("FINDING file site/extra.html: added");
     // Re-installing the same bundle puts the signed content back.
     let r = s.install(&v2, &[]);
     r.ok();
@@ -489,11 +465,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     let images_before = images();
     let r = s.install("tampered.bale", &["--up"]);
     r.fails(6);
-    assert!(
-        r.stderr().contains("files/site/index.html"),
-        "{}",
-        r.describe()
-    );
+    r.says("files/site/index.html");
     assert_eq!(snapshot(&s.target()), before);
     assert_eq!(images(), images_before);
 
@@ -531,11 +503,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     }
     let r = s.install(&v3, &["--up"]);
     r.ok();
-    assert!(
-        r.stderr().contains("stack 1.2.0 upgraded from 1.1.0"),
-        "{}",
-        r.describe()
-    );
+    r.says("stack 1.2.0 upgraded from 1.1.0");
     assert!(http_get(s.web_port).contains("web v3"));
     s.audit(&[&v3, "--public-key", "keys/k.pub"]).ok();
     let leftovers: Vec<String> = std::fs::read_dir(s.target().join(".bale"))
@@ -590,11 +558,7 @@ fn another_bundle_into_the_same_target_is_refused() {
         "none",
     ]);
     r.fails(7);
-    assert!(
-        r.stderr().contains("holds bundle `bale-demo`"),
-        "{}",
-        r.describe()
-    );
+    r.says("holds bundle `bale-demo`");
     // A `current` that is not bale's symlink is never touched.
     let q = Project::new("");
     q.write("t/current", "operator's own file");
@@ -879,11 +843,7 @@ fn podman_install_up_audit_reinstall_and_a_stopped_service() {
     podman.podman(&["stop", "-t", "1", "balestack_api_1"]);
     let a = bale(&["audit", "--target", "target"]);
     a.fails(6);
-    assert!(
-        a.stderr().contains("FINDING service api: stopped"),
-        "{}",
-        a.describe()
-    );
+    a.says("FINDING service api: stopped");
     bale(&install).ok();
     bale(&["audit", "--target", "target"]).ok();
 }

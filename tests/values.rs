@@ -261,7 +261,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         "--up",
     ]);
     r.ok();
-    assert!(r.stderr().contains("reconfigured"), "{}", r.describe());
+    r.says("reconfigured");
     assert!(http_get(base + 2).contains("example.org"));
     let envfile = p.read("target/.env");
     assert!(
@@ -297,16 +297,8 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
     p.write("target/.env", &envfile);
     let a = p.bale_env(&["audit", "--target", "target"], &env);
     a.fails(6);
-    assert!(
-        a.stderr().contains("FINDING file conf/Caddyfile: modified"),
-        "{}",
-        a.describe()
-    );
-    assert!(
-        a.stderr().contains("FINDING value DOMAIN: changed"),
-        "{}",
-        a.describe()
-    );
+    a.says("FINDING file conf/Caddyfile: modified");
+    a.says("FINDING value DOMAIN: changed");
     assert!(
         !a.stderr().contains("other.example.org"),
         "audit printed a value"
@@ -334,16 +326,8 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         "--up",
     ]);
     r.ok();
-    assert!(
-        r.stderr().contains("restored rerendered www/index.html"),
-        "{}",
-        r.describe()
-    );
-    assert!(
-        r.stderr().contains("restored modified  conf/Caddyfile"),
-        "{}",
-        r.describe()
-    );
+    r.says("restored rerendered www/index.html");
+    r.says("restored modified  conf/Caddyfile");
     assert!(http_get(base).contains("at new.example.org"));
     assert_ne!(
         started(),
@@ -363,17 +347,9 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         "--up",
     ]);
     r.fails(8);
-    assert!(
-        r.stderr().contains("job `setup` failed (exit 3)"),
-        "{}",
-        r.describe()
-    );
+    r.says("job `setup` failed (exit 3)");
     // Its log, with every site value redacted (site values never enter a log).
-    assert!(
-        r.stderr().contains("setup running for <redacted>"),
-        "{}",
-        r.describe()
-    );
+    r.says("setup running for <redacted>");
     assert!(!r.stderr().contains(token));
 
     let _ = docker.docker(&[
@@ -396,11 +372,7 @@ fn a_template_error_stops_the_build_naming_file_line_and_column() {
     );
     let r = p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "bad.bale"]);
     r.fails(3);
-    assert!(
-        r.stderr().contains("conf/Caddyfile:3:6"),
-        "{}",
-        r.describe()
-    );
+    r.says("conf/Caddyfile:3:6");
     assert!(!p.path().join("bad.bale").exists());
 }
 
@@ -726,11 +698,7 @@ fn an_upgrade_keeps_values_and_asks_only_for_new_ones() {
     }
     let r = upgrade(&["--set", "SUPPORT_EMAIL=help@example.org"]);
     r.ok();
-    assert!(
-        r.stderr().contains("upgraded from 1.0.0"),
-        "{}",
-        r.describe()
-    );
+    r.says("upgraded from 1.0.0");
     let env = p.read("target/.env");
     assert!(
         env.contains("DOMAIN=example.org") && env.contains("SUPPORT_EMAIL=help@example.org"),

@@ -101,28 +101,7 @@ pub enum Command {
         net: Net,
     },
     /// Write the bundle: one deterministic tar with images, overlays and a signed manifest.
-    Build {
-        #[command(flatten)]
-        spec: SpecFile,
-        #[command(flatten)]
-        blobs: Blobs,
-        /// Use no network: the store (and local OCI layouts) must hold every blob; implies --locked.
-        #[arg(long)]
-        offline: bool,
-        /// Output file [default: NAME-VERSION.bale].
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// minisign secret key file to sign with.
-        #[arg(long, value_name = "PATH", conflicts_with = "unsigned")]
-        sign_key: Option<PathBuf>,
-        /// Build without a signature (verify then needs --allow-unsigned).
-        #[arg(long)]
-        unsigned: bool,
-        #[command(flatten)]
-        json: Json,
-        #[command(flatten)]
-        net: Net,
-    },
+    Build(BuildArgs),
     /// Write a minisign-compatible key pair for signing bundles.
     Keygen {
         /// Where to write the public key.
@@ -152,41 +131,7 @@ pub enum Command {
         json: Json,
     },
     /// Verify a bundle, load its images, lay out its files and secrets, and optionally start it.
-    Install {
-        /// The bundle file.
-        bundle: PathBuf,
-        /// minisign public key the bundle must be signed with.
-        #[arg(long, value_name = "PATH")]
-        public_key: PathBuf,
-        /// Install directory (created if missing).
-        #[arg(long, value_name = "DIR")]
-        target: PathBuf,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        /// Start the stack with compose and wait for every healthcheck.
-        #[arg(long)]
-        up: bool,
-        /// Seconds --up waits for healthchecks.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
-        /// Allow an older version, or the same version with other content (rollback).
-        #[arg(long)]
-        allow_downgrade: bool,
-        /// Set site value NAME (a list comma-separated); repeatable; wins over --values.
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        set: Vec<String>,
-        /// TOML file of site values: NAME = "value" or NAME = ["a", "b"].
-        #[arg(long = "values", value_name = "FILE")]
-        values: Option<PathBuf>,
-        /// Override one preflight check (recorded in the report); repeatable.
-        #[arg(long = "skip-preflight", value_name = "NAME", value_parser = ["memory", "disk", "ports", "compose_version", "runtime_version"])]
-        skip_preflight: Vec<String>,
-        /// Verify, check values and preflight, and print the plan; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        json: Json,
-    },
+    Install(InstallArgs),
     /// Check that the images, services and files on this host are exactly what was signed.
     Audit {
         /// The installed bundle, to audit against the signed original (needs --public-key).
@@ -231,4 +176,67 @@ pub struct RuntimeArgs {
     /// containerd namespace (k8s.io for k3s and Kubernetes) [default: default].
     #[arg(long, value_name = "NAME")]
     pub namespace: Option<String>,
+}
+
+/// The arguments of `bale install`.
+#[derive(Args)]
+pub struct InstallArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// minisign public key the bundle must be signed with.
+    #[arg(long, value_name = "PATH")]
+    pub public_key: PathBuf,
+    /// Install directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Start the stack with compose and wait for every healthcheck.
+    #[arg(long)]
+    pub up: bool,
+    /// Seconds --up waits for healthchecks.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Allow an older version, or the same version with other content (rollback).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Set site value NAME (a list comma-separated); repeatable; wins over --values.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// TOML file of site values: NAME = "value" or NAME = ["a", "b"].
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// Override one preflight check (recorded in the report); repeatable.
+    #[arg(long = "skip-preflight", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(bale::install::preflight::CHECKS))]
+    pub skip_preflight: Vec<String>,
+    /// Verify, check values and preflight, and print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale build`.
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub spec: SpecFile,
+    #[command(flatten)]
+    pub blobs: Blobs,
+    /// Use no network: the store (and local OCI layouts) must hold every blob; implies --locked.
+    #[arg(long)]
+    pub offline: bool,
+    /// Output file [default: NAME-VERSION.bale].
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// minisign secret key file to sign with.
+    #[arg(long, value_name = "PATH", conflicts_with = "unsigned")]
+    pub sign_key: Option<PathBuf>,
+    /// Build without a signature (verify then needs --allow-unsigned).
+    #[arg(long)]
+    pub unsigned: bool,
+    #[command(flatten)]
+    pub json: Json,
+    #[command(flatten)]
+    pub net: Net,
 }

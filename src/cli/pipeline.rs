@@ -8,7 +8,7 @@ use bale::ops::{Context, OutdatedStatus};
 use bale::sign::{self, SigningKey};
 use bale::store::{self, Store};
 
-use super::args::{Blobs, Net, SpecFile};
+use super::args::{Blobs, BuildArgs, Net, SpecFile};
 use super::output::{self, human};
 
 fn context(spec: &SpecFile, net: &Net) -> Result<Context, bale::Error> {
@@ -149,26 +149,6 @@ pub fn fetch(spec: &SpecFile, blobs: Blobs, json: bool, net: &Net) -> Result<(),
     Ok(())
 }
 
-/// The arguments of `bale build`.
-pub struct BuildArgs {
-    /// `-f`.
-    pub spec: SpecFile,
-    /// Lock and store.
-    pub blobs: Blobs,
-    /// `--offline`.
-    pub offline: bool,
-    /// `-o`.
-    pub output: Option<PathBuf>,
-    /// `--sign-key`.
-    pub sign_key: Option<PathBuf>,
-    /// `--unsigned`.
-    pub unsigned: bool,
-    /// `--json`.
-    pub json: bool,
-    /// Registries.
-    pub net: Net,
-}
-
 /// `bale build`.
 pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
     let key = signing_key(a.sign_key.as_ref(), a.unsigned)?;
@@ -178,7 +158,7 @@ pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
     // A place the bundle cannot go is said before anything is fetched.
     bale::bundle::check_output(&out)?;
     let (_, store) = open_store(a.blobs.store)?;
-    let r = output::reporter(a.json, true);
+    let r = output::reporter(a.json.json, true);
     let report = ctx.build(
         a.blobs.locked,
         a.offline,
@@ -190,7 +170,7 @@ pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
     );
     r.finish();
     let report = report?;
-    if a.json {
+    if a.json.json {
         output::result(serde_json::to_value(&report).unwrap_or_default(), true);
     } else {
         eprintln!(

@@ -7,7 +7,7 @@ use bale::install::{Action, InstallOptions, current_release};
 use bale::runtime::Runtime;
 use bale::sign::VerifyingKey;
 
-use super::args::RuntimeArgs;
+use super::args::{InstallArgs, RuntimeArgs};
 use super::output;
 
 /// The runtime named on the command line, else the one `recorded` by the
@@ -64,34 +64,6 @@ fn prompt(spec: &bale::spec::ValueSpec) -> Option<String> {
     Some(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// The arguments of `bale install`.
-pub struct InstallArgs {
-    /// The bundle file.
-    pub bundle: PathBuf,
-    /// `--public-key`.
-    pub public_key: PathBuf,
-    /// `--target`.
-    pub target: PathBuf,
-    /// The runtime flags.
-    pub runtime: RuntimeArgs,
-    /// `--up`.
-    pub up: bool,
-    /// `--timeout`.
-    pub timeout: u64,
-    /// `--allow-downgrade`.
-    pub allow_downgrade: bool,
-    /// `--set`.
-    pub set: Vec<String>,
-    /// `--values`.
-    pub values: Option<PathBuf>,
-    /// `--skip-preflight`.
-    pub skip_preflight: Vec<String>,
-    /// `--dry-run`.
-    pub dry_run: bool,
-    /// `--json`.
-    pub json: bool,
-}
-
 /// `bale install`.
 pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
     let key = VerifyingKey::from_file(&a.public_key)?;
@@ -117,11 +89,11 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
     if a.dry_run {
         let bundle = bale::install::OpenBundle::open(&a.bundle, &key)?;
         let plan = bale::install::plan(&bundle, &opts)?;
-        print_plan(&plan, a.json);
+        print_plan(&plan, a.json.json);
         return Ok(());
     }
     let report = bale::install::install(&a.bundle, &opts)?;
-    if a.json {
+    if a.json.json {
         output::result(serde_json::to_value(&report).unwrap_or_default(), true);
         return Ok(());
     }

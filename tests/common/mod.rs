@@ -598,6 +598,16 @@ impl Run {
         assert_eq!(self.code(), code, "{}", self.describe());
         self
     }
+    /// Asserts that stderr contains `needle`, showing the whole run if not.
+    #[track_caller]
+    pub fn says(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.describe()
+        );
+        self
+    }
     /// The last JSON line on stdout.
     pub fn summary(&self) -> serde_json::Value {
         self.stdout()
