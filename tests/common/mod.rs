@@ -670,3 +670,31 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Writes an OCI image layout at `dir` holding one linux/amd64 image named
+/// `name` (its `org.opencontainers.image.ref.name`) with `layers`.
+pub fn write_oci_layout(dir: &Path, name: &str, layers: &[LayerSpec]) {
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).unwrap_or_else(|e| panic!("{e}"));
+    let put = |bytes: &[u8]| {
+        let d = sha(bytes);
+        std::fs::write(blobs.join(&d["sha256:".len()..]), bytes).unwrap_or_else(|e| panic!("{e}"));
+        d
+    };
+    let (config, manifest) = image_docs("linux", "amd64", None, layers, false);
+    put(&config);
+    for l in layers {
+        put(&l.blob);
+    }
+    let m = put(&manifest);
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{m}","size":{},"platform":{{"architecture":"amd64","os":"linux"}},"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}]}}"#,
+            manifest.len()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -1,0 +1,370 @@
+//! The example bundles, proven here without the internet: stand-in images
+//! under the real names from a loopback registry acting as Docker Hub's
+//! mirror; `bale lock`, `build` and `verify` on the real bundle.toml; an
+//! install with the example's site values; every rendered config checked
+//! by its real program (caddy, PostgreSQL, docker-compose).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A project holding a copy of `examples/NAME`, its Docker Hub images
+/// served by `reg` (stand-ins under the real names), and a key pair.
+fn example(name: &str, reg: &Registry) -> Project {
+    let p = Project::new("");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name),
+        p.path(),
+    );
+    let spec =
+        bale::spec::BundleSpec::parse_unchecked(Path::new("bundle.toml"), &p.read("bundle.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    for i in &spec.images {
+        if let bale::reference::ImageSource::Registry(r) = &i.source {
+            reg.push_image(
+                &r.path,
+                Some(&r.tag),
+                "linux",
+                "amd64",
+                None,
+                &[gzip_layer(&[("stand-in", r.canonical_name().as_bytes())])],
+                false,
+            );
+        }
+    }
+    p.write(
+        "config/bale.toml",
+        &format!(
+            "[registries.\"docker.io\"]\nmirrors = [\"{}\"]\nupstream = false\n",
+            reg.host
+        ),
+    );
+    p.keygen();
+    p
+}
+
+/// The minimal engine as an OCI layout: busybox and `engine/app`.
+fn build_engine(p: &Project) {
+    let busybox = std::fs::read("/bin/busybox").unwrap_or_else(|e| panic!("busybox-static: {e}"));
+    let app =
+        std::fs::read(p.path().join("engine/app/engine.sh")).unwrap_or_else(|e| panic!("{e}"));
+    write_oci_layout(
+        &p.path().join("engine/oci"),
+        "localhost/flomastr/engine:0.1.0",
+        &[
+            gzip_layer(&[("bin/busybox", &busybox)]),
+            gzip_layer(&[("app/engine.sh", &app)]),
+        ],
+    );
+}
+
+/// `caddy validate` of a rendered Caddyfile.
+fn caddy_validate(p: &Project, file: &Path) {
+    let out = Command::new("caddy")
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(file)
+        .env("HOME", p.path())
+        .env("XDG_DATA_HOME", p.path().join("caddy-data"))
+        .env("XDG_CONFIG_HOME", p.path().join("caddy-config"))
+        .output()
+        .unwrap_or_else(|e| panic!("caddy: {e}"));
+    assert!(
+        out.status.success(),
+        "caddy validate {}:\n{}\n{}",
+        file.display(),
+        std::fs::read_to_string(file).unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `docker-compose config` of an installed release: it must accept the
+/// rendered file, and every service must run a locked image.
+fn compose_config(p: &Project, target: &str) -> serde_norway::Value {
+    let t = p.path().join(target);
+    let cur = t.join("current");
+    let out = Command::new("docker-compose")
+        .arg("--project-directory")
+        .arg(&cur)
+        .arg("--env-file")
+        .arg(t.join(".env"))
+        .arg("-f")
+        .arg(cur.join("docker-compose.yml"))
+        .arg("-f")
+        .arg(cur.join(".bale/compose.pins.yml"))
+        .arg("config")
+        .output()
+        .unwrap_or_else(|e| panic!("docker-compose: {e}"));
+    assert!(
+        out.status.success(),
+        "docker-compose config:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_norway::Value =
+        serde_norway::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let lock: toml::Value =
+        toml::from_str(&p.read("bundle.lock")).unwrap_or_else(|e| panic!("{e}"));
+    let locked: Vec<String> = lock["image"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect();
+    let services = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .cloned()
+        .unwrap_or_default();
+    assert!(!services.is_empty());
+    for (name, svc) in &services {
+        let image = svc
+            .get("image")
+            .and_then(|i| i.as_str())
+            .unwrap_or_default();
+        assert!(
+            locked.iter().any(|l| l == image),
+            "service {name:?} runs {image}, not a locked image"
+        );
+    }
+    // docker-compose 1.29 drops pull_policy from its output: the pins say it.
+    let pins = std::fs::read_to_string(cur.join(".bale/compose.pins.yml")).unwrap_or_default();
+    assert_eq!(
+        pins.matches("pull_policy: never").count(),
+        services.len(),
+        "every service pinned, never pulled:\n{pins}"
+    );
+    doc
+}
+
+/// Runs `sql` in a real PostgreSQL (Debian's), started for the test on a
+/// private socket. Returns whether pgvector was available; without it the
+/// `CREATE EXTENSION vector` statement is skipped, and said so.
+fn postgres_runs(sql: &str) -> (bool, String) {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("initdb").exists())
+        })
+        .unwrap_or_else(|| panic!("postgresql is not installed: run the README's test command"));
+    let dir = tempfile::Builder::new()
+        .prefix("bale-pg")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let sock = dir.path().to_owned();
+    let chown = Command::new("chown")
+        .args(["-R", "postgres"])
+        .arg(dir.path())
+        .status();
+    assert!(chown.is_ok_and(|s| s.success()));
+    let as_pg = |program: PathBuf| {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    };
+    let init = as_pg(bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust"])
+        .output();
+    assert!(
+        init.as_ref().is_ok_and(|o| o.status.success()),
+        "initdb: {init:?}"
+    );
+    let port = free_port().to_string();
+    let mut server = as_pg(bin.join("postgres"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port, "-c", "listen_addresses=", "-k"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("postgres: {e}"));
+    let psql = |sql: &str| {
+        as_pg(bin.join("psql"))
+            .arg("-h")
+            .arg(&sock)
+            .args([
+                "-p",
+                &port,
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("psql: {e}"))
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if psql("SELECT 1").status.success() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "postgres did not come up");
+    let vector = String::from_utf8_lossy(
+        &psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'").stdout,
+    )
+    .trim()
+        == "1";
+    let script: String = if vector {
+        sql.to_owned()
+    } else {
+        sql.lines()
+            .filter(|l| {
+                !l.to_lowercase()
+                    .contains("create extension if not exists vector")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let run = psql(&script);
+    let tables = String::from_utf8_lossy(
+        &psql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'").stdout,
+    )
+    .trim()
+    .to_owned();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        run.status.success(),
+        "init SQL failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    (vector, tables)
+}
+
+#[test]
+fn flomastr_builds_installs_and_every_rendered_config_passes_its_validator() {
+    for program in ["caddy", "docker-compose", "runuser", "openssl"] {
+        assert!(
+            have(program),
+            "{program} is not installed: run the README's test command"
+        );
+    }
+    let reg = Registry::start();
+    let p = example("flomastr", &reg);
+    build_engine(&p);
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "flomastr.bale"])
+        .ok();
+    p.bale(&["verify", "flomastr.bale", "--public-key", "keys/k.pub"])
+        .ok();
+
+    let openssl = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=*.flomastr.example",
+            "-keyout",
+            "site.key",
+            "-out",
+            "site.crt",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(openssl.status.success());
+    for (tls, extra) in [
+        ("internal", vec![]),
+        ("acme", vec!["--set", "ACME_EMAIL=ops@flomastr.example"]),
+        (
+            "files",
+            vec!["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"],
+        ),
+    ] {
+        let target = format!("t-{tls}");
+        let tls_set = format!("TLS={tls}");
+        let mut args = vec![
+            "install",
+            "flomastr.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            &target,
+            "--runtime",
+            "none",
+            "--values",
+            "site.example.toml",
+            "--set",
+            &tls_set,
+        ];
+        args.extend(extra);
+        let r = p.bale(&args);
+        r.ok();
+        assert!(
+            !r.stderr().contains("example-openai-key"),
+            "{}",
+            r.describe()
+        );
+        let caddyfile = p.path().join(&target).join("current/caddy/Caddyfile");
+        let text = std::fs::read_to_string(&caddyfile).unwrap_or_default();
+        for site in [
+            "engine.flomastr.example {",
+            "whappstream.n8n.flomastr.example {",
+            "mmi-sa.flomastr.example {",
+        ] {
+            assert!(text.contains(site), "{tls}: no site {site}\n{text}");
+        }
+        assert!(
+            text.contains("header_up X-Tenant-Slug \"mmi-sa\""),
+            "{text}"
+        );
+        caddy_validate(&p, &caddyfile);
+        let doc = compose_config(&p, &target);
+        let services = doc
+            .get("services")
+            .and_then(|s| s.as_mapping())
+            .cloned()
+            .unwrap_or_default();
+        for s in [
+            "caddy",
+            "engine",
+            "postgres",
+            "n8n-whappstream",
+            "n8n-mmi-sa",
+        ] {
+            assert!(
+                services.keys().any(|k| k.as_str() == Some(s)),
+                "{tls}: no service {s}"
+            );
+        }
+    }
+    // One encryption key per tenant, distinct, never printed.
+    let env = p.read("t-internal/.env");
+    let keys: Vec<&str> = env
+        .lines()
+        .filter(|l| l.starts_with("N8N_ENCRYPTION_KEY_"))
+        .collect();
+    assert_eq!(keys.len(), 2, "{env}");
+    assert!(env.contains("N8N_ENCRYPTION_KEY_MMI_SA="), "{env}");
+
+    // The init SQL, in a real PostgreSQL.
+    let (vector, jobs) = postgres_runs(&p.read("t-internal/current/postgres/init.sql"));
+    assert_eq!(jobs, "1", "the jobs table was not created");
+    if !vector {
+        eprintln!(
+            "pgvector: SKIPPED (Debian's PostgreSQL server lacks the extension; the bundle's pgvector/pgvector image has it)"
+        );
+    }
+}
