@@ -143,7 +143,7 @@ fn compose_config(p: &Project, target: &str) -> serde_norway::Value {
 /// Runs `sql` in a real PostgreSQL (Debian's), started for the test on a
 /// private socket. Returns whether pgvector was available; without it the
 /// `CREATE EXTENSION vector` statement is skipped, and said so.
-fn postgres_runs(sql: &str) -> (bool, String) {
+fn postgres_runs(sql: &str, check: &str) -> (bool, String) {
     let bin = std::fs::read_dir("/usr/lib/postgresql")
         .ok()
         .and_then(|rd| {
@@ -230,12 +230,20 @@ fn postgres_runs(sql: &str) -> (bool, String) {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let run = psql(&script);
-    let tables = String::from_utf8_lossy(
-        &psql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'").stdout,
-    )
-    .trim()
-    .to_owned();
+    // A file, so that psql meta-commands (`\gexec`) work as in the image.
+    let file = dir.path().join("init.sql");
+    std::fs::write(&file, script).unwrap_or_else(|e| panic!("{e}"));
+    let _ = Command::new("chown").arg("postgres").arg(&file).status();
+    let run = as_pg(bin.join("psql"))
+        .arg("-h")
+        .arg(&sock)
+        .args(["-p", &port, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("psql: {e}"));
+    let tables = String::from_utf8_lossy(&psql(check).stdout)
+        .trim()
+        .to_owned();
     let _ = server.kill();
     let _ = server.wait();
     assert!(
@@ -360,11 +368,191 @@ fn flomastr_builds_installs_and_every_rendered_config_passes_its_validator() {
     assert!(env.contains("N8N_ENCRYPTION_KEY_MMI_SA="), "{env}");
 
     // The init SQL, in a real PostgreSQL.
-    let (vector, jobs) = postgres_runs(&p.read("t-internal/current/postgres/init.sql"));
+    let (vector, jobs) = postgres_runs(
+        &p.read("t-internal/current/postgres/init.sql"),
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'",
+    );
     assert_eq!(jobs, "1", "the jobs table was not created");
     if !vector {
         eprintln!(
             "pgvector: SKIPPED (Debian's PostgreSQL server lacks the extension; the bundle's pgvector/pgvector image has it)"
         );
     }
+}
+
+/// A real redis-server started with the rendered redis.conf (on a loopback
+/// port and a private directory), answering with the rendered password.
+fn redis_runs(conf: &Path, password: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port().to_string();
+    let mut server = Command::new("redis-server")
+        .arg(conf)
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "no",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("redis-server: {e}"));
+    let cli = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &port, "-a", password, "--no-auth-warning"])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        if cli(&["ping"]) == "PONG" {
+            out.push("PONG".to_owned());
+            out.push(cli(&["config", "get", "maxmemory-policy"]));
+            out.push(cli(&["config", "get", "appendonly"]));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    out
+}
+
+#[test]
+fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_validator() {
+    for program in [
+        "docker-compose",
+        "runuser",
+        "openssl",
+        "redis-server",
+        "redis-cli",
+    ] {
+        assert!(
+            have(program),
+            "{program} is not installed: run the README's test command"
+        );
+    }
+    let reg = Registry::start();
+    let p = example("chatwoot-n8n-directus", &reg);
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "cnd.bale"])
+        .ok();
+    p.bale(&["verify", "cnd.bale", "--public-key", "keys/k.pub"])
+        .ok();
+    let openssl = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=*.shop.example",
+            "-keyout",
+            "site.key",
+            "-out",
+            "site.crt",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(openssl.status.success());
+    for (tls, extra) in [
+        ("self-signed", vec![]),
+        ("acme", vec![]),
+        (
+            "files",
+            vec!["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"],
+        ),
+    ] {
+        let target = format!("t-{tls}");
+        let tls_set = format!("TLS={tls}");
+        let mut args = vec![
+            "install",
+            "cnd.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            &target,
+            "--runtime",
+            "none",
+            "--values",
+            "site.example.toml",
+            "--set",
+            &tls_set,
+        ];
+        args.extend(extra);
+        let r = p.bale(&args);
+        r.ok();
+        assert!(
+            !r.stderr().contains("example-claude-key"),
+            "{}",
+            r.describe()
+        );
+        let doc = compose_config(&p, &target);
+        let services = doc
+            .get("services")
+            .and_then(|s| s.as_mapping())
+            .cloned()
+            .unwrap_or_default();
+        for s in [
+            "chatwoot",
+            "chatwoot-sidekiq",
+            "n8n",
+            "n8n-worker",
+            "directus",
+            "postgres",
+            "redis",
+            "pangolin",
+            "gerbil",
+            "traefik",
+        ] {
+            assert!(
+                services.keys().any(|k| k.as_str() == Some(s)),
+                "{tls}: no service {s}"
+            );
+        }
+        // n8n in queue mode, with a worker; memory limits from the seed.
+        let n8n = services
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("n8n"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            n8n["environment"]["EXECUTIONS_MODE"].as_str(),
+            Some("queue")
+        );
+        let traefik = p.read(&format!("{target}/current/traefik/dynamic.yml"));
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(&traefik).unwrap_or_else(|e| panic!("{tls}: dynamic.yml: {e}"));
+        assert_eq!(yaml["tls"].is_null(), tls != "files", "{traefik}");
+    }
+    let env = p.read("t-self-signed/.env");
+    let get = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k} in .env"))
+            .to_owned()
+    };
+    // The rendered redis.conf in a real redis-server.
+    let conf = p.path().join("t-self-signed/current/redis/redis.conf");
+    let said = redis_runs(&conf, &get("REDIS_PASSWORD"));
+    assert_eq!(said.first().map(String::as_str), Some("PONG"), "{said:?}");
+    assert!(said.iter().any(|l| l.contains("noeviction")), "{said:?}");
+    // The databases job's SQL in a real PostgreSQL, twice (it must be idempotent).
+    let sql = p.read("t-self-signed/current/postgres/databases.sql");
+    let (_, n) = postgres_runs(
+        &format!("{sql}\n{sql}"),
+        "SELECT count(*) FROM pg_database WHERE datname IN ('chatwoot', 'n8n', 'directus')",
+    );
+    assert_eq!(n, "3");
 }
