@@ -1,0 +1,406 @@
+//! The bundle file: a deterministic, uncompressed tar.
+//!
+//! Entry order (see docs/bundle-format.md):
+//!
+//! ```text
+//! bale-manifest            every other entry: sha256 and size (sha256sum -c format)
+//! bale-manifest.minisig    minisign signature over bale-manifest (absent if unsigned)
+//! bale/images.json         the images: service, name, platform, digests
+//! oci-layout, index.json   an OCI image layout of every image and platform
+//! manifest.json            `docker load` index (first platform)
+//! blobs/sha256/<hex>       every blob once, by digest
+//! bale/bundle.toml, bale/bundle.lock
+//! files/<target>           overlays and the compose file
+//! ```
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::{Digest, ThreadedHashWriter};
+use crate::lock::Lockfile;
+use crate::sign::{SignError, SigningKey};
+use crate::spec::BundleSpec;
+use crate::store::Store;
+
+mod layout;
+mod manifest;
+mod overlays;
+mod records;
+
+pub use manifest::{Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
+pub use overlays::check_templates;
+pub use records::{FileRecord, ImageRecord, ImagesFile, image_records};
+
+use layout::{blob_path, json, layout_entries};
+use overlays::{check_compose, overlay_entries};
+
+/// The signed manifest's entry name.
+pub const MANIFEST_PATH: &str = "bale-manifest";
+/// The signature's entry name (`minisign -Vm bale-manifest` finds it).
+pub const SIGNATURE_PATH: &str = "bale-manifest.minisig";
+/// The image list's entry name.
+pub const IMAGES_PATH: &str = "bale/images.json";
+/// Prefix of overlay entries.
+pub const FILES_PREFIX: &str = "files/";
+/// Largest manifest or signature a reader accepts.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Errors building a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Blobs the store lacks.
+    #[error("{} blob(s) are not in the store {}; run `bale fetch` (or build without --offline):\n{}", missing.len(), store.display(), missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    Missing {
+        /// The store.
+        store: PathBuf,
+        /// `digest (image)` for each.
+        missing: Vec<String>,
+    },
+    /// An overlay that cannot go into a bundle.
+    #[error("overlay {}: {message}", path.display())]
+    Overlay {
+        /// The offending path.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A store blob that no longer hashes to its name.
+    #[error(
+        "store blob {expected} hashes to {actual}: the store is corrupt; delete the file and fetch again"
+    )]
+    Corrupt {
+        /// Its name.
+        expected: Digest,
+        /// What it hashes to.
+        actual: Digest,
+    },
+    /// A source changed while the bundle was written.
+    #[error("{}: changed while the bundle was being written", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Signing.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// A template that does not render with placeholder values.
+    #[error("template {}:{line}:{column}: {message}", path.display())]
+    Template {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (0: unknown).
+        column: usize,
+        /// Why.
+        message: String,
+    },
+    /// A compose file that would need a registry at install time.
+    #[error("compose file {}: {message}", path.display())]
+    Compose {
+        /// The compose file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
+    move |source| BundleError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Checks, before any work, that a bundle can be written at `out`: its
+/// directory exists and is a directory.
+pub fn check_output(out: &Path) -> Result<(), BundleError> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(BundleError::Io {
+            path: dir.to_owned(),
+            source: io::Error::other(
+                "is not a directory: -o must name a file in an existing directory",
+            ),
+        }),
+        Err(e) => Err(BundleError::Io {
+            path: dir.to_owned(),
+            source: io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}: the output directory must exist (create it, or give -o another path)"
+                ),
+            ),
+        }),
+    }
+}
+
+pub(super) enum Source {
+    Bytes(Vec<u8>),
+    Blob(Digest),
+    File(PathBuf),
+}
+
+pub(super) struct Entry {
+    path: String,
+    mode: u32,
+    size: u64,
+    sha256: Digest,
+    source: Source,
+}
+
+impl Entry {
+    fn bytes(path: &str, bytes: Vec<u8>) -> Entry {
+        Entry {
+            path: path.to_owned(),
+            mode: 0o644,
+            size: bytes.len() as u64,
+            sha256: Digest::of(&bytes),
+            source: Source::Bytes(bytes),
+        }
+    }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// The bundle file.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// SHA-256 of the whole file.
+    pub sha256: Digest,
+    /// SHA-256 of the signed manifest.
+    pub manifest: Digest,
+    /// Entries in the bundle.
+    pub entries: usize,
+    /// Signing key ID, if signed.
+    pub key_id: Option<String>,
+}
+
+pub(super) fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
+    crate::digest::hash_file(path).map_err(io_err(path))
+}
+
+/// Builds the bundle of `spec` and `lock` from `store` into `output`,
+/// signed with `key` when given. The file appears only when complete.
+pub fn build(
+    spec: &BundleSpec,
+    lock: &Lockfile,
+    store: &Store,
+    output: &Path,
+    key: Option<&SigningKey>,
+) -> Result<BuildReport, BundleError> {
+    let records = image_records(lock);
+    let (layout, blobs) = layout_entries(lock, &records);
+    let missing: Vec<String> = lock
+        .images
+        .iter()
+        .flat_map(|img| {
+            img.blobs()
+                .into_iter()
+                .filter(|b| !store.has(&b.digest, b.size))
+                .map(|b| format!("{} ({})", b.digest, img.name))
+                .collect::<Vec<_>>()
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !missing.is_empty() {
+        return Err(BundleError::Missing {
+            store: store.root().to_owned(),
+            missing,
+        });
+    }
+    let rendered_compose = check_templates(spec, lock)?;
+    let names = lock.images.iter().map(|i| i.name.clone()).collect();
+    check_compose(spec, rendered_compose.as_deref(), &names)?;
+    let (files, file_records) = overlay_entries(spec)?;
+    let images = ImagesFile {
+        format: 1,
+        name: spec.name.clone(),
+        version: spec.version.to_string(),
+        images: records,
+        files: file_records,
+        compose: spec.compose.as_ref().map(|c| c.target.clone()),
+        project: spec.compose.as_ref().map(|c| c.project.clone()),
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(io_err(p));
+    let mut entries = vec![Entry::bytes(IMAGES_PATH, json(&images))];
+    entries.extend(layout);
+    for (digest, size) in &blobs {
+        entries.push(Entry {
+            path: blob_path(digest),
+            mode: 0o644,
+            size: *size,
+            sha256: digest.clone(),
+            source: Source::Blob(digest.clone()),
+        });
+    }
+    entries.push(Entry::bytes("bale/bundle.toml", read(&spec.path)?));
+    entries.push(Entry::bytes(
+        "bale/bundle.lock",
+        read(&crate::lock::lock_path(spec))?,
+    ));
+    entries.extend(files);
+
+    let manifest = Manifest {
+        name: spec.name.clone(),
+        version: spec.version.to_string(),
+        entries: entries
+            .iter()
+            .map(|e| ManifestEntry {
+                path: e.path.clone(),
+                sha256: e.sha256.clone(),
+                size: e.size,
+            })
+            .collect(),
+    };
+    let manifest_bytes = manifest.render().into_bytes();
+    let manifest_digest = Digest::of(&manifest_bytes);
+    let mut head = vec![Entry::bytes(MANIFEST_PATH, manifest_bytes.clone())];
+    if let Some(k) = key {
+        let comment = trusted_comment(&manifest.name, &manifest.version, &manifest_digest);
+        head.push(Entry::bytes(
+            SIGNATURE_PATH,
+            k.sign(&manifest_bytes, &comment).into_bytes(),
+        ));
+    }
+    head.extend(entries);
+
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".bale-build-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    let mut builder = tar::Builder::new(ThreadedHashWriter::new(io::BufWriter::with_capacity(
+        1 << 20,
+        tmp.as_file(),
+    )));
+    for e in &head {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(e.mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(e.size);
+        match &e.source {
+            Source::Bytes(b) => builder
+                .append_data(&mut h, &e.path, &b[..])
+                .map_err(io_err(tmp.path()))?,
+            Source::Blob(d) => {
+                // 1 MiB reads: far fewer system calls than io::copy's 8 KiB.
+                let mut r = io::BufReader::with_capacity(
+                    1 << 20,
+                    CheckedReader::new(store.read(d).map_err(|e| BundleError::Io {
+                        path: store.blob_path(d),
+                        source: io::Error::other(e.to_string()),
+                    })?),
+                );
+                builder
+                    .append_data(&mut h, &e.path, &mut r)
+                    .map_err(io_err(tmp.path()))?;
+                let (actual, n) = r.into_inner().finish();
+                if &actual != d || n != e.size {
+                    return Err(BundleError::Corrupt {
+                        expected: d.clone(),
+                        actual,
+                    });
+                }
+            }
+            Source::File(p) => {
+                let mut r = CheckedReader::new(File::open(p).map_err(io_err(p))?);
+                builder
+                    .append_data(&mut h, &e.path, &mut r)
+                    .map_err(|_| BundleError::Changed { path: p.clone() })?;
+                let (actual, n) = r.finish();
+                if actual != e.sha256 || n != e.size {
+                    return Err(BundleError::Changed { path: p.clone() });
+                }
+            }
+        }
+    }
+    let hw = builder.into_inner().map_err(io_err(tmp.path()))?;
+    let size = hw.written();
+    let (sha256, mut buf) = hw.finish().map_err(io_err(tmp.path()))?;
+    buf.flush().map_err(io_err(tmp.path()))?;
+    drop(buf);
+    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io_err(tmp.path()))?;
+    tmp.persist(output).map_err(|e| BundleError::Io {
+        path: output.to_owned(),
+        source: e.error,
+    })?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(BuildReport {
+        path: output.to_owned(),
+        size,
+        sha256,
+        manifest: manifest_digest,
+        entries: head.len(),
+        key_id: key.map(SigningKey::key_id),
+    })
+}
+
+/// A reader that hashes what passes and stops at `tar`'s declared size:
+/// a source longer than announced is caught by the size check after.
+struct CheckedReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    n: u64,
+}
+
+impl<R: Read> CheckedReader<R> {
+    fn new(inner: R) -> Self {
+        use sha2::Digest as _;
+        CheckedReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            n: 0,
+        }
+    }
+
+    fn finish(mut self) -> (Digest, u64) {
+        // Bytes past the declared size mean the source changed; count them.
+        let mut extra = [0u8; 1];
+        if matches!(self.inner.read(&mut extra), Ok(1)) {
+            self.n += 1;
+        }
+        (Digest::from_sha256(self.hasher), self.n)
+    }
+}
+
+impl<R: Read> Read for CheckedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+}
