@@ -88,6 +88,9 @@ pub struct TemplateError {
 pub fn render(name: &str, source: &str, ctx: &Context) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Compose interpolates `$` in the files it reads: a value rendered into
+    // a compose file passes through `| compose` to stay as given.
+    env.add_filter("compose", |v: String| v.replace('$', "$$"));
     env.set_keep_trailing_newline(true);
     let locate = |e: minijinja::Error| {
         let line = e.line().unwrap_or(0);
