@@ -63,6 +63,36 @@ fn build_engine(p: &Project) {
     );
 }
 
+/// Installs `bundle` into `t-<TLS>` with the example's site values and `TLS`
+/// set, plus `extra`; checks that no example secret value was printed.
+fn install_tls(p: &Project, bundle: &str, tls: &str, extra: &[&str], secret: &str) -> String {
+    let target = format!("t-{tls}");
+    let tls_set = format!("TLS={tls}");
+    let mut args = vec![
+        "install",
+        bundle,
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        &target,
+        "--runtime",
+        "none",
+        "--values",
+        "site.example.toml",
+        "--set",
+        &tls_set,
+    ];
+    args.extend_from_slice(extra);
+    let r = p.bale(&args);
+    r.ok();
+    assert!(
+        !r.stderr().contains(secret) && !r.stdout().contains(secret),
+        "{}",
+        r.describe()
+    );
+    target
+}
+
 /// `caddy validate` of a rendered Caddyfile.
 fn caddy_validate(p: &Project, file: &Path) {
     let out = Command::new("caddy")
@@ -271,28 +301,7 @@ fn flomastr_builds_installs_and_every_rendered_config_passes_its_validator() {
     p.bale(&["verify", "flomastr.bale", "--public-key", "keys/k.pub"])
         .ok();
 
-    let openssl = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=*.flomastr.example",
-            "-keyout",
-            "site.key",
-            "-out",
-            "site.crt",
-        ])
-        .current_dir(p.path())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(openssl.status.success());
+    self_signed_cert(p.path(), "*.flomastr.example");
     for (tls, extra) in [
         ("internal", vec![]),
         ("acme", vec!["--set", "ACME_EMAIL=ops@flomastr.example"]),
@@ -301,30 +310,7 @@ fn flomastr_builds_installs_and_every_rendered_config_passes_its_validator() {
             vec!["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"],
         ),
     ] {
-        let target = format!("t-{tls}");
-        let tls_set = format!("TLS={tls}");
-        let mut args = vec![
-            "install",
-            "flomastr.bale",
-            "--public-key",
-            "keys/k.pub",
-            "--target",
-            &target,
-            "--runtime",
-            "none",
-            "--values",
-            "site.example.toml",
-            "--set",
-            &tls_set,
-        ];
-        args.extend(extra);
-        let r = p.bale(&args);
-        r.ok();
-        assert!(
-            !r.stderr().contains("example-openai-key"),
-            "{}",
-            r.describe()
-        );
+        let target = install_tls(&p, "flomastr.bale", tls, &extra, "example-openai-key");
         let caddyfile = p.path().join(&target).join("current/caddy/Caddyfile");
         let text = std::fs::read_to_string(&caddyfile).unwrap_or_default();
         for site in [
@@ -444,28 +430,7 @@ fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_va
         .ok();
     p.bale(&["verify", "cnd.bale", "--public-key", "keys/k.pub"])
         .ok();
-    let openssl = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=*.shop.example",
-            "-keyout",
-            "site.key",
-            "-out",
-            "site.crt",
-        ])
-        .current_dir(p.path())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(openssl.status.success());
+    self_signed_cert(p.path(), "*.shop.example");
     for (tls, extra) in [
         ("self-signed", vec![]),
         ("acme", vec![]),
@@ -474,30 +439,7 @@ fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_va
             vec!["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"],
         ),
     ] {
-        let target = format!("t-{tls}");
-        let tls_set = format!("TLS={tls}");
-        let mut args = vec![
-            "install",
-            "cnd.bale",
-            "--public-key",
-            "keys/k.pub",
-            "--target",
-            &target,
-            "--runtime",
-            "none",
-            "--values",
-            "site.example.toml",
-            "--set",
-            &tls_set,
-        ];
-        args.extend(extra);
-        let r = p.bale(&args);
-        r.ok();
-        assert!(
-            !r.stderr().contains("example-claude-key"),
-            "{}",
-            r.describe()
-        );
+        let target = install_tls(&p, "cnd.bale", tls, &extra, "example-claude-key");
         let doc = compose_config(&p, &target);
         let services = doc
             .get("services")

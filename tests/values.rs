@@ -383,32 +383,7 @@ fn caddy_validates_the_caddyfile_rendered_for_each_tls_choice() {
         "caddy is not installed: run the README's test command"
     );
     let p = project();
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=example.org",
-            "-keyout",
-            "site.key",
-            "-out",
-            "site.crt",
-        ])
-        .current_dir(p.path())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    self_signed_cert(p.path(), "example.org");
     let base = free_port().to_string();
     for tls in ["internal", "acme", "files"] {
         let target = format!("t-{tls}");

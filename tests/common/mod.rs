@@ -698,3 +698,34 @@ pub fn write_oci_layout(dir: &Path, name: &str, layers: &[LayerSpec]) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A self-signed EC certificate and key for `cn`, as `site.crt` and
+/// `site.key` in `dir` (openssl, as a site's own PKI would issue one).
+pub fn self_signed_cert(dir: &Path, cn: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            "site.key",
+            "-out",
+            "site.crt",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
