@@ -441,6 +441,11 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
     )
     .unwrap_or_else(|e| panic!("{e}"));
     common::copy_dir(&Path::new(ROOT).join("overlays"), &proj.join("overlays"));
+    std::fs::copy(
+        Path::new(ROOT).join("site.example.toml"),
+        proj.join("site.example.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         proj.join("config/bale.toml"),
         format!(
@@ -543,7 +548,7 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
     // read the zstd layer; bale install decompresses it.
     sh(
         &format!(
-            "'{BALE}' install borgstack.bale --public-key k.pub --target prep --runtime docker"
+            "'{BALE}' install borgstack.bale --public-key k.pub --target prep --runtime docker --values site.example.toml"
         ),
         &proj,
         &env,
@@ -590,6 +595,8 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
             "target",
             "--runtime",
             "docker",
+            "--values",
+            "site.example.toml",
         ],
         &proj,
         &env,

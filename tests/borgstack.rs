@@ -112,8 +112,13 @@ fn compose_services_match_bundle_images_with_healthchecks_and_no_database_ports(
 #[test]
 fn every_variable_the_overlays_use_is_a_declared_secret_or_an_operator_setting() {
     let s = spec();
-    let declared: BTreeSet<&str> = s.secrets.iter().map(|x| x.name.as_str()).collect();
-    let operator = ["BORGSTACK_DOMAIN", "BORGSTACK_ACME_EMAIL"];
+    let declared: BTreeSet<&str> = s
+        .secrets
+        .iter()
+        .map(|x| x.name.as_str())
+        .chain(s.values.iter().map(|v| v.name.as_str()))
+        .collect();
+    let operator: [&str; 0] = [];
     let mut used = BTreeSet::new();
     for file in [
         "overlays/docker-compose.yml",

@@ -11,19 +11,26 @@ use std::process::Command;
 
 use common::*;
 
-/// A project holding a copy of `examples/NAME`, its Docker Hub images
-/// served by `reg` (stand-ins under the real names), and a key pair.
-fn example(name: &str, reg: &Registry) -> Project {
+/// A project holding a copy of the root BorgStack bundle (bundle.toml,
+/// overlays/, site.example.toml), its images served by `reg` as stand-ins.
+fn borgstack(reg: &Registry) -> Project {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = Project::new("");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(name),
-        p.path(),
-    );
-    let spec =
-        bale::spec::BundleSpec::parse_unchecked(Path::new("bundle.toml"), &p.read("bundle.toml"))
-            .unwrap_or_else(|e| panic!("{e}"));
+    for f in ["bundle.toml", "site.example.toml"] {
+        std::fs::copy(root.join(f), p.path().join(f)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    copy_dir(&root.join("overlays"), &p.path().join("overlays"));
+    serve_standins(reg, &p.path().join("bundle.toml"));
+    write_mirror_config(&p, reg);
+    p.keygen();
+    p
+}
+
+/// Pushes a stand-in image under every registry name of `bundle_toml`.
+fn serve_standins(reg: &Registry, bundle_toml: &Path) {
+    let text = std::fs::read_to_string(bundle_toml).unwrap_or_else(|e| panic!("{e}"));
+    let spec = bale::spec::BundleSpec::parse_unchecked(Path::new("bundle.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
     for i in &spec.images {
         if let bale::reference::ImageSource::Registry(r) = &i.source {
             reg.push_image(
@@ -37,6 +44,10 @@ fn example(name: &str, reg: &Registry) -> Project {
             );
         }
     }
+}
+
+/// `config/bale.toml`: `reg` as Docker Hub's only mirror.
+fn write_mirror_config(p: &Project, reg: &Registry) {
     p.write(
         "config/bale.toml",
         &format!(
@@ -44,6 +55,20 @@ fn example(name: &str, reg: &Registry) -> Project {
             reg.host
         ),
     );
+}
+
+/// A project holding a copy of `examples/NAME`, its Docker Hub images
+/// served by `reg` (stand-ins under the real names), and a key pair.
+fn example(name: &str, reg: &Registry) -> Project {
+    let p = Project::new("");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name),
+        p.path(),
+    );
+    serve_standins(reg, &p.path().join("bundle.toml"));
+    write_mirror_config(&p, reg);
     p.keygen();
     p
 }
@@ -174,6 +199,11 @@ fn compose_config(p: &Project, target: &str) -> serde_norway::Value {
 /// private socket. Returns whether pgvector was available; without it the
 /// `CREATE EXTENSION vector` statement is skipped, and said so.
 fn postgres_runs(sql: &str, check: &str) -> (bool, String) {
+    postgres_runs_with(sql, check, &[])
+}
+
+/// [`postgres_runs`] with `env` set for psql (`\getenv` reads it).
+fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, String) {
     let bin = std::fs::read_dir("/usr/lib/postgresql")
         .ok()
         .and_then(|rd| {
@@ -265,6 +295,7 @@ fn postgres_runs(sql: &str, check: &str) -> (bool, String) {
     std::fs::write(&file, script).unwrap_or_else(|e| panic!("{e}"));
     let _ = Command::new("chown").arg("postgres").arg(&file).status();
     let run = as_pg(bin.join("psql"))
+        .envs(env.iter().copied())
         .arg("-h")
         .arg(&sock)
         .args(["-p", &port, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-f"])
@@ -497,4 +528,131 @@ fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_va
         "SELECT count(*) FROM pg_database WHERE datname IN ('chatwoot', 'n8n', 'directus')",
     );
     assert_eq!(n, "3");
+}
+
+#[test]
+fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators() {
+    for program in [
+        "caddy",
+        "docker-compose",
+        "runuser",
+        "openssl",
+        "redis-server",
+    ] {
+        assert!(
+            have(program),
+            "{program} is not installed: run the README's test command"
+        );
+    }
+    let reg = Registry::start();
+    let p = borgstack(&reg);
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "borgstack.bale"])
+        .ok();
+    p.bale(&["verify", "borgstack.bale", "--public-key", "keys/k.pub"])
+        .ok();
+    self_signed_cert(p.path(), "*.borgstack.example");
+    for (tls, extra) in [
+        ("internal", vec![]),
+        (
+            "acme",
+            vec!["--set", "BORGSTACK_ACME_EMAIL=ops@borgstack.example"],
+        ),
+        (
+            "files",
+            vec![
+                "--set",
+                "BORGSTACK_TLS_CERT=site.crt",
+                "--set",
+                "BORGSTACK_TLS_KEY=site.key",
+            ],
+        ),
+    ] {
+        let target = format!("t-{tls}");
+        let tls_set = format!("BORGSTACK_TLS={tls}");
+        let mut args = vec![
+            "install",
+            "borgstack.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            &target,
+            "--runtime",
+            "none",
+            "--values",
+            "site.example.toml",
+            "--set",
+            &tls_set,
+        ];
+        args.extend(extra);
+        p.bale(&args).ok();
+        let caddyfile = p
+            .path()
+            .join(&target)
+            .join("current/config/caddy/Caddyfile");
+        let text = std::fs::read_to_string(&caddyfile).unwrap_or_default();
+        for site in ["n8n.borgstack.example {", "duplicati.borgstack.example {"] {
+            assert!(text.contains(site), "{tls}: no {site}\n{text}");
+        }
+        assert!(
+            !text.contains("s3."),
+            "SeaweedFS' S3 API must stay internal\n{text}"
+        );
+        // In the container the site's files are under /etc/caddy/site, which
+        // the compose file mounts from <install dir>/values: validate with
+        // the host's path.
+        let host_view = text.replace(
+            "/etc/caddy/site/",
+            &format!("{}/", p.path().join(&target).join("values").display()),
+        );
+        let check = p.path().join(format!("Caddyfile-{tls}"));
+        std::fs::write(&check, host_view).unwrap_or_else(|e| panic!("{e}"));
+        caddy_validate(&p, &check);
+        compose_config(&p, &target);
+    }
+    let env = p.read("t-internal/.env");
+    let get = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k} in .env"))
+            .to_owned()
+    };
+    // redis.conf in a real redis-server; the compose file gives the password
+    // on the command line, so does this.
+    let conf = p.path().join("t-internal/current/config/redis/redis.conf");
+    let with_password = p.path().join("redis-test.conf");
+    std::fs::write(
+        &with_password,
+        format!(
+            "include {}\nrequirepass {}\n",
+            conf.display(),
+            get("REDIS_PASSWORD")
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let said = redis_runs(&with_password, &get("REDIS_PASSWORD"));
+    assert_eq!(said.first().map(String::as_str), Some("PONG"), "{said:?}");
+    // init-databases.sql in a real PostgreSQL, its passwords from the environment.
+    let sql = p.read("t-internal/current/config/postgresql/init-databases.sql");
+    let pw: Vec<(String, String)> = [
+        "N8N_DB_PASSWORD",
+        "CHATWOOT_DB_PASSWORD",
+        "DIRECTUS_DB_PASSWORD",
+        "EVOLUTION_DB_PASSWORD",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), get(k)))
+    .collect();
+    let pw_env: Vec<(&str, &str)> = pw.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (vector, n) = postgres_runs_with(
+        &sql,
+        "SELECT count(*) FROM pg_database WHERE datname IN ('n8n_db', 'chatwoot_db', 'directus_db', 'evolution_db')",
+        &pw_env,
+    );
+    assert_eq!(n, "4");
+    if !vector {
+        eprintln!(
+            "pgvector: SKIPPED (Debian's PostgreSQL server lacks the extension; pgvector/pgvector:pg18 has it)"
+        );
+    }
 }
