@@ -26,9 +26,10 @@ REVOKE ALL ON DATABASE chatwoot_db FROM PUBLIC;
 REVOKE ALL ON DATABASE directus_db FROM PUBLIC;
 REVOKE ALL ON DATABASE evolution_db FROM PUBLIC;
 
--- pgvector where it is used: Chatwoot (Captain AI embeddings) and n8n (vector
--- store nodes). Extensions are created by the superuser, then the schema is
--- handed to the owner.
+-- pgvector where the architecture names it (n8n_db, directus_db) and in
+-- chatwoot_db, whose migrations (Captain AI embeddings) need it but whose
+-- owner may not create extensions. Created by the superuser, then the
+-- schema is handed to the owner.
 \connect n8n_db
 CREATE EXTENSION IF NOT EXISTS vector;
 ALTER SCHEMA public OWNER TO n8n_user;
@@ -39,6 +40,7 @@ CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 ALTER SCHEMA public OWNER TO chatwoot_user;
 
 \connect directus_db
+CREATE EXTENSION IF NOT EXISTS vector;
 ALTER SCHEMA public OWNER TO directus_user;
 
 \connect evolution_db

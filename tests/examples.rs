@@ -530,6 +530,57 @@ fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_va
     assert_eq!(n, "3");
 }
 
+/// What a real PostgreSQL reads from the rendered postgresql.conf: the value
+/// of `parameter` (`postgres -C`, which parses the file and exits).
+fn postgres_conf_value(conf: &Path, parameter: &str) -> String {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("initdb").exists())
+        })
+        .unwrap_or_else(|| panic!("postgresql is not installed: run the README's test command"));
+    let dir = tempfile::Builder::new()
+        .prefix("bale-pgconf")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let copy = dir.path().join("postgresql.conf");
+    std::fs::copy(conf, &copy).unwrap_or_else(|e| panic!("{e}"));
+    let _ = Command::new("chown")
+        .args(["-R", "postgres"])
+        .arg(dir.path())
+        .status();
+    let init = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .output();
+    assert!(
+        init.as_ref().is_ok_and(|o| o.status.success()),
+        "initdb: {init:?}"
+    );
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("postgres"))
+        .arg("-D")
+        .arg(&data)
+        .arg("-c")
+        .arg(format!("config_file={}", copy.display()))
+        .args(["-C", parameter])
+        .output()
+        .unwrap_or_else(|e| panic!("postgres: {e}"));
+    assert!(
+        out.status.success(),
+        "postgres rejects {}:\n{}",
+        conf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators() {
     for program in [
@@ -632,6 +683,44 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
     .unwrap_or_else(|e| panic!("{e}"));
     let said = redis_runs(&with_password, &get("REDIS_PASSWORD"));
     assert_eq!(said.first().map(String::as_str), Some("PONG"), "{said:?}");
+    assert!(
+        p.read("t-internal/current/config/redis/redis.conf")
+            .contains("maxmemory 4gb")
+    );
+    // PostgreSQL reads the sizing for the architecture's 36 GB server, and
+    // for its 16 GB minimum; and the site's time zone.
+    let pgconf = p
+        .path()
+        .join("t-internal/current/config/postgresql/postgresql.conf");
+    // In 8 kB pages, as `postgres -C` prints it: 8 GB.
+    assert_eq!(postgres_conf_value(&pgconf, "shared_buffers"), "1048576");
+    assert_eq!(
+        postgres_conf_value(&pgconf, "TimeZone"),
+        "America/Sao_Paulo"
+    );
+    p.bale(&[
+        "install",
+        "borgstack.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "t-16",
+        "--runtime",
+        "none",
+        "--values",
+        "site.example.toml",
+        "--set",
+        "BORGSTACK_HOST_MEMORY_GIB=16",
+    ])
+    .ok();
+    let pgconf = p
+        .path()
+        .join("t-16/current/config/postgresql/postgresql.conf");
+    assert_eq!(postgres_conf_value(&pgconf, "shared_buffers"), "524288");
+    assert!(
+        p.read("t-16/current/config/redis/redis.conf")
+            .contains("maxmemory 2gb")
+    );
     // init-databases.sql in a real PostgreSQL, its passwords from the environment.
     let sql = p.read("t-internal/current/config/postgresql/init-databases.sql");
     let pw: Vec<(String, String)> = [
