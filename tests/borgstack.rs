@@ -50,7 +50,7 @@ fn borgstack_bundle_declares_the_real_stack() {
     }
     assert!(s.image("chatwoot").is_some() && s.image("chatwoot-sidekiq").is_some());
     let targets: Vec<&str> = s.overlays.iter().map(|o| o.target.as_str()).collect();
-    assert_eq!(targets.len(), 4);
+    assert_eq!(targets.len(), 5);
     assert_eq!(
         s.compose.as_ref().map(|c| c.project.as_str()),
         Some("borgstack")
@@ -75,8 +75,13 @@ fn compose_services_match_bundle_images_with_healthchecks_and_no_database_ports(
             Some(image.written.as_str()),
             "service {name}"
         );
+        // A job exits when done: bale waits for its exit code instead.
+        let job = s
+            .compose
+            .as_ref()
+            .is_some_and(|c| c.jobs.iter().any(|j| j == name));
         assert!(
-            svc.get("healthcheck").is_some(),
+            job || svc.get("healthcheck").is_some(),
             "service {name} has no healthcheck"
         );
         if name != "caddy" {
@@ -84,11 +89,17 @@ fn compose_services_match_bundle_images_with_healthchecks_and_no_database_ports(
         }
         if let Some(deps) = svc.get("depends_on").and_then(Value::as_mapping) {
             for (dep, cond) in deps {
-                assert_eq!(
-                    cond["condition"].as_str(),
-                    Some("service_healthy"),
-                    "{name} -> {dep:?}"
-                );
+                // A service waits for a healthy service, or a finished job.
+                let dep_is_job = s
+                    .compose
+                    .as_ref()
+                    .is_some_and(|c| c.jobs.iter().any(|j| Some(j.as_str()) == dep.as_str()));
+                let want = if dep_is_job {
+                    "service_completed_successfully"
+                } else {
+                    "service_healthy"
+                };
+                assert_eq!(cond["condition"].as_str(), Some(want), "{name} -> {dep:?}");
             }
         }
         for net in svc["networks"].as_sequence().into_iter().flatten() {
