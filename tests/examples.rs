@@ -649,6 +649,13 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
             !text.contains("s3."),
             "SeaweedFS' S3 API must stay internal\n{text}"
         );
+        for want in [
+            r"header_regexp origin Origin ^https://[a-z0-9-]+\.borgstack\.example$",
+            "Content-Security-Policy \"default-src 'self';",
+            "read_timeout 60s",
+        ] {
+            assert!(text.contains(want), "{tls}: no {want}\n{text}");
+        }
         // In the container the site's files are under /etc/caddy/site, which
         // the compose file mounts from <install dir>/values: validate with
         // the host's path.
