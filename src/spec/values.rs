@@ -225,7 +225,9 @@ pub(super) fn parse(
             kind,
         };
         if let Some(d) = &r.default {
-            if spec.secret {
+            // A secret's only default is empty: "optional", revealing nothing.
+            let empty = matches!(d.get_ref(), RawValue::One(x) if x.is_empty());
+            if spec.secret && !empty {
                 return Err(err(
                     d.span(),
                     format!(
