@@ -694,6 +694,46 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         p.read("t-internal/current/config/redis/redis.conf")
             .contains("maxmemory 4gb")
     );
+    // Lowcoder connects as its own MongoDB user, made by the mongodb-init job.
+    let compose = p.read("t-internal/current/docker-compose.yml");
+    assert!(
+        compose.contains("mongodb://lowcoder_user:"),
+        "Lowcoder connects as root"
+    );
+    let js = p
+        .path()
+        .join("t-internal/current/config/mongodb/lowcoder-user.js");
+    if have("node") {
+        let out = Command::new("node")
+            .arg("--check")
+            .arg(&js)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("lowcoder-user.js syntax: SKIPPED (no node here to check it)");
+    }
+    // The backup dump scripts parse as POSIX shell.
+    for script in ["pg-dumps.sh", "mongo-dumps.sh"] {
+        let path = p
+            .path()
+            .join("t-internal/current/config/backup")
+            .join(script);
+        let out = Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // PostgreSQL reads the sizing for the architecture's 36 GB server, and
     // for its 16 GB minimum; and the site's time zone.
     let pgconf = p
