@@ -548,7 +548,7 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
     // read the zstd layer; bale install decompresses it.
     sh(
         &format!(
-            "'{BALE}' install borgstack.bale --public-key k.pub --target prep --runtime docker --values site.example.toml"
+            "'{BALE}' install borgstack.bale --public-key k.pub --target prep --runtime docker --values site.example.toml --skip-preflight disk --skip-preflight memory"
         ),
         &proj,
         &env,
@@ -597,6 +597,10 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
             "docker",
             "--values",
             "site.example.toml",
+            "--skip-preflight",
+            "disk",
+            "--skip-preflight",
+            "memory",
         ],
         &proj,
         &env,

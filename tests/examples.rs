@@ -634,6 +634,9 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
             "site.example.toml",
             "--set",
             &tls_set,
+            // This machine is smaller than the architecture's host.
+            "--skip-preflight",
+            "disk",
         ];
         args.extend(extra);
         p.bale(&args).ok();
@@ -758,6 +761,8 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         "site.example.toml",
         "--set",
         "BORGSTACK_HOST_MEMORY_GIB=16",
+        "--skip-preflight",
+        "disk",
     ])
     .ok();
     let pgconf = p
