@@ -50,7 +50,7 @@ fn borgstack_bundle_declares_the_real_stack() {
     }
     assert!(s.image("chatwoot").is_some() && s.image("chatwoot-sidekiq").is_some());
     let targets: Vec<&str> = s.overlays.iter().map(|o| o.target.as_str()).collect();
-    assert_eq!(targets.len(), 6);
+    assert_eq!(targets.len(), 7);
     assert_eq!(
         s.compose.as_ref().map(|c| c.project.as_str()),
         Some("borgstack")

@@ -720,6 +720,21 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
     } else {
         eprintln!("lowcoder-user.js syntax: SKIPPED (no node here to check it)");
     }
+    // SeaweedFS' S3 identities: valid JSON, the generated keys, private.
+    let s3 = p.path().join("t-internal/current/config/seaweedfs/s3.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&s3).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("s3.json: {e}"));
+    assert_eq!(
+        v["identities"][0]["credentials"][0]["accessKey"].as_str(),
+        Some(get("SEAWEEDFS_S3_ACCESS_KEY").as_str())
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&s3)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0),
+        0o600
+    );
     // The backup dump scripts parse as POSIX shell.
     for script in ["pg-dumps.sh", "mongo-dumps.sh"] {
         let path = p
