@@ -763,6 +763,11 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         postgres_conf_value(&pgconf, "TimeZone"),
         "America/Sao_Paulo"
     );
+    // In milliseconds, as `postgres -C` prints it.
+    assert_eq!(
+        postgres_conf_value(&pgconf, "idle_in_transaction_session_timeout"),
+        "60000"
+    );
     p.bale(&[
         "install",
         "borgstack.bale",
