@@ -720,6 +720,9 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
     } else {
         eprintln!("lowcoder-user.js syntax: SKIPPED (no node here to check it)");
     }
+    // Directus and Chatwoot keep their files in SeaweedFS, after the bucket exists.
+    assert!(compose.contains("STORAGE_S3_ENDPOINT: http://seaweedfs:8333"));
+    assert!(compose.contains("ACTIVE_STORAGE_SERVICE: s3_compatible"));
     // SeaweedFS' S3 identities: valid JSON, the generated keys, private.
     let s3 = p.path().join("t-internal/current/config/seaweedfs/s3.json");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&s3).unwrap_or_default())
