@@ -114,12 +114,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
         files,
         values_changed: resolved.changed,
         secrets_to_generate,
-        jobs: bundle
-            .spec
-            .compose
-            .as_ref()
-            .map(|c| c.jobs.clone())
-            .unwrap_or_default(),
+        jobs: bundle.spec.jobs(),
         preflight,
     })
 }

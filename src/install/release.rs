@@ -102,12 +102,7 @@ pub(super) fn record(
         runtime: opts.runtime.name().to_owned(),
         runtime_address: opts.runtime_address.clone(),
         runtime_namespace: opts.runtime_namespace.clone(),
-        jobs: bundle
-            .spec
-            .compose
-            .as_ref()
-            .map(|c| c.jobs.clone())
-            .unwrap_or_default(),
+        jobs: bundle.spec.jobs(),
         files,
         values,
     })

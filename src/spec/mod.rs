@@ -475,6 +475,14 @@ impl BundleSpec {
         })
     }
 
+    /// The compose file's setup jobs (none without a compose file).
+    pub fn jobs(&self) -> Vec<String> {
+        self.compose
+            .as_ref()
+            .map(|c| c.jobs.clone())
+            .unwrap_or_default()
+    }
+
     /// The value declared as `name`.
     pub fn value(&self, name: &str) -> Option<&ValueSpec> {
         self.values.iter().find(|v| v.name == name)
