@@ -88,11 +88,18 @@ fn build_engine(p: &Project) {
     );
 }
 
-/// Installs `bundle` into `t-<TLS>` with the example's site values and `TLS`
-/// set, plus `extra`; checks that no example secret value was printed.
-fn install_tls(p: &Project, bundle: &str, tls: &str, extra: &[&str], secret: &str) -> String {
+/// Installs `bundle` into `t-<tls>` with the example's site values and the
+/// value `tls_value` set to `tls`, plus `extra`; checks that `secret` (an
+/// example secret value) was not printed.
+fn install_tls(
+    p: &Project,
+    bundle: &str,
+    (tls_value, tls): (&str, &str),
+    extra: &[&str],
+    secret: Option<&str>,
+) -> String {
     let target = format!("t-{tls}");
-    let tls_set = format!("TLS={tls}");
+    let tls_set = format!("{tls_value}={tls}");
     let mut args = vec![
         "install",
         bundle,
@@ -110,31 +117,14 @@ fn install_tls(p: &Project, bundle: &str, tls: &str, extra: &[&str], secret: &st
     args.extend_from_slice(extra);
     let r = p.bale(&args);
     r.ok();
-    assert!(
-        !r.stderr().contains(secret) && !r.stdout().contains(secret),
-        "{}",
-        r.describe()
-    );
+    if let Some(secret) = secret {
+        assert!(
+            !r.stderr().contains(secret) && !r.stdout().contains(secret),
+            "{}",
+            r.describe()
+        );
+    }
     target
-}
-
-/// `caddy validate` of a rendered Caddyfile.
-fn caddy_validate(p: &Project, file: &Path) {
-    let out = Command::new("caddy")
-        .args(["validate", "--adapter", "caddyfile", "--config"])
-        .arg(file)
-        .env("HOME", p.path())
-        .env("XDG_DATA_HOME", p.path().join("caddy-data"))
-        .env("XDG_CONFIG_HOME", p.path().join("caddy-config"))
-        .output()
-        .unwrap_or_else(|e| panic!("caddy: {e}"));
-    assert!(
-        out.status.success(),
-        "caddy validate {}:\n{}\n{}",
-        file.display(),
-        std::fs::read_to_string(file).unwrap_or_default(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `docker-compose config` of an installed release: it must accept the
@@ -195,6 +185,64 @@ fn compose_config(p: &Project, target: &str) -> serde_norway::Value {
     doc
 }
 
+/// A scratch PostgreSQL cluster (Debian's server): an initdb'd data
+/// directory owned by `postgres`, in a temp directory that also holds the
+/// socket; `as_pg` runs a server program as `postgres`.
+struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl PgCluster {
+    fn new() -> PgCluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.path().join("bin"))
+                    .find(|b| b.join("initdb").exists())
+            })
+            .unwrap_or_else(|| {
+                panic!("postgresql is not installed: run the README's test command")
+            });
+        let dir = tempfile::Builder::new()
+            .prefix("bale-pg")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = PgCluster { dir, bin };
+        c.give_to_postgres(c.dir.path());
+        let init = c
+            .as_pg("initdb")
+            .arg("-D")
+            .arg(c.data())
+            .args(["-A", "trust"])
+            .output();
+        assert!(
+            init.as_ref().is_ok_and(|o| o.status.success()),
+            "initdb: {init:?}"
+        );
+        c
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn give_to_postgres(&self, path: &Path) {
+        let chown = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(path)
+            .status();
+        assert!(chown.is_ok_and(|s| s.success()));
+    }
+
+    fn as_pg(&self, program: &str) -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(self.bin.join(program));
+        c
+    }
+}
+
 /// Runs `sql` in a real PostgreSQL (Debian's), started for the test on a
 /// private socket. Returns whether pgvector was available; without it the
 /// `CREATE EXTENSION vector` statement is skipped, and said so.
@@ -204,41 +252,12 @@ fn postgres_runs(sql: &str, check: &str) -> (bool, String) {
 
 /// [`postgres_runs`] with `env` set for psql (`\getenv` reads it).
 fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path().join("bin"))
-                .find(|b| b.join("initdb").exists())
-        })
-        .unwrap_or_else(|| panic!("postgresql is not installed: run the README's test command"));
-    let dir = tempfile::Builder::new()
-        .prefix("bale-pg")
-        .tempdir()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let data = dir.path().join("data");
-    let sock = dir.path().to_owned();
-    let chown = Command::new("chown")
-        .args(["-R", "postgres"])
-        .arg(dir.path())
-        .status();
-    assert!(chown.is_ok_and(|s| s.success()));
-    let as_pg = |program: PathBuf| {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    };
-    let init = as_pg(bin.join("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-A", "trust"])
-        .output();
-    assert!(
-        init.as_ref().is_ok_and(|o| o.status.success()),
-        "initdb: {init:?}"
-    );
+    let pg = PgCluster::new();
+    let data = pg.data();
+    let sock = pg.dir.path().to_owned();
     let port = free_port().to_string();
-    let mut server = as_pg(bin.join("postgres"))
+    let mut server = pg
+        .as_pg("postgres")
         .arg("-D")
         .arg(&data)
         .args(["-p", &port, "-c", "listen_addresses=", "-k"])
@@ -248,7 +267,7 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
         .spawn()
         .unwrap_or_else(|e| panic!("postgres: {e}"));
     let psql = |sql: &str| {
-        as_pg(bin.join("psql"))
+        pg.as_pg("psql")
             .arg("-h")
             .arg(&sock)
             .args([
@@ -291,10 +310,11 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
             .join("\n")
     };
     // A file, so that psql meta-commands (`\gexec`) work as in the image.
-    let file = dir.path().join("init.sql");
+    let file = pg.dir.path().join("init.sql");
     std::fs::write(&file, script).unwrap_or_else(|e| panic!("{e}"));
-    let _ = Command::new("chown").arg("postgres").arg(&file).status();
-    let run = as_pg(bin.join("psql"))
+    pg.give_to_postgres(&file);
+    let run = pg
+        .as_pg("psql")
         .envs(env.iter().copied())
         .arg("-h")
         .arg(&sock)
@@ -341,7 +361,13 @@ fn flomastr_builds_installs_and_every_rendered_config_passes_its_validator() {
             vec!["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"],
         ),
     ] {
-        let target = install_tls(&p, "flomastr.bale", tls, &extra, "example-openai-key");
+        let target = install_tls(
+            &p,
+            "flomastr.bale",
+            ("TLS", tls),
+            &extra,
+            Some("example-openai-key"),
+        );
         let caddyfile = p.path().join(&target).join("current/caddy/Caddyfile");
         let text = std::fs::read_to_string(&caddyfile).unwrap_or_default();
         for site in [
@@ -355,7 +381,7 @@ fn flomastr_builds_installs_and_every_rendered_config_passes_its_validator() {
             text.contains("header_up X-Tenant-Slug \"mmi-sa\""),
             "{text}"
         );
-        caddy_validate(&p, &caddyfile);
+        caddy_validate(p.path(), &caddyfile);
         let doc = compose_config(&p, &target);
         let services = doc
             .get("services")
@@ -470,7 +496,13 @@ fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_va
             vec!["--set", "TLS_CERT=site.crt", "--set", "TLS_KEY=site.key"],
         ),
     ] {
-        let target = install_tls(&p, "cnd.bale", tls, &extra, "example-claude-key");
+        let target = install_tls(
+            &p,
+            "cnd.bale",
+            ("TLS", tls),
+            &extra,
+            Some("example-claude-key"),
+        );
         let doc = compose_config(&p, &target);
         let services = doc
             .get("services")
@@ -533,40 +565,14 @@ fn chatwoot_n8n_directus_builds_installs_and_every_rendered_config_passes_its_va
 /// What a real PostgreSQL reads from the rendered postgresql.conf: the value
 /// of `parameter` (`postgres -C`, which parses the file and exits).
 fn postgres_conf_value(conf: &Path, parameter: &str) -> String {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path().join("bin"))
-                .find(|b| b.join("initdb").exists())
-        })
-        .unwrap_or_else(|| panic!("postgresql is not installed: run the README's test command"));
-    let dir = tempfile::Builder::new()
-        .prefix("bale-pgconf")
-        .tempdir()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let data = dir.path().join("data");
-    let copy = dir.path().join("postgresql.conf");
+    let pg = PgCluster::new();
+    let copy = pg.dir.path().join("postgresql.conf");
     std::fs::copy(conf, &copy).unwrap_or_else(|e| panic!("{e}"));
-    let _ = Command::new("chown")
-        .args(["-R", "postgres"])
-        .arg(dir.path())
-        .status();
-    let init = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(bin.join("initdb"))
+    pg.give_to_postgres(&copy);
+    let out = pg
+        .as_pg("postgres")
         .arg("-D")
-        .arg(&data)
-        .output();
-    assert!(
-        init.as_ref().is_ok_and(|o| o.status.success()),
-        "initdb: {init:?}"
-    );
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(bin.join("postgres"))
-        .arg("-D")
-        .arg(&data)
+        .arg(pg.data())
         .arg("-c")
         .arg(format!("config_file={}", copy.display()))
         .args(["-C", parameter])
@@ -619,27 +625,10 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
             ],
         ),
     ] {
-        let target = format!("t-{tls}");
-        let tls_set = format!("BORGSTACK_TLS={tls}");
-        let mut args = vec![
-            "install",
-            "borgstack.bale",
-            "--public-key",
-            "keys/k.pub",
-            "--target",
-            &target,
-            "--runtime",
-            "none",
-            "--values",
-            "site.example.toml",
-            "--set",
-            &tls_set,
-            // This machine is smaller than the architecture's host.
-            "--skip-preflight",
-            "disk",
-        ];
-        args.extend(extra);
-        p.bale(&args).ok();
+        // This machine is smaller than the architecture's host.
+        let mut extra = extra;
+        extra.extend(["--skip-preflight", "disk"]);
+        let target = install_tls(&p, "borgstack.bale", ("BORGSTACK_TLS", tls), &extra, None);
         let caddyfile = p
             .path()
             .join(&target)
@@ -668,7 +657,7 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         );
         let check = p.path().join(format!("Caddyfile-{tls}"));
         std::fs::write(&check, host_view).unwrap_or_else(|e| panic!("{e}"));
-        caddy_validate(&p, &check);
+        caddy_validate(p.path(), &check);
         compose_config(&p, &target);
     }
     let env = p.read("t-internal/.env");

@@ -422,19 +422,7 @@ fn caddy_validates_the_caddyfile_rendered_for_each_tls_choice() {
             ),
         };
         assert!(text.contains(&want), "{tls}: {text}");
-        let out = std::process::Command::new("caddy")
-            .args(["validate", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("HOME", p.path())
-            .env("XDG_DATA_HOME", p.path().join("caddy-data"))
-            .env("XDG_CONFIG_HOME", p.path().join("caddy-config"))
-            .output()
-            .unwrap_or_else(|e| panic!("caddy: {e}"));
-        assert!(
-            out.status.success(),
-            "caddy validate ({tls}):\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        caddy_validate(p.path(), &file);
     }
     // The site's key was copied in with mode 0600.
     use std::os::unix::fs::PermissionsExt as _;

@@ -383,7 +383,11 @@ fn install_locked(
     let is_current = current.as_ref().is_some_and(|(d, _)| d == &release_dir);
     let mut release = release::record(bundle, opts, &images, &site_values, target)?;
     let repaired = if is_current {
-        release::repair(bundle, &release_dir, &images, &ctx, &mut release)?
+        // The current release's record was read with `current` above.
+        let old = current.as_ref().map(|(_, r)| r).ok_or_else(|| {
+            InstallError::Bundle("the current release vanished while locked".into())
+        })?;
+        release::repair(bundle, &release_dir, &images, &ctx, old, &mut release)?
     } else {
         release::stage(
             bundle,

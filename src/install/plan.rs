@@ -1,14 +1,12 @@
 //! `bale install --dry-run`: the plan of an install, with nothing changed.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::env::EnvFile;
 use super::release::{self, PlannedFile};
 use super::{
-    Action, ImageOutcome, InstallError, InstallOptions, OpenBundle, Release, current_release,
-    decide, preflight, secrets, values,
+    Action, ImageOutcome, InstallError, InstallOptions, OpenBundle, current_release, decide,
+    preflight, secrets, values,
 };
 use crate::validate;
 
@@ -83,27 +81,11 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
     let secrets_to_generate = secrets::plan(&mut env2, &site_values, &bundle.spec.secrets);
     let render = release::context(bundle, &site_values, &env2, &images);
     let files = release::files_of(bundle)?;
-    let probe = Release {
-        format: 1,
-        name: bundle.manifest.name.clone(),
-        version: version.to_string(),
-        manifest_digest: bundle.manifest_digest.clone(),
-        key_id: opts.key.key_id(),
-        compose: bundle.images.compose.clone(),
-        project: bundle.images.project.clone(),
-        platform: None,
-        runtime: opts.runtime.name().to_owned(),
-        runtime_address: None,
-        runtime_namespace: None,
-        jobs: Vec::new(),
-        files,
-        values: BTreeMap::new(),
-    };
     let files = release::plan_files(
         bundle,
-        &probe,
+        &files,
         &render,
-        current.as_ref().map(|(d, _)| d.as_path()),
+        current.as_ref().map(|(d, r)| (d.as_path(), r)),
     )?;
     Ok(Plan {
         name: bundle.manifest.name.clone(),

@@ -82,17 +82,16 @@ pub fn run(
     let mut out = Vec::new();
     let mut add = |name: &str, result: Result<String, String>| {
         let skipped = skip.iter().any(|s| s == name);
-        let (status, message) = match result {
-            Ok(m) => ("ok", m),
-            Err(m) if skipped => ("skipped", m),
-            Err(m) => ("failed", m),
+        let (ok, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
         };
         out.push(Check {
             name: name.to_owned(),
-            status: if skipped && status == "ok" {
-                "skipped"
-            } else {
-                status
+            status: match (skipped, ok) {
+                (true, _) => "skipped",
+                (false, true) => "ok",
+                (false, false) => "failed",
             },
             message,
         });

@@ -274,9 +274,9 @@ pub(super) fn repair(
     dir: &Path,
     images: &[&ImageRecord],
     render: &Render,
+    old: &Release,
     release: &mut Release,
 ) -> Result<Vec<RepairedFile>, InstallError> {
-    let old = super::target::current_record(dir)?;
     let old_digest: BTreeMap<&str, &Digest> = old
         .files
         .iter()
@@ -432,55 +432,59 @@ pub struct PlannedFile {
     pub lines: Option<(usize, usize)>,
 }
 
-/// What the files of `release` would do to the current release in `dir`
-/// (none for a first install).
+/// What `files` would do to the `current` release (none for a first
+/// install). Files on disk are compared by digest; only a changed text
+/// file of at most [`MAX_TEMPLATE`] bytes is read whole, for line counts.
 pub(super) fn plan_files(
     bundle: &OpenBundle,
-    release: &Release,
+    files: &[InstalledFile],
     render: &Render,
-    dir: Option<&Path>,
+    current: Option<(&Path, &Release)>,
 ) -> Result<Vec<PlannedFile>, InstallError> {
     let mut out = Vec::new();
-    for f in &release.files {
-        let new = match f.template {
-            Some(_) => rendered(bundle, f, render)?.0,
-            None if f.size <= MAX_TEMPLATE => {
-                bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?
-            }
-            None => Vec::new(),
+    for f in files {
+        let rendered_now = match f.template {
+            Some(_) => Some(rendered(bundle, f, render)?.0),
+            None => None,
         };
-        let old = dir.and_then(|d| fs::read(d.join(&f.target)).ok());
-        let change = match &old {
+        let want = rendered_now.as_deref().map_or(f.sha256.clone(), Digest::of);
+        let path = current.map(|(d, _)| d.join(&f.target));
+        let found = path
+            .as_ref()
+            .and_then(|p| crate::digest::hash_file(p).ok().map(|(d, _)| d));
+        let change = match &found {
             None => "add",
-            Some(o)
-                if Digest::of(o) == Digest::of(&new)
-                    || (new.is_empty() && f.size > MAX_TEMPLATE) =>
-            {
-                "same"
-            }
+            Some(d) if *d == want => "same",
             Some(_) => "change",
         };
-        let secret = render.secrets.iter().any(|s| {
-            let s = s.as_bytes();
-            new.windows(s.len().max(1)).any(|w| w == s)
-        });
-        let lines = match (&old, change, secret) {
-            (Some(o), "change", false) => Some(line_counts(o, &new)),
-            _ => None,
-        };
+        let mut lines = None;
+        if let (Some(p), "change") = (&path, change)
+            && f.size <= MAX_TEMPLATE
+        {
+            let new = match rendered_now {
+                Some(b) => b,
+                None => bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?,
+            };
+            // A file that holds a secret is not compared line by line.
+            let secret = render.secrets.iter().any(|s| {
+                let s = s.as_bytes();
+                new.windows(s.len().max(1)).any(|w| w == s)
+            });
+            if !secret && let Ok(old) = fs::read(p) {
+                lines = Some(line_counts(&old, &new));
+            }
+        }
         out.push(PlannedFile {
             target: f.target.clone(),
             change,
             lines,
         });
     }
-    if let Some(d) = dir
-        && let Ok(old) = super::target::current_record(d)
-    {
-        for f in old.files {
-            if !release.files.iter().any(|n| n.target == f.target) {
+    if let Some((_, old)) = current {
+        for f in &old.files {
+            if !files.iter().any(|n| n.target == f.target) {
                 out.push(PlannedFile {
-                    target: f.target,
+                    target: f.target.clone(),
                     change: "remove",
                     lines: None,
                 });

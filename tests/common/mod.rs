@@ -729,3 +729,22 @@ pub fn self_signed_cert(dir: &Path, cn: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `caddy validate` of a rendered Caddyfile, with caddy's home in `home`.
+pub fn caddy_validate(home: &Path, file: &Path) {
+    let out = Command::new("caddy")
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(file)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("caddy-data"))
+        .env("XDG_CONFIG_HOME", home.join("caddy-config"))
+        .output()
+        .unwrap_or_else(|e| panic!("caddy: {e}"));
+    assert!(
+        out.status.success(),
+        "caddy validate {}:\n{}\n{}",
+        file.display(),
+        std::fs::read_to_string(file).unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
