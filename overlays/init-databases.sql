@@ -26,6 +26,10 @@ REVOKE ALL ON DATABASE chatwoot_db FROM PUBLIC;
 REVOKE ALL ON DATABASE directus_db FROM PUBLIC;
 REVOKE ALL ON DATABASE evolution_db FROM PUBLIC;
 
+-- The monitoring section's slow-query view, in the database an operator's
+-- `psql -U postgres` opens (the library is preloaded by postgresql.conf).
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+
 -- pgvector where the architecture names it (n8n_db, directus_db) and in
 -- chatwoot_db, whose migrations (Captain AI embeddings) need it but whose
 -- owner may not create extensions. Created by the superuser, then the
@@ -33,6 +37,29 @@ REVOKE ALL ON DATABASE evolution_db FROM PUBLIC;
 \connect n8n_db
 CREATE EXTENSION IF NOT EXISTS vector;
 ALTER SCHEMA public OWNER TO n8n_user;
+-- Workflow 1's error handling: messages that failed after their retries
+-- (for an admin to replay) and WhatsApp sends held back by rate limits.
+SET ROLE n8n_user;
+CREATE TABLE IF NOT EXISTS error_queue (
+    id bigserial PRIMARY KEY,
+    workflow text NOT NULL,
+    payload jsonb NOT NULL,
+    error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    replayed_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS failed_messages (
+    id bigserial PRIMARY KEY,
+    instance text NOT NULL,
+    phone text NOT NULL,
+    payload jsonb NOT NULL,
+    status text NOT NULL DEFAULT 'rate_limited',
+    attempts integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    retry_after timestamptz
+);
+CREATE INDEX IF NOT EXISTS failed_messages_status ON failed_messages (status, retry_after);
+RESET ROLE;
 
 \connect chatwoot_db
 CREATE EXTENSION IF NOT EXISTS vector;

@@ -247,11 +247,17 @@ impl PgCluster {
 /// private socket. Returns whether pgvector was available; without it the
 /// `CREATE EXTENSION vector` statement is skipped, and said so.
 fn postgres_runs(sql: &str, check: &str) -> (bool, String) {
-    postgres_runs_with(sql, check, &[])
+    let (vector, mut found) = postgres_runs_with(sql, &[("postgres", check)], &[]);
+    (vector, found.pop().unwrap_or_default())
 }
 
-/// [`postgres_runs`] with `env` set for psql (`\getenv` reads it).
-fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, String) {
+/// [`postgres_runs`] with `env` set for psql (`\getenv` reads it), and each
+/// check a query in the database it names.
+fn postgres_runs_with(
+    sql: &str,
+    checks: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (bool, Vec<String>) {
     let pg = PgCluster::new();
     let data = pg.data();
     let sock = pg.dir.path().to_owned();
@@ -266,7 +272,7 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("postgres: {e}"));
-    let psql = |sql: &str| {
+    let psql_in = |db: &str, sql: &str| {
         pg.as_pg("psql")
             .arg("-h")
             .arg(&sock)
@@ -274,7 +280,7 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
                 "-p",
                 &port,
                 "-d",
-                "postgres",
+                db,
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-At",
@@ -284,6 +290,7 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
             .output()
             .unwrap_or_else(|e| panic!("psql: {e}"))
     };
+    let psql = |sql: &str| psql_in("postgres", sql);
     let mut up = false;
     for _ in 0..100 {
         if psql("SELECT 1").status.success() {
@@ -322,9 +329,14 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
         .arg(&file)
         .output()
         .unwrap_or_else(|e| panic!("psql: {e}"));
-    let tables = String::from_utf8_lossy(&psql(check).stdout)
-        .trim()
-        .to_owned();
+    let found = checks
+        .iter()
+        .map(|(db, q)| {
+            String::from_utf8_lossy(&psql_in(db, q).stdout)
+                .trim()
+                .to_owned()
+        })
+        .collect();
     let _ = server.kill();
     let _ = server.wait();
     assert!(
@@ -332,7 +344,7 @@ fn postgres_runs_with(sql: &str, check: &str, env: &[(&str, &str)]) -> (bool, St
         "init SQL failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    (vector, tables)
+    (vector, found)
 }
 
 #[test]
@@ -728,7 +740,7 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         0o600
     );
     // The backup dump scripts parse as POSIX shell.
-    for script in ["pg-dumps.sh", "mongo-dumps.sh"] {
+    for script in ["pg-dumps.sh", "mongo-dumps.sh", "duplicati-backup.sh"] {
         let path = p
             .path()
             .join("t-internal/current/config/backup")
@@ -744,6 +756,10 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    backup_job_runs_duplicati_as_the_architecture_asks(
+        &p.path()
+            .join("t-internal/current/config/backup/duplicati-backup.sh"),
+    );
     // PostgreSQL reads the sizing for the architecture's 36 GB server, and
     // for its 16 GB minimum; and the site's time zone.
     let pgconf = p
@@ -797,15 +813,84 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
     .map(|k| (k.to_string(), get(k)))
     .collect();
     let pw_env: Vec<(&str, &str)> = pw.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (vector, n) = postgres_runs_with(
+    let (vector, found) = postgres_runs_with(
         &sql,
-        "SELECT count(*) FROM pg_database WHERE datname IN ('n8n_db', 'chatwoot_db', 'directus_db', 'evolution_db')",
+        &[
+            (
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname IN ('n8n_db', 'chatwoot_db', 'directus_db', 'evolution_db')",
+            ),
+            // The tables workflow 1's error handling writes to, the n8n user's.
+            (
+                "n8n_db",
+                "SELECT string_agg(tablename || ':' || tableowner, ',' ORDER BY tablename) FROM pg_tables WHERE tablename IN ('error_queue', 'failed_messages')",
+            ),
+            // pg_stat_statements where the monitoring section queries it.
+            (
+                "postgres",
+                "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'",
+            ),
+        ],
         &pw_env,
     );
-    assert_eq!(n, "4");
+    assert_eq!(
+        found,
+        ["4", "error_queue:n8n_user,failed_messages:n8n_user", "1"]
+    );
     if !vector {
         eprintln!(
             "pgvector: SKIPPED (Debian's PostgreSQL server lacks the extension; pgvector/pgvector:pg18 has it)"
         );
     }
+}
+
+/// The nightly backup script, run once with a stand-in for Duplicati's CLI
+/// (no Debian package has Duplicati) that fails its first call: the script
+/// retries, and passes the architecture's retention, AES and the site's
+/// passphrase; an empty passphrase is refused; no destination idles healthy.
+fn backup_job_runs_duplicati_as_the_architecture_asks(script: &Path) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let cli = d.join("duplicati-cli");
+    std::fs::write(
+        &cli,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> {0}/args\n[ -f {0}/failed-once ] || {{ touch {0}/failed-once; exit 1; }}\n",
+            d.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = |dest: &str, pass: &str| {
+        Command::new("sh")
+            .arg(script)
+            .env("DUPLICATI_CLI", &cli)
+            .env("BACKUP_STATE_DIR", d)
+            .env("BACKUP_DESTINATION", dest)
+            .env("BACKUP_PASSPHRASE", pass)
+            .env("BACKUP_AT", "02:00")
+            .env("BACKUP_ONCE", "1")
+            .env("RETRY_AFTER", "0")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = run("file:///mnt/backup", "site-passphrase");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("retrying in one hour"), "{stderr}");
+    let args = std::fs::read_to_string(d.join("args")).unwrap_or_default();
+    for want in [
+        "backup\nfile:///mnt/backup\n/source/\n",
+        "--passphrase=site-passphrase\n",
+        "--encryption-module=aes\n",
+        "--retention-policy=7D:1D,4W:1W,12M:1M,5Y:1Y\n",
+    ] {
+        assert!(args.contains(want), "no {want:?} in\n{args}");
+    }
+    assert!(d.join(".backup-ok").exists() && !d.join(".backup-failed").exists());
+    let out = run("file:///mnt/backup", "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to write unencrypted"));
 }

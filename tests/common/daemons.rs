@@ -82,6 +82,11 @@ impl Dockerd {
                 "--ip6tables=false",
                 "--bridge=none",
                 "--ip-masq=false",
+                // Docker's default pools give 31 networks per host, and a
+                // bridge is a host route that every other daemon of the run
+                // must avoid: /24s out of one /12 leave room for thousands.
+                "--default-address-pool",
+                "base=172.16.0.0/12,size=24",
             ])
             .arg("--data-root")
             .arg(p.join("data"))
@@ -127,6 +132,19 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
+        // A stopped dockerd leaves its networks' bridges (and their routes)
+        // on the host; removing containers and networks first takes them
+        // away, so later daemons of the same run find free subnets.
+        let out = self.docker(&["ps", "-aq"]);
+        let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids);
+            let _ = self.docker(&args);
+        }
+        let _ = self.docker(&["swarm", "leave", "--force"]);
+        let _ = self.docker(&["network", "prune", "-f"]);
         stop(&mut self.child);
     }
 }

@@ -1,0 +1,1 @@
+//! `bale serve`: a verified bundle as a read-only OCI registry.
