@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use crate::fetch::FetchError;
 use crate::install::InstallError;
 use crate::lock::{LockError, ResolveErrorKind};
+use crate::registry::server::ServeError;
 use crate::sign::SignError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
@@ -82,6 +83,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// `bale serve`.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// An audit with findings; the report lists them.
     #[error("{0} finding(s): the host is not as signed")]
     Findings(usize),
@@ -140,23 +144,35 @@ impl Error {
             Error::Outdated(_) => exit::LOCK_OUT_OF_DATE,
             Error::OutdatedUnknown(_) => exit::REGISTRY,
             Error::Output { .. } => exit::FAILURE,
-            Error::Install(i) => match i {
-                InstallError::NotVerified(_)
-                | InstallError::Image { .. }
-                | InstallError::Changed { .. }
-                | InstallError::Invalid(_) => exit::INTEGRITY,
-                InstallError::Verify(_)
-                | InstallError::Values(_)
-                | InstallError::Template { .. } => exit::INVALID_INPUT,
-                InstallError::Refused(_) | InstallError::Preflight(_) => exit::REFUSED,
-                InstallError::Runtime(_)
-                | InstallError::Unhealthy { .. }
-                | InstallError::JobFailed { .. } => exit::RUNTIME,
-                InstallError::Bundle(_) => exit::INVALID_INPUT,
-                InstallError::Io { .. }
-                | InstallError::Unsafe { .. }
-                | InstallError::NotInstalled(_) => exit::FAILURE,
+            Error::Serve(s) => match s {
+                ServeError::Install(i) => install_code(i),
+                ServeError::Bundle(_) | ServeError::Conflict { .. } | ServeError::Tls { .. } => {
+                    exit::INVALID_INPUT
+                }
+                ServeError::Bind { .. } | ServeError::Io(_) => exit::FAILURE,
             },
+            Error::Install(i) => install_code(i),
+        }
+    }
+}
+
+/// The exit code of an install (or bundle-opening) error.
+fn install_code(i: &InstallError) -> i32 {
+    match i {
+        InstallError::NotVerified(_)
+        | InstallError::Image { .. }
+        | InstallError::Changed { .. }
+        | InstallError::Invalid(_) => exit::INTEGRITY,
+        InstallError::Verify(_) | InstallError::Values(_) | InstallError::Template { .. } => {
+            exit::INVALID_INPUT
+        }
+        InstallError::Refused(_) | InstallError::Preflight(_) => exit::REFUSED,
+        InstallError::Runtime(_)
+        | InstallError::Unhealthy { .. }
+        | InstallError::JobFailed { .. } => exit::RUNTIME,
+        InstallError::Bundle(_) => exit::INVALID_INPUT,
+        InstallError::Io { .. } | InstallError::Unsafe { .. } | InstallError::NotInstalled(_) => {
+            exit::FAILURE
         }
     }
 }

@@ -53,6 +53,7 @@ fn run(command: Command) -> Result<(), bale::Error> {
             json.json,
         ),
         Command::Inspect { bundle, json } => bundle::inspect(&bundle, json.json),
+        Command::Serve(a) => bundle::serve(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bale", &mut std::io::stdout());
             Ok(())
@@ -70,6 +71,7 @@ fn json_mode(command: &Command) -> Option<Option<&'static str>> {
         Command::Fetch { json: true, .. } => Some(Some("summary")),
         Command::Build(a) if a.json.json => Some(None),
         Command::Install(a) if a.json.json => Some(None),
+        Command::Serve(a) if a.json => Some(Some("summary")),
         Command::Outdated { json, .. }
         | Command::Verify { json, .. }
         | Command::Audit { json, .. }

@@ -147,6 +147,8 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Verify a bundle, then serve its images read-only over the OCI distribution API until SIGTERM or SIGINT.
+    Serve(ServeArgs),
     /// Show a bundle's images, overlays and sizes.
     Inspect {
         /// The bundle file.
@@ -239,4 +241,29 @@ pub struct BuildArgs {
     pub json: Json,
     #[command(flatten)]
     pub net: Net,
+}
+
+/// `bale serve`.
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// minisign public key the bundle must be signed with.
+    #[arg(long, value_name = "PATH")]
+    pub public_key: PathBuf,
+    /// Address and port to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5000")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain, to serve HTTPS (with --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections: usize,
+    /// Log as JSON lines on stdout (listening, each request, the summary) instead of text on stderr.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,4 +1,4 @@
-//! The commands that read a bundle file: verify and inspect.
+//! The commands that read a bundle file: verify, inspect and serve.
 
 use std::io::Write;
 use std::path::Path;
@@ -118,6 +118,84 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
     );
     for (d, services) in &i.shared_layers {
         let _ = writeln!(out, "  {d} shared by {}", services.join(", "));
+    }
+    Ok(())
+}
+
+/// `bale serve`: the library verifies and serves; this prints its events,
+/// as text on stderr or JSON lines on stdout.
+pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
+    use bale::registry::server::{self, ServeEvent, ServeOptions};
+    let key = VerifyingKey::from_file(&a.public_key)?;
+    let json = a.json;
+    let events: server::Events = std::sync::Arc::new(move |e: ServeEvent| match e {
+        ServeEvent::Listening {
+            addr,
+            tls,
+            repositories,
+            tags,
+            name,
+            version,
+        } => {
+            let url = format!("{}://{addr}", if tls { "https" } else { "http" });
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "listening", "url": url, "addr": addr.to_string(),
+                        "bundle": name, "version": version, "repositories": repositories, "tags": tags})
+                );
+            } else {
+                eprintln!(
+                    "serving {name} {version} (verified): {repositories} repositories, {tags} tags at {url}"
+                );
+            }
+        }
+        ServeEvent::Request(r) => {
+            if json {
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["event"] = "request".into();
+                println!("{v}");
+            } else {
+                eprintln!(
+                    "{} {} {} {} {} {}ms",
+                    r.remote, r.method, r.path, r.status, r.bytes, r.millis
+                );
+            }
+        }
+        ServeEvent::Changed { digest } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "changed", "digest": digest.to_string()})
+                );
+            } else {
+                eprintln!(
+                    "error: {digest} no longer matches the verified bundle: the file changed; transfer cut short"
+                );
+            }
+        }
+        ServeEvent::Stopping => {
+            if !json {
+                eprintln!("stopping: finishing transfers under way");
+            }
+        }
+    });
+    let opts = ServeOptions {
+        listen: a.listen,
+        tls: a.tls_cert.zip(a.tls_key),
+        max_connections: a.max_connections,
+    };
+    let summary = server::serve(&a.bundle, &key, &opts, events)?;
+    if json {
+        let mut v = serde_json::to_value(&summary).unwrap_or_default();
+        v["event"] = "summary".into();
+        output::result_line(v, true);
+    } else {
+        eprintln!(
+            "stopped: {} requests, {} sent",
+            summary.requests,
+            human(summary.bytes)
+        );
     }
     Ok(())
 }

@@ -130,6 +130,24 @@ impl OpenBundle {
         copy_checked(&self.file, self.entry(name)?, &want, size, name, w)
     }
 
+    /// Offset and size of entry `name` in the bundle file, as verified.
+    pub fn span(&self, name: &str) -> Result<(u64, u64), InstallError> {
+        let (_, size) = self.expected(name)?;
+        let e = self.entry(name)?;
+        if e.size != size {
+            return Err(InstallError::Changed {
+                entry: name.to_owned(),
+            });
+        }
+        Ok((e.offset, e.size))
+    }
+
+    /// Another handle on the bundle file, for positioned reads elsewhere
+    /// (the registry server); what it reads must still be hashed.
+    pub fn file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// The images of the platform a runtime gets: the first one of the bundle.
     pub fn runtime_images(&self) -> Vec<&ImageRecord> {
         let first = self.images.images.first().map(|i| i.platform.clone());

@@ -1,0 +1,543 @@
+//! `bale serve`: a verified bundle as a read-only registry, read by real
+//! clients (skopeo, docker, ctr, podman, curl) and copied into a real
+//! docker-registry.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemons::{Containerd, Dockerd, Podman};
+use common::*;
+
+/// A project whose bundle holds the demo's two OCI images (busybox, so
+/// they run) and a Docker schema 2 manifest list of two platforms from a
+/// loopback registry, locked for linux/amd64 only.
+struct Fixture {
+    p: Project,
+    _reg: Registry,
+    list: String,
+    amd64: Pushed,
+    arm64: Pushed,
+}
+
+fn fixture() -> Fixture {
+    let reg = Registry::start();
+    let amd64 = reg.push_image(
+        "multi/app",
+        None,
+        "linux",
+        "amd64",
+        None,
+        &[
+            gzip_layer(&[("etc/base", b"base")]),
+            gzip_layer(&[("bin/app", &noise(7, 300_000))]),
+        ],
+        true,
+    );
+    let arm64 = reg.push_image(
+        "multi/app",
+        None,
+        "linux",
+        "arm64",
+        None,
+        &[gzip_layer(&[("bin/app", &noise(8, 1000))])],
+        true,
+    );
+    let list = reg.push_index(
+        "multi/app",
+        "2.0",
+        &[
+            (
+                amd64.clone(),
+                r#"{"os":"linux","architecture":"amd64"}"#.into(),
+                None,
+            ),
+            (
+                arm64.clone(),
+                r#"{"os":"linux","architecture":"arm64"}"#.into(),
+                None,
+            ),
+        ],
+        true,
+    );
+    let p = Project::new(&format!(
+        "[bundle]\nname = \"served\"\nversion = \"1.0.0\"\nplatforms = [\"linux/amd64\"]\n[images]\nweb = \"oci:images:localhost/bale-demo/web:1.0\"\nworker = \"oci:images:localhost/bale-demo/worker:1.0\"\napp = \"{}/multi/app:2.0\"\n",
+        reg.host
+    ));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
+        &p.path().join("images"),
+    );
+    p.keygen();
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "served.bale"])
+        .ok();
+    Fixture {
+        p,
+        _reg: reg,
+        list,
+        amd64,
+        arm64,
+    }
+}
+
+/// The locked digest of `service`'s platform manifest.
+fn locked_manifest(p: &Project, service: &str) -> String {
+    let lock: toml::Value =
+        toml::from_str(&p.read("bundle.lock")).unwrap_or_else(|e| panic!("{e}"));
+    lock["image"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["service"].as_str() == Some(service)))
+        .and_then(|i| i["platform"][0]["manifest"].as_str())
+        .unwrap_or_else(|| panic!("no {service} in the lock"))
+        .to_owned()
+}
+
+/// A running `bale serve --json`, stopped with SIGTERM when dropped.
+struct Served {
+    child: Option<Child>,
+    addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start(p: &Project, bundle: &str, extra: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bale"))
+            .args(["serve", bundle, "--public-key", "keys/k.pub", "--json"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(p.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("bale serve: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("bale serve printed nothing"));
+        let v: serde_json::Value =
+            serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+        assert_eq!(v["event"], "listening", "{first}");
+        let addr = v["addr"].as_str().unwrap_or_default().to_owned();
+        Served {
+            child: Some(child),
+            addr,
+            lines,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then every line printed after `listening`, and the status.
+    fn stop(mut self) -> (Vec<serde_json::Value>, std::process::ExitStatus) {
+        let mut child = self.child.take().unwrap_or_else(|| panic!("stopped twice"));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bale serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let lines = self
+            .lines
+            .try_iter()
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect();
+        (lines, status)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn skopeo(args: &[&str]) -> std::process::Output {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("skopeo: {e}"));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = req.call().unwrap_or_else(|e| panic!("{url}: {e}"));
+    let h = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let body = r.body_mut().read_to_vec().unwrap_or_default();
+    (r.status().as_u16(), h, body)
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> &'a str {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+#[test]
+fn skopeo_inspects_and_copies_every_image_into_a_registry_with_digests_kept() {
+    let f = fixture();
+    let s = Served::start(&f.p, "served.bale", &[]);
+    let at = |r: &str| format!("docker://{}/{r}", s.addr);
+    // The tag serves the manifest list as pulled: same bytes, Docker type.
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &at("multi/app:2.0"),
+    ])
+    .stdout;
+    assert_eq!(sha(&raw), f.list);
+    let (status, h, _) = get(
+        &format!("http://{}/v2/multi/app/manifests/2.0", s.addr),
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&h, "content-type"),
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(header(&h, "docker-content-digest"), f.list);
+    // The platform the bundle did not lock is not there.
+    let (status, _, body) = get(
+        &format!(
+            "http://{}/v2/multi/app/manifests/{}",
+            s.addr, f.arm64.manifest
+        ),
+        &[],
+    );
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+    // Copied into a real registry, every image keeps its digest.
+    let dest = Registry::start();
+    for (src, service, to) in [
+        ("bale-demo/web:1.0", "web", "copied/web:1.0"),
+        ("bale-demo/worker:1.0", "worker", "copied/worker:1.0"),
+        ("multi/app:2.0", "app", "copied/app:2.0"),
+    ] {
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &at(src),
+            &format!("docker://{}/{to}", dest.host),
+        ]);
+        let copied = skopeo_raw(&format!("{}/{to}", dest.host));
+        assert_eq!(sha(&copied), locked_manifest(&f.p, service), "{src}");
+    }
+    assert_eq!(locked_manifest(&f.p, "app"), f.amd64.manifest);
+    // _catalog and tags/list.
+    let (_, _, body) = get(&format!("http://{}/v2/_catalog", s.addr), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["bale-demo/web", "bale-demo/worker", "multi/app"])
+    );
+    let (_, _, body) = get(&format!("http://{}/v2/multi/app/tags/list", s.addr), &[]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default()["tags"],
+        serde_json::json!(["2.0"])
+    );
+    let (lines, status) = s.stop();
+    assert!(status.success(), "{status}");
+    // Each request was logged as a JSON line, and a summary closed the log.
+    assert!(lines.iter().any(|l| {
+        l["event"] == "request"
+            && l["status"] == 200
+            && l["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/blobs/sha256:"))
+    }));
+    let last = lines.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "summary", "{lines:?}");
+    assert_eq!(last["ok"], true);
+}
+
+#[test]
+fn blobs_are_served_whole_and_by_range_to_many_clients_at_once() {
+    let f = fixture();
+    let s = Served::start(&f.p, "served.bale", &["--max-connections", "4"]);
+    let layer = f.amd64.layers[1].clone();
+    let url = format!("http://{}/v2/multi/app/blobs/{layer}", s.addr);
+    let (status, h, whole) = get(&url, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(sha(&whole), layer);
+    assert_eq!(header(&h, "accept-ranges"), "bytes");
+    let size = whole.len();
+    // 16 clients, 6 ranges each: more clients than connections at once.
+    let handles: Vec<_> = (0..16u64)
+        .map(|i| {
+            let url = url.clone();
+            let whole = whole.clone();
+            std::thread::spawn(move || {
+                for j in 0..6u64 {
+                    let start = ((i * 7919 + j * 104_729) as usize) % size;
+                    let end = (start + 1 + ((i + j) as usize * 4099) % 65_536).min(size - 1);
+                    let (status, h, body) =
+                        get(&url, &[("Range", &format!("bytes={start}-{end}"))]);
+                    assert_eq!(status, 206);
+                    assert_eq!(
+                        header(&h, "content-range"),
+                        format!("bytes {start}-{end}/{size}")
+                    );
+                    assert_eq!(body, whole[start..=end], "range {start}-{end}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap_or_else(|_| panic!("a client failed"));
+    }
+    let (status, h, _) = get(&url, &[("Range", &format!("bytes={size}-"))]);
+    assert_eq!(status, 416);
+    assert_eq!(header(&h, "content-range"), format!("bytes */{size}"));
+    // Writes are refused with a distribution error.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .post(&format!("http://{}/v2/multi/app/blobs/uploads/", s.addr))
+        .send_empty()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 405);
+    let (lines, status) = s.stop();
+    assert!(status.success());
+    let summary = lines.last().cloned().unwrap_or_default();
+    assert!(
+        summary["requests"].as_u64().unwrap_or(0) >= 16 * 6 + 3,
+        "{summary}"
+    );
+}
+
+#[test]
+fn docker_pulls_by_digest_from_the_served_bundle_and_runs_it() {
+    let f = fixture();
+    let s = Served::start(&f.p, "served.bale", &[]);
+    let d = Dockerd::start();
+    let web = locked_manifest(&f.p, "web");
+    let image = format!("127.0.0.1:{}/bale-demo/web@{web}", s.port());
+    let out = d.docker(&["pull", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/busybox",
+        &image,
+        "echo",
+        "served by bale",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "served by bale"
+    );
+    // The multi-platform tag resolves to the locked platform.
+    let out = d.docker(&["pull", &format!("127.0.0.1:{}/multi/app:2.0", s.port())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &format!("127.0.0.1:{}/multi/app:2.0", s.port()),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), f.amd64.config);
+}
+
+#[test]
+fn ctr_and_podman_pull_from_the_served_bundle() {
+    let f = fixture();
+    let s = Served::start(&f.p, "served.bale", &[]);
+    let c = Containerd::start();
+    let image = format!("127.0.0.1:{}/bale-demo/web:1.0", s.port());
+    let out = c.ctr("bale", &["images", "pull", "--plain-http", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = c.ctr("bale", &["images", "ls", "-q"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&image));
+    let out = c.ctr("bale", &["content", "get", &locked_manifest(&f.p, "web")]);
+    assert!(
+        out.status.success(),
+        "the locked manifest is not in containerd's store"
+    );
+
+    let pm = Podman::new();
+    let image = format!("127.0.0.1:{}/bale-demo/worker:1.0", s.port());
+    let out = pm.podman(&["pull", "--tls-verify=false", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pm.podman(&["image", "inspect", "--format", "{{.Digest}}", &image]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        locked_manifest(&f.p, "worker")
+    );
+}
+
+#[test]
+fn https_with_the_sites_certificate_is_trusted_by_skopeo() {
+    let f = fixture();
+    let dir = f.p.path();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.crt",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(dir.join("certs")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(dir.join("tls.crt"), dir.join("certs/ca.crt")).unwrap_or_else(|e| panic!("{e}"));
+    let s = Served::start(
+        &f.p,
+        "served.bale",
+        &["--tls-cert", "tls.crt", "--tls-key", "tls.key"],
+    );
+    let certs = dir.join("certs");
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        &certs.display().to_string(),
+        &format!("docker://{}/multi/app:2.0", s.addr),
+    ])
+    .stdout;
+    assert_eq!(sha(&raw), f.list);
+    // Without the site's CA the certificate is not trusted.
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            &format!("docker://{}/multi/app:2.0", s.addr),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_bundle_that_fails_verification_is_not_served() {
+    let f = fixture();
+    let bundle = f.p.path().join("served.bale");
+    let mut bytes = std::fs::read(&bundle).unwrap_or_else(|e| panic!("{e}"));
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(f.p.path().join("tampered.bale"), bytes).unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port().to_string();
+    let run = f.p.bale(&[
+        "serve",
+        "tampered.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    run.fails(6).says("failed verification");
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
+    // And a key that did not sign it.
+    f.p.bale(&[
+        "keygen",
+        "--public-key",
+        "other.pub",
+        "--secret-key",
+        "other.sec",
+        "--no-password",
+    ])
+    .ok();
+    f.p.bale(&[
+        "serve",
+        "served.bale",
+        "--public-key",
+        "other.pub",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .fails(6);
+}
