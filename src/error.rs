@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use crate::fetch::FetchError;
 use crate::install::InstallError;
 use crate::lock::{LockError, ResolveErrorKind};
+use crate::registry::push::PushError;
 use crate::registry::server::ServeError;
 use crate::sign::SignError;
 use crate::spec::SpecError;
@@ -86,6 +87,9 @@ pub enum Error {
     /// `bale serve`.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// `bale push`.
+    #[error(transparent)]
+    Push(#[from] PushError),
     /// An audit with findings; the report lists them.
     #[error("{0} finding(s): the host is not as signed")]
     Findings(usize),
@@ -144,15 +148,27 @@ impl Error {
             Error::Outdated(_) => exit::LOCK_OUT_OF_DATE,
             Error::OutdatedUnknown(_) => exit::REGISTRY,
             Error::Output { .. } => exit::FAILURE,
-            Error::Serve(s) => match s {
-                ServeError::Install(i) => install_code(i),
-                ServeError::Bundle(_) | ServeError::Conflict { .. } | ServeError::Tls { .. } => {
-                    exit::INVALID_INPUT
-                }
-                ServeError::Bind { .. } | ServeError::Io(_) => exit::FAILURE,
+            Error::Serve(s) => serve_code(s),
+            Error::Push(p) => match p {
+                PushError::Install(i) => install_code(i),
+                PushError::Catalog(s) => serve_code(s),
+                PushError::Ca { .. } | PushError::Target(_) => exit::INVALID_INPUT,
+                PushError::Registry { .. } => exit::REGISTRY,
+                PushError::Digest { .. } => exit::INTEGRITY,
             },
             Error::Install(i) => install_code(i),
         }
+    }
+}
+
+/// The exit code of a `bale serve` error.
+fn serve_code(s: &ServeError) -> i32 {
+    match s {
+        ServeError::Install(i) => install_code(i),
+        ServeError::Bundle(_) | ServeError::Conflict { .. } | ServeError::Tls { .. } => {
+            exit::INVALID_INPUT
+        }
+        ServeError::Bind { .. } | ServeError::Io(_) => exit::FAILURE,
     }
 }
 

@@ -54,6 +54,7 @@ fn run(command: Command) -> Result<(), bale::Error> {
         ),
         Command::Inspect { bundle, json } => bundle::inspect(&bundle, json.json),
         Command::Serve(a) => bundle::serve(a),
+        Command::Push(a) => bundle::push(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bale", &mut std::io::stdout());
             Ok(())
@@ -72,6 +73,7 @@ fn json_mode(command: &Command) -> Option<Option<&'static str>> {
         Command::Build(a) if a.json.json => Some(None),
         Command::Install(a) if a.json.json => Some(None),
         Command::Serve(a) if a.json => Some(Some("summary")),
+        Command::Push(a) if a.json.json => Some(Some("summary")),
         Command::Outdated { json, .. }
         | Command::Verify { json, .. }
         | Command::Audit { json, .. }

@@ -5,96 +5,12 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bundles::{locked_manifest, multi_bundle};
 use common::daemons::{Containerd, Dockerd, Podman};
 use common::*;
-
-/// A project whose bundle holds the demo's two OCI images (busybox, so
-/// they run) and a Docker schema 2 manifest list of two platforms from a
-/// loopback registry, locked for linux/amd64 only.
-struct Fixture {
-    p: Project,
-    _reg: Registry,
-    list: String,
-    amd64: Pushed,
-    arm64: Pushed,
-}
-
-fn fixture() -> Fixture {
-    let reg = Registry::start();
-    let amd64 = reg.push_image(
-        "multi/app",
-        None,
-        "linux",
-        "amd64",
-        None,
-        &[
-            gzip_layer(&[("etc/base", b"base")]),
-            gzip_layer(&[("bin/app", &noise(7, 300_000))]),
-        ],
-        true,
-    );
-    let arm64 = reg.push_image(
-        "multi/app",
-        None,
-        "linux",
-        "arm64",
-        None,
-        &[gzip_layer(&[("bin/app", &noise(8, 1000))])],
-        true,
-    );
-    let list = reg.push_index(
-        "multi/app",
-        "2.0",
-        &[
-            (
-                amd64.clone(),
-                r#"{"os":"linux","architecture":"amd64"}"#.into(),
-                None,
-            ),
-            (
-                arm64.clone(),
-                r#"{"os":"linux","architecture":"arm64"}"#.into(),
-                None,
-            ),
-        ],
-        true,
-    );
-    let p = Project::new(&format!(
-        "[bundle]\nname = \"served\"\nversion = \"1.0.0\"\nplatforms = [\"linux/amd64\"]\n[images]\nweb = \"oci:images:localhost/bale-demo/web:1.0\"\nworker = \"oci:images:localhost/bale-demo/worker:1.0\"\napp = \"{}/multi/app:2.0\"\n",
-        reg.host
-    ));
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
-        &p.path().join("images"),
-    );
-    p.keygen();
-    p.bale(&["lock"]).ok();
-    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "served.bale"])
-        .ok();
-    Fixture {
-        p,
-        _reg: reg,
-        list,
-        amd64,
-        arm64,
-    }
-}
-
-/// The locked digest of `service`'s platform manifest.
-fn locked_manifest(p: &Project, service: &str) -> String {
-    let lock: toml::Value =
-        toml::from_str(&p.read("bundle.lock")).unwrap_or_else(|e| panic!("{e}"));
-    lock["image"]
-        .as_array()
-        .and_then(|a| a.iter().find(|i| i["service"].as_str() == Some(service)))
-        .and_then(|i| i["platform"][0]["manifest"].as_str())
-        .unwrap_or_else(|| panic!("no {service} in the lock"))
-        .to_owned()
-}
 
 /// A running `bale serve --json`, stopped with SIGTERM when dropped.
 struct Served {
@@ -222,7 +138,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> &'a str {
 
 #[test]
 fn skopeo_inspects_and_copies_every_image_into_a_registry_with_digests_kept() {
-    let f = fixture();
+    let f = multi_bundle(300_000, &["linux/amd64"]);
     let s = Served::start(&f.p, "served.bale", &[]);
     let at = |r: &str| format!("docker://{}/{r}", s.addr);
     // The tag serves the manifest list as pulled: same bytes, Docker type.
@@ -301,7 +217,7 @@ fn skopeo_inspects_and_copies_every_image_into_a_registry_with_digests_kept() {
 
 #[test]
 fn blobs_are_served_whole_and_by_range_to_many_clients_at_once() {
-    let f = fixture();
+    let f = multi_bundle(300_000, &["linux/amd64"]);
     let s = Served::start(&f.p, "served.bale", &["--max-connections", "4"]);
     let layer = f.amd64.layers[1].clone();
     let url = format!("http://{}/v2/multi/app/blobs/{layer}", s.addr);
@@ -358,7 +274,7 @@ fn blobs_are_served_whole_and_by_range_to_many_clients_at_once() {
 
 #[test]
 fn docker_pulls_by_digest_from_the_served_bundle_and_runs_it() {
-    let f = fixture();
+    let f = multi_bundle(300_000, &["linux/amd64"]);
     let s = Served::start(&f.p, "served.bale", &[]);
     let d = Dockerd::start();
     let web = locked_manifest(&f.p, "web");
@@ -408,7 +324,7 @@ fn docker_pulls_by_digest_from_the_served_bundle_and_runs_it() {
 
 #[test]
 fn ctr_and_podman_pull_from_the_served_bundle() {
-    let f = fixture();
+    let f = multi_bundle(300_000, &["linux/amd64"]);
     let s = Served::start(&f.p, "served.bale", &[]);
     let c = Containerd::start();
     let image = format!("127.0.0.1:{}/bale-demo/web:1.0", s.port());
@@ -443,38 +359,11 @@ fn ctr_and_podman_pull_from_the_served_bundle() {
 
 #[test]
 fn https_with_the_sites_certificate_is_trusted_by_skopeo() {
-    let f = fixture();
+    let f = multi_bundle(300_000, &["linux/amd64"]);
     let dir = f.p.path();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.crt",
-        ])
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    loopback_cert(dir);
     std::fs::create_dir_all(dir.join("certs")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::copy(dir.join("tls.crt"), dir.join("certs/ca.crt")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap_or_else(|e| panic!("{e}"));
     let s = Served::start(
         &f.p,
         "served.bale",
@@ -504,7 +393,7 @@ fn https_with_the_sites_certificate_is_trusted_by_skopeo() {
 
 #[test]
 fn a_bundle_that_fails_verification_is_not_served() {
-    let f = fixture();
+    let f = multi_bundle(300_000, &["linux/amd64"]);
     let bundle = f.p.path().join("served.bale");
     let mut bytes = std::fs::read(&bundle).unwrap_or_else(|e| panic!("{e}"));
     let at = bytes.len() / 2;

@@ -27,18 +27,25 @@ pub struct SpecFile {
     pub file: PathBuf,
 }
 
-/// Where registries are reached: settings, mirrors, plain-HTTP hosts.
+/// How registries are reached: settings, plain-HTTP hosts.
 #[derive(Args, Clone)]
-pub struct Net {
+pub struct Hosts {
     /// bale settings file (registry mirrors, insecure registries); read after config/bale.toml.
     #[arg(long, env = "BALE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Try MIRROR before REGISTRY (e.g. docker.io=mirror.internal:5000); repeatable.
-    #[arg(long = "mirror", value_name = "REGISTRY=MIRROR")]
-    pub mirrors: Vec<String>,
     /// Allow plain HTTP to HOST (loopback hosts always are); repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
+}
+
+/// Where registries are read from: [`Hosts`] and mirrors.
+#[derive(Args, Clone)]
+pub struct Net {
+    #[command(flatten)]
+    pub hosts: Hosts,
+    /// Try MIRROR before REGISTRY (e.g. docker.io=mirror.internal:5000); repeatable.
+    #[arg(long = "mirror", value_name = "REGISTRY=MIRROR")]
+    pub mirrors: Vec<String>,
 }
 
 /// The lock and store flags of the commands that fill the store.
@@ -147,6 +154,8 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Verify a bundle, then push every image, all its platforms, byte for byte into an existing registry.
+    Push(PushArgs),
     /// Verify a bundle, then serve its images read-only over the OCI distribution API until SIGTERM or SIGINT.
     Serve(ServeArgs),
     /// Show a bundle's images, overlays and sizes.
@@ -266,4 +275,54 @@ pub struct ServeArgs {
     /// Log as JSON lines on stdout (listening, each request, the summary) instead of text on stderr.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `bale push`.
+#[derive(Args, Clone)]
+pub struct PushArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// minisign public key the bundle must be signed with.
+    #[arg(long, value_name = "PATH")]
+    pub public_key: PathBuf,
+    /// Target registry, with an optional repository prefix (registry.site:5000/borgstack).
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub to: String,
+    /// PEM CA certificate(s) to trust for the registry (a site's own CA); HTTPS is then used even for loopback hosts.
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Bytes per upload request (K, M, G suffixes); a failed chunk is resumed, not the whole blob.
+    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
+    pub chunk_size: u64,
+    #[command(flatten)]
+    pub hosts: Hosts,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// A size with an optional K, M, G or T suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("`{s}`: the suffix must be K, M, G or T")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 8M, 4G, 1048576)"))?;
+    match n.checked_mul(mult) {
+        Some(0) => Err("a size must be above 0".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
 }

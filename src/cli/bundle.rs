@@ -199,3 +199,131 @@ pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
     }
     Ok(())
 }
+
+/// `bale push`: progress on a terminal (or JSON lines with `--json`), then
+/// the summary.
+pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
+    use bale::registry::push::{self, PushEvent, PushOptions};
+    use std::io::IsTerminal as _;
+    let key = VerifyingKey::from_file(&a.public_key)?;
+    let mut settings = bale::config::Settings::load(Path::new("."), a.hosts.config.as_deref())?;
+    for h in &a.hosts.insecure {
+        settings.add_insecure(h);
+    }
+    let json = a.json.json;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    });
+    let events = |e: PushEvent| {
+        if json {
+            let v = match &e {
+                PushEvent::Progress { .. } => return,
+                PushEvent::Resumed {
+                    digest,
+                    offset,
+                    reason,
+                } => serde_json::json!({
+                    "event": "resumed", "digest": digest.to_string(), "offset": offset, "reason": reason}),
+                PushEvent::Blob {
+                    repository,
+                    digest,
+                    size,
+                    how,
+                } => serde_json::json!({
+                    "event": "blob", "repository": repository, "digest": digest.to_string(), "size": size, "how": how}),
+                PushEvent::Manifest {
+                    reference,
+                    digest,
+                    present,
+                } => serde_json::json!({
+                    "event": "manifest", "reference": reference, "digest": digest.to_string(), "present": present}),
+            };
+            println!("{v}");
+            return;
+        }
+        match e {
+            PushEvent::Progress { digest, sent, size } => {
+                if let Some(b) = &bar {
+                    b.set_message(digest.hex().chars().take(12).collect::<String>());
+                    b.set_length(size);
+                    b.set_position(sent);
+                }
+            }
+            PushEvent::Resumed {
+                digest,
+                offset,
+                reason,
+            } => {
+                let line = format!("warning: {digest}: {reason}; going on from byte {offset}");
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            PushEvent::Blob {
+                repository,
+                digest,
+                size,
+                how,
+            } => {
+                let line =
+                    format!("{how:?} {repository}@{digest} ({})", human(size)).to_lowercase();
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            PushEvent::Manifest {
+                reference, present, ..
+            } => {
+                let line = format!("{} {reference}", if present { "present" } else { "pushed" });
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    };
+    let opts = PushOptions {
+        to: a.to.clone(),
+        chunk: a.chunk_size,
+    };
+    let report = push::push_file(
+        &a.bundle,
+        &key,
+        settings,
+        a.ca_cert.as_deref(),
+        &opts,
+        &events,
+    )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        v["event"] = "summary".into();
+        output::result_line(v, true);
+    } else {
+        for i in &report.images {
+            eprintln!("{} -> {} ({})", i.name, i.target, i.digest);
+            if let Some(note) = &i.index {
+                eprintln!("  index {note}");
+            }
+        }
+        eprintln!(
+            "pushed to {}: {} blobs uploaded ({}), {} mounted, {} already there; {} chunk(s) resumed",
+            report.to,
+            report.blobs_uploaded,
+            human(report.bytes_uploaded),
+            report.blobs_mounted,
+            report.blobs_present,
+            report.resumes
+        );
+    }
+    Ok(())
+}

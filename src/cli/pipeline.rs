@@ -15,9 +15,9 @@ fn context(spec: &SpecFile, net: &Net) -> Result<Context, bale::Error> {
     Context::load(
         &spec.file,
         &bale::ops::NetOptions {
-            config: net.config.clone(),
+            config: net.hosts.config.clone(),
             mirrors: net.mirrors.clone(),
-            insecure: net.insecure.clone(),
+            insecure: net.hosts.insecure.clone(),
         },
     )
 }

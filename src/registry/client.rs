@@ -152,7 +152,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn base(&self) -> String {
+    /// `scheme://host`.
+    pub fn base(&self) -> String {
         format!("{}://{}", self.scheme, self.host)
     }
 }
@@ -181,6 +182,22 @@ pub struct BlobBody {
     pub content_length: Option<u64>,
 }
 
+/// What a request sends: nothing, bytes, or a reader opened anew for each
+/// attempt (a retry sends the same bytes again).
+pub(crate) enum Payload<'a> {
+    /// No body.
+    Empty,
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// `len` bytes from a reader that `open` makes.
+    Reader {
+        /// Opens the body at its first byte.
+        open: &'a dyn Fn() -> std::io::Result<Box<dyn Read + 'a>>,
+        /// Its length.
+        len: u64,
+    },
+}
+
 #[derive(Clone)]
 enum Credential {
     Basic(String, String),
@@ -193,6 +210,9 @@ pub struct RegistryClient {
     retry: RetryPolicy,
     // (endpoint host, repository) → Authorization header value.
     auth: Mutex<HashMap<(String, String), String>>,
+    // With a site CA given, registries are reached over HTTPS even where
+    // plain HTTP would be allowed (loopback, insecure hosts).
+    https_only: bool,
 }
 
 struct Challenge {
@@ -259,7 +279,34 @@ fn excerpt(mut resp: Response<ureq::Body>) -> String {
 impl RegistryClient {
     /// A client with these settings and retry policy.
     pub fn new(settings: Settings, retry: RetryPolicy) -> Self {
+        Self::build(settings, retry, None)
+    }
+
+    /// A client that trusts only the CA certificates in `ca_pem` (a site's
+    /// own CA) and speaks HTTPS to every registry.
+    pub fn with_ca(settings: Settings, retry: RetryPolicy, ca_pem: &[u8]) -> Result<Self, String> {
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(ca_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e.to_string())),
+            })
+            .collect::<Result<_, _>>()?;
+        if certs.is_empty() {
+            return Err("no PEM certificate in the file".into());
+        }
+        let roots = ureq::tls::RootCerts::new_with_certs(&certs);
+        Ok(Self::build(settings, retry, Some(roots)))
+    }
+
+    fn build(settings: Settings, retry: RetryPolicy, roots: Option<ureq::tls::RootCerts>) -> Self {
+        let https_only = roots.is_some();
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(r) = roots {
+            tls = tls.root_certs(r);
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(30)))
@@ -273,6 +320,20 @@ impl RegistryClient {
             settings,
             retry,
             auth: Mutex::new(HashMap::new()),
+            https_only,
+        }
+    }
+
+    /// The endpoint that pushes to `host` go to: no mirrors; HTTPS unless
+    /// plain HTTP is allowed for it and no CA was given.
+    pub fn push_endpoint(&self, host: &str) -> Endpoint {
+        Endpoint {
+            scheme: if self.settings.allows_http(host) && !self.https_only {
+                "http"
+            } else {
+                "https"
+            },
+            host: host.to_owned(),
         }
     }
 
@@ -460,6 +521,25 @@ impl RegistryClient {
         url: &str,
         headers: &[(&str, String)],
     ) -> Result<Response<ureq::Body>, RegistryError> {
+        self.send(ep, repository, "GET", url, headers, &Payload::Empty, true)
+    }
+
+    /// Any request with authentication, redirects and, where `retry`,
+    /// retries of 429, 5xx and transport failures. Returns a 2xx response.
+    // Each argument is one part of an HTTP request; a struct for them would
+    // only be unpacked again here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send(
+        &self,
+        ep: &Endpoint,
+        repository: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
+        retry: bool,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let retries = if retry { self.retry.retries } else { 0 };
         let key = (ep.host.clone(), repository.to_owned());
         let mut url = url.to_owned();
         let mut attempt = 0u32;
@@ -469,7 +549,7 @@ impl RegistryClient {
         // redirect target on another host.
         let mut same_host = true;
         loop {
-            let mut req = self.agent.get(&url);
+            let mut req = ureq::http::Request::builder().method(method).uri(&url);
             for (k, v) in headers {
                 req = req.header(*k, v);
             }
@@ -479,7 +559,26 @@ impl RegistryClient {
             {
                 req = req.header("authorization", a);
             }
-            let result = req.call();
+            let result = match payload {
+                Payload::Empty => req.body(()).map(|r| self.agent.run(r)),
+                Payload::Bytes(b) => req
+                    .header("content-length", b.len())
+                    .body(*b)
+                    .map(|r| self.agent.run(r)),
+                Payload::Reader { open, len } => {
+                    let mut reader = open().map_err(|e| RegistryError::Transport {
+                        url: url.clone(),
+                        message: format!("cannot read what to send: {e}"),
+                    })?;
+                    req.header("content-length", *len)
+                        .body(ureq::SendBody::from_reader(&mut reader))
+                        .map(|r| self.agent.run(r))
+                }
+            }
+            .map_err(|e| RegistryError::Protocol {
+                url: url.clone(),
+                message: format!("cannot build the request: {e}"),
+            })?;
             let failure = match result {
                 Err(e) => format!("{e}"),
                 Ok(resp) => {
@@ -548,7 +647,7 @@ impl RegistryClient {
                             let wait = retry_after(&resp)
                                 .map(|d| d.min(self.retry.max_delay))
                                 .unwrap_or_else(|| self.retry.backoff(attempt));
-                            if attempt < self.retry.retries {
+                            if attempt < retries {
                                 drop(resp);
                                 std::thread::sleep(wait);
                                 attempt += 1;
@@ -566,7 +665,7 @@ impl RegistryClient {
                     }
                 }
             };
-            if attempt >= self.retry.retries {
+            if attempt >= retries {
                 return Err(RegistryError::GaveUp {
                     url,
                     attempts: attempt + 1,

@@ -1,8 +1,10 @@
 //! The OCI distribution protocol: the pull client bale locks and fetches
 //! with (`client`), and the read-only registry `bale serve` runs over a
-//! verified bundle (`server`).
+//! verified bundle (`server`), and the push of a bundle into an existing
+//! registry (`push`).
 
 mod client;
+pub mod push;
 pub mod server;
 
 pub use client::*;

@@ -260,3 +260,99 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Req>>) {
         }
     }
 }
+
+/// A TCP proxy in front of a real server that cuts one connection (both
+/// directions) once its client has sent `cut_after` bytes on it: a link
+/// that drops in the middle of an upload. Later connections pass whole.
+/// Bounded: at most 1000 connections, each copy loop ends with its socket.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    cuts: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CutProxy {
+    pub fn start(upstream: &str, cut_after: u64) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st, up) = (cuts.clone(), stop.clone(), upstream.to_owned());
+        std::thread::spawn(move || {
+            let mut served = 0;
+            while !st.load(Ordering::SeqCst) && served < 1000 {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                served += 1;
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(&up) else {
+                    continue;
+                };
+                let cuts = c.clone();
+                std::thread::spawn(move || relay(client, server, cut_after, cuts));
+            }
+        });
+        CutProxy { addr, cuts, stop }
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many connections were cut (at most one).
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    cut_after: u64,
+    cuts: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let (Ok(mut c_read), Ok(mut s_write)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let (mut s_read, mut c_write) = (server, client);
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s_read, &mut c_write);
+        let _ = c_write.shutdown(std::net::Shutdown::Both);
+    });
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match c_read.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if sent + n as u64 > cut_after
+            && cuts
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            let keep = (cut_after - sent) as usize;
+            let _ = s_write.write_all(&buf[..keep]);
+            let _ = s_write.shutdown(std::net::Shutdown::Both);
+            let _ = c_read.shutdown(std::net::Shutdown::Both);
+            break;
+        }
+        sent += n as u64;
+        if s_write.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = s_write.shutdown(std::net::Shutdown::Both);
+    let _ = back.join();
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

@@ -2,6 +2,7 @@
 //! the faults a real registry will not produce, and image builders.
 #![allow(dead_code)]
 
+pub mod bundles;
 pub mod daemons;
 pub mod hostile;
 
@@ -54,6 +55,17 @@ impl Registry {
     }
 
     pub fn start_with(auth: Option<(&str, &str)>) -> Registry {
+        Self::start_opts(auth, None)
+    }
+
+    /// A registry speaking HTTPS with `dir`'s `tls.crt` and `tls.key`
+    /// (see [`loopback_cert`]); the helpers that push over HTTP do not work
+    /// with it.
+    pub fn start_tls(auth: Option<(&str, &str)>, dir: &Path) -> Registry {
+        Self::start_opts(auth, Some(dir))
+    }
+
+    fn start_opts(auth: Option<(&str, &str)>, tls: Option<&Path>) -> Registry {
         assert!(
             have("docker-registry"),
             "docker-registry is not installed: run the README's test command"
@@ -65,6 +77,13 @@ impl Registry {
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n",
                 dir.path().join("data").display()
             );
+            if let Some(t) = tls {
+                cfg.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    t.join("tls.crt").display(),
+                    t.join("tls.key").display()
+                ));
+            }
             if let Some((u, p)) = auth {
                 let hash = bcrypt::hash(p, 4).unwrap_or_else(|e| panic!("{e}"));
                 let htpasswd = dir.path().join("htpasswd");
@@ -91,9 +110,14 @@ impl Registry {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if let Ok(r) = ureq_get(&format!("http://{host}/v2/"))
-                    && (r == 200 || r == 401)
-                {
+                // Over TLS, an accepted connection means it is up.
+                let up_now = match tls {
+                    Some(_) => std::net::TcpStream::connect(&host).is_ok(),
+                    None => {
+                        ureq_get(&format!("http://{host}/v2/")).is_ok_and(|r| r == 200 || r == 401)
+                    }
+                };
+                if up_now {
                     up = true;
                     break;
                 }
@@ -728,6 +752,82 @@ pub fn self_signed_cert(dir: &Path, cn: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A site's own CA (`ca.crt`, `ca.key`) and a certificate it issued for
+/// 127.0.0.1 (`tls.crt`, `tls.key`, an IP SAN, not a CA), in `dir`.
+pub fn loopback_cert(dir: &Path) {
+    std::fs::write(
+        dir.join("tls.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=bale test site CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "tls.ext",
+            "-out",
+            "tls.crt",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// `caddy validate` of a rendered Caddyfile, with caddy's home in `home`.

@@ -1,0 +1,691 @@
+//! `bale push`: every image of a verified bundle into an existing registry
+//! (distribution, Harbor, …), byte for byte, so that every digest stays.
+//!
+//! Per repository: each blob is skipped when the registry has it (HEAD),
+//! mounted from a repository this push already filled where the registry
+//! allows, or uploaded in chunks (POST, PATCH…, PUT). A chunk that fails
+//! (a cut connection, a 5xx) is not resent blindly: the registry is asked
+//! how much it holds (GET on the upload) and the upload goes on from
+//! there, or starts again where the registry dropped it. Manifests go last,
+//! children before the index that names them, as their stored bytes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt as _;
+
+use ureq::http::Response;
+
+use super::client::{Endpoint, Payload, RegistryClient, RegistryError};
+use super::server::{Catalog, ServeError, Span};
+use crate::digest::Digest;
+use crate::install::{InstallError, OpenBundle};
+use crate::manifest::{self, Parsed};
+use crate::reference::Reference;
+
+/// Chunk failures a blob may survive before the push gives up on it.
+const MAX_RESUMES: u32 = 8;
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The bundle did not verify, or could not be read.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// The bundle cannot be pushed as a registry's content.
+    #[error(transparent)]
+    Catalog(#[from] ServeError),
+    /// The CA certificate file is unusable.
+    #[error("{}: {message}", path.display())]
+    Ca {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--to` is not `REGISTRY[/PREFIX]`.
+    #[error("--to {0}: write REGISTRY[/PREFIX], e.g. registry.site:5000/borgstack")]
+    Target(String),
+    /// The registry failed or refused.
+    #[error("{what}: {source}")]
+    Registry {
+        /// What was being pushed.
+        what: String,
+        /// The registry's error.
+        source: RegistryError,
+    },
+    /// The registry stored something under another digest than bale sent.
+    #[error("{what}: the registry reports digest {got}, not {want}: it did not keep the bytes")]
+    Digest {
+        /// What was pushed.
+        what: String,
+        /// The digest sent.
+        want: Digest,
+        /// The digest reported.
+        got: String,
+    },
+}
+
+/// How a blob reached the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobHow {
+    /// The registry had it already.
+    Present,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+/// What a push reports while it runs.
+#[derive(Clone, Debug)]
+pub enum PushEvent {
+    /// A blob is being uploaded: `sent` of `size` bytes so far.
+    Progress {
+        /// The blob.
+        digest: Digest,
+        /// Bytes the registry has confirmed.
+        sent: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// A chunk failed; the upload goes on from `offset`.
+    Resumed {
+        /// The blob.
+        digest: Digest,
+        /// Where the upload continues (0: started again).
+        offset: u64,
+        /// Why the chunk failed.
+        reason: String,
+    },
+    /// A blob is in place.
+    Blob {
+        /// Target repository.
+        repository: String,
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// How.
+        how: BlobHow,
+    },
+    /// A manifest is in place, by digest or by tag.
+    Manifest {
+        /// `REGISTRY/REPO:TAG` or `REGISTRY/REPO@DIGEST`.
+        reference: String,
+        /// What it names.
+        digest: Digest,
+        /// Whether it was already there.
+        present: bool,
+    },
+}
+
+/// One pushed image (a name and tag of the bundle).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PushedImage {
+    /// The canonical name in the bundle.
+    pub name: String,
+    /// Where it went: `REGISTRY/PREFIX/REPO:TAG`.
+    pub target: String,
+    /// What the target tag names now.
+    pub digest: Digest,
+    /// The platform manifests pushed by digest.
+    pub manifests: Vec<Digest>,
+    /// The multi-platform index, when the tag named one upstream: pushed,
+    /// or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+}
+
+/// The whole push.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PushReport {
+    /// `REGISTRY[/PREFIX]`.
+    pub to: String,
+    /// Each image.
+    pub images: Vec<PushedImage>,
+    /// Blobs the registry had.
+    pub blobs_present: usize,
+    /// Blobs mounted from another repository.
+    pub blobs_mounted: usize,
+    /// Blobs uploaded.
+    pub blobs_uploaded: usize,
+    /// Bytes uploaded (what the registry confirmed).
+    pub bytes_uploaded: u64,
+    /// Chunks that failed and were resumed or restarted.
+    pub resumes: u32,
+}
+
+/// How to push.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// `REGISTRY[/PREFIX]`.
+    pub to: String,
+    /// Bytes per PATCH of an upload.
+    pub chunk: u64,
+}
+
+/// Splits `REGISTRY[/PREFIX]`.
+pub fn parse_target(to: &str) -> Result<(String, String), PushError> {
+    let t = to.trim_end_matches('/');
+    let (host, prefix) = t.split_once('/').unwrap_or((t, ""));
+    let bad = || PushError::Target(crate::validate::quote(to));
+    if host.is_empty() || host.contains(['@', ' ']) {
+        return Err(bad());
+    }
+    // The prefix must be a valid repository path: check it as one.
+    if !prefix.is_empty() {
+        let probe = format!("{host}/{prefix}/x:1");
+        let r: Reference = probe.parse().map_err(|_| bad())?;
+        if r.domain != host {
+            return Err(bad());
+        }
+    }
+    Ok((host.to_owned(), prefix.to_owned()))
+}
+
+fn reg_err(what: impl Into<String>) -> impl FnOnce(RegistryError) -> PushError {
+    let what = what.into();
+    move |source| PushError::Registry { what, source }
+}
+
+fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+struct Pusher<'a> {
+    client: &'a RegistryClient,
+    ep: Endpoint,
+    host: String,
+    file: File,
+    chunk: u64,
+    events: &'a dyn Fn(PushEvent),
+    report: PushReport,
+    /// Blob → a repository of this registry known to hold it.
+    holders: BTreeMap<Digest, String>,
+}
+
+/// Verifies the bundle at `path` with `key`, then pushes it with a client
+/// made from `settings` (trusting only the CA in `ca`, if given).
+pub fn push_file(
+    path: &std::path::Path,
+    key: &crate::sign::VerifyingKey,
+    settings: crate::config::Settings,
+    ca: Option<&std::path::Path>,
+    opts: &PushOptions,
+    events: &dyn Fn(PushEvent),
+) -> Result<PushReport, PushError> {
+    let retry = super::client::RetryPolicy::default();
+    let client = match ca {
+        None => RegistryClient::new(settings, retry),
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| PushError::Ca {
+                path: ca.to_owned(),
+                message: e.to_string(),
+            })?;
+            RegistryClient::with_ca(settings, retry, &pem).map_err(|message| PushError::Ca {
+                path: ca.to_owned(),
+                message,
+            })?
+        }
+    };
+    // The target is checked before the (long) verification.
+    parse_target(&opts.to)?;
+    let bundle = OpenBundle::open(path, key)?;
+    push(&bundle, &client, opts, events)
+}
+
+/// Pushes every image of `bundle` (already verified) to `opts.to`.
+pub fn push(
+    bundle: &OpenBundle,
+    client: &RegistryClient,
+    opts: &PushOptions,
+    events: &dyn Fn(PushEvent),
+) -> Result<PushReport, PushError> {
+    let (host, prefix) = parse_target(&opts.to)?;
+    let catalog = Catalog::of(bundle)?;
+    let mut p = Pusher {
+        client,
+        ep: client.push_endpoint(&host),
+        host: host.clone(),
+        file: bundle.file().map_err(|source| InstallError::Io {
+            path: "bundle".into(),
+            source,
+        })?,
+        chunk: opts.chunk.max(64 * 1024),
+        events,
+        report: PushReport {
+            to: opts.to.clone(),
+            ..PushReport::default()
+        },
+        holders: BTreeMap::new(),
+    };
+    // The platform a runtime gets first, per served name and tag: what the
+    // tag names where the index cannot be pushed.
+    let mut first: BTreeMap<(String, String), Digest> = BTreeMap::new();
+    for r in &bundle.images.images {
+        if let Ok(key) = super::server::served_name(&r.name) {
+            first.entry(key).or_insert_with(|| r.manifest.clone());
+        }
+    }
+    for (name, repo) in &catalog.repositories {
+        let target = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        for d in &repo.blobs {
+            if let Some(span) = catalog.blobs.get(d) {
+                p.blob(&target, d, *span)?;
+            }
+        }
+        for (tag, top) in &repo.tags {
+            let image = p.image(
+                &catalog,
+                &target,
+                name,
+                tag,
+                top,
+                first.get(&(name.clone(), tag.clone())),
+            )?;
+            p.report.images.push(image);
+        }
+    }
+    Ok(p.report)
+}
+
+impl Pusher<'_> {
+    fn url(&self, repo: &str, rest: &str) -> String {
+        format!("{}/v2/{repo}/{rest}", self.ep.base())
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else {
+            format!("{}{location}", self.ep.base())
+        }
+    }
+
+    /// One tag: its platform manifests by digest, then the index (if the
+    /// bundle holds every manifest it names), then the tag.
+    fn image(
+        &mut self,
+        catalog: &Catalog,
+        target: &str,
+        name: &str,
+        tag: &str,
+        top: &Digest,
+        first: Option<&Digest>,
+    ) -> Result<PushedImage, PushError> {
+        let stored = catalog
+            .manifests
+            .get(top)
+            .ok_or_else(|| PushError::Target(format!("{name}:{tag} has no manifest")))?;
+        let repo = &catalog.repositories[name];
+        let mut pushed = Vec::new();
+        let mut index = None;
+        let mut tag_names = top.clone();
+        if let Ok((_, Parsed::Index { manifests })) =
+            manifest::parse(&stored.bytes, Some(&stored.media_type))
+        {
+            let missing = manifests
+                .iter()
+                .filter(|m| !repo.manifests.contains(&m.digest))
+                .count();
+            for m in manifests
+                .iter()
+                .filter(|m| repo.manifests.contains(&m.digest))
+            {
+                self.manifest(catalog, target, &m.digest.to_string(), &m.digest)?;
+                pushed.push(m.digest.clone());
+            }
+            if missing == 0 {
+                self.manifest(catalog, target, &top.to_string(), top)?;
+                index = Some(format!("pushed {top}"));
+            } else {
+                // A registry refuses an index whose manifests it lacks, and
+                // a rewritten index would have another digest: the tag
+                // names the first platform's manifest instead.
+                tag_names = first.cloned().unwrap_or_else(|| pushed[0].clone());
+                index = Some(format!(
+                    "not pushed: {top} names {missing} manifest(s) the bundle does not hold (platforms not locked, attestations); the tag names the {} manifest",
+                    if first.is_some() {
+                        "first platform's"
+                    } else {
+                        "first"
+                    }
+                ));
+            }
+        } else {
+            pushed.push(top.clone());
+        }
+        self.manifest(catalog, target, tag, &tag_names)?;
+        Ok(PushedImage {
+            name: name.to_owned(),
+            target: format!("{}/{target}:{tag}", self.host),
+            digest: tag_names,
+            manifests: pushed,
+            index,
+        })
+    }
+
+    /// Puts manifest `digest` under `reference` (a tag or the digest),
+    /// unless the registry already has it there.
+    fn manifest(
+        &mut self,
+        catalog: &Catalog,
+        repo: &str,
+        reference: &str,
+        digest: &Digest,
+    ) -> Result<(), PushError> {
+        let m = catalog
+            .manifests
+            .get(digest)
+            .ok_or_else(|| PushError::Target(format!("no manifest {digest}")))?;
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let shown = if reference.contains(':') {
+            format!("{}/{repo}@{reference}", self.host)
+        } else {
+            format!("{}/{repo}:{reference}", self.host)
+        };
+        let accept = [("accept", m.media_type.clone())];
+        let present =
+            match self
+                .client
+                .send(&self.ep, repo, "HEAD", &url, &accept, &Payload::Empty, true)
+            {
+                Ok(resp) => {
+                    header(&resp, "docker-content-digest").as_deref() == Some(&digest.to_string())
+                }
+                Err(RegistryError::NotFound { .. }) => false,
+                Err(e) => return Err(reg_err(shown)(e)),
+            };
+        if !present {
+            let resp = self
+                .client
+                .send(
+                    &self.ep,
+                    repo,
+                    "PUT",
+                    &url,
+                    &[("content-type", m.media_type.clone())],
+                    &Payload::Bytes(&m.bytes),
+                    true,
+                )
+                .map_err(reg_err(shown.clone()))?;
+            if let Some(got) = header(&resp, "docker-content-digest")
+                && got != digest.to_string()
+            {
+                return Err(PushError::Digest {
+                    what: shown,
+                    want: digest.clone(),
+                    got,
+                });
+            }
+        }
+        (self.events)(PushEvent::Manifest {
+            reference: shown,
+            digest: digest.clone(),
+            present,
+        });
+        Ok(())
+    }
+
+    /// Puts blob `d` into `repo`: present, mounted or uploaded.
+    fn blob(&mut self, repo: &str, d: &Digest, span: Span) -> Result<(), PushError> {
+        let what = format!("{}/{repo}@{d}", self.host);
+        let head = self.client.send(
+            &self.ep,
+            repo,
+            "HEAD",
+            &self.url(repo, &format!("blobs/{d}")),
+            &[],
+            &Payload::Empty,
+            true,
+        );
+        let how = match head {
+            Ok(_) => BlobHow::Present,
+            Err(RegistryError::NotFound { .. }) => {
+                let query = match self.holders.get(d) {
+                    Some(from) if from != repo => format!("?mount={d}&from={from}"),
+                    _ => String::new(),
+                };
+                let resp = self
+                    .client
+                    .send(
+                        &self.ep,
+                        repo,
+                        "POST",
+                        &self.url(repo, &format!("blobs/uploads/{query}")),
+                        &[],
+                        &Payload::Empty,
+                        true,
+                    )
+                    .map_err(reg_err(what.clone()))?;
+                if resp.status().as_u16() == 201 {
+                    BlobHow::Mounted
+                } else {
+                    let location = header(&resp, "location").ok_or_else(|| {
+                        reg_err(what.clone())(RegistryError::Protocol {
+                            url: self.url(repo, "blobs/uploads/"),
+                            message: "202 without Location".into(),
+                        })
+                    })?;
+                    self.upload(repo, d, span, location, &what)?;
+                    BlobHow::Uploaded
+                }
+            }
+            Err(e) => return Err(reg_err(what)(e)),
+        };
+        match how {
+            BlobHow::Present => self.report.blobs_present += 1,
+            BlobHow::Mounted => self.report.blobs_mounted += 1,
+            BlobHow::Uploaded => self.report.blobs_uploaded += 1,
+        }
+        self.holders
+            .entry(d.clone())
+            .or_insert_with(|| repo.to_owned());
+        (self.events)(PushEvent::Blob {
+            repository: repo.to_owned(),
+            digest: d.clone(),
+            size: span.size,
+            how,
+        });
+        Ok(())
+    }
+
+    /// A chunked upload of `d` at `location`, resumed where a chunk fails.
+    fn upload(
+        &mut self,
+        repo: &str,
+        d: &Digest,
+        span: Span,
+        mut location: String,
+        what: &str,
+    ) -> Result<(), PushError> {
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        while offset < span.size {
+            let len = (span.size - offset).min(self.chunk);
+            let end = offset + len - 1;
+            let url = self.absolute(&location);
+            let file = &self.file;
+            let start = span.offset + offset;
+            let open = move || -> io::Result<Box<dyn Read + '_>> {
+                Ok(Box::new(SpanReader {
+                    file,
+                    pos: start,
+                    left: len,
+                }))
+            };
+            let sent = self.client.send(
+                &self.ep,
+                repo,
+                "PATCH",
+                &url,
+                &[
+                    ("content-type", "application/octet-stream".into()),
+                    ("content-range", format!("{offset}-{end}")),
+                ],
+                &Payload::Reader { open: &open, len },
+                false,
+            );
+            match sent {
+                Ok(resp) => {
+                    location = header(&resp, "location").unwrap_or(location);
+                    offset = confirmed(&resp).unwrap_or(end + 1);
+                    self.report.bytes_uploaded += len;
+                    (self.events)(PushEvent::Progress {
+                        digest: d.clone(),
+                        sent: offset,
+                        size: span.size,
+                    });
+                }
+                Err(e) if failures < MAX_RESUMES && resumable(&e) => {
+                    failures += 1;
+                    self.report.resumes += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(200 << failures.min(5)));
+                    (location, offset) = self.where_now(repo, &url, what)?;
+                    (self.events)(PushEvent::Resumed {
+                        digest: d.clone(),
+                        offset,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => return Err(reg_err(what)(e)),
+            }
+        }
+        let url = self.absolute(&location);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let resp = self
+            .client
+            .send(
+                &self.ep,
+                repo,
+                "PUT",
+                &format!("{url}{sep}digest={d}"),
+                &[],
+                &Payload::Empty,
+                true,
+            )
+            .map_err(reg_err(what))?;
+        if let Some(got) = header(&resp, "docker-content-digest")
+            && got != d.to_string()
+        {
+            return Err(PushError::Digest {
+                what: what.to_owned(),
+                want: d.clone(),
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// After a failed chunk: where the upload at `url` stands, or a new
+    /// upload when the registry dropped it (distribution cancels an upload
+    /// whose size no longer matches its state).
+    fn where_now(&self, repo: &str, url: &str, what: &str) -> Result<(String, u64), PushError> {
+        if let Ok(resp) = self
+            .client
+            .send(&self.ep, repo, "GET", url, &[], &Payload::Empty, true)
+            && let Some(next) = confirmed(&resp)
+        {
+            return Ok((
+                header(&resp, "location").unwrap_or_else(|| url.to_owned()),
+                next,
+            ));
+        }
+        let resp = self
+            .client
+            .send(
+                &self.ep,
+                repo,
+                "POST",
+                &self.url(repo, "blobs/uploads/"),
+                &[],
+                &Payload::Empty,
+                true,
+            )
+            .map_err(reg_err(what))?;
+        let location = header(&resp, "location").ok_or_else(|| {
+            reg_err(what)(RegistryError::Protocol {
+                url: self.url(repo, "blobs/uploads/"),
+                message: "202 without Location".into(),
+            })
+        })?;
+        Ok((location, 0))
+    }
+}
+
+/// The next offset an upload response confirms (`Range: 0-N` → N+1).
+/// `0-0` is ambiguous (nothing, or one byte): read as nothing, so the
+/// upload starts again rather than guess.
+fn confirmed(resp: &Response<ureq::Body>) -> Option<u64> {
+    let r = header(resp, "range")?;
+    let end: u64 = r
+        .trim()
+        .strip_prefix("bytes=")
+        .unwrap_or(r.trim())
+        .split_once('-')?
+        .1
+        .parse()
+        .ok()?;
+    Some(if end == 0 { 0 } else { end + 1 })
+}
+
+fn resumable(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::Transport { .. } | RegistryError::GaveUp { .. }
+    ) || matches!(e, RegistryError::Status { status, .. } if *status == 416 || *status >= 500)
+}
+
+/// Reads `left` bytes of the bundle from `pos`.
+struct SpanReader<'a> {
+    file: &'a File,
+    pos: u64,
+    left: u64,
+}
+
+impl Read for SpanReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(self.left) as usize;
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "bundle shrank",
+            ));
+        }
+        self.pos += n as u64;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_a_registry_and_an_optional_prefix() {
+        assert_eq!(
+            parse_target("registry.site:5000/borgstack").ok(),
+            Some(("registry.site:5000".into(), "borgstack".into()))
+        );
+        assert_eq!(
+            parse_target("127.0.0.1:5000").ok(),
+            Some(("127.0.0.1:5000".into(), String::new()))
+        );
+        assert!(parse_target("reg/Bad Prefix").is_err());
+        assert!(parse_target("").is_err());
+    }
+}
