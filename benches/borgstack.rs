@@ -427,6 +427,171 @@ struct Results {
     sha256sum: Sample,
     install: Sample,
     load: Sample,
+    served_copy: Sample,
+    served_rss_kb: u64,
+    push: Sample,
+    skopeo_push: Sample,
+}
+
+/// A running `bale serve --json` of `bundle`, its address read from the
+/// first line; its own peak RSS (VmHWM) read before it is stopped.
+struct Serving {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Serving {
+    fn start(proj: &Path, bundle: &str) -> Serving {
+        use std::io::BufRead as _;
+        let mut child = Command::new(BALE)
+            .args([
+                "serve",
+                bundle,
+                "--public-key",
+                "k.pub",
+                "--listen",
+                "127.0.0.1:0",
+                "--json",
+            ])
+            .current_dir(proj)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let mut r = std::io::BufReader::new(out);
+            let _ = r.read_line(&mut line);
+            // Drain the request log so that serve never blocks on stdout.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while r.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                    sink.clear();
+                }
+            });
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let addr = v["addr"]
+            .as_str()
+            .unwrap_or_else(|| panic!("bale serve: {line}"))
+            .to_owned();
+        Serving { child, addr }
+    }
+
+    fn peak_rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `skopeo copy` of every image from `host` into an OCI layout at `layout`.
+fn copy_all(images: &[(String, String)], host: &str, layout: &Path) -> String {
+    images
+        .iter()
+        .map(|(r, t)| {
+            format!(
+                "skopeo copy -q --src-tls-verify=false docker://{host}/{r}:{t} 'oci:{}:{r}:{t}'",
+                layout.display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+/// The registry-side rows: skopeo reading from `bale serve` (against the
+/// docker-registry the corpus is in), eight clients at once for serve's
+/// memory, and `bale push` against skopeo copying each image into an
+/// empty registry.
+fn distribution_rows(
+    runs: usize,
+    corpus: &Corpus,
+    reg: &Registry,
+    proj: &Path,
+    env: &[(&str, String)],
+) -> (Sample, u64, Sample, Sample) {
+    let serving = Serving::start(proj, "borgstack.bale");
+    let layout = proj.join("served-layout");
+    let served_copy = measure(
+        runs,
+        || {
+            let _ = std::fs::remove_dir_all(&layout);
+        },
+        &copy_all(&corpus.images, &serving.addr, &layout),
+        proj,
+        env,
+    );
+    let parallel: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                "( {} ) &",
+                copy_all(
+                    &corpus.images,
+                    &serving.addr,
+                    &proj.join(format!("par-{i}"))
+                )
+            )
+        })
+        .collect();
+    sh(&format!("{} wait", parallel.join(" ")), proj, env);
+    let served_rss_kb = serving.peak_rss_kb();
+    drop(serving);
+    for i in 0..8 {
+        let _ = std::fs::remove_dir_all(proj.join(format!("par-{i}")));
+    }
+    let _ = std::fs::remove_dir_all(&layout);
+    let mut push = Vec::new();
+    let mut skopeo_push = Vec::new();
+    for _ in 0..runs {
+        let dest = Registry::start();
+        let _ = Command::new("sync").status();
+        push.push(timed_bale(
+            &[
+                "push",
+                "borgstack.bale",
+                "--public-key",
+                "k.pub",
+                "--to",
+                &dest.host,
+            ],
+            proj,
+            env,
+        ));
+        drop(dest);
+        let dest = Registry::start();
+        let _ = Command::new("sync").status();
+        let copies: Vec<String> = corpus
+            .images
+            .iter()
+            .map(|(r, t)| {
+                format!(
+                    "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false docker://{}/{r}:{t} docker://{}/{r}:{t}",
+                    reg.host, dest.host
+                )
+            })
+            .collect();
+        skopeo_push.push(timed(&copies.join(" && "), proj, env));
+    }
+    (
+        served_copy,
+        served_rss_kb,
+        median(push),
+        median(skopeo_push),
+    )
 }
 
 fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results {
@@ -614,6 +779,9 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
     );
     clean_docker();
 
+    let (served_copy, served_rss_kb, push, skopeo_push) =
+        distribution_rows(runs, &corpus, &reg, &proj, &env);
+
     let bundle_bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     for f in ["save.tar", "blobs.tar"] {
         let _ = std::fs::remove_file(proj.join(f));
@@ -632,6 +800,10 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
         sha256sum,
         install,
         load,
+        served_copy,
+        served_rss_kb,
+        push,
+        skopeo_push,
     }
 }
 
@@ -736,6 +908,22 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
             &r.load,
             "≤ 1.1×",
             r.install.wall <= 1.1 * r.load.wall,
+        ));
+        s.push_str(&format!(
+            "| serve (skopeo copy of every image) | {:.2} s | from docker-registry {:.2} s | {:.2}× | ≤ 1× (throughput at least docker-registry's) | {} | {:.0} MB under 8 parallel clients |\n",
+            r.served_copy.wall,
+            r.skopeo.wall,
+            r.served_copy.wall / r.skopeo.wall,
+            if r.served_copy.wall <= r.skopeo.wall { "yes" } else { "**no**" },
+            r.served_rss_kb as f64 / 1024.0
+        ));
+        s.push_str(&row(
+            "push (into an empty registry)",
+            &r.push,
+            "skopeo copy of each image",
+            &r.skopeo_push,
+            "≤ 0.5×",
+            r.push.wall <= 0.5 * r.skopeo_push.wall,
         ));
     }
     if results.len() >= 2 {

@@ -219,7 +219,7 @@ pub fn audit(
         let (found, found_manifest, status) = if runtime.name() == "none" {
             (None, None, "skipped")
         } else {
-            match runtime.image(&r.name)? {
+            match runtime.image(&runtime.reference(r))? {
                 None => {
                     find(
                         "image",
@@ -449,7 +449,15 @@ pub fn audit(
     }
     let pins = release_dir.join(".bale").join("compose.pins.yml");
     if std::fs::read_to_string(&pins).ok().as_deref()
-        != Some(compose_pins(&platform_images, compose.as_deref()).as_str())
+        != Some(
+            compose_pins(
+                &platform_images,
+                compose.as_deref(),
+                release.runtime_registry.as_deref(),
+                &release.jobs,
+            )
+            .as_str(),
+        )
     {
         find(
             "file",

@@ -90,6 +90,9 @@ pub enum Error {
     /// `bale push`.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// A combination of flags that cannot work, said in words.
+    #[error("{0}")]
+    Usage(String),
     /// An audit with findings; the report lists them.
     #[error("{0} finding(s): the host is not as signed")]
     Findings(usize),
@@ -148,6 +151,7 @@ impl Error {
             Error::Outdated(_) => exit::LOCK_OUT_OF_DATE,
             Error::OutdatedUnknown(_) => exit::REGISTRY,
             Error::Output { .. } => exit::FAILURE,
+            Error::Usage(_) => exit::USAGE,
             Error::Serve(s) => serve_code(s),
             Error::Push(p) => match p {
                 PushError::Install(i) => install_code(i),

@@ -179,8 +179,14 @@ pub enum Command {
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
     /// Container runtime [install default: docker; audit default: the one the release recorded].
-    #[arg(long, value_parser = ["docker", "podman", "containerd", "none"])]
+    #[arg(long, value_parser = ["docker", "podman", "containerd", "swarm", "none"])]
     pub runtime: Option<String>,
+    /// Registry every swarm node pulls from, where the bundle was pushed or is served (with --runtime swarm).
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    pub registry: Option<String>,
+    /// PEM CA certificate(s) bale trusts for --registry (a site's own CA).
+    #[arg(long, value_name = "PATH", requires = "registry")]
+    pub registry_ca: Option<PathBuf>,
     /// containerd socket (with --runtime containerd).
     #[arg(long, value_name = "PATH")]
     pub containerd_address: Option<PathBuf>,

@@ -10,12 +10,16 @@ use bale::sign::VerifyingKey;
 use super::args::{InstallArgs, RuntimeArgs};
 use super::output;
 
+/// A runtime, with the containerd address and namespace to record.
+type Chosen = (Box<dyn Runtime>, Option<PathBuf>, Option<String>);
+
 /// The runtime named on the command line, else the one `recorded` by the
-/// installed release, else Docker; with its address and namespace likewise.
+/// installed release, else Docker; with its address, namespace and
+/// registry likewise.
 fn runtime(
     args: &RuntimeArgs,
     recorded: Option<&bale::install::Release>,
-) -> (Box<dyn Runtime>, Option<PathBuf>, Option<String>) {
+) -> Result<Chosen, bale::Error> {
     let name = args
         .runtime
         .clone()
@@ -32,14 +36,48 @@ fn runtime(
             .filter(|_| from_record)
             .and_then(|r| r.runtime_namespace.clone())
     });
+    let registry = args.registry.clone().or_else(|| {
+        recorded
+            .filter(|_| from_record)
+            .and_then(|r| r.runtime_registry.clone())
+    });
+    let client = match (&registry, &args.registry_ca) {
+        (None, _) => None,
+        (Some(_), ca) => {
+            let settings = bale::config::Settings::default();
+            let retry = bale::registry::RetryPolicy::default();
+            Some(match ca {
+                None => bale::registry::RegistryClient::new(settings, retry),
+                Some(path) => {
+                    let pem =
+                        std::fs::read(path).map_err(|e| bale::registry::push::PushError::Ca {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                    bale::registry::RegistryClient::with_ca(settings, retry, &pem).map_err(
+                        |message| bale::registry::push::PushError::Ca {
+                            path: path.clone(),
+                            message,
+                        },
+                    )?
+                }
+            })
+        }
+    };
+    if name == "swarm" && registry.is_none() {
+        return Err(bale::Error::Usage(
+            "--runtime swarm needs --registry HOST[/PREFIX]: the registry every node pulls the images from (`bale push` or `bale serve` puts them there)".into(),
+        ));
+    }
     let rt = bale::runtime::by_name(
         &name,
         address.as_deref(),
         namespace.as_deref().unwrap_or("default"),
+        registry.as_deref().zip(client),
     )
     .unwrap_or_else(|| Box::new(bale::runtime::NoRuntime));
     let namespace = (name == "containerd").then(|| namespace.unwrap_or_else(|| "default".into()));
-    (rt, address, namespace)
+    Ok((rt, address, namespace))
 }
 
 /// Asks for a missing value on the terminal; a secret one is not echoed.
@@ -67,7 +105,7 @@ fn prompt(spec: &bale::spec::ValueSpec) -> Option<String> {
 /// `bale install`.
 pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
     let key = VerifyingKey::from_file(&a.public_key)?;
-    let (rt, runtime_address, runtime_namespace) = runtime(&a.runtime, None);
+    let (rt, runtime_address, runtime_namespace) = runtime(&a.runtime, None)?;
     let opts = InstallOptions {
         key: &key,
         target: a.target,
@@ -220,7 +258,7 @@ pub fn audit(
         _ => None,
     };
     let recorded = current_release(target).ok().flatten().map(|(_, r)| r);
-    let (rt, _, _) = runtime(runtime_args, recorded.as_ref());
+    let (rt, _, _) = runtime(runtime_args, recorded.as_ref())?;
     let against = bundle.zip(key.as_ref());
     let report = bale::audit::audit(target, rt.as_ref(), against)?;
     if json {

@@ -46,8 +46,30 @@ pub fn service_images<'a>(
 }
 
 /// The compose override that pins every service of the compose file
-/// `text` to the image bale loaded, never pulled.
-pub fn compose_pins(images: &[&ImageRecord], text: Option<&str>) -> String {
+/// `text` to its locked image: the one bale loaded, never pulled; or, on a
+/// runtime whose nodes pull from `registry` (a swarm), the registry's copy
+/// by digest, with `jobs` run once.
+pub fn compose_pins(
+    images: &[&ImageRecord],
+    text: Option<&str>,
+    registry: Option<&str>,
+    jobs: &[String],
+) -> String {
+    if let Some(registry) = registry {
+        let mut s = String::from(
+            "# Written by bale install: every service runs its locked image, pulled\n# by digest from the site's registry.\nservices:\n",
+        );
+        for (service, r) in service_images(text, images) {
+            s.push_str(&format!(
+                "  {service}:\n    image: {}\n",
+                crate::runtime::registry_reference(registry, r)
+            ));
+            if jobs.contains(&service) {
+                s.push_str("    deploy:\n      restart_policy:\n        condition: none\n");
+            }
+        }
+        return s;
+    }
     let mut s = String::from(
         "# Written by bale install: every service runs the image bale loaded,\n# never pulled from a registry.\nservices:\n",
     );
@@ -96,18 +118,17 @@ pub(super) fn up(
     release: &Release,
     opts: &InstallOptions<'_>,
     restart: &[String],
+    images: &[&ImageRecord],
 ) -> Result<Vec<Container>, InstallError> {
     let project = compose_project(target, release_dir, release)
         .ok_or_else(|| InstallError::Bundle("the bundle has no compose file to start".into()))?;
-    let said = opts.runtime.compose(
-        &project,
-        &["up".into(), "-d".into(), "--remove-orphans".into()],
-    )?;
-    if !restart.is_empty() {
-        let mut args = vec!["restart".to_owned()];
-        args.extend(restart.iter().cloned());
-        opts.runtime.compose(&project, &args)?;
-    }
+    let said = opts.runtime.up(&project, restart)?;
+    let text = compose_text(release_dir, release);
+    let images = service_images(text.as_deref(), images);
+    let pinned: BTreeMap<&str, String> = images
+        .iter()
+        .map(|(s, r)| (s.as_str(), opts.runtime.reference(r)))
+        .collect();
     let deadline = Instant::now() + opts.timeout;
     let mut poked = Instant::now();
     loop {
@@ -121,6 +142,14 @@ pub(super) fn up(
             poked = Instant::now();
         }
         let is_job = |c: &Container| release.jobs.contains(&c.service);
+        // Where nodes pull (a swarm), a task of the image before an
+        // update is not the release running yet.
+        let stale = |c: &Container| {
+            opts.runtime.pulls()
+                && pinned
+                    .get(c.service.as_str())
+                    .is_some_and(|want| want != &c.image)
+        };
         // A job that exited non-zero fails the install, with its log.
         if let Some(j) = containers
             .iter()
@@ -132,9 +161,11 @@ pub(super) fn up(
             .iter()
             .filter(|c| {
                 if is_job(c) {
-                    c.state != "exited"
+                    c.state != "exited" || stale(c)
                 } else {
-                    c.state != "running" || !(c.health.is_empty() || c.health == "healthy")
+                    stale(c)
+                        || c.state != "running"
+                        || !(c.health.is_empty() || c.health == "healthy")
                 }
             })
             .map(|c| {

@@ -204,6 +204,9 @@ pub struct Release {
     /// The containerd namespace, for containerd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_namespace: Option<String>,
+    /// The registry a swarm's nodes pull from (`HOST[/PREFIX]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_registry: Option<String>,
     /// One-shot services of the compose project.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<String>,
@@ -422,7 +425,14 @@ fn install_locked(
             .map(|r| r.target.clone())
             .collect();
         let restart = compose::dependents(&release_dir, &release, &rerendered);
-        up(&target.root, &release_dir, &release, opts, &restart)?
+        up(
+            &target.root,
+            &release_dir,
+            &release,
+            opts,
+            &restart,
+            &images,
+        )?
     } else {
         Vec::new()
     };
@@ -499,7 +509,7 @@ fn load_images(
     let mut to_load: Vec<&ImageRecord> = Vec::new();
     let mut seen = BTreeSet::new();
     for r in images {
-        let have = runtime.image(&r.name)?;
+        let have = runtime.image(&runtime.reference(r))?;
         let ok = have
             .as_ref()
             .is_some_and(|h| h.config.as_ref() == Some(&r.config));
@@ -532,7 +542,7 @@ fn load_images(
     }
     loaded?;
     for r in images {
-        let have = runtime.image(&r.name)?;
+        let have = runtime.image(&runtime.reference(r))?;
         let id = have.as_ref().and_then(|h| h.config.clone());
         if id.as_ref() != Some(&r.config) {
             return Err(InstallError::Image {

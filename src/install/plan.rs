@@ -65,7 +65,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
     let mut outcomes = Vec::new();
     if opts.runtime.name() != "none" {
         for r in &images {
-            let have = opts.runtime.image(&r.name)?;
+            let have = opts.runtime.image(&opts.runtime.reference(r))?;
             let ok = have.is_some_and(|h| h.config.as_ref() == Some(&r.config));
             outcomes.push(ImageOutcome {
                 service: r.service.clone(),

@@ -102,6 +102,7 @@ pub(super) fn record(
         runtime: opts.runtime.name().to_owned(),
         runtime_address: opts.runtime_address.clone(),
         runtime_namespace: opts.runtime_namespace.clone(),
+        runtime_registry: opts.runtime.registry(),
         jobs: bundle.spec.jobs(),
         files,
         values,
@@ -230,7 +231,13 @@ fn write_meta(
     let compose = super::compose_text(dir, release);
     write_private(
         &meta.join("compose.pins.yml"),
-        compose_pins(images, compose.as_deref()).as_bytes(),
+        compose_pins(
+            images,
+            compose.as_deref(),
+            release.runtime_registry.as_deref(),
+            &release.jobs,
+        )
+        .as_bytes(),
         0o644,
     )
 }

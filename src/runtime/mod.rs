@@ -7,13 +7,16 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::bundle::ImageRecord;
 use crate::digest::Digest;
 
 mod containerd;
 mod docker;
+mod swarm;
 
 pub use containerd::{Ctr, NoRuntime};
 pub use docker::DockerCli;
+pub use swarm::Swarm;
 
 /// Errors talking to a runtime.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,34 @@ pub trait Runtime {
     /// Runs compose for `project` with `args` (`up -d`, …); `Unsupported`
     /// where there is no compose.
     fn compose(&self, project: &ComposeProject, args: &[String]) -> Result<String, RuntimeError>;
+    /// The reference a service runs `r` by: the bundle's name where the
+    /// runtime loaded it, a registry's pinned digest where nodes pull it.
+    fn reference(&self, r: &ImageRecord) -> String {
+        r.name.clone()
+    }
+    /// Whether the runtime's nodes pull images from a registry instead of
+    /// having them loaded.
+    fn pulls(&self) -> bool {
+        false
+    }
+    /// The registry the nodes pull from, recorded with the release.
+    fn registry(&self) -> Option<String> {
+        None
+    }
+    /// Starts (or updates) the project and restarts `restart`'s services;
+    /// compose `up -d` where the runtime has compose.
+    fn up(&self, project: &ComposeProject, restart: &[String]) -> Result<String, RuntimeError> {
+        let said = self.compose(
+            project,
+            &["up".into(), "-d".into(), "--remove-orphans".into()],
+        )?;
+        if !restart.is_empty() {
+            let mut args = vec!["restart".to_owned()];
+            args.extend(restart.iter().cloned());
+            self.compose(project, &args)?;
+        }
+        Ok(said)
+    }
     /// Runs a container's healthcheck now, for runtimes that run them only
     /// through a service manager that may be absent (Podman without
     /// systemd); elsewhere nothing.
@@ -299,9 +330,26 @@ pub(crate) fn full_id(id: &str) -> String {
     }
 }
 
-/// Which runtime, by name.
-pub fn by_name(name: &str, address: Option<&Path>, namespace: &str) -> Option<Box<dyn Runtime>> {
+/// `r` in `registry` (`HOST[/PREFIX]`), pinned by its platform manifest's
+/// digest: what `bale push` and `bale serve` make it.
+pub fn registry_reference(registry: &str, r: &ImageRecord) -> String {
+    let path = r
+        .name
+        .parse::<crate::reference::Reference>()
+        .map(|x| x.path)
+        .unwrap_or_else(|_| r.name.clone());
+    format!("{}/{path}@{}", registry.trim_end_matches('/'), r.manifest)
+}
+
+/// Which runtime, by name; `registry` is where a swarm's nodes pull from.
+pub fn by_name(
+    name: &str,
+    address: Option<&Path>,
+    namespace: &str,
+    registry: Option<(&str, crate::registry::RegistryClient)>,
+) -> Option<Box<dyn Runtime>> {
     match name {
+        "swarm" => registry.map(|(r, client)| Box::new(Swarm::new(r, client)) as Box<dyn Runtime>),
         "docker" => Some(Box::new(DockerCli::docker())),
         "podman" => Some(Box::new(DockerCli::podman())),
         "containerd" => Some(Box::new(Ctr {

@@ -2,7 +2,10 @@
 //! the demo's two OCI images (busybox, so they run) and a Docker schema 2
 //! manifest list of two platforms from a loopback registry.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::*;
 
@@ -99,4 +102,89 @@ pub fn locked_manifest(p: &Project, service: &str) -> String {
         .and_then(|i| i["platform"][0]["manifest"].as_str())
         .unwrap_or_else(|| panic!("no {service} in the lock"))
         .to_owned()
+}
+
+/// A running `bale serve --json`, stopped with SIGTERM when dropped.
+pub struct Served {
+    child: Option<Child>,
+    pub addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Served {
+    pub fn start(p: &Project, bundle: &str, extra: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bale"))
+            .args(["serve", bundle, "--public-key", "keys/k.pub", "--json"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(p.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("bale serve: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("bale serve printed nothing"));
+        let v: serde_json::Value =
+            serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+        assert_eq!(v["event"], "listening", "{first}");
+        let addr = v["addr"].as_str().unwrap_or_default().to_owned();
+        Served {
+            child: Some(child),
+            addr,
+            lines,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then every line printed after `listening`, and the status.
+    pub fn stop(mut self) -> (Vec<serde_json::Value>, std::process::ExitStatus) {
+        let mut child = self.child.take().unwrap_or_else(|| panic!("stopped twice"));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bale serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let lines = self
+            .lines
+            .try_iter()
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect();
+        (lines, status)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -146,6 +146,16 @@ impl Drop for Dockerd {
         let _ = self.docker(&["swarm", "leave", "--force"]);
         let _ = self.docker(&["network", "prune", "-f"]);
         stop(&mut self.child);
+        // Network namespaces dockerd bind-mounted under its exec root
+        // outlive it; an overlay one keeps its VXLAN port, and the next
+        // swarm of the run could not make its own ("file exists").
+        let root = self.dir.path().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            if m.starts_with(&root) {
+                let _ = Command::new("umount").args(["-l", m]).status();
+            }
+        }
     }
 }
 
