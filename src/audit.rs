@@ -155,7 +155,7 @@ pub fn audit(
     let (reference, files, images): (&'static str, Vec<install::InstalledFile>, ImagesFile) =
         match opened {
             Some(b) => {
-                let digest = b.report.manifest_digest.clone();
+                let digest = Some(b.content_digest());
                 if digest.as_ref() != Some(&release.manifest_digest) {
                     find(
                         "release",

@@ -90,6 +90,9 @@ pub enum Error {
     /// `bale push`.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// `bale split`.
+    #[error(transparent)]
+    Split(#[from] crate::bundle::split::SplitError),
     /// A combination of flags that cannot work, said in words.
     #[error("{0}")]
     Usage(String),
@@ -137,6 +140,7 @@ impl Error {
             Error::Bundle(b) => match b {
                 BundleError::Corrupt { .. } => exit::INTEGRITY,
                 BundleError::Overlay { .. }
+                | BundleError::Base { .. }
                 | BundleError::Compose { .. }
                 | BundleError::Template { .. } => exit::INVALID_INPUT,
                 BundleError::Sign(s) => sign_code(s),
@@ -152,6 +156,8 @@ impl Error {
             Error::OutdatedUnknown(_) => exit::REGISTRY,
             Error::Output { .. } => exit::FAILURE,
             Error::Usage(_) => exit::USAGE,
+            Error::Split(crate::bundle::split::SplitError::Refused(_)) => exit::INVALID_INPUT,
+            Error::Split(crate::bundle::split::SplitError::Io { .. }) => exit::FAILURE,
             Error::Serve(s) => serve_code(s),
             Error::Push(p) => match p {
                 PushError::Install(i) => install_code(i),

@@ -36,8 +36,15 @@ fn run(command: Command) -> Result<(), bale::Error> {
             bundle,
             public_key,
             allow_unsigned,
+            base,
             json,
-        } => bundle::verify(&bundle, public_key.as_deref(), allow_unsigned, json.json),
+        } => bundle::verify(
+            &bundle,
+            public_key.as_deref(),
+            allow_unsigned,
+            base.as_deref(),
+            json.json,
+        ),
         Command::Install(a) => site::install(a),
         Command::Audit {
             bundle,
@@ -55,6 +62,7 @@ fn run(command: Command) -> Result<(), bale::Error> {
         Command::Inspect { bundle, json } => bundle::inspect(&bundle, json.json),
         Command::Serve(a) => bundle::serve(a),
         Command::Push(a) => bundle::push(a),
+        Command::Split(a) => pipeline::split(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bale", &mut std::io::stdout());
             Ok(())
@@ -71,6 +79,7 @@ fn json_mode(command: &Command) -> Option<Option<&'static str>> {
     match command {
         Command::Fetch { json: true, .. } => Some(Some("summary")),
         Command::Build(a) if a.json.json => Some(None),
+        Command::Split(a) if a.json.json => Some(None),
         Command::Install(a) if a.json.json => Some(None),
         Command::Serve(a) if a.json => Some(Some("summary")),
         Command::Push(a) if a.json.json => Some(Some("summary")),

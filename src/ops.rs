@@ -201,8 +201,12 @@ impl Context {
         parallel: usize,
         output: Option<&Path>,
         key: Option<&SigningKey>,
+        base: Option<&Path>,
         reporter: &dyn Reporter,
     ) -> Result<BuildReport, Error> {
+        // The base is read before anything is fetched: a wrong path is said
+        // first.
+        let base = base.map(crate::verify::manifest_of).transpose()?;
         let lock = self.lock_if_needed(locked || offline)?;
         // Templates are checked before anything is downloaded.
         bundle::check_templates(&self.spec, &lock)?;
@@ -213,7 +217,14 @@ impl Context {
         fetch::fetch(&jobs, store, &self.client, parallel, reporter)?;
         let default = PathBuf::from(format!("{}-{}.bale", self.spec.name, self.spec.version));
         let output = output.unwrap_or(&default);
-        Ok(bundle::build(&self.spec, &lock, store, output, key)?)
+        Ok(bundle::build(
+            &self.spec,
+            &lock,
+            store,
+            output,
+            key,
+            base.as_ref().map(|(m, d)| (m, d)),
+        )?)
     }
 }
 

@@ -23,9 +23,8 @@ fn verify(p: &Project, bundle: &Path, key: &str) -> Run {
 
 /// (offset, size) of an entry's content.
 fn entry(bundle: &Path, name: &str) -> (u64, u64) {
-    let f = std::fs::File::open(bundle).unwrap_or_else(|e| panic!("{e}"));
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let (entries, _) = bale::verify::scan(&f, len);
+    let f = bale::bundle::source::Source::file(bundle).unwrap_or_else(|e| panic!("{e}"));
+    let (entries, _) = bale::verify::scan(&f, f.len());
     entries
         .iter()
         .find(|e| e.path.as_deref() == Ok(name))

@@ -439,7 +439,8 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     let v3 = s.build("1.2.0", "web v3\n");
     let tampered = s.p.path().join("tampered.bale");
     let mut bytes = std::fs::read(s.p.path().join(&v3)).unwrap_or_default();
-    let f = std::fs::File::open(s.p.path().join(&v3)).unwrap_or_else(|e| panic!("{e}"));
+    let f =
+        bale::bundle::source::Source::file(&s.p.path().join(&v3)).unwrap_or_else(|e| panic!("{e}"));
     let (entries, _) = bale::verify::scan(&f, bytes.len() as u64);
     let page_entry = entries
         .iter()

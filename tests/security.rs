@@ -50,8 +50,10 @@ fn resign(
                 path: path.clone(),
                 sha256: bale::digest::Digest::of(data),
                 size: data.len() as u64,
+                from_base: false,
             })
             .collect(),
+        base: None,
     };
     let text = manifest.render();
     let digest = bale::digest::Digest::of(text.as_bytes());
@@ -409,9 +411,8 @@ impl bale::runtime::Runtime for TarReader {
 
 /// Flips one byte in the middle of the bundle entry `prefix…` (largest first).
 fn flip_in_entry(bundle: &Path, prefix: &str) {
-    let f = std::fs::File::open(bundle).unwrap_or_else(|e| panic!("{e}"));
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let (entries, _) = bale::verify::scan(&f, len);
+    let f = bale::bundle::source::Source::file(bundle).unwrap_or_else(|e| panic!("{e}"));
+    let (entries, _) = bale::verify::scan(&f, f.len());
     let e = entries
         .iter()
         .filter(|e| e.path.as_deref().is_ok_and(|p| p.starts_with(prefix)) && e.size > 0)
@@ -451,6 +452,7 @@ fn a_bundle_changed_after_verification_exits_with_the_integrity_code() {
                 up: false,
                 allow_downgrade: false,
                 timeout: std::time::Duration::from_secs(1),
+                base: None,
             },
         )
         .err()

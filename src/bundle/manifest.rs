@@ -14,6 +14,20 @@ pub struct ManifestEntry {
     pub sha256: Digest,
     /// Size in bytes.
     pub size: u64,
+    /// In a delta: the base bundle provides it, so this bundle does not
+    /// carry it (its digest and size are signed here all the same).
+    pub from_base: bool,
+}
+
+/// The bundle a delta is built against.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BaseRef {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// SHA-256 of its signed manifest.
+    pub manifest: Digest,
 }
 
 /// The signed manifest: name, version, and every other entry.
@@ -25,6 +39,8 @@ pub struct Manifest {
     pub version: String,
     /// Entries, in tar order.
     pub entries: Vec<ManifestEntry>,
+    /// For a delta: the base that provides the entries marked `from_base`.
+    pub base: Option<BaseRef>,
 }
 
 impl Manifest {
@@ -35,11 +51,17 @@ impl Manifest {
             "{MANIFEST_HEADER}\n# name {}\n# version {}\n# Check: minisign -Vm bale-manifest -p KEY.pub && sha256sum --strict -c bale-manifest\n",
             self.name, self.version
         );
+        if let Some(b) = &self.base {
+            s.push_str(&format!("# base {} {} {}\n", b.name, b.version, b.manifest));
+        }
         for e in &self.entries {
+            // `#base` lines are comments to sha256sum: an extracted delta
+            // checks what it carries.
             s.push_str(&format!(
-                "#size {} {}\n{}  {}\n",
+                "#size {} {}\n{}{}  {}\n",
                 e.size,
                 e.path,
+                if e.from_base { "#base " } else { "" },
                 e.sha256.hex(),
                 e.path
             ));
@@ -62,6 +84,22 @@ impl Manifest {
         let name = field(lines.next(), "name")?;
         let version = field(lines.next(), "version")?;
         lines.next();
+        let mut lines = lines.peekable();
+        let mut base = None;
+        if let Some(b) = lines.peek().and_then(|l| l.strip_prefix("# base ")) {
+            let mut w = b.split(' ');
+            let (Some(n), Some(v), Some(d), None) = (w.next(), w.next(), w.next(), w.next()) else {
+                return Err(format!("malformed base line `{}`", cut(b)));
+            };
+            base = Some(BaseRef {
+                name: n.to_owned(),
+                version: v.to_owned(),
+                manifest: d
+                    .parse()
+                    .map_err(|_| format!("bad base digest `{}`", cut(d)))?,
+            });
+            lines.next();
+        }
         let mut entries = Vec::new();
         while let Some(size_line) = lines.next() {
             let (size, path) = size_line
@@ -74,6 +112,11 @@ impl Manifest {
             let sum_line = lines
                 .next()
                 .ok_or_else(|| format!("manifest ends after the size of {}", cut(path)))?;
+            let (from_base, sum_line) = match sum_line.strip_prefix("#base ") {
+                Some(rest) if base.is_some() => (true, rest),
+                Some(_) => return Err("a `#base` entry in a bundle that has no base".into()),
+                None => (false, sum_line),
+            };
             let (hex, sum_path) = sum_line
                 .split_once("  ")
                 .ok_or_else(|| format!("malformed manifest line `{}`", cut(sum_line)))?;
@@ -87,12 +130,14 @@ impl Manifest {
                 path: path.to_owned(),
                 sha256,
                 size,
+                from_base,
             });
         }
         Ok(Manifest {
             name,
             version,
             entries,
+            base,
         })
     }
 }
@@ -137,12 +182,32 @@ mod tests {
                 path: "files/a b.conf".into(),
                 sha256: Digest::of(b"x"),
                 size: 1,
+                from_base: false,
             }],
+            base: None,
         };
         let text = m.render();
-        assert_eq!(Manifest::parse(&text), Ok(m));
+        assert_eq!(Manifest::parse(&text), Ok(m.clone()));
         assert!(Manifest::parse(&text.replace("#size 1", "#size x")).is_err());
         assert!(Manifest::parse("hello").is_err());
+        // A delta: its base named, and the entries the base provides.
+        let mut d = m;
+        d.base = Some(BaseRef {
+            name: "demo".into(),
+            version: "0.9.0".into(),
+            manifest: Digest::of(b"old"),
+        });
+        d.entries[0].from_base = true;
+        let text = d.render();
+        assert!(text.contains("\n#base "), "{text}");
+        assert_eq!(Manifest::parse(&text), Ok(d));
+        // `#base` entries without a base line are refused.
+        let no_base: String = text
+            .lines()
+            .filter(|l| !l.starts_with("# base "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(Manifest::parse(&no_base).is_err());
     }
 
     #[test]

@@ -30,8 +30,10 @@ mod layout;
 mod manifest;
 mod overlays;
 mod records;
+pub mod source;
+pub mod split;
 
-pub use manifest::{Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
+pub use manifest::{BaseRef, Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
 pub use overlays::check_templates;
 pub use records::{FileRecord, ImageRecord, ImagesFile, image_records};
 
@@ -113,6 +115,14 @@ pub enum BundleError {
         /// The compose file.
         path: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// The base given for a delta cannot be one.
+    #[error("--base {path}: {message}")]
+    Base {
+        /// The base bundle.
+        path: String,
+        /// Why not.
         message: String,
     },
 }
@@ -199,14 +209,31 @@ pub(super) fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
 }
 
 /// Builds the bundle of `spec` and `lock` from `store` into `output`,
-/// signed with `key` when given. The file appears only when complete.
+/// signed with `key` when given. With `base` (a bundle's manifest and its
+/// digest), a delta: what the base holds is signed but not carried. The
+/// file appears only when complete.
 pub fn build(
     spec: &BundleSpec,
     lock: &Lockfile,
     store: &Store,
     output: &Path,
     key: Option<&SigningKey>,
+    base: Option<(&Manifest, &Digest)>,
 ) -> Result<BuildReport, BundleError> {
+    if let Some((m, _)) = base {
+        let refuse = |message: String| {
+            Err(BundleError::Base {
+                path: format!("{} {}", m.name, m.version),
+                message,
+            })
+        };
+        if m.base.is_some() {
+            return refuse("it is a delta itself: build against the full bundle".into());
+        }
+        if m.name != spec.name {
+            return refuse(format!("it is bundle `{}`, not `{}`", m.name, spec.name));
+        }
+    }
     let records = image_records(lock);
     let (layout, blobs) = layout_entries(lock, &records);
     let missing: Vec<String> = lock
@@ -216,6 +243,16 @@ pub fn build(
             img.blobs()
                 .into_iter()
                 .filter(|b| !store.has(&b.digest, b.size))
+                // A delta need not hold what its base provides.
+                .filter(|b| {
+                    !base.is_some_and(|(m, _)| {
+                        m.entries.iter().any(|e| {
+                            e.path == blob_path(&b.digest)
+                                && e.sha256 == b.digest
+                                && e.size == b.size
+                        })
+                    })
+                })
                 .map(|b| format!("{} ({})", b.digest, img.name))
                 .collect::<Vec<_>>()
         })
@@ -260,6 +297,23 @@ pub fn build(
     ));
     entries.extend(files);
 
+    // A delta leaves out the blobs and plain files its base holds with the
+    // same digest; templates and bale's own entries are always carried.
+    let templates: BTreeSet<String> = images
+        .files
+        .iter()
+        .filter(|f| f.template)
+        .map(|f| format!("{FILES_PREFIX}{}", f.target))
+        .collect();
+    let from_base = |e: &Entry| {
+        base.is_some_and(|(m, _)| {
+            (e.path.starts_with("blobs/")
+                || (e.path.starts_with(FILES_PREFIX) && !templates.contains(&e.path)))
+                && m.entries
+                    .iter()
+                    .any(|b| b.path == e.path && b.sha256 == e.sha256 && b.size == e.size)
+        })
+    };
     let manifest = Manifest {
         name: spec.name.clone(),
         version: spec.version.to_string(),
@@ -269,9 +323,22 @@ pub fn build(
                 path: e.path.clone(),
                 sha256: e.sha256.clone(),
                 size: e.size,
+                from_base: from_base(e),
             })
             .collect(),
+        base: base.map(|(m, d)| BaseRef {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            manifest: d.clone(),
+        }),
     };
+    let carried: BTreeSet<&str> = manifest
+        .entries
+        .iter()
+        .filter(|e| e.from_base)
+        .map(|e| e.path.as_str())
+        .collect();
+    entries.retain(|e| !carried.contains(e.path.as_str()));
     let manifest_bytes = manifest.render().into_bytes();
     let manifest_digest = Digest::of(&manifest_bytes);
     let mut head = vec![Entry::bytes(MANIFEST_PATH, manifest_bytes.clone())];

@@ -134,6 +134,9 @@ pub enum Command {
         /// Check digests only: accept a bundle without signature, and without --public-key leave a signature unchecked.
         #[arg(long)]
         allow_unsigned: bool,
+        /// For a delta: the base bundle, verified too, that provides what the delta does not carry.
+        #[arg(long, value_name = "OLD.bale")]
+        base: Option<PathBuf>,
         #[command(flatten)]
         json: Json,
     },
@@ -154,6 +157,8 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Cut a bundle into parts for removable media (BUNDLE.001, …) with a signed part list; `cat` rejoins them.
+    Split(SplitArgs),
     /// Verify a bundle, then push every image, all its platforms, byte for byte into an existing registry.
     Push(PushArgs),
     /// Verify a bundle, then serve its images read-only over the OCI distribution API until SIGTERM or SIGINT.
@@ -229,6 +234,9 @@ pub struct InstallArgs {
     /// Verify, check values and preflight, and print the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// For a delta: the base bundle, for what the runtime and the installed base lack.
+    #[arg(long, value_name = "OLD.bale")]
+    pub base: Option<PathBuf>,
     #[command(flatten)]
     pub json: Json,
 }
@@ -246,16 +254,40 @@ pub struct BuildArgs {
     /// Output file [default: NAME-VERSION.bale].
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// minisign secret key file to sign with.
-    #[arg(long, value_name = "PATH", conflicts_with = "unsigned")]
-    pub sign_key: Option<PathBuf>,
-    /// Build without a signature (verify then needs --allow-unsigned).
-    #[arg(long)]
-    pub unsigned: bool,
+    /// Build a delta against this older bundle: carry only the blobs and files it lacks.
+    #[arg(long, value_name = "OLD.bale")]
+    pub base: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: Signing,
     #[command(flatten)]
     pub json: Json,
     #[command(flatten)]
     pub net: Net,
+}
+
+/// The key a command signs with, or none on purpose.
+#[derive(Args, Clone)]
+pub struct Signing {
+    /// minisign secret key file to sign with (or the key itself in BALE_SIGN_KEY).
+    #[arg(long, value_name = "PATH", conflicts_with = "unsigned")]
+    pub sign_key: Option<PathBuf>,
+    /// Write no signature (verify then needs --allow-unsigned).
+    #[arg(long)]
+    pub unsigned: bool,
+}
+
+/// `bale split`.
+#[derive(Args, Clone)]
+pub struct SplitArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// Largest part (K, M, G suffixes) [default: 4095M, under FAT32's 4 GiB file limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub size: Option<u64>,
+    #[command(flatten)]
+    pub signing: Signing,
+    #[command(flatten)]
+    pub json: Json,
 }
 
 /// `bale serve`.

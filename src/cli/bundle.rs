@@ -13,6 +13,7 @@ pub fn verify(
     bundle: &Path,
     public_key: Option<&Path>,
     allow_unsigned: bool,
+    base: Option<&Path>,
     json: bool,
 ) -> Result<(), bale::Error> {
     let key = public_key.map(VerifyingKey::from_file).transpose()?;
@@ -22,6 +23,7 @@ pub fn verify(
             key: key.as_ref(),
             allow_unsigned,
             threads: 0,
+            base,
         },
     )?;
     if json {
@@ -32,6 +34,31 @@ pub fn verify(
     } else {
         for p in &report.problems {
             eprintln!("FAIL {}: {}", p.entry, p.message);
+        }
+        if let Some(b) = &report.base {
+            eprintln!(
+                "delta of {} {} (manifest {}): {} entries come from the base{}",
+                b.name,
+                b.version,
+                b.manifest,
+                report.from_base.len(),
+                if report.base_checked {
+                    ", checked in it"
+                } else {
+                    " (not checked: give it with --base OLD.bale); it must provide:"
+                }
+            );
+            if !report.base_checked {
+                for p in report.from_base.iter().take(20) {
+                    eprintln!("  {p}");
+                }
+                if report.from_base.len() > 20 {
+                    eprintln!(
+                        "  … and {} more (--json lists them all)",
+                        report.from_base.len() - 20
+                    );
+                }
+            }
         }
         if report.signature == "unchecked" {
             eprintln!(
@@ -81,6 +108,16 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
             "UNSIGNED"
         }
     );
+    if let Some(b) = &i.base {
+        let _ = writeln!(
+            out,
+            "DELTA of {} {} (manifest {}): {} entries come from the base, which install needs (or the images in the runtime)",
+            b.name,
+            b.version,
+            b.manifest,
+            i.from_base.len()
+        );
+    }
     let _ = writeln!(
         out,
         "\n{:<20} {:<50} {:<14} {:<20} {:>10}",

@@ -151,7 +151,7 @@ pub fn fetch(spec: &SpecFile, blobs: Blobs, json: bool, net: &Net) -> Result<(),
 
 /// `bale build`.
 pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
-    let key = signing_key(a.sign_key.as_ref(), a.unsigned)?;
+    let key = signing_key(a.signing.sign_key.as_ref(), a.signing.unsigned)?;
     let ctx = context(&a.spec, &a.net)?;
     let default = PathBuf::from(format!("{}-{}.bale", ctx.spec.name, ctx.spec.version));
     let out = a.output.unwrap_or(default);
@@ -166,6 +166,7 @@ pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
         a.blobs.jobs,
         Some(&out),
         key.as_ref(),
+        a.base.as_deref(),
         r.as_ref(),
     );
     r.finish();
@@ -191,7 +192,10 @@ pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
 
 /// The signing key from `--sign-key` or `BALE_SIGN_KEY`, its password from
 /// `BALE_SIGN_KEY_PASSWORD` or, on a terminal, a prompt.
-fn signing_key(path: Option<&PathBuf>, unsigned: bool) -> Result<Option<SigningKey>, bale::Error> {
+pub(super) fn signing_key(
+    path: Option<&PathBuf>,
+    unsigned: bool,
+) -> Result<Option<SigningKey>, bale::Error> {
     let (text, what) = match (
         path,
         std::env::var("BALE_SIGN_KEY")
@@ -264,5 +268,33 @@ pub fn keygen(
             " (NOT encrypted)"
         }
     );
+    Ok(())
+}
+
+/// `bale split`.
+pub fn split(a: super::args::SplitArgs) -> Result<(), bale::Error> {
+    let key = signing_key(a.signing.sign_key.as_ref(), a.signing.unsigned)?;
+    let size = a.size.unwrap_or(bale::bundle::split::DEFAULT_PART_SIZE);
+    let report = bale::bundle::split::split(&a.bundle, size, key.as_ref())?;
+    if a.json.json {
+        output::result(serde_json::to_value(&report).unwrap_or_default(), true);
+    } else {
+        for p in &report.parts.parts {
+            eprintln!("wrote {} ({}, {})", p.name, human(p.size), p.sha256);
+        }
+        eprintln!(
+            "wrote {}{}: {} parts of {} ({}); `cat {}.??? > {}` rejoins them",
+            report.list.display(),
+            match &report.signature {
+                Some(s) => format!(" and {}", s.display()),
+                None => " (UNSIGNED)".to_owned(),
+            },
+            report.parts.parts.len(),
+            report.parts.bundle,
+            human(report.parts.size),
+            report.parts.bundle,
+            report.parts.bundle
+        );
+    }
     Ok(())
 }

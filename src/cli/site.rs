@@ -123,9 +123,10 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
             .is_terminal()
             .then_some(&prompt as bale::install::Prompt<'_>),
         skip_preflight: a.skip_preflight,
+        base: a.base.clone(),
     };
     if a.dry_run {
-        let bundle = bale::install::OpenBundle::open(&a.bundle, &key)?;
+        let bundle = bale::install::OpenBundle::open_with_base(&a.bundle, &key, a.base.as_deref())?;
         let plan = bale::install::plan(&bundle, &opts)?;
         print_plan(&plan, a.json.json);
         return Ok(());
@@ -167,9 +168,14 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
         let _ = writeln!(err, "  restored {:<9} {}", f.was, f.target);
     }
     for i in &report.images {
+        let present = if i.layers_present > 0 {
+            format!(", {} layers present", i.layers_present)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             err,
-            "  image {:<8} {} {} ({})",
+            "  image {:<8} {} {} ({}{present})",
             i.status, i.name, i.config, i.service
         );
     }

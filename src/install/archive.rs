@@ -10,13 +10,80 @@ use super::InstallError;
 use super::open::{ChangedEntry, EntryReader, OpenBundle};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
-use crate::runtime::ArchiveFormat;
+use crate::runtime::{ArchiveFormat, Present};
 
-/// Writes a tar archive of `images` from `bundle` in `format` into `w`.
+/// The blobs of `images` an archive for a runtime that holds `present`
+/// can leave out. Docker: each layer whose chain ID the daemon has, unless
+/// another image of the archive needs it on another chain. containerd: the
+/// layers and configs its content store has. Manifests, and Docker's
+/// configs, always go in: they are small, and the loaders read them.
+pub(super) fn skippable(
+    bundle: &OpenBundle,
+    images: &[&ImageRecord],
+    format: ArchiveFormat,
+    present: &Present,
+) -> Result<BTreeSet<Digest>, InstallError> {
+    let mut skip = BTreeSet::new();
+    match format {
+        ArchiveFormat::Docker if !present.chains.is_empty() => {
+            let mut needed = BTreeSet::new();
+            for r in images {
+                let diffs = diff_ids(bundle, r)?;
+                if diffs.len() != r.layers.len() {
+                    return Err(InstallError::Bundle(format!(
+                        "config {} lists {} layers, its manifest {}",
+                        r.config,
+                        diffs.len(),
+                        r.layers.len()
+                    )));
+                }
+                for (layer, chain) in r.layers.iter().zip(crate::runtime::chain_ids(&diffs)) {
+                    if present.chains.contains(&chain) {
+                        skip.insert(layer.clone());
+                    } else {
+                        needed.insert(layer.clone());
+                    }
+                }
+            }
+            skip.retain(|d| !needed.contains(d));
+        }
+        ArchiveFormat::Oci => {
+            for r in images {
+                for d in r.layers.iter().chain(std::iter::once(&r.config)) {
+                    if present.blobs.contains(d) {
+                        skip.insert(d.clone());
+                    }
+                }
+            }
+        }
+        ArchiveFormat::Docker => {}
+    }
+    Ok(skip)
+}
+
+/// The diff IDs an image's config lists (`rootfs.diff_ids`).
+fn diff_ids(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, InstallError> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<Digest>,
+    }
+    let bytes = bundle.read_small(&format!("blobs/sha256/{}", r.config.hex()))?;
+    serde_json::from_slice::<Config>(&bytes)
+        .map(|c| c.rootfs.diff_ids)
+        .map_err(|e| InstallError::Bundle(format!("config {}: {e}", r.config)))
+}
+
+/// Writes a tar archive of `images` from `bundle` in `format` into `w`,
+/// without the blobs in `skip` (see [`skippable`]).
 pub(super) fn write_archive(
     bundle: &OpenBundle,
     images: &[&ImageRecord],
     format: ArchiveFormat,
+    skip: &BTreeSet<Digest>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut tar = tar::Builder::new(w);
@@ -94,15 +161,16 @@ pub(super) fn write_archive(
             }
         }
     }
-    for d in blobs {
+    for d in blobs.into_iter().filter(|d| !skip.contains(*d)) {
         let name = format!("blobs/sha256/{}", d.hex());
-        let e = bundle.entry(&name).map_err(to_io)?;
+        // A delta's blob may lie in its base bundle.
+        let (holder, e) = bundle.locate(&name).map_err(to_io)?;
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(e.size);
         h.set_mtime(0);
         let reader = || EntryReader {
-            bundle,
+            bundle: holder,
             offset: e.offset,
             left: e.size,
             hasher: Sha256::new(),

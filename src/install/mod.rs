@@ -249,6 +249,8 @@ pub struct InstallOptions<'a> {
     pub allow_downgrade: bool,
     /// How long `--up` waits for healthchecks.
     pub timeout: Duration,
+    /// For a delta: the base bundle file, for what the runtime lacks.
+    pub base: Option<PathBuf>,
 }
 
 /// What happened to the install directory.
@@ -281,6 +283,14 @@ pub struct ImageOutcome {
     pub config: Digest,
     /// `loaded` or `present`.
     pub status: &'static str,
+    /// Of a loaded image, the layers left out of the archive because the
+    /// runtime had them already.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub layers_present: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What install did.
@@ -318,9 +328,17 @@ fn release_id(version: &semver::Version, manifest: &Digest) -> String {
 
 /// Installs the bundle at `path`.
 pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, InstallError> {
-    // 1. Verify everything before touching anything.
-    let bundle = OpenBundle::open(path, opts.key)?;
+    // 1. Verify everything before touching anything (a delta's base too).
+    let mut bundle = OpenBundle::open_with_base(path, opts.key, opts.base.as_deref())?;
     fault_point("verify");
+    // A delta without its base file takes the plain files it leaves to the
+    // base from the installed base release (checked against the digests).
+    if bundle.manifest.base.is_some()
+        && opts.base.is_none()
+        && let Ok(Some((dir, _))) = current_release(&opts.target)
+    {
+        bundle.use_installed(&dir);
+    }
     install_opened(&bundle, opts)
 }
 
@@ -361,11 +379,35 @@ fn install_locked(
     let name = bundle.manifest.name.clone();
     let version = validate::bundle_version(&bundle.manifest.version)
         .map_err(|e| InstallError::Invalid(vec![e]))?;
-    let manifest_digest = bundle.manifest_digest.clone();
+    // A delta installs as the full bundle it stands for.
+    let manifest_digest = bundle.content_digest();
 
-    // 2. Policy: same bundle, upgrade, downgrade, other bundle.
+    // 2. Policy: same bundle, upgrade, downgrade, other bundle; a delta
+    // only over its base.
     let current = current_release(&target.root)?;
     let action = decide(current.as_ref(), &name, &version, &manifest_digest, opts)?;
+    if let Some(b) = &bundle.manifest.base {
+        match &current {
+            Some((_, r)) if r.manifest_digest == b.manifest => {}
+            Some((_, r)) if r.manifest_digest == manifest_digest => {}
+            other => {
+                return Err(InstallError::Refused(format!(
+                    "this delta installs over {} {} (manifest {}); {} holds {}: install that release (or this version's full bundle) first",
+                    b.name,
+                    b.version,
+                    b.manifest,
+                    opts.target.display(),
+                    other
+                        .as_ref()
+                        .map(|(_, r)| format!(
+                            "{} {} (manifest {})",
+                            r.name, r.version, r.manifest_digest
+                        ))
+                        .unwrap_or_else(|| "nothing".into())
+                )));
+            }
+        }
+    }
     let previous = current.as_ref().map(|(_, r)| r.version.clone());
 
     // 3. Images: load what the runtime lacks, then check every ID.
@@ -521,17 +563,48 @@ fn load_images(
             name: r.name.clone(),
             config: r.config.clone(),
             status: if ok { "present" } else { "loaded" },
+            layers_present: 0,
         });
     }
     if to_load.is_empty() {
         return Ok(outcomes);
     }
     let format = runtime.archive_format();
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let lacking = |r: &ImageRecord| {
+        format!(
+            "image {} ({}): this delta leaves its blobs to the base, and {} does not have them; give the base bundle with --base OLD.bale",
+            r.name,
+            r.service,
+            runtime.name()
+        )
+    };
+    if let Some(r) = to_load
+        .iter()
+        .find(|r| bundle.lacks(&blob(&r.manifest)) || bundle.lacks(&blob(&r.config)))
+    {
+        return Err(InstallError::Refused(lacking(r)));
+    }
+    // Layers the runtime holds (an upgrade that changed the top layer of
+    // an image) are left out: the load scales with what changed.
+    let skip = archive::skippable(bundle, &to_load, format, &runtime.present()?)?;
+    if let Some(r) = to_load.iter().find(|r| {
+        r.layers
+            .iter()
+            .any(|l| !skip.contains(l) && bundle.lacks(&blob(l)))
+    }) {
+        return Err(InstallError::Refused(lacking(r)));
+    }
+    for o in outcomes.iter_mut().filter(|o| o.status == "loaded") {
+        if let Some(r) = to_load.iter().find(|r| r.name == o.name) {
+            o.layers_present = r.layers.iter().filter(|l| skip.contains(*l)).count();
+        }
+    }
     // An entry that changed after verification surfaces inside the
     // runtime's error; it is an integrity failure, not a runtime one.
     let changed = std::cell::RefCell::new(None);
     let loaded = runtime.load(&mut |w| {
-        write_archive(bundle, &to_load, format, w).inspect_err(|e| {
+        write_archive(bundle, &to_load, format, &skip, w).inspect_err(|e| {
             if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<ChangedEntry>()) {
                 *changed.borrow_mut() = Some(c.0.clone());
             }

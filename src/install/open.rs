@@ -3,14 +3,13 @@
 //! verification is caught wherever it is read.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
 use super::{InstallError, io_err};
+use crate::bundle::source::Source;
 use crate::bundle::{IMAGES_PATH, ImageRecord, ImagesFile, MANIFEST_PATH, Manifest};
 use crate::digest::Digest;
 use crate::sign::VerifyingKey;
@@ -19,7 +18,7 @@ use crate::verify::{self, RawEntry, Report, VerifyOptions};
 
 /// The opened, verified bundle.
 pub struct OpenBundle {
-    file: File,
+    file: Source,
     entries: BTreeMap<String, RawEntry>,
     /// The verification report.
     pub report: Report,
@@ -31,9 +30,104 @@ pub struct OpenBundle {
     pub images: ImagesFile,
     /// The bundle.toml it was built from.
     pub spec: BundleSpec,
+    /// For a delta given its base: the base, opened and verified, which
+    /// provides what the delta does not carry.
+    base: Option<Box<OpenBundle>>,
+    /// For a delta installed over its base without the base file: the
+    /// base's release directory, whose plain files stand in for the ones
+    /// the delta leaves out (each hashed against the signed digest).
+    installed: Option<std::path::PathBuf>,
 }
 
 impl OpenBundle {
+    /// Verifies the delta (or bundle) at `path` and, when given, its base
+    /// at `base`, both with `key`; the base must be the one the delta names
+    /// and hold everything the delta leaves to it.
+    pub fn open_with_base(
+        path: &Path,
+        key: &VerifyingKey,
+        base: Option<&Path>,
+    ) -> Result<Self, InstallError> {
+        let mut b = Self::open(path, key)?;
+        let (Some(want), Some(base_path)) = (b.manifest.base.clone(), base) else {
+            return Ok(b);
+        };
+        let old = OpenBundle::open(base_path, key)?;
+        if old.manifest_digest != want.manifest {
+            return Err(InstallError::Refused(format!(
+                "{} is {} {} (manifest {}); this delta needs {} {} (manifest {})",
+                base_path.display(),
+                old.manifest.name,
+                old.manifest.version,
+                old.manifest_digest,
+                want.name,
+                want.version,
+                want.manifest
+            )));
+        }
+        for e in b.manifest.entries.iter().filter(|e| e.from_base) {
+            let held = old.manifest.entries.iter().any(|x| {
+                x.path == e.path && x.sha256 == e.sha256 && x.size == e.size && !x.from_base
+            });
+            if !held {
+                return Err(InstallError::Invalid(vec![format!(
+                    "{}: left to the base, which does not carry it with this digest",
+                    crate::validate::quote(&e.path)
+                )]));
+            }
+        }
+        b.base = Some(Box::new(old));
+        Ok(b)
+    }
+
+    /// The digest a release of this bundle is recorded under: its signed
+    /// manifest's, or for a delta the full bundle's (the same manifest
+    /// without the base), so that a delta installs as the full bundle does.
+    pub fn content_digest(&self) -> Digest {
+        if self.manifest.base.is_none() {
+            return self.manifest_digest.clone();
+        }
+        let mut full = self.manifest.clone();
+        full.base = None;
+        for e in &mut full.entries {
+            e.from_base = false;
+        }
+        Digest::of(full.render().as_bytes())
+    }
+
+    /// For a delta without its base file: read the plain files it leaves
+    /// to the base from `release_dir`, the installed base release.
+    pub(super) fn use_installed(&mut self, release_dir: &Path) {
+        self.installed = Some(release_dir.to_owned());
+    }
+
+    /// Whether entry `name` is left to a base this bundle cannot read:
+    /// no base file given (a plain file may still come from the installed
+    /// base release).
+    pub(super) fn lacks(&self, name: &str) -> bool {
+        self.left_to_base(name) && self.base.is_none()
+    }
+
+    fn left_to_base(&self, name: &str) -> bool {
+        self.manifest
+            .entries
+            .iter()
+            .any(|e| e.path == name && e.from_base)
+    }
+
+    /// The bundle and entry that hold `name`: this one, or its base.
+    pub(super) fn locate(&self, name: &str) -> Result<(&OpenBundle, &RawEntry), InstallError> {
+        if self.left_to_base(name) {
+            let base = self.base.as_ref().ok_or_else(|| {
+                InstallError::Refused(format!(
+                    "{name} is left to the base bundle, and the runtime does not have what needs it: give the base with --base OLD.bale"
+                ))
+            })?;
+            return Ok((base, base.entry(name)?));
+        }
+        Ok((self, self.entry(name)?))
+    }
+
     /// Verifies `path` with `key`; fails with the report if anything is wrong.
     pub fn open(path: &Path, key: &VerifyingKey) -> Result<Self, InstallError> {
         let report = verify::verify(
@@ -42,13 +136,15 @@ impl OpenBundle {
                 key: Some(key),
                 allow_unsigned: false,
                 threads: 0,
+                base: None,
             },
         )?;
         if !report.ok() {
             return Err(InstallError::NotVerified(Box::new(report)));
         }
-        let file = File::open(path).map_err(io_err(path))?;
-        let len = file.metadata().map_err(io_err(path))?.len();
+        // Whole, or the parts in place (checked by verify just now).
+        let file = crate::bundle::split::open(path).map_err(io_err(path))?;
+        let len = file.len();
         let (list, _) = verify::scan(&file, len);
         let entries: BTreeMap<String, RawEntry> = list
             .into_iter()
@@ -104,6 +200,8 @@ impl OpenBundle {
             manifest_digest: signed,
             images,
             spec,
+            base: None,
+            installed: None,
         })
     }
 
@@ -127,7 +225,16 @@ impl OpenBundle {
     /// was verified).
     pub fn copy_entry(&self, name: &str, w: &mut dyn Write) -> Result<(), InstallError> {
         let (want, size) = self.expected(name)?;
-        copy_checked(&self.file, self.entry(name)?, &want, size, name, w)
+        if self.lacks(name)
+            && let (Some(dir), Some(target)) = (
+                &self.installed,
+                name.strip_prefix(crate::bundle::FILES_PREFIX),
+            )
+        {
+            return copy_installed(dir, target, &want, size, name, w);
+        }
+        let (holder, e) = self.locate(name)?;
+        copy_checked(&holder.file, e, &want, size, name, w)
     }
 
     /// Offset and size of entry `name` in the bundle file, as verified.
@@ -142,10 +249,10 @@ impl OpenBundle {
         Ok((e.offset, e.size))
     }
 
-    /// Another handle on the bundle file, for positioned reads elsewhere
-    /// (the registry server); what it reads must still be hashed.
-    pub fn file(&self) -> io::Result<File> {
-        self.file.try_clone()
+    /// The bundle's bytes, for positioned reads elsewhere (the registry
+    /// server, push); what is read must still be hashed.
+    pub fn source(&self) -> Source {
+        self.file.clone()
     }
 
     /// The images of the platform a runtime gets: the first one of the bundle.
@@ -177,10 +284,39 @@ fn expected_in(manifest: &Manifest, name: &str) -> Result<(Digest, u64), Install
         .ok_or_else(|| InstallError::Bundle(format!("{name} is not in the manifest")))
 }
 
+/// Copies `target` of the installed base release in `dir` into `w`, as a
+/// delta's stand-in for a file it leaves to its base: a regular file (no
+/// link followed) that must hash to the signed digest.
+fn copy_installed(
+    dir: &Path,
+    target: &str,
+    want: &Digest,
+    size: u64,
+    name: &str,
+    w: &mut dyn Write,
+) -> Result<(), InstallError> {
+    let path = dir.join(target);
+    let drifted = || {
+        InstallError::Refused(format!(
+            "{name} is left to the base, and the installed base's copy ({}) is not the signed one: repair the base (`bale install OLD.bale`) or give --base OLD.bale",
+            path.display()
+        ))
+    };
+    let meta = std::fs::symlink_metadata(&path).map_err(|_| drifted())?;
+    if !meta.is_file() || meta.len() != size {
+        return Err(drifted());
+    }
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    if &Digest::of(&bytes) != want {
+        return Err(drifted());
+    }
+    w.write_all(&bytes).map_err(io_err(&path))
+}
+
 /// Copies entry `e` of `file` into `w`, hashing as it goes; fails if it no
 /// longer has the digest and size it was verified with.
 fn copy_checked(
-    file: &File,
+    file: &Source,
     e: &RawEntry,
     want: &Digest,
     size: u64,

@@ -58,7 +58,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
         current.as_ref(),
         &bundle.manifest.name,
         &version,
-        &bundle.manifest_digest,
+        &bundle.content_digest(),
         opts,
     )?;
     let images = bundle.runtime_images();
@@ -72,6 +72,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
                 name: r.name.clone(),
                 config: r.config.clone(),
                 status: if ok { "present" } else { "load" },
+                layers_present: 0,
             });
         }
     }

@@ -94,7 +94,7 @@ pub(super) fn record(
         format: 1,
         name: bundle.manifest.name.clone(),
         version: bundle.manifest.version.clone(),
-        manifest_digest: bundle.manifest_digest.clone(),
+        manifest_digest: bundle.content_digest(),
         key_id: opts.key.key_id(),
         compose: bundle.images.compose.clone(),
         project: bundle.images.project.clone(),

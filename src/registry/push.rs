@@ -10,9 +10,7 @@
 //! children before the index that names them, as their stored bytes.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt as _;
 
 use ureq::http::Response;
 
@@ -201,7 +199,7 @@ struct Pusher<'a> {
     client: &'a RegistryClient,
     ep: Endpoint,
     host: String,
-    file: File,
+    file: crate::bundle::source::Source,
     chunk: u64,
     events: &'a dyn Fn(PushEvent),
     report: PushReport,
@@ -252,10 +250,7 @@ pub fn push(
         client,
         ep: client.push_endpoint(&host),
         host: host.clone(),
-        file: bundle.file().map_err(|source| InstallError::Io {
-            path: "bundle".into(),
-            source,
-        })?,
+        file: bundle.source(),
         chunk: opts.chunk.max(64 * 1024),
         events,
         report: PushReport {
@@ -647,7 +642,7 @@ fn resumable(e: &RegistryError) -> bool {
 
 /// Reads `left` bytes of the bundle from `pos`.
 struct SpanReader<'a> {
-    file: &'a File,
+    file: &'a crate::bundle::source::Source,
     pos: u64,
     left: u64,
 }

@@ -4,8 +4,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use super::{
-    ArchiveFormat, ComposeProject, Container, Runtime, RuntimeError, RuntimeImage, load_via, run,
-    run_ok,
+    ArchiveFormat, ComposeProject, Container, Present, Runtime, RuntimeError, RuntimeImage,
+    load_via, run, run_ok,
 };
 use crate::digest::Digest;
 
@@ -65,6 +65,20 @@ impl Runtime for Ctr {
         let mut args = self.base();
         args.extend(["images".into(), "import".into(), "-".into()]);
         load_via("ctr", &args, write)
+    }
+
+    /// The content store's blobs: an import leaves out what it has.
+    fn present(&self) -> Result<Present, RuntimeError> {
+        let mut args = self.base();
+        args.extend(["content".into(), "ls".into(), "-q".into()]);
+        let out = run_ok("ctr", &args)?;
+        Ok(Present {
+            blobs: out
+                .split_whitespace()
+                .filter_map(|d| d.parse().ok())
+                .collect(),
+            ..Present::default()
+        })
     }
 
     fn containers(&self, _project: &str) -> Result<Vec<Container>, RuntimeError> {

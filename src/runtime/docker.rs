@@ -4,9 +4,11 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use crate::digest::Digest;
+
 use super::{
-    ArchiveFormat, ComposeProject, Container, Runtime, RuntimeError, RuntimeImage, command_line,
-    env_values, full_id, load_via, redact, run, run_ok, tail,
+    ArchiveFormat, ComposeProject, Container, Present, Runtime, RuntimeError, RuntimeImage,
+    chain_ids, command_line, env_values, full_id, load_via, redact, run, run_ok, tail,
 };
 
 /// Docker, or Podman, through their (compatible) CLIs.
@@ -133,6 +135,51 @@ impl Runtime for DockerCli {
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> Result<(), RuntimeError> {
         load_via(&self.program, &["load".into()], write)
+    }
+
+    /// The chain IDs of every image's layers. Docker only: `podman load`
+    /// reads every layer file the archive lists.
+    fn present(&self) -> Result<Present, RuntimeError> {
+        if self.program != "docker" {
+            return Ok(Present::default());
+        }
+        let ids = run_ok(
+            &self.program,
+            &[
+                "image".into(),
+                "ls".into(),
+                "-aq".into(),
+                "--no-trunc".into(),
+            ],
+        )?;
+        let mut ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
+        ids.sort();
+        ids.dedup();
+        let mut present = Present::default();
+        if ids.is_empty() {
+            return Ok(present);
+        }
+        let mut args: Vec<String> = vec![
+            "image".into(),
+            "inspect".into(),
+            "--format".into(),
+            "{{json .RootFS.Layers}}".into(),
+        ];
+        args.extend(ids);
+        let out = run_ok(&self.program, &args)?;
+        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+            let diffs: Vec<Digest> = serde_json::from_str::<Option<Vec<String>>>(line)
+                .map_err(|e| RuntimeError::Output {
+                    command: command_line(&self.program, &args[..2]),
+                    message: e.to_string(),
+                })?
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|d| d.parse().ok())
+                .collect();
+            present.chains.extend(chain_ids(&diffs));
+        }
+        Ok(present)
     }
 
     fn containers(&self, project: &str) -> Result<Vec<Container>, RuntimeError> {

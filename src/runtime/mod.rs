@@ -59,6 +59,30 @@ pub struct RuntimeImage {
     pub manifest: Option<Digest>,
 }
 
+/// What a runtime holds already, so that an archive can leave it out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Present {
+    /// Layer chain IDs: `docker load` opens no layer whose chain ID the
+    /// daemon has.
+    pub chains: std::collections::BTreeSet<Digest>,
+    /// Blobs of a content store (containerd), by digest.
+    pub blobs: std::collections::BTreeSet<Digest>,
+}
+
+/// The chain IDs of a stack of layers given by their diff IDs:
+/// `chain(0) = diff(0)`, `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
 /// A container of a compose project.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Container {
@@ -145,6 +169,11 @@ pub trait Runtime {
             self.compose(project, &args)?;
         }
         Ok(said)
+    }
+    /// What the runtime holds already, for an archive that leaves it out;
+    /// nothing where the runtime's loader needs every blob.
+    fn present(&self) -> Result<Present, RuntimeError> {
+        Ok(Present::default())
     }
     /// Runs a container's healthcheck now, for runtimes that run them only
     /// through a service manager that may be absent (Podman without
@@ -358,5 +387,20 @@ pub fn by_name(
         })),
         "none" => Some(Box::new(NoRuntime)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = Digest::of(b"layer a");
+        let b = Digest::of(b"layer b");
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert_eq!(c.len(), 2);
     }
 }

@@ -1,7 +1,6 @@
 //! `bale inspect`: a bundle's manifest and image list, shown.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -38,6 +37,12 @@ pub struct Inspection {
     pub unique_size: u64,
     /// Layers used by more than one image: digest → services.
     pub shared_layers: BTreeMap<Digest, Vec<String>>,
+    /// For a delta: the base it was built against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<bundle::BaseRef>,
+    /// For a delta: the entries the base provides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_base: Vec<String>,
 }
 
 /// Errors of inspect.
@@ -69,8 +74,8 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         path: path.to_owned(),
         message,
     };
-    let file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+    let file = crate::bundle::split::open(path).map_err(io)?;
+    let len = file.len();
     let (entries, _) = scan(&file, len);
     let find = |name: &str| entries.iter().find(|e| e.path.as_deref() == Ok(name));
     let m =
@@ -126,5 +131,39 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         files: images.files,
         compose: images.compose,
         shared_layers,
+        from_base: manifest
+            .entries
+            .iter()
+            .filter(|e| e.from_base)
+            .map(|e| e.path.clone())
+            .collect(),
+        base: manifest.base,
     })
+}
+
+/// A bundle's signed manifest (not checked against its signature: for a
+/// build's base, which the release engineer made) and its digest.
+pub fn manifest_of(path: &Path) -> Result<(Manifest, Digest), InspectError> {
+    let io = |source| {
+        InspectError::Io(VerifyError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let invalid = |message: String| InspectError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let file = crate::bundle::split::open(path).map_err(io)?;
+    let (entries, _) = scan(&file, file.len());
+    let m = entries
+        .iter()
+        .find(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
+        .ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
+    let bytes = read_entry(&file, m, MAX_MANIFEST_BYTES).map_err(invalid)?;
+    let manifest = std::str::from_utf8(&bytes)
+        .map_err(|_| "manifest is not UTF-8".to_owned())
+        .and_then(Manifest::parse)
+        .map_err(invalid)?;
+    Ok((manifest, Digest::of(&bytes)))
 }

@@ -5,9 +5,7 @@
 //! cores with positioned reads, and reports every problem it finds.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::bundle::source::Source;
 use crate::bundle::{
     self, IMAGES_PATH, ImagesFile, MANIFEST_PATH, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_PATH,
 };
@@ -25,7 +24,7 @@ use crate::validate;
 mod inspect;
 mod scan;
 
-pub use inspect::{InspectError, Inspection, inspect};
+pub use inspect::{InspectError, Inspection, inspect, manifest_of};
 pub use scan::{MAX_TAR_EXTENSION, RawEntry, scan};
 
 /// Errors that stop verification before it can judge the bundle.
@@ -92,6 +91,15 @@ pub struct Report {
     pub bytes_checked: u64,
     /// Every problem found; empty when the bundle is intact.
     pub problems: Vec<Problem>,
+    /// For a delta: the base it needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<bundle::BaseRef>,
+    /// For a delta: the entries the base must provide.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_base: Vec<String>,
+    /// For a delta: whether the base bundle was given and verified with it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub base_checked: bool,
 }
 
 impl Problem {
@@ -112,7 +120,7 @@ impl Report {
     }
 }
 
-pub(crate) fn read_entry(file: &File, e: &RawEntry, limit: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_entry(file: &Source, e: &RawEntry, limit: u64) -> Result<Vec<u8>, String> {
     if e.size > limit {
         return Err(format!("{} bytes, over the {limit} limit", e.size));
     }
@@ -122,7 +130,7 @@ pub(crate) fn read_entry(file: &File, e: &RawEntry, limit: u64) -> Result<Vec<u8
     Ok(buf)
 }
 
-fn hash_range(file: &File, offset: u64, size: u64, buf: &mut [u8]) -> io::Result<Digest> {
+fn hash_range(file: &Source, offset: u64, size: u64, buf: &mut [u8]) -> io::Result<Digest> {
     let mut h = Sha256::new();
     let mut pos = 0u64;
     while pos < size {
@@ -143,6 +151,9 @@ pub struct VerifyOptions<'a> {
     pub allow_unsigned: bool,
     /// Hashing threads (0: one per core).
     pub threads: usize,
+    /// For a delta: the base bundle, verified with the same key, that
+    /// must provide what the delta does not carry.
+    pub base: Option<&'a Path>,
 }
 
 /// Verifies the bundle at `path`.
@@ -151,8 +162,37 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+    // A first part is read with its parts in place; each of them is
+    // checked (signed list, sizes, digests) before any entry is read.
+    let file = match crate::bundle::split::open_checked(path, opts.key, opts.allow_unsigned) {
+        Ok(f) => f,
+        Err(part_problems) if crate::bundle::split::list_for(path).is_some() => {
+            return Ok(Report {
+                bundle: path.to_owned(),
+                name: None,
+                version: None,
+                manifest_digest: None,
+                key_id: opts.key.map(VerifyingKey::key_id),
+                signature: "failed",
+                images: Vec::new(),
+                entries_checked: 0,
+                bytes_checked: 0,
+                problems: part_problems
+                    .into_iter()
+                    .map(|p| Problem::new(&p.file, p.message))
+                    .collect(),
+                base: None,
+                from_base: Vec::new(),
+                base_checked: false,
+            });
+        }
+        Err(_) => {
+            return Err(io(std::fs::File::open(path)
+                .err()
+                .unwrap_or_else(|| io::Error::other("cannot open"))));
+        }
+    };
+    let len = file.len();
     let (entries, mut problems) = scan(&file, len);
     let mut report = Report {
         bundle: path.to_owned(),
@@ -165,6 +205,9 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         entries_checked: 0,
         bytes_checked: 0,
         problems: Vec::new(),
+        base: None,
+        from_base: Vec::new(),
+        base_checked: false,
     };
     let problem = |entry: &str, message: String| Problem::new(entry, message);
 
@@ -289,6 +332,13 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
             problems.push(problem(&name, "not in the manifest".into()));
             continue;
         };
+        if m.from_base {
+            problems.push(problem(
+                &name,
+                "carried, although the manifest says the base provides it".into(),
+            ));
+            continue;
+        }
         if m.size != e.size {
             problems.push(problem(
                 &name,
@@ -314,15 +364,33 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         jobs.push((name, e.offset, e.size, m.sha256.clone()));
     }
     for m in &manifest.entries {
-        if !seen.contains(&m.path) {
+        if !seen.contains(&m.path) && !m.from_base {
             problems.push(problem(&m.path, "missing from the bundle".into()));
         }
     }
 
-    let (verified, failures) = hash_all(&file, jobs, opts.threads);
+    let (mut verified, failures) = hash_all(&file, jobs, opts.threads);
     problems.extend(failures);
     report.entries_checked = verified.len();
     report.bytes_checked = verified.values().sum();
+    // A delta: what the base provides, checked in the base when given.
+    report.base = manifest.base.clone();
+    report.from_base = manifest
+        .entries
+        .iter()
+        .filter(|e| e.from_base)
+        .map(|e| e.path.clone())
+        .collect();
+    if let (Some(b), Some(base_path)) = (&manifest.base, opts.base) {
+        let before = problems.len();
+        problems.extend(check_base(b, &manifest, base_path, opts)?);
+        report.base_checked = problems.len() == before;
+        if report.base_checked {
+            for e in manifest.entries.iter().filter(|e| e.from_base) {
+                verified.insert(e.path.clone(), e.size);
+            }
+        }
+    }
 
     // The image list, once its own digest checked out.
     if verified.contains_key(IMAGES_PATH)
@@ -341,9 +409,12 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                     let blobs = std::iter::once(&r.digest)
                         .chain([&r.manifest, &r.config])
                         .chain(r.layers.iter());
-                    let ok = blobs
-                        .into_iter()
-                        .all(|d| verified.contains_key(&format!("blobs/sha256/{}", d.hex())));
+                    let paths: Vec<String> =
+                        blobs.map(|d| format!("blobs/sha256/{}", d.hex())).collect();
+                    let ok = paths.iter().all(|p| verified.contains_key(p));
+                    let elsewhere = paths
+                        .iter()
+                        .all(|p| verified.contains_key(p) || report.from_base.contains(p));
                     report.images.push(ImageStatus {
                         service: r.service,
                         name: r.name,
@@ -351,7 +422,13 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                         digest: r.digest,
                         manifest: r.manifest,
                         config: r.config,
-                        status: if ok { "ok" } else { "failed" },
+                        status: if ok {
+                            "ok"
+                        } else if elsewhere {
+                            "from-base"
+                        } else {
+                            "failed"
+                        },
                     });
                 }
             }
@@ -362,10 +439,69 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     Ok(report)
 }
 
+/// Verifies `base_path` as the base `b` of the delta `manifest`: the
+/// whole base with the same key, that it is the base the delta names, and
+/// that it lists every entry the delta leaves to it with the same digest.
+fn check_base(
+    b: &bundle::BaseRef,
+    manifest: &Manifest,
+    base_path: &Path,
+    opts: &VerifyOptions<'_>,
+) -> Result<Vec<Problem>, VerifyError> {
+    let base_opts = VerifyOptions {
+        key: opts.key,
+        allow_unsigned: opts.allow_unsigned,
+        threads: opts.threads,
+        base: None,
+    };
+    let r = verify(base_path, &base_opts)?;
+    let mut problems: Vec<Problem> = r
+        .problems
+        .into_iter()
+        .map(|p| Problem {
+            entry: format!("base {}", p.entry),
+            message: p.message,
+        })
+        .collect();
+    if r.manifest_digest.as_ref() != Some(&b.manifest) {
+        problems.push(Problem::new(
+            "base",
+            format!(
+                "{} is {} {} (manifest {}); this delta needs {} {} (manifest {})",
+                base_path.display(),
+                r.name.as_deref().unwrap_or("?"),
+                r.version.as_deref().unwrap_or("?"),
+                r.manifest_digest.map_or("none".into(), |d| d.to_string()),
+                validate::quote(&b.name),
+                validate::quote(&b.version),
+                b.manifest
+            ),
+        ));
+        return Ok(problems);
+    }
+    let (base_manifest, _) = inspect::manifest_of(base_path).map_err(|e| VerifyError::Io {
+        path: base_path.to_owned(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    for e in manifest.entries.iter().filter(|e| e.from_base) {
+        let held = base_manifest
+            .entries
+            .iter()
+            .any(|x| x.path == e.path && x.sha256 == e.sha256 && x.size == e.size && !x.from_base);
+        if !held {
+            problems.push(Problem::new(
+                &e.path,
+                "left to the base, which does not carry it with this digest".into(),
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 /// The signature's verdict: `verified`, `unsigned` or `unchecked` (as
 /// `opts` allow), or the problem with it.
 fn check_signature(
-    file: &File,
+    file: &Source,
     sig_entry: Option<&RawEntry>,
     manifest: &Manifest,
     manifest_bytes: &[u8],
@@ -421,7 +557,7 @@ fn check_signature(
 /// core (or `threads`); returns the entries that verified, with their
 /// sizes, and a problem for each that did not.
 fn hash_all(
-    file: &File,
+    file: &Source,
     mut jobs: Vec<(String, u64, u64, Digest)>,
     threads: usize,
 ) -> (BTreeMap<String, u64>, Vec<Problem>) {

@@ -1,9 +1,8 @@
 //! Reading a tar without trusting it: raw entries, header extensions
 //! bounded and applied by bale, framing checked to the last byte.
 
-use std::fs::File;
+use crate::bundle::source::Source;
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::FileExt as _;
 
 use super::Problem;
 
@@ -27,16 +26,10 @@ pub const MAX_TAR_EXTENSION: u64 = 64 * 1024;
 
 /// Lists the entries of the tar at `file`, and problems with its framing
 /// (truncation, trailing data, oversized or malformed header extensions).
-pub fn scan(file: &File, len: u64) -> (Vec<RawEntry>, Vec<Problem>) {
+pub fn scan(file: &Source, len: u64) -> (Vec<RawEntry>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut out = Vec::new();
-    let mut reader = match file.try_clone() {
-        Ok(f) => f,
-        Err(e) => {
-            problems.push(Problem::new("bundle", e.to_string()));
-            return (out, problems);
-        }
-    };
+    let mut reader = file.reader();
     let _ = reader.seek(SeekFrom::Start(0));
     let mut archive = tar::Archive::new(reader);
     let end = match archive.entries_with_seek() {
@@ -203,7 +196,7 @@ fn pax_records(data: &[u8]) -> (Option<Vec<u8>>, Option<u64>, Option<String>) {
 }
 
 /// After the last entry: the end-of-archive marker, then only zeros.
-fn check_tail(file: &File, len: u64, end: u64, any: bool, problems: &mut Vec<Problem>) {
+fn check_tail(file: &Source, len: u64, end: u64, any: bool, problems: &mut Vec<Problem>) {
     if end + 1024 > len && any && problems.is_empty() {
         problems.push(Problem::new(
             "bundle",

@@ -188,3 +188,43 @@ impl Drop for Served {
         }
     }
 }
+
+/// Two releases of one bundle for upgrades: `app` on a 2 MB base layer
+/// whose top layer changes from 1.0.0 to 1.1.0, the demo's `web` image
+/// unchanged, and a page that changes. Built: `v1.bale`, `v2.bale` (full)
+/// and `delta.bale` (1.1.0 against 1.0.0). Returns the base layer too.
+pub fn upgrade_project() -> (Project, LayerSpec) {
+    let p = Project::new("");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/images"),
+        &p.path().join("images"),
+    );
+    let base = || gzip_layer(&[("usr/lib/base.bin", &noise(41, 2_000_000))]);
+    for (dir, tag, top) in [("v1", "1", b"1\n"), ("v2", "2", b"2\n")] {
+        write_oci_layout(
+            &p.path().join(dir),
+            &format!("localhost/t/app:{tag}"),
+            &[base(), gzip_layer(&[("etc/release", top)])],
+        );
+    }
+    p.keygen();
+    for (version, layout, tag, out, extra) in [
+        ("1.0.0", "v1", "1", "v1.bale", vec![]),
+        ("1.1.0", "v2", "2", "v2.bale", vec![]),
+        ("1.1.0", "v2", "2", "delta.bale", vec!["--base", "v1.bale"]),
+    ] {
+        p.write(
+            "bundle.toml",
+            &format!(
+                "[bundle]\nname = \"upgrade\"\nversion = \"{version}\"\n[images]\napp = \"oci:{layout}:localhost/t/app:{tag}\"\nweb = \"oci:images:localhost/bale-demo/web:1.0\"\n\n[[overlays]]\nsource = \"site\"\ntarget = \"site\"\n"
+            ),
+        );
+        p.write("site/index.html", &format!("release {version}\n"));
+        p.write("site/logo.txt", "the same in every release\n");
+        p.bale(&["lock"]).ok();
+        let mut args = vec!["build", "--sign-key", "keys/k.sec", "-o", out];
+        args.extend(extra);
+        p.bale(&args).ok();
+    }
+    (p, base())
+}

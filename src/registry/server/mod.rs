@@ -17,10 +17,8 @@ mod routes;
 mod tls;
 
 use std::convert::Infallible;
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -176,7 +174,7 @@ pub fn serve(
         .transpose()?;
     let state = Arc::new(State {
         catalog,
-        file: open.file().map_err(ServeError::Io)?,
+        file: open.source(),
         events,
         requests: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -191,7 +189,7 @@ pub fn serve(
 
 struct State {
     catalog: Catalog,
-    file: File,
+    file: crate::bundle::source::Source,
     events: Events,
     requests: AtomicU64,
     bytes: AtomicU64,
