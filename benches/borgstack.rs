@@ -163,6 +163,9 @@ struct Corpus {
     images: Vec<(String, String)>,
     compressed: u64,
     unique_compressed: u64,
+    /// For the upgrade scenario: a repository and the tag of its next
+    /// release, whose top layer alone differs; and that layer's size.
+    next: (String, String, u64),
 }
 
 /// Fills `reg` with the root bundle's repositories, BorgStack-shaped.
@@ -206,6 +209,7 @@ fn generate(reg: &Registry, scale: u32) -> Corpus {
     rest.files.retain(|f| !used.contains(&f.0));
     let base2 = layer(&python.take(110 << 20), false);
     let unique = 135u64 << 20;
+    let mut next_image = (String::new(), String::new(), 0u64);
     let mut total = base1.blob.len() as u64 + base2.blob.len() as u64;
     let mut uniq_total = total;
     let platform = |os: &str, arch: &str, v: Option<&str>| match v {
@@ -273,6 +277,18 @@ fn generate(reg: &Registry, scale: u32) -> Corpus {
             reg.push_index(repo, tag, &entries, docker);
         } else {
             reg.push_image(repo, Some(tag), "linux", "amd64", None, &layers, false);
+            // The upgrade scenario: n8n's next release, a new top layer on
+            // the same base.
+            if repo.ends_with("/n8n") {
+                let mut next = layers.iter().map(clone_layer).collect::<Vec<_>>();
+                next.pop();
+                let top = layer(&rest.take(unique * scale as u64), false);
+                let top_size = top.blob.len() as u64;
+                next.push(top);
+                let next_tag = format!("{tag}-next");
+                reg.push_image(repo, Some(&next_tag), "linux", "amd64", None, &next, false);
+                next_image = (repo.clone(), next_tag, top_size);
+            }
         }
         eprintln!("bench: pushed {repo}:{tag} ({} layers)", layers.len());
     }
@@ -280,6 +296,7 @@ fn generate(reg: &Registry, scale: u32) -> Corpus {
         images: repos,
         compressed: total,
         unique_compressed: uniq_total,
+        next: next_image,
     }
 }
 
@@ -431,6 +448,15 @@ struct Results {
     served_rss_kb: u64,
     push: Sample,
     skopeo_push: Sample,
+    upgrade: Option<Upgrade>,
+}
+
+/// The upgrade scenario: one image of twelve changes its top layer.
+struct Upgrade {
+    top_layer: u64,
+    full_bytes: u64,
+    delta_bytes: u64,
+    install: Sample,
 }
 
 /// A running `bale serve --json` of `bundle`, its address read from the
@@ -781,6 +807,7 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
 
     let (served_copy, served_rss_kb, push, skopeo_push) =
         distribution_rows(runs, &corpus, &reg, &proj, &env);
+    let upgrade = (scale == 1).then(|| upgrade_rows(runs, &corpus, &proj, &env, &clean_docker));
 
     let bundle_bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     for f in ["save.tar", "blobs.tar"] {
@@ -804,6 +831,101 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
         served_rss_kb,
         push,
         skopeo_push,
+        upgrade,
+    }
+}
+
+/// Builds the next release (n8n's top layer changed) in full and as a
+/// delta against the bundle, then times the upgrade by delta over an
+/// installed first release.
+fn upgrade_rows(
+    runs: usize,
+    corpus: &Corpus,
+    proj: &Path,
+    env: &[(&str, String)],
+    clean_docker: &dyn Fn(),
+) -> Upgrade {
+    let (repo, next_tag, top_layer) = &corpus.next;
+    let name = repo.rsplit('/').next().unwrap_or_default();
+    let next = proj.join("next");
+    let _ = std::fs::remove_dir_all(&next);
+    std::fs::create_dir_all(next.join("config")).unwrap_or_else(|e| panic!("{e}"));
+    let toml = std::fs::read_to_string(proj.join("bundle.toml")).unwrap_or_default();
+    let old_tag = next_tag.trim_end_matches("-next");
+    let toml = toml
+        .replace(
+            &format!("{name}:{old_tag}\""),
+            &format!("{name}:{next_tag}\""),
+        )
+        .replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1);
+    std::fs::write(next.join("bundle.toml"), toml).unwrap_or_else(|e| panic!("{e}"));
+    common::copy_dir(&proj.join("overlays"), &next.join("overlays"));
+    // The compose file names the image too.
+    let compose = next.join("overlays/docker-compose.yml");
+    let text = std::fs::read_to_string(&compose).unwrap_or_default();
+    std::fs::write(
+        &compose,
+        text.replace(
+            &format!("{name}:{old_tag}\n"),
+            &format!("{name}:{next_tag}\n"),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for f in ["site.example.toml", "config/bale.toml", "k.pub", "k.sec"] {
+        std::fs::copy(proj.join(f), next.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    sh(
+        &format!(
+            "'{BALE}' lock && '{BALE}' build --sign-key k.sec -o full.bale && '{BALE}' build --locked --offline --sign-key k.sec --base ../borgstack.bale -o delta.bale"
+        ),
+        &next,
+        env,
+    );
+    let size = |f: &str| {
+        std::fs::metadata(next.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let install_first = || {
+        clean_docker();
+        let _ = std::fs::remove_dir_all(proj.join("upgrade-target"));
+        sh(
+            &format!(
+                "'{BALE}' install borgstack.bale --public-key k.pub --target upgrade-target --runtime docker --values site.example.toml --skip-preflight disk --skip-preflight memory"
+            ),
+            proj,
+            env,
+        );
+    };
+    let target = proj.join("upgrade-target").display().to_string();
+    let install = measure_bale(
+        runs,
+        install_first,
+        &[
+            "install",
+            "delta.bale",
+            "--public-key",
+            "k.pub",
+            "--target",
+            &target,
+            "--runtime",
+            "docker",
+            "--values",
+            "site.example.toml",
+            "--skip-preflight",
+            "disk",
+            "--skip-preflight",
+            "memory",
+        ],
+        &next,
+        env,
+    );
+    clean_docker();
+    Upgrade {
+        top_layer: *top_layer,
+        full_bytes: size("full.bale"),
+        delta_bytes: size("delta.bale"),
+        install,
     }
 }
 
@@ -917,6 +1039,26 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
             if r.served_copy.wall <= r.skopeo.wall { "yes" } else { "**no**" },
             r.served_rss_kb as f64 / 1024.0
         ));
+        if let Some(u) = &r.upgrade {
+            let share = u.top_layer as f64 / r.bundle_bytes as f64;
+            s.push_str(&format!(
+                "| upgrade: delta of 1 changed top layer | {} | full bundle {} | {:.3}× | changed layer ({}) + < 1 MiB | {} | |\n",
+                mb(u.delta_bytes),
+                mb(u.full_bytes),
+                u.delta_bytes as f64 / u.full_bytes as f64,
+                mb(u.top_layer),
+                if u.delta_bytes < u.top_layer + (1 << 20) { "yes" } else { "**no**" }
+            ));
+            s.push_str(&format!(
+                "| upgrade: install of the delta | {:.2} s | full install {:.2} s | {:.2}× | in proportion to the layer's share ({:.2}×; met within 2×) | {} | {} |\n",
+                u.install.wall,
+                r.install.wall,
+                u.install.wall / r.install.wall,
+                share,
+                if u.install.wall <= 2.0 * share * r.install.wall { "yes" } else { "**no**" },
+                rss(&u.install)
+            ));
+        }
         s.push_str(&row(
             "push (into an empty registry)",
             &r.push,

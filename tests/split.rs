@@ -156,3 +156,37 @@ fn parts_install_into_docker_in_place() {
     assert_eq!(images.len(), 2, "{v}");
     assert!(images.iter().all(|i| i["status"] == "ok"), "{v}");
 }
+
+#[test]
+fn parts_import_into_containerd_in_place() {
+    let (p, _) = split_demo();
+    let c = common::daemons::Containerd::start();
+    let addr = c.address.display().to_string();
+    p.bale(&[
+        "install",
+        "demo.bale.001",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "t",
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &addr,
+    ])
+    .ok()
+    .says("image loaded");
+    let list =
+        String::from_utf8_lossy(&c.ctr("default", &["images", "ls", "-q"]).stdout).into_owned();
+    assert!(list.contains("localhost/bale-demo/web:1.0"), "{list}");
+    p.bale(&[
+        "audit",
+        "--target",
+        "t",
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &addr,
+    ])
+    .ok();
+}
