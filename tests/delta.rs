@@ -154,29 +154,12 @@ fn without_the_images_in_the_runtime_a_delta_needs_its_base_file() {
     let (p, _) = upgrade_project();
     let c = Containerd::start();
     let addr = c.address.display().to_string();
-    let install = |bundle: &str, runtime: &str, extra: &[&str]| {
-        let mut args = vec![
-            "install",
-            bundle,
-            "--public-key",
-            "keys/k.pub",
-            "--target",
-            "t",
-            "--runtime",
-            runtime,
-            "--containerd-address",
-            &addr,
-        ];
-        args.extend_from_slice(extra);
-        p.bale(&args)
-    };
+    let install = |bundle: &str, extra: &[&str]| p.install_containerd(bundle, "t", &addr, extra);
     // The base went in without images (files only): containerd has none.
-    install("v1.bale", "none", &[]).ok();
-    install("delta.bale", "containerd", &[])
-        .fails(7)
-        .says("--base");
+    p.install_none("v1.bale", "t").ok();
+    install("delta.bale", &[]).fails(7).says("--base");
     assert_eq!(p.read("t/current/site/index.html"), "release 1.0.0\n");
-    let r = install("delta.bale", "containerd", &["--base", "v1.bale", "--json"]);
+    let r = install("delta.bale", &["--base", "v1.bale", "--json"]);
     r.ok();
     assert_eq!(json(&r)["action"], "upgraded");
     let list =
@@ -185,21 +168,10 @@ fn without_the_images_in_the_runtime_a_delta_needs_its_base_file() {
         list.contains("localhost/t/app:2") && list.contains("localhost/bale-demo/web:1.0"),
         "{list}"
     );
-    p.bale(&[
-        "audit",
-        "v2.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        "t",
-        "--runtime",
-        "containerd",
-        "--containerd-address",
-        &addr,
-    ])
-    .ok();
+    p.audit_containerd("t", &addr, &["v2.bale", "--public-key", "keys/k.pub"])
+        .ok();
     // A base that is not the one the delta names is refused.
-    install("delta.bale", "containerd", &["--base", "v2.bale"])
+    install("delta.bale", &["--base", "v2.bale"])
         .fails(7)
         .says("1.0.0");
 }

@@ -119,19 +119,7 @@ fn an_upgrade_that_changes_the_top_layer_leaves_containerds_blobs_out() {
     let c = Containerd::start();
     let addr = c.address.display().to_string();
     let install = |bundle: &str| {
-        let r = p.bale(&[
-            "install",
-            bundle,
-            "--public-key",
-            "keys/k.pub",
-            "--target",
-            "t",
-            "--runtime",
-            "containerd",
-            "--containerd-address",
-            &addr,
-            "--json",
-        ]);
+        let r = p.install_containerd(bundle, "t", &addr, &["--json"]);
         r.ok();
         image_outcome(&r)
     };
@@ -146,14 +134,5 @@ fn an_upgrade_that_changes_the_top_layer_leaves_containerds_blobs_out() {
     let out = c.ctr("default", &["content", "get", &sha(&base.blob)]);
     assert!(out.status.success());
     assert_eq!(sha(&out.stdout), sha(&base.blob));
-    p.bale(&[
-        "audit",
-        "--target",
-        "t",
-        "--runtime",
-        "containerd",
-        "--containerd-address",
-        &addr,
-    ])
-    .ok();
+    p.audit_containerd("t", &addr, &[]).ok();
 }

@@ -162,31 +162,11 @@ fn parts_import_into_containerd_in_place() {
     let (p, _) = split_demo();
     let c = common::daemons::Containerd::start();
     let addr = c.address.display().to_string();
-    p.bale(&[
-        "install",
-        "demo.bale.001",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        "t",
-        "--runtime",
-        "containerd",
-        "--containerd-address",
-        &addr,
-    ])
-    .ok()
-    .says("image loaded");
+    p.install_containerd("demo.bale.001", "t", &addr, &[])
+        .ok()
+        .says("image loaded");
     let list =
         String::from_utf8_lossy(&c.ctr("default", &["images", "ls", "-q"]).stdout).into_owned();
     assert!(list.contains("localhost/bale-demo/web:1.0"), "{list}");
-    p.bale(&[
-        "audit",
-        "--target",
-        "t",
-        "--runtime",
-        "containerd",
-        "--containerd-address",
-        &addr,
-    ])
-    .ok();
+    p.audit_containerd("t", &addr, &[]).ok();
 }

@@ -114,6 +114,25 @@ impl Problem {
 }
 
 impl Report {
+    /// A report of `path` with nothing checked yet.
+    fn empty(path: &Path, opts: &VerifyOptions<'_>) -> Report {
+        Report {
+            bundle: path.to_owned(),
+            name: None,
+            version: None,
+            manifest_digest: None,
+            key_id: opts.key.map(VerifyingKey::key_id),
+            signature: "failed",
+            images: Vec::new(),
+            entries_checked: 0,
+            bytes_checked: 0,
+            problems: Vec::new(),
+            base: None,
+            from_base: Vec::new(),
+            base_checked: false,
+        }
+    }
+
     /// Whether the bundle verified.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
@@ -167,24 +186,12 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     let file = match crate::bundle::split::open_checked(path, opts.key, opts.allow_unsigned) {
         Ok(f) => f,
         Err(part_problems) if crate::bundle::split::list_for(path).is_some() => {
-            return Ok(Report {
-                bundle: path.to_owned(),
-                name: None,
-                version: None,
-                manifest_digest: None,
-                key_id: opts.key.map(VerifyingKey::key_id),
-                signature: "failed",
-                images: Vec::new(),
-                entries_checked: 0,
-                bytes_checked: 0,
-                problems: part_problems
-                    .into_iter()
-                    .map(|p| Problem::new(&p.file, p.message))
-                    .collect(),
-                base: None,
-                from_base: Vec::new(),
-                base_checked: false,
-            });
+            let mut report = Report::empty(path, opts);
+            report.problems = part_problems
+                .into_iter()
+                .map(|p| Problem::new(&p.file, p.message))
+                .collect();
+            return Ok(report);
         }
         Err(_) => {
             return Err(io(std::fs::File::open(path)
@@ -194,21 +201,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     };
     let len = file.len();
     let (entries, mut problems) = scan(&file, len);
-    let mut report = Report {
-        bundle: path.to_owned(),
-        name: None,
-        version: None,
-        manifest_digest: None,
-        key_id: opts.key.map(VerifyingKey::key_id),
-        signature: "failed",
-        images: Vec::new(),
-        entries_checked: 0,
-        bytes_checked: 0,
-        problems: Vec::new(),
-        base: None,
-        from_base: Vec::new(),
-        base_checked: false,
-    };
+    let mut report = Report::empty(path, opts);
     let problem = |entry: &str, message: String| Problem::new(entry, message);
 
     // The manifest comes first, the signature second.

@@ -570,6 +570,47 @@ impl Project {
         ])
     }
 
+    /// `bale install BUNDLE` into `target` with `--runtime containerd` at
+    /// `address` and `keys/k.pub`, then `extra`.
+    pub fn install_containerd(
+        &self,
+        bundle: &str,
+        target: &str,
+        address: &str,
+        extra: &[&str],
+    ) -> Run {
+        let mut args = vec![
+            "install",
+            bundle,
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            target,
+            "--runtime",
+            "containerd",
+            "--containerd-address",
+            address,
+        ];
+        args.extend_from_slice(extra);
+        self.bale(&args)
+    }
+
+    /// `bale audit` of `target` with `--runtime containerd` at `address`,
+    /// then `extra` (a bundle and its key, `--json`).
+    pub fn audit_containerd(&self, target: &str, address: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "audit",
+            "--target",
+            target,
+            "--runtime",
+            "containerd",
+            "--containerd-address",
+            address,
+        ];
+        args.extend_from_slice(extra);
+        self.bale(&args)
+    }
+
     /// Every blob file in the store, with whether it hashes to its name.
     pub fn store_blobs(&self) -> Vec<(String, bool)> {
         let dir = self.store.join("blobs").join("sha256");
