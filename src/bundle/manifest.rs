@@ -44,6 +44,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Whether this bundle carries `path` itself with this digest and size
+    /// (listed, and not left to its own base).
+    pub fn carries(&self, path: &str, sha256: &Digest, size: u64) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.path == path && &e.sha256 == sha256 && e.size == size && !e.from_base)
+    }
+
     /// The text form: comment lines sha256sum ignores, then for each entry
     /// a `#size` line and a `sha256sum` line.
     pub fn render(&self) -> String {

@@ -245,13 +245,7 @@ pub fn build(
                 .filter(|b| !store.has(&b.digest, b.size))
                 // A delta need not hold what its base provides.
                 .filter(|b| {
-                    !base.is_some_and(|(m, _)| {
-                        m.entries.iter().any(|e| {
-                            e.path == blob_path(&b.digest)
-                                && e.sha256 == b.digest
-                                && e.size == b.size
-                        })
-                    })
+                    !base.is_some_and(|(m, _)| m.carries(&blob_path(&b.digest), &b.digest, b.size))
                 })
                 .map(|b| format!("{} ({})", b.digest, img.name))
                 .collect::<Vec<_>>()
@@ -309,9 +303,7 @@ pub fn build(
         base.is_some_and(|(m, _)| {
             (e.path.starts_with("blobs/")
                 || (e.path.starts_with(FILES_PREFIX) && !templates.contains(&e.path)))
-                && m.entries
-                    .iter()
-                    .any(|b| b.path == e.path && b.sha256 == e.sha256 && b.size == e.size)
+                && m.carries(&e.path, &e.sha256, e.size)
         })
     };
     let manifest = Manifest {

@@ -296,6 +296,14 @@ pub struct PartProblem {
     pub message: String,
 }
 
+/// Each part's path (beside the list) and size.
+fn part_paths(list_path: &Path, list: &PartList) -> Vec<(PathBuf, u64)> {
+    list.parts
+        .iter()
+        .map(|p| (list_path.with_file_name(&p.name), p.size))
+        .collect()
+}
+
 fn read_list(list_path: &Path) -> Result<(String, PartList), PartProblem> {
     let shown = list_path.display().to_string();
     let problem = |message: String| PartProblem {
@@ -314,24 +322,16 @@ fn read_list(list_path: &Path) -> Result<(String, PartList), PartProblem> {
     Ok((text, list))
 }
 
-/// Opens the bundle at `path`: a whole file, or a first part read with all
-/// its parts in place. Parts are checked first, each named when it is
-/// missing, of another size, or corrupt: the list's signature with `key`
-/// (required unless `allow_unsigned`), then every part's size and digest.
+/// Opens the parts that the list at `list_path` names (see [`list_for`]),
+/// in place. Each is checked first, and named when it is missing, of
+/// another size, or corrupt: the list's signature with `key` (required
+/// unless `allow_unsigned`), then every part's size and digest.
 pub fn open_checked(
-    path: &Path,
+    list_path: &Path,
     key: Option<&VerifyingKey>,
     allow_unsigned: bool,
 ) -> Result<Source, Vec<PartProblem>> {
-    let Some(list_path) = list_for(path) else {
-        return Source::file(path).map_err(|e| {
-            vec![PartProblem {
-                file: path.display().to_string(),
-                message: e.to_string(),
-            }]
-        });
-    };
-    let (text, list) = read_list(&list_path).map_err(|p| vec![p])?;
+    let (text, list) = read_list(list_path).map_err(|p| vec![p])?;
     let sig_path = list_path.with_file_name(format!(
         "{}.minisig",
         list_path
@@ -367,11 +367,7 @@ pub fn open_checked(
             )]);
         }
     }
-    let paths: Vec<(PathBuf, u64)> = list
-        .parts
-        .iter()
-        .map(|p| (list_path.with_file_name(&p.name), p.size))
-        .collect();
+    let paths = part_paths(list_path, &list);
     // Every missing or resized part at once, before any byte is read.
     let mut problems: Vec<PartProblem> = Vec::new();
     for (p, want) in &paths {
@@ -446,12 +442,7 @@ pub fn open(path: &Path) -> std::io::Result<Source> {
             format!("{}: {}", p.file, p.message),
         )
     })?;
-    let paths: Vec<(PathBuf, u64)> = list
-        .parts
-        .iter()
-        .map(|p| (list_path.with_file_name(&p.name), p.size))
-        .collect();
-    Source::parts(&paths).map_err(|(p, m)| {
+    Source::parts(&part_paths(&list_path, &list)).map_err(|(p, m)| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("{}: {m}", p.display()),

@@ -41,29 +41,15 @@ fn runtime(
             .filter(|_| from_record)
             .and_then(|r| r.runtime_registry.clone())
     });
-    let client = match (&registry, &args.registry_ca) {
-        (None, _) => None,
-        (Some(_), ca) => {
-            let settings = bale::config::Settings::default();
-            let retry = bale::registry::RetryPolicy::default();
-            Some(match ca {
-                None => bale::registry::RegistryClient::new(settings, retry),
-                Some(path) => {
-                    let pem =
-                        std::fs::read(path).map_err(|e| bale::registry::push::PushError::Ca {
-                            path: path.clone(),
-                            message: e.to_string(),
-                        })?;
-                    bale::registry::RegistryClient::with_ca(settings, retry, &pem).map_err(
-                        |message| bale::registry::push::PushError::Ca {
-                            path: path.clone(),
-                            message,
-                        },
-                    )?
-                }
-            })
-        }
-    };
+    let client = registry
+        .as_ref()
+        .map(|_| {
+            bale::registry::push::client_with_ca(
+                bale::config::Settings::default(),
+                args.registry_ca.as_deref(),
+            )
+        })
+        .transpose()?;
     if name == "swarm" && registry.is_none() {
         return Err(bale::Error::Usage(
             "--runtime swarm needs --registry HOST[/PREFIX]: the registry every node pulls the images from (`bale push` or `bale serve` puts them there)".into(),

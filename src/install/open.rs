@@ -66,10 +66,7 @@ impl OpenBundle {
             )));
         }
         for e in b.manifest.entries.iter().filter(|e| e.from_base) {
-            let held = old.manifest.entries.iter().any(|x| {
-                x.path == e.path && x.sha256 == e.sha256 && x.size == e.size && !x.from_base
-            });
-            if !held {
+            if !old.manifest.carries(&e.path, &e.sha256, e.size) {
                 return Err(InstallError::Invalid(vec![format!(
                     "{}: left to the base, which does not carry it with this digest",
                     crate::validate::quote(&e.path)

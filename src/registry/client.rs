@@ -245,7 +245,8 @@ fn parse_challenge(h: &str) -> Option<Challenge> {
     })
 }
 
-fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
+/// Header `name` of `resp`, if present and text.
+pub(crate) fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

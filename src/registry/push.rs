@@ -14,7 +14,7 @@ use std::io::{self, Read};
 
 use ureq::http::Response;
 
-use super::client::{Endpoint, Payload, RegistryClient, RegistryError};
+use super::client::{Endpoint, Payload, RegistryClient, RegistryError, header};
 use super::server::{Catalog, ServeError, Span};
 use crate::digest::Digest;
 use crate::install::{InstallError, OpenBundle};
@@ -188,13 +188,6 @@ fn reg_err(what: impl Into<String>) -> impl FnOnce(RegistryError) -> PushError {
     move |source| PushError::Registry { what, source }
 }
 
-fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 struct Pusher<'a> {
     client: &'a RegistryClient,
     ep: Endpoint,
@@ -207,6 +200,24 @@ struct Pusher<'a> {
     holders: BTreeMap<Digest, String>,
 }
 
+/// A registry client from `settings`, trusting only the PEM CA
+/// certificate(s) in `ca` when given (a site's own CA).
+pub fn client_with_ca(
+    settings: crate::config::Settings,
+    ca: Option<&std::path::Path>,
+) -> Result<RegistryClient, PushError> {
+    let retry = super::client::RetryPolicy::default();
+    let Some(ca) = ca else {
+        return Ok(RegistryClient::new(settings, retry));
+    };
+    let bad = |message: String| PushError::Ca {
+        path: ca.to_owned(),
+        message,
+    };
+    let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+    RegistryClient::with_ca(settings, retry, &pem).map_err(bad)
+}
+
 /// Verifies the bundle at `path` with `key`, then pushes it with a client
 /// made from `settings` (trusting only the CA in `ca`, if given).
 pub fn push_file(
@@ -217,20 +228,7 @@ pub fn push_file(
     opts: &PushOptions,
     events: &dyn Fn(PushEvent),
 ) -> Result<PushReport, PushError> {
-    let retry = super::client::RetryPolicy::default();
-    let client = match ca {
-        None => RegistryClient::new(settings, retry),
-        Some(ca) => {
-            let pem = std::fs::read(ca).map_err(|e| PushError::Ca {
-                path: ca.to_owned(),
-                message: e.to_string(),
-            })?;
-            RegistryClient::with_ca(settings, retry, &pem).map_err(|message| PushError::Ca {
-                path: ca.to_owned(),
-                message,
-            })?
-        }
-    };
+    let client = client_with_ca(settings, ca)?;
     // The target is checked before the (long) verification.
     parse_target(&opts.to)?;
     let bundle = OpenBundle::open(path, key)?;
@@ -450,29 +448,12 @@ impl Pusher<'_> {
                     Some(from) if from != repo => format!("?mount={d}&from={from}"),
                     _ => String::new(),
                 };
-                let resp = self
-                    .client
-                    .send(
-                        &self.ep,
-                        repo,
-                        "POST",
-                        &self.url(repo, &format!("blobs/uploads/{query}")),
-                        &[],
-                        &Payload::Empty,
-                        true,
-                    )
-                    .map_err(reg_err(what.clone()))?;
-                if resp.status().as_u16() == 201 {
-                    BlobHow::Mounted
-                } else {
-                    let location = header(&resp, "location").ok_or_else(|| {
-                        reg_err(what.clone())(RegistryError::Protocol {
-                            url: self.url(repo, "blobs/uploads/"),
-                            message: "202 without Location".into(),
-                        })
-                    })?;
-                    self.upload(repo, d, span, location, &what)?;
-                    BlobHow::Uploaded
+                match self.start_upload(repo, &query, &what)? {
+                    None => BlobHow::Mounted,
+                    Some(location) => {
+                        self.upload(repo, d, span, location, &what)?;
+                        BlobHow::Uploaded
+                    }
                 }
             }
             Err(e) => return Err(reg_err(what)(e)),
@@ -595,25 +576,37 @@ impl Pusher<'_> {
                 next,
             ));
         }
-        let resp = self
-            .client
-            .send(
-                &self.ep,
-                repo,
-                "POST",
-                &self.url(repo, "blobs/uploads/"),
-                &[],
-                &Payload::Empty,
-                true,
-            )
-            .map_err(reg_err(what))?;
-        let location = header(&resp, "location").ok_or_else(|| {
+        let location = self.start_upload(repo, "", what)?.ok_or_else(|| {
             reg_err(what)(RegistryError::Protocol {
                 url: self.url(repo, "blobs/uploads/"),
-                message: "202 without Location".into(),
+                message: "201 to a new upload without a mount".into(),
             })
         })?;
         Ok((location, 0))
+    }
+
+    /// POSTs a new upload to `repo` (`query`: a mount, or empty): `None`
+    /// when the registry mounted the blob (201), else the upload's Location.
+    fn start_upload(
+        &self,
+        repo: &str,
+        query: &str,
+        what: &str,
+    ) -> Result<Option<String>, PushError> {
+        let url = self.url(repo, &format!("blobs/uploads/{query}"));
+        let resp = self
+            .client
+            .send(&self.ep, repo, "POST", &url, &[], &Payload::Empty, true)
+            .map_err(reg_err(what))?;
+        if resp.status().as_u16() == 201 {
+            return Ok(None);
+        }
+        header(&resp, "location").map(Some).ok_or_else(|| {
+            reg_err(what)(RegistryError::Protocol {
+                url,
+                message: "202 without Location".into(),
+            })
+        })
     }
 }
 

@@ -61,30 +61,58 @@ pub enum InspectError {
     },
 }
 
-/// Reads a bundle's manifest and image list. Checks only what it reads
-/// (the image list against the manifest); `verify` checks everything.
-pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
-    let io = |source| {
-        InspectError::Io(VerifyError::Io {
-            path: path.to_owned(),
-            source,
-        })
-    };
+/// A bundle opened for reading without trust: its bytes, raw entries,
+/// the manifest's bytes and the manifest.
+struct Opened {
+    file: crate::bundle::source::Source,
+    entries: Vec<super::RawEntry>,
+    manifest_bytes: Vec<u8>,
+    manifest: Manifest,
+}
+
+fn open_unverified(path: &Path) -> Result<Opened, InspectError> {
     let invalid = |message: String| InspectError::Invalid {
         path: path.to_owned(),
         message,
     };
-    let file = crate::bundle::split::open(path).map_err(io)?;
-    let len = file.len();
-    let (entries, _) = scan(&file, len);
-    let find = |name: &str| entries.iter().find(|e| e.path.as_deref() == Ok(name));
-    let m =
-        find(MANIFEST_PATH).ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
+    let file = crate::bundle::split::open(path).map_err(|source| {
+        InspectError::Io(VerifyError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    })?;
+    let (entries, _) = scan(&file, file.len());
+    let m = entries
+        .iter()
+        .find(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
+        .ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
     let manifest_bytes = read_entry(&file, m, MAX_MANIFEST_BYTES).map_err(invalid)?;
     let manifest = std::str::from_utf8(&manifest_bytes)
         .map_err(|_| "manifest is not UTF-8".to_owned())
         .and_then(Manifest::parse)
         .map_err(invalid)?;
+    Ok(Opened {
+        file,
+        entries,
+        manifest_bytes,
+        manifest,
+    })
+}
+
+/// Reads a bundle's manifest and image list. Checks only what it reads
+/// (the image list against the manifest); `verify` checks everything.
+pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
+    let invalid = |message: String| InspectError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let Opened {
+        file,
+        entries,
+        manifest_bytes,
+        manifest,
+    } = open_unverified(path)?;
+    let find = |name: &str| entries.iter().find(|e| e.path.as_deref() == Ok(name));
     let i = find(IMAGES_PATH).ok_or_else(|| invalid(format!("no {IMAGES_PATH}")))?;
     let images_bytes = read_entry(&file, i, MAX_MANIFEST_BYTES).map_err(invalid)?;
     let listed = manifest.entries.iter().find(|e| e.path == IMAGES_PATH);
@@ -144,26 +172,6 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
 /// A bundle's signed manifest (not checked against its signature: for a
 /// build's base, which the release engineer made) and its digest.
 pub fn manifest_of(path: &Path) -> Result<(Manifest, Digest), InspectError> {
-    let io = |source| {
-        InspectError::Io(VerifyError::Io {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let invalid = |message: String| InspectError::Invalid {
-        path: path.to_owned(),
-        message,
-    };
-    let file = crate::bundle::split::open(path).map_err(io)?;
-    let (entries, _) = scan(&file, file.len());
-    let m = entries
-        .iter()
-        .find(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
-        .ok_or_else(|| invalid("no bale-manifest: not a bale bundle".into()))?;
-    let bytes = read_entry(&file, m, MAX_MANIFEST_BYTES).map_err(invalid)?;
-    let manifest = std::str::from_utf8(&bytes)
-        .map_err(|_| "manifest is not UTF-8".to_owned())
-        .and_then(Manifest::parse)
-        .map_err(invalid)?;
-    Ok((manifest, Digest::of(&bytes)))
+    let o = open_unverified(path)?;
+    Ok((o.manifest, Digest::of(&o.manifest_bytes)))
 }

@@ -183,20 +183,20 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
     };
     // A first part is read with its parts in place; each of them is
     // checked (signed list, sizes, digests) before any entry is read.
-    let file = match crate::bundle::split::open_checked(path, opts.key, opts.allow_unsigned) {
-        Ok(f) => f,
-        Err(part_problems) if crate::bundle::split::list_for(path).is_some() => {
-            let mut report = Report::empty(path, opts);
-            report.problems = part_problems
-                .into_iter()
-                .map(|p| Problem::new(&p.file, p.message))
-                .collect();
-            return Ok(report);
-        }
-        Err(_) => {
-            return Err(io(std::fs::File::open(path)
-                .err()
-                .unwrap_or_else(|| io::Error::other("cannot open"))));
+    let file = match crate::bundle::split::list_for(path) {
+        None => Source::file(path).map_err(io)?,
+        Some(list) => {
+            match crate::bundle::split::open_checked(&list, opts.key, opts.allow_unsigned) {
+                Ok(f) => f,
+                Err(part_problems) => {
+                    let mut report = Report::empty(path, opts);
+                    report.problems = part_problems
+                        .into_iter()
+                        .map(|p| Problem::new(&p.file, p.message))
+                        .collect();
+                    return Ok(report);
+                }
+            }
         }
     };
     let len = file.len();
@@ -477,11 +477,7 @@ fn check_base(
         source: io::Error::other(e.to_string()),
     })?;
     for e in manifest.entries.iter().filter(|e| e.from_base) {
-        let held = base_manifest
-            .entries
-            .iter()
-            .any(|x| x.path == e.path && x.sha256 == e.sha256 && x.size == e.size && !x.from_base);
-        if !held {
+        if !base_manifest.carries(&e.path, &e.sha256, e.size) {
             problems.push(Problem::new(
                 &e.path,
                 "left to the base, which does not carry it with this digest".into(),
