@@ -96,6 +96,9 @@ pub enum Error {
     /// A combination of flags that cannot work, said in words.
     #[error("{0}")]
     Usage(String),
+    /// A cosign key that cannot be used.
+    #[error(transparent)]
+    Cosign(#[from] crate::cosign::CosignError),
     /// An audit with findings; the report lists them.
     #[error("{0} finding(s): the host is not as signed")]
     Findings(usize),
@@ -117,7 +120,8 @@ impl Error {
                     l.resolve_errors()
                         .iter()
                         .map(|r| match &r.kind {
-                            ResolveErrorKind::DigestMismatch { .. } => exit::INTEGRITY,
+                            ResolveErrorKind::DigestMismatch { .. }
+                            | ResolveErrorKind::Signature(_) => exit::INTEGRITY,
                             ResolveErrorKind::Registry(_) | ResolveErrorKind::Manifest { .. } => {
                                 exit::REGISTRY
                             }
@@ -167,6 +171,8 @@ impl Error {
                 PushError::Digest { .. } => exit::INTEGRITY,
             },
             Error::Install(i) => install_code(i),
+            Error::Cosign(crate::cosign::CosignError::BadKey { .. }) => exit::INVALID_INPUT,
+            Error::Cosign(crate::cosign::CosignError::Refused(_)) => exit::INTEGRITY,
         }
     }
 }

@@ -180,9 +180,7 @@ pub fn plan(spec: &BundleSpec, lock: &Lockfile) -> Vec<Job> {
             },
             ImageSource::OciLayout { path, .. } => Origin::Layout(spec.source_path(path)),
         };
-        let manifests: Vec<&Digest> = std::iter::once(&img.digest)
-            .chain(img.platforms.iter().map(|p| &p.manifest))
-            .collect();
+        let manifests = img.manifests();
         for blob in img.blobs() {
             if seen.insert(blob.digest.clone()) {
                 jobs.push(Job {

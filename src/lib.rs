@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod config;
+pub mod cosign;
 pub mod digest;
 pub mod error;
 pub mod fetch;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bundle::{self, BuildReport};
 use crate::config::Settings;
+use crate::cosign::{CosignError, CosignKey};
 use crate::error::Error;
 use crate::fetch::Origin;
 use crate::fetch::{self, Reporter, Summary};
@@ -23,6 +24,9 @@ pub struct Context {
     pub spec: BundleSpec,
     /// Registry client.
     pub client: RegistryClient,
+    /// The cosign keys bundle.toml names, by path as written, with the
+    /// SHA-256 of each file.
+    pub cosign_keys: std::collections::BTreeMap<String, (CosignKey, crate::digest::Digest)>,
 }
 
 /// Options shared by the commands that talk to registries.
@@ -61,15 +65,40 @@ impl Context {
         for h in &net.insecure {
             settings.add_insecure(h);
         }
+        let mut cosign_keys = std::collections::BTreeMap::new();
+        for rel in spec.cosign_keys() {
+            let path = spec.source_path(rel);
+            let bytes = std::fs::read(&path).map_err(|e| CosignError::BadKey {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let text = String::from_utf8_lossy(&bytes);
+            let key = CosignKey::from_pem(&text, &path.display().to_string())?;
+            cosign_keys.insert(rel.to_owned(), (key, crate::digest::Digest::of(&bytes)));
+        }
         Ok(Context {
             spec,
             client: RegistryClient::new(settings, RetryPolicy::default()),
+            cosign_keys,
         })
     }
 
     /// Resolves one image from its source.
     pub fn resolve(&self, image: &ImageSpec) -> Result<LockedImage, ResolveError> {
-        lock::resolve_image(self.repo(image).as_ref(), image, &self.spec.platforms)
+        let opts = lock::ResolveOptions {
+            attestations: self.spec.attestations,
+            cosign: image
+                .cosign_key
+                .as_ref()
+                .and_then(|k| self.cosign_keys.get(k))
+                .map(|(k, d)| (k, d)),
+        };
+        lock::resolve_image(
+            self.repo(image).as_ref(),
+            image,
+            &self.spec.platforms,
+            &opts,
+        )
     }
 
     /// Where `image` is read from: its registry (through mirrors), or its
@@ -180,13 +209,47 @@ impl Context {
         reporter: &dyn Reporter,
     ) -> Result<Summary, Error> {
         let jobs = fetch::plan(&self.spec, lock);
-        Ok(fetch::fetch(
-            &jobs,
-            store,
-            &self.client,
-            parallel,
-            reporter,
-        )?)
+        let summary = fetch::fetch(&jobs, store, &self.client, parallel, reporter)?;
+        self.check_signatures(lock, store)?;
+        Ok(summary)
+    }
+
+    /// Checks every locked cosign signature again from the store, with the
+    /// key bundle.toml names for its image.
+    pub fn check_signatures(&self, lock: &Lockfile, store: &Store) -> Result<(), Error> {
+        for img in &lock.images {
+            let Some(sig) = &img.signature else { continue };
+            let refuse = |m: String| {
+                Error::Cosign(CosignError::Refused(format!(
+                    "service `{}` ({}): cosign signature: {m}",
+                    img.service, img.name
+                )))
+            };
+            let (key, key_digest) = self
+                .spec
+                .image(&img.service)
+                .and_then(|i| i.cosign_key.as_ref())
+                .and_then(|k| self.cosign_keys.get(k))
+                .ok_or_else(|| refuse("bundle.toml names no cosign_key for it".into()))?;
+            if sig.key.as_ref() != Some(key_digest) {
+                return Err(refuse(format!(
+                    "the key file ({key_digest}) is not the one the lock recorded: run `bale lock --update {}`",
+                    img.service
+                )));
+            }
+            let read = |d: &crate::digest::Digest, size: u64| {
+                store.read_verified(d, size).map_err(|e| e.to_string())
+            };
+            lock::recheck(
+                &sig.manifest,
+                &sig.manifest_media_type,
+                &img.digest,
+                key,
+                &read,
+            )
+            .map_err(refuse)?;
+        }
+        Ok(())
     }
 
     /// `bale build`: the bundle file from the lock and the store, fetching
@@ -215,6 +278,7 @@ impl Context {
             jobs.retain(|j| matches!(j.origin, Origin::Layout(_)));
         }
         fetch::fetch(&jobs, store, &self.client, parallel, reporter)?;
+        self.check_signatures(&lock, store)?;
         let default = PathBuf::from(format!("{}-{}.bale", self.spec.name, self.spec.version));
         let output = output.unwrap_or(&default);
         Ok(bundle::build(

@@ -7,12 +7,12 @@ mod common;
 use common::*;
 
 /// SHA-256 of `bale build -f demo/bundle.toml --offline --unsigned`.
-const UNSIGNED: &str = "sha256:27d9b30bdc3e0de3ff66af003c6fecc24cf49f1a7b19c76da1430a49a3862016";
+const UNSIGNED: &str = "sha256:e0a5cc0e7f7f971d7e13b55757fa10e804a25d4a4c29a0e62c3fe5245228ac01";
 /// The same, signed with `tests/fixtures/golden-test-only.key` (a key
 /// committed for this test only: it signs nothing else).
-const SIGNED: &str = "sha256:ada36fad05f228e7d80675e6516f1f4a1e5faa8a08852e16c8203ce9545656ff";
+const SIGNED: &str = "sha256:575fde4daec28ee457fa6b28ce97cfc96f71b0cf417d7d3734dbef34646ea3cf";
 /// SHA-256 of the signed manifest inside both.
-const MANIFEST: &str = "sha256:b5e46e7eb0728cb7e9354b03da54e75269d6dec5ba94696ade8c64dd37862547";
+const MANIFEST: &str = "sha256:23a805a3d20226fdbe37b079f701b55d33dc6bc8b2c27f6889d65c5efc1eac3a";
 
 #[test]
 fn the_demo_bundle_has_the_committed_bytes() {

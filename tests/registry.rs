@@ -223,8 +223,10 @@ fn fetch_stores_every_blob_verified_and_second_runs_change_nothing() {
     let run = p.bale(&["fetch", "--json"]);
     run.ok();
     let s = run.summary();
-    // app: index + manifest + config + 2 layers; many: manifest + config + 30; zstd: manifest + config + 1.
-    assert_eq!(s["blobs"], 5 + 32 + 3, "{}", run.describe());
+    // app: index + manifest + config + 2 layers, and its attestation
+    // (manifest, config, statement); many: manifest + config + 30; zstd:
+    // manifest + config + 1.
+    assert_eq!(s["blobs"], 5 + 3 + 32 + 3, "{}", run.describe());
     assert_eq!(s["downloaded"], s["blobs"], "{}", run.describe());
     // Every locked digest is in the store and hashes to its name.
     let blobs = p.store_blobs();

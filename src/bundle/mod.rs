@@ -30,12 +30,17 @@ mod layout;
 mod manifest;
 mod overlays;
 mod records;
+pub mod sbom;
 pub mod source;
 pub mod split;
 
 pub use manifest::{BaseRef, Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
 pub use overlays::check_templates;
-pub use records::{FileRecord, ImageRecord, ImagesFile, image_records};
+pub use records::{
+    AttestationRecord, FileRecord, ImageRecord, ImagesFile, SignatureRecord, cosign_key_path,
+    image_records,
+};
+pub use sbom::SBOM_PATH;
 
 use layout::{blob_path, json, layout_entries};
 use overlays::{check_compose, overlay_entries};
@@ -208,6 +213,40 @@ pub(super) fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
     crate::digest::hash_file(path).map_err(io_err(path))
 }
 
+/// Records each gzip layer's uncompressed size (experiment).
+fn record_layer_sizes(
+    lock: &Lockfile,
+    store: &Store,
+    records: &mut [ImageRecord],
+) -> Result<(), BundleError> {
+    let mut seen: std::collections::BTreeMap<Digest, u64> = Default::default();
+    let mut at = 0;
+    for img in &lock.images {
+        for p in &img.platforms {
+            let mut sizes = Vec::new();
+            for l in &p.layers {
+                if !l.media_type.ends_with("gzip") {
+                    sizes.push(0);
+                    continue;
+                }
+                if let Some(n) = seen.get(&l.digest) {
+                    sizes.push(*n);
+                    continue;
+                }
+                let path = store.blob_path(&l.digest);
+                let f = std::fs::File::open(&path).map_err(io_err(&path))?;
+                let mut z = flate2::read::MultiGzDecoder::new(io::BufReader::new(f));
+                let n = io::copy(&mut z, &mut io::sink()).map_err(io_err(&path))?;
+                seen.insert(l.digest.clone(), n);
+                sizes.push(n);
+            }
+            records[at].layer_sizes = sizes;
+            at += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the bundle of `spec` and `lock` from `store` into `output`,
 /// signed with `key` when given. With `base` (a bundle's manifest and its
 /// digest), a delta: what the base holds is signed but not carried. The
@@ -234,7 +273,11 @@ pub fn build(
             return refuse(format!("it is bundle `{}`, not `{}`", m.name, spec.name));
         }
     }
-    let records = image_records(lock);
+    let key_of = |service: &str| spec.image(service).and_then(|i| i.cosign_key.clone());
+    let mut records = image_records(lock, &key_of);
+    if std::env::var_os("BALE_EXPERIMENT_INFLATE").is_some() {
+        record_layer_sizes(lock, store, &mut records)?;
+    }
     let (layout, blobs) = layout_entries(lock, &records);
     let missing: Vec<String> = lock
         .images
@@ -285,11 +328,18 @@ pub fn build(
         });
     }
     entries.push(Entry::bytes("bale/bundle.toml", read(&spec.path)?));
-    entries.push(Entry::bytes(
-        "bale/bundle.lock",
-        read(&crate::lock::lock_path(spec))?,
-    ));
+    let lock_bytes = read(&crate::lock::lock_path(spec))?;
+    let lock_digest = Digest::of(&lock_bytes);
+    entries.push(Entry::bytes("bale/bundle.lock", lock_bytes));
     entries.extend(files);
+    for rel in spec.cosign_keys() {
+        entries.push(Entry::bytes(
+            &cosign_key_path(rel),
+            read(&spec.source_path(rel))?,
+        ));
+    }
+    let sbom = sbom::document(spec, lock, &images.images, &entries, store, &lock_digest)?;
+    entries.push(Entry::bytes(SBOM_PATH, sbom));
 
     // A delta leaves out the blobs and plain files its base holds with the
     // same digest; templates and bale's own entries are always carried.

@@ -27,6 +27,46 @@ pub struct ImageRecord {
     pub layers: Vec<Digest>,
     /// Manifest + config + layers, in bytes.
     pub size: u64,
+    /// Each layer's uncompressed size, in order, where recorded at build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_sizes: Vec<u64>,
+    /// The upstream attestation manifests the bundle carries for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationRecord>,
+    /// The upstream cosign signature the bundle carries for `digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureRecord>,
+}
+
+/// An attestation manifest carried for an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRecord {
+    /// The attestation manifest.
+    pub manifest: Digest,
+    /// Its layers (in-toto statements), in order.
+    pub layers: Vec<Digest>,
+    /// The in-toto predicate types of its layers.
+    pub predicate_types: Vec<String>,
+}
+
+/// A cosign signature artifact carried for an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureRecord {
+    /// The signature manifest (tag `sha256-<hex>.sig` upstream).
+    pub manifest: Digest,
+    /// Its media type.
+    pub manifest_media_type: String,
+    /// The public key's entry in the bundle.
+    pub key: String,
+    /// The key file's SHA-256, as the lock recorded it.
+    pub key_sha256: Digest,
+}
+
+/// Where the bundle carries the cosign key written as `rel` in bundle.toml.
+pub fn cosign_key_path(rel: &str) -> String {
+    format!("bale/cosign/{rel}")
 }
 
 /// An overlay file of the bundle.
@@ -64,10 +104,19 @@ pub struct ImagesFile {
     pub project: Option<String>,
 }
 
-/// Image records of a lock: one per image and platform.
-pub fn image_records(lock: &Lockfile) -> Vec<ImageRecord> {
+/// Image records of a lock: one per image and platform. `key_of` gives
+/// the cosign key path bundle.toml names for a service.
+pub fn image_records(lock: &Lockfile, key_of: &dyn Fn(&str) -> Option<String>) -> Vec<ImageRecord> {
     let mut out = Vec::new();
     for img in &lock.images {
+        let signature = img.signature.as_ref().and_then(|s| {
+            Some(SignatureRecord {
+                manifest: s.manifest.clone(),
+                manifest_media_type: s.manifest_media_type.clone(),
+                key: cosign_key_path(&key_of(&img.service)?),
+                key_sha256: s.key.clone()?,
+            })
+        });
         for p in &img.platforms {
             out.push(ImageRecord {
                 service: img.service.clone(),
@@ -81,6 +130,21 @@ pub fn image_records(lock: &Lockfile) -> Vec<ImageRecord> {
                 size: p.manifest_size
                     + p.config_size
                     + p.layers.iter().map(|l| l.size).sum::<u64>(),
+                layer_sizes: Vec::new(),
+                attestations: p
+                    .attestations
+                    .iter()
+                    .map(|a| AttestationRecord {
+                        manifest: a.manifest.clone(),
+                        layers: a.layers.iter().map(|l| l.digest.clone()).collect(),
+                        predicate_types: a
+                            .predicate_types()
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                    })
+                    .collect(),
+                signature: signature.clone(),
             });
         }
     }

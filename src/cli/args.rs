@@ -152,6 +152,9 @@ pub enum Command {
         /// minisign public key, to verify BUNDLE.
         #[arg(long, value_name = "PATH", requires = "bundle")]
         public_key: Option<PathBuf>,
+        /// Also write the audit as a self-contained report an auditor can file: FILE.html or FILE.md.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         runtime: RuntimeArgs,
         #[command(flatten)]
@@ -169,6 +172,11 @@ pub enum Command {
         bundle: PathBuf,
         #[command(flatten)]
         json: Json,
+    },
+    /// Print the bundle's SPDX 2.3 SBOM (JSON), as built and signed into it.
+    Sbom {
+        /// The bundle file.
+        bundle: PathBuf,
     },
     /// Print a shell completion script (source it, or install it where your shell looks).
     Completions {

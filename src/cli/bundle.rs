@@ -133,6 +133,22 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
             format!("{}…", &r.manifest.to_string()[..19]),
             human(r.size)
         );
+        for a in &r.attestations {
+            let _ = writeln!(
+                out,
+                "{:<20} attestation {} ({})",
+                "",
+                a.manifest,
+                a.predicate_types.join(", ")
+            );
+        }
+        if let Some(s) = &r.signature {
+            let _ = writeln!(
+                out,
+                "{:<20} cosign signature {} (key {}; checked by bale verify)",
+                "", s.manifest, s.key
+            );
+        }
     }
     if !i.files.is_empty() {
         let _ = writeln!(out, "\n{:<60} {:>10}", "FILE", "SIZE");
@@ -157,6 +173,15 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
         let _ = writeln!(out, "  {d} shared by {}", services.join(", "));
     }
     Ok(())
+}
+
+/// `bale sbom`: the bundle's SPDX document, as signed, on stdout.
+pub fn sbom(bundle: &Path) -> Result<(), bale::Error> {
+    let bytes = verifier::sbom(bundle)?;
+    std::io::stdout()
+        .lock()
+        .write_all(&bytes)
+        .map_err(|source| bale::Error::Output { source })
 }
 
 /// `bale serve`: the library verifies and serves; this prints its events,

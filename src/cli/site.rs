@@ -232,9 +232,21 @@ pub fn audit(
     bundle: Option<&Path>,
     target: &Path,
     public_key: Option<&Path>,
+    report_path: Option<&Path>,
     runtime_args: &RuntimeArgs,
     json: bool,
 ) -> Result<(), bale::Error> {
+    use bale::audit::report::{self, Format};
+    let format = report_path
+        .map(|p| {
+            Format::of(p).ok_or_else(|| {
+                bale::Error::Usage(format!(
+                    "--report {}: the file must end in .html or .md",
+                    p.display()
+                ))
+            })
+        })
+        .transpose()?;
     let key = match (bundle, public_key) {
         (Some(_), Some(k)) => Some(VerifyingKey::from_file(k)?),
         (Some(_), None) => {
@@ -253,6 +265,9 @@ pub fn audit(
     let (rt, _, _) = runtime(runtime_args, recorded.as_ref())?;
     let against = bundle.zip(key.as_ref());
     let report = bale::audit::audit(target, rt.as_ref(), against)?;
+    if let (Some(path), Some(format)) = (report_path, format) {
+        bale::store::write_atomic(path, report::render(&report, format).as_bytes())?;
+    }
     if json {
         output::result(
             serde_json::to_value(&report).unwrap_or_default(),

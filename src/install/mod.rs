@@ -9,6 +9,7 @@
 //! DIR/.bale/releases/<id>/...                        overlays and compose file at their targets
 //! DIR/.bale/releases/<id>/.bale/release.json         what is installed there
 //! DIR/.bale/releases/<id>/.bale/images.json          the bundle's image list
+//! DIR/.bale/releases/<id>/.bale/sbom.spdx.json       the bundle's SPDX SBOM
 //! DIR/.bale/releases/<id>/.bale/compose.pins.yml     every service pinned to its loaded image
 //! ```
 //!

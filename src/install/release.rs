@@ -228,6 +228,13 @@ fn write_meta(
     let mut images_json = Vec::new();
     bundle.copy_entry(IMAGES_PATH, &mut images_json)?;
     write_private(&meta.join("images.json"), &images_json, 0o644)?;
+    // The SBOM stays on the host for auditors (bundles from before SBOMs
+    // have none).
+    if bundle.expected(crate::bundle::SBOM_PATH).is_ok() {
+        let mut sbom = Vec::new();
+        bundle.copy_entry(crate::bundle::SBOM_PATH, &mut sbom)?;
+        write_private(&meta.join("sbom.spdx.json"), &sbom, 0o644)?;
+    }
     let compose = super::compose_text(dir, release);
     write_private(
         &meta.join("compose.pins.yml"),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value, value};
 
-use super::{LOCK_VERSION, LockError, LockedImage, Lockfile};
+use super::{LOCK_VERSION, LockError, LockedArtifact, LockedImage, Lockfile};
 use crate::spec::{BundleSpec, ImageSpec, LocatedError, Platform};
 
 impl Lockfile {
@@ -66,22 +66,24 @@ impl Lockfile {
                 pt["config"] = value(p.config.to_string());
                 pt["config-size"] = value(p.config_size as i64);
                 pt["config-media-type"] = value(&p.config_media_type);
-                let mut arr = Array::new();
-                for l in &p.layers {
-                    let mut it = InlineTable::new();
-                    it.insert("digest", l.digest.to_string().into());
-                    it.insert("size", (l.size as i64).into());
-                    it.insert("media-type", l.media_type.as_str().into());
-                    let mut v = Value::InlineTable(it);
-                    v.decor_mut().set_prefix("\n  ");
-                    arr.push_formatted(v);
+                pt["layers"] = layers_item(
+                    p.layers
+                        .iter()
+                        .map(|l| (&l.digest, l.size, l.media_type.as_str(), None)),
+                );
+                if !p.attestations.is_empty() {
+                    let mut atts = ArrayOfTables::new();
+                    for a in &p.attestations {
+                        atts.push(artifact_table(a));
+                    }
+                    pt["attestation"] = Item::ArrayOfTables(atts);
                 }
-                arr.set_trailing_comma(true);
-                arr.set_trailing("\n");
-                pt["layers"] = Item::Value(Value::Array(arr));
                 plats.push(pt);
             }
             t["platform"] = Item::ArrayOfTables(plats);
+            if let Some(sig) = &img.signature {
+                t["signature"] = Item::Table(artifact_table(sig));
+            }
             images.push(t);
         }
         doc["image"] = Item::ArrayOfTables(images);
@@ -96,7 +98,7 @@ impl Lockfile {
                 out.push(format!("service `{}` is not locked", image.service));
                 continue;
             };
-            out.extend(entry_disagreement(l, image, &spec.platforms));
+            out.extend(entry_disagreement(l, image, spec));
         }
         for l in &self.images {
             if spec.image(&l.service).is_none() {
@@ -110,12 +112,65 @@ impl Lockfile {
     }
 }
 
+/// An attestation or signature manifest as a lock table.
+fn artifact_table(a: &LockedArtifact) -> Table {
+    let mut t = Table::new();
+    t["manifest"] = value(a.manifest.to_string());
+    t["manifest-size"] = value(a.manifest_size as i64);
+    t["manifest-media-type"] = value(&a.manifest_media_type);
+    t["config"] = value(a.config.to_string());
+    t["config-size"] = value(a.config_size as i64);
+    t["config-media-type"] = value(&a.config_media_type);
+    if let Some(k) = &a.key {
+        t["key"] = value(k.to_string());
+    }
+    t["layers"] = layers_item(a.layers.iter().map(|l| {
+        (
+            &l.digest,
+            l.size,
+            l.media_type.as_str(),
+            l.predicate_type.as_deref(),
+        )
+    }));
+    t
+}
+
+/// A `layers` array, one inline table a line: digest, size, media type
+/// and, for attestations, the predicate type.
+fn layers_item<'a>(
+    layers: impl Iterator<Item = (&'a crate::digest::Digest, u64, &'a str, Option<&'a str>)>,
+) -> Item {
+    let mut arr = Array::new();
+    for (digest, size, media_type, predicate) in layers {
+        let mut it = InlineTable::new();
+        it.insert("digest", digest.to_string().into());
+        it.insert("size", (size as i64).into());
+        it.insert("media-type", media_type.into());
+        if let Some(p) = predicate {
+            it.insert("predicate-type", p.into());
+        }
+        let mut v = Value::InlineTable(it);
+        v.decor_mut().set_prefix("\n  ");
+        arr.push_formatted(v);
+    }
+    arr.set_trailing_comma(true);
+    arr.set_trailing("\n");
+    Item::Value(Value::Array(arr))
+}
+
 /// Why a lock entry no longer fits its bundle.toml image, if it does not.
 pub(super) fn entry_disagreement(
     l: &LockedImage,
     image: &ImageSpec,
-    platforms: &[Platform],
+    spec: &BundleSpec,
 ) -> Option<String> {
+    let platforms: &[Platform] = &spec.platforms;
+    if !spec.attestations && l.platforms.iter().any(|p| !p.attestations.is_empty()) {
+        return Some(format!(
+            "service `{}`: attestations = false in bundle.toml, the lock has attestations",
+            image.service
+        ));
+    }
     if l.reference != image.written {
         return Some(format!(
             "service `{}`: bundle.toml says `{}`, the lock has `{}`",
@@ -129,6 +184,18 @@ pub(super) fn entry_disagreement(
             "service `{}`: pinned to {pin}, locked at {}",
             image.service, l.digest
         ));
+    }
+    if image.cosign_key.is_some() != l.signature.is_some() {
+        return Some(match &image.cosign_key {
+            Some(k) => format!(
+                "service `{}`: bundle.toml requires a cosign signature ({k}), the lock has none",
+                image.service
+            ),
+            None => format!(
+                "service `{}`: the lock has a cosign signature bundle.toml no longer requires",
+                image.service
+            ),
+        });
     }
     let want: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
     let have: Vec<String> = l.platforms.iter().map(|p| p.platform.clone()).collect();

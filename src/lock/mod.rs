@@ -12,12 +12,15 @@ use crate::manifest::ManifestError;
 use crate::registry::RegistryError;
 use crate::spec::{BundleSpec, ImageSpec, LocatedError};
 
+mod artifacts;
 mod file;
 mod repo;
 mod resolve;
 
+pub use artifacts::{ArtifactLayer, LockedArtifact, PREDICATE_TYPE, recheck};
+
 pub use repo::{ImageRepo, LayoutRepo, RegistryRepo};
-pub use resolve::{MAX_CONFIG_BYTES, current_digest, resolve_image};
+pub use resolve::{MAX_CONFIG_BYTES, ResolveOptions, current_digest, resolve_image};
 
 use file::entry_disagreement;
 
@@ -56,6 +59,9 @@ pub struct LockedPlatform {
     pub config_media_type: String,
     /// Layers, in manifest order.
     pub layers: Vec<Blob>,
+    /// The upstream attestation manifests attached to this manifest.
+    #[serde(default, rename = "attestation")]
+    pub attestations: Vec<LockedArtifact>,
 }
 
 impl LockedPlatform {
@@ -97,6 +103,9 @@ pub struct LockedImage {
     /// One entry per requested platform, in bundle.toml's order.
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
+    /// The cosign signature artifact of `digest`, where a key is required.
+    #[serde(default)]
+    pub signature: Option<LockedArtifact>,
 }
 
 impl LockedImage {
@@ -108,17 +117,37 @@ impl LockedImage {
             size: self.size,
             media_type: self.media_type.clone(),
         }];
-        for p in &self.platforms {
-            for b in std::iter::once(p.manifest_blob())
+        let artifacts = self
+            .platforms
+            .iter()
+            .flat_map(|p| p.attestations.iter())
+            .chain(self.signature.iter())
+            .flat_map(LockedArtifact::blobs);
+        let images = self.platforms.iter().flat_map(|p| {
+            std::iter::once(p.manifest_blob())
                 .chain(std::iter::once(p.config_blob()))
                 .chain(p.layers.iter().cloned())
-            {
-                if !out.iter().any(|o| o.digest == b.digest) {
-                    out.push(b);
-                }
+        });
+        for b in images.chain(artifacts) {
+            if !out.iter().any(|o| o.digest == b.digest) {
+                out.push(b);
             }
         }
         out
+    }
+
+    /// The digests among [`Self::blobs`] that are manifests (fetched from a
+    /// registry's `/manifests/`).
+    pub fn manifests(&self) -> Vec<&Digest> {
+        std::iter::once(&self.digest)
+            .chain(self.platforms.iter().map(|p| &p.manifest))
+            .chain(
+                self.platforms
+                    .iter()
+                    .flat_map(|p| p.attestations.iter().map(|a| &a.manifest)),
+            )
+            .chain(self.signature.iter().map(|s| &s.manifest))
+            .collect()
     }
 }
 
@@ -245,6 +274,9 @@ pub enum ResolveErrorKind {
     /// The local OCI layout is unusable.
     #[error("{0}")]
     Layout(String),
+    /// A required upstream signature is missing or does not verify.
+    #[error("{0}")]
+    Signature(String),
 }
 
 /// Where the lock of `spec` lives.
@@ -303,7 +335,7 @@ pub fn relock(
             wanted(&image.service)
                 || existing
                     .and_then(|l| l.image(&image.service))
-                    .is_none_or(|l| entry_disagreement(l, image, &spec.platforms).is_some())
+                    .is_none_or(|l| entry_disagreement(l, image, spec).is_some())
         })
         .collect();
     let mut results: std::collections::BTreeMap<String, Result<LockedImage, ResolveError>> =

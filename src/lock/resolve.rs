@@ -1,7 +1,10 @@
 //! Resolution: a tag to the document it names, then each platform's
 //! manifest and config, every byte checked against its digest.
 
-use super::{Blob, ImageRepo, LockedImage, LockedPlatform, ResolveError, ResolveErrorKind};
+use super::{
+    Blob, ImageRepo, LockedImage, LockedPlatform, ResolveError, ResolveErrorKind, artifacts,
+};
+use crate::cosign::CosignKey;
 use crate::digest::Digest;
 use crate::manifest::{self, ManifestError, Parsed};
 use crate::reference::ImageSource;
@@ -11,7 +14,9 @@ use crate::spec::{ImageSpec, Platform};
 /// Largest image config read while locking.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
-fn checked(
+/// Checks `fetched` against `expected` and the registry's digest header;
+/// returns its digest.
+pub(super) fn checked(
     fetched: &FetchedManifest,
     expected: Option<&Digest>,
     what: &str,
@@ -68,11 +73,22 @@ fn top_document(
     Ok((top, digest))
 }
 
+/// What is locked beside the images themselves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResolveOptions<'a> {
+    /// Lock the attestation manifests an index attaches to each platform.
+    pub attestations: bool,
+    /// Require a cosign signature that verifies with this key (and its
+    /// file's SHA-256, recorded in the lock).
+    pub cosign: Option<(&'a CosignKey, &'a Digest)>,
+}
+
 /// Resolves one image for `platforms`, reading from `repo`.
 pub fn resolve_image(
     repo: &dyn ImageRepo,
     image: &ImageSpec,
     platforms: &[Platform],
+    opts: &ResolveOptions<'_>,
 ) -> Result<LockedImage, ResolveError> {
     let reference = image.source.reference();
     let name = reference.canonical_name();
@@ -91,13 +107,14 @@ pub fn resolve_image(
         })?;
     let mut locked_platforms = Vec::new();
     for platform in platforms {
-        let (m_digest, m_size, m_type, config, layers) = match &parsed {
+        let (m_digest, m_size, m_type, config, layers, attestations) = match &parsed {
             Parsed::Image { config, layers } => (
                 top_digest.clone(),
                 top.bytes.len() as u64,
                 top_type.clone(),
                 config.clone(),
                 layers.clone(),
+                Vec::new(),
             ),
             Parsed::Index { manifests } => {
                 let entry = manifest::select_platform(manifests, platform)
@@ -127,10 +144,20 @@ pub fn resolve_image(
                         }));
                     }
                 }
+                let attestations = if opts.attestations {
+                    artifacts::attestations(repo, manifests, &entry.digest).map_err(wrap)?
+                } else {
+                    Vec::new()
+                };
                 match manifest::parse(&fetched.bytes, Some(&entry.media_type)) {
-                    Ok((t, Parsed::Image { config, layers })) => {
-                        (entry.digest.clone(), entry.size, t, config, layers)
-                    }
+                    Ok((t, Parsed::Image { config, layers })) => (
+                        entry.digest.clone(),
+                        entry.size,
+                        t,
+                        config,
+                        layers,
+                        attestations,
+                    ),
                     Ok((_, Parsed::Index { .. })) => {
                         return Err(wrap(ResolveErrorKind::Manifest {
                             what,
@@ -193,8 +220,15 @@ pub fn resolve_image(
                     media_type: l.media_type,
                 })
                 .collect(),
+            attestations,
         });
     }
+    let signature = match opts.cosign {
+        Some((key, key_digest)) => {
+            Some(artifacts::signature(repo, &top_digest, key, key_digest).map_err(wrap)?)
+        }
+        None => None,
+    };
     Ok(LockedImage {
         service: image.service.clone(),
         reference: image.written.clone(),
@@ -203,5 +237,6 @@ pub fn resolve_image(
         size: top.bytes.len() as u64,
         media_type: top_type,
         platforms: locked_platforms,
+        signature,
     })
 }

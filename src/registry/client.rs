@@ -121,6 +121,15 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether every host answered that it does not have it (404).
+    pub fn not_found(&self) -> bool {
+        match self {
+            RegistryError::NotFound { .. } => true,
+            RegistryError::Endpoints { not_found, .. } => *not_found,
+            _ => false,
+        }
+    }
+
     /// Whether the registry could not be reached at all (as opposed to
     /// answering with an error), where a mirror is the usual remedy.
     pub fn unreachable(&self) -> bool {

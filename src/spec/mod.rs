@@ -116,6 +116,9 @@ pub struct ImageSpec {
     pub written: String,
     /// Where it comes from.
     pub source: ImageSource,
+    /// The cosign public key its signature must verify with (relative to
+    /// bundle.toml): the entry's own `cosign_key`, else the bundle's.
+    pub cosign_key: Option<String>,
 }
 
 /// One overlay: a file or directory copied into the install directory.
@@ -171,6 +174,9 @@ pub struct BundleSpec {
     pub values: Vec<ValueSpec>,
     /// What the host must have.
     pub preflight: Preflight,
+    /// Whether upstream attestations are locked and carried (`[bundle]
+    /// attestations`, default true).
+    pub attestations: bool,
 }
 
 #[derive(Deserialize)]
@@ -178,7 +184,7 @@ pub struct BundleSpec {
 struct RawSpec {
     bundle: Spanned<RawBundle>,
     #[serde(default)]
-    images: BTreeMap<String, Spanned<String>>,
+    images: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     overlays: Vec<Spanned<RawOverlay>>,
     compose: Option<Spanned<RawCompose>>,
@@ -195,6 +201,8 @@ struct RawBundle {
     name: Spanned<String>,
     version: Spanned<String>,
     platforms: Option<Vec<Spanned<String>>>,
+    attestations: Option<bool>,
+    cosign_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +224,42 @@ struct RawCompose {
     template: bool,
     #[serde(default)]
     jobs: Vec<Spanned<String>>,
+}
+
+/// An `[images]` value: a reference, or a table `{ image = "...",
+/// cosign_key = "..." }`; returns the reference and the entry's key.
+fn image_entry(value: &toml::Value) -> Result<(String, Option<String>), String> {
+    match value {
+        toml::Value::String(s) => Ok((s.clone(), None)),
+        toml::Value::Table(t) => {
+            if let Some(k) = t.keys().find(|k| *k != "image" && *k != "cosign_key") {
+                return Err(format!(
+                    "unknown key `{k}` (an image entry takes `image` and `cosign_key`)"
+                ));
+            }
+            let text = |key: &str| match t.get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(format!("`{key}` must be a string")),
+            };
+            let image = text("image")?.ok_or("the entry has no `image`")?;
+            Ok((image, text("cosign_key")?))
+        }
+        _ => Err("an image entry is a reference string or a table with `image`".into()),
+    }
+}
+
+/// Checks a cosign key path: relative, inside the project, and a file.
+fn check_key_path(root: &Path, rel: &str, check_fs: bool) -> Result<(), String> {
+    check_relative_target(rel)
+        .map_err(|m| format!("cosign_key: {}", m.replace("target", "path")))?;
+    if check_fs && !root.join(rel).is_file() {
+        return Err(format!(
+            "cosign_key `{}` is not a readable file",
+            root.join(rel).display()
+        ));
+    }
+    Ok(())
 }
 
 impl BundleSpec {
@@ -300,6 +344,9 @@ impl BundleSpec {
             }
         }
 
+        if let Some(k) = &bundle.cosign_key {
+            check_key_path(root, k.get_ref(), check_fs).map_err(|m| err(k.span(), m))?;
+        }
         let mut images = Vec::new();
         for (service, value) in &raw.images {
             if !service
@@ -314,7 +361,9 @@ impl BundleSpec {
                     ),
                 ));
             }
-            let source = ImageSource::parse(value.get_ref())
+            let (written, own_key) = image_entry(value.get_ref())
+                .map_err(|m| err(value.span(), format!("service `{service}`: {m}")))?;
+            let source = ImageSource::parse(&written)
                 .map_err(|e| err(value.span(), format!("image of service `{service}`: {e}")))?;
             if let ImageSource::OciLayout { path: p, .. } = &source
                 && check_fs
@@ -328,10 +377,19 @@ impl BundleSpec {
                     ),
                 ));
             }
+            let cosign_key = match own_key {
+                Some(k) => {
+                    check_key_path(root, &k, check_fs)
+                        .map_err(|m| err(value.span(), format!("service `{service}`: {m}")))?;
+                    Some(k)
+                }
+                None => bundle.cosign_key.as_ref().map(|k| k.get_ref().clone()),
+            };
             images.push(ImageSpec {
                 service: service.clone(),
-                written: value.get_ref().clone(),
+                written,
                 source,
+                cosign_key,
             });
         }
         if images.is_empty() {
@@ -472,7 +530,18 @@ impl BundleSpec {
             secrets,
             values,
             preflight,
+            attestations: bundle.attestations.unwrap_or(true),
         })
+    }
+
+    /// The distinct cosign key paths the images require, sorted.
+    pub fn cosign_keys(&self) -> Vec<&str> {
+        let keys: BTreeSet<&str> = self
+            .images
+            .iter()
+            .filter_map(|i| i.cosign_key.as_deref())
+            .collect();
+        keys.into_iter().collect()
     }
 
     /// The compose file's setup jobs (none without a compose file).

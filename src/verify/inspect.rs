@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{VerifyError, read_entry, scan};
 use crate::bundle::{
     self, IMAGES_PATH, ImageRecord, ImagesFile, MANIFEST_PATH, MAX_MANIFEST_BYTES, Manifest,
-    SIGNATURE_PATH,
+    SBOM_PATH, SIGNATURE_PATH,
 };
 use crate::digest::Digest;
 
@@ -167,6 +167,33 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
             .collect(),
         base: manifest.base,
     })
+}
+
+/// The bundle's SPDX document (`bale/sbom.spdx.json`), checked against
+/// the manifest's digest for it (the signature is `bale verify`'s).
+pub fn sbom(path: &Path) -> Result<Vec<u8>, InspectError> {
+    let invalid = |message: String| InspectError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let o = open_unverified(path)?;
+    let listed = o
+        .manifest
+        .entries
+        .iter()
+        .find(|e| e.path == SBOM_PATH)
+        .ok_or_else(|| invalid(format!("no {SBOM_PATH}: built by a bale without SBOMs")))?;
+    let e = o
+        .entries
+        .iter()
+        .find(|e| e.path.as_deref() == Ok(SBOM_PATH))
+        .ok_or_else(|| invalid(format!("{SBOM_PATH} is listed but missing")))?;
+    let bytes =
+        read_entry(&o.file, e, crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4).map_err(invalid)?;
+    if Digest::of(&bytes) != listed.sha256 {
+        return Err(invalid(format!("{SBOM_PATH} does not match the manifest")));
+    }
+    Ok(bytes)
 }
 
 /// A bundle's signed manifest (not checked against its signature: for a

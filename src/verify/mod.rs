@@ -21,10 +21,11 @@ use crate::digest::Digest;
 use crate::sign::VerifyingKey;
 use crate::validate;
 
+mod cosign;
 mod inspect;
 mod scan;
 
-pub use inspect::{InspectError, Inspection, inspect, manifest_of};
+pub use inspect::{InspectError, Inspection, inspect, manifest_of, sbom};
 pub use scan::{MAX_TAR_EXTENSION, RawEntry, scan};
 
 /// Errors that stop verification before it can judge the bundle.
@@ -66,6 +67,10 @@ pub struct ImageStatus {
     pub config: Digest,
     /// `ok`, or `failed` when one of its blobs failed.
     pub status: &'static str,
+    /// Where the image requires an upstream cosign signature: `verified`,
+    /// `failed`, or `from-base` (a delta's, in a base not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosign: Option<&'static str>,
 }
 
 /// The auditor's report.
@@ -399,6 +404,20 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                     problems.push(problem(IMAGES_PATH, m));
                 }
                 for r in images.images {
+                    let cosign = r.signature.as_ref().map(|sig| {
+                        match cosign::check(&file, &entries, &verified, &report.from_base, &r, sig)
+                        {
+                            cosign::Outcome::Verified => "verified",
+                            cosign::Outcome::FromBase => "from-base",
+                            cosign::Outcome::Failed(m) => {
+                                problems.push(problem(
+                                    &format!("{} ({})", r.service, r.name),
+                                    format!("upstream cosign signature: {m}"),
+                                ));
+                                "failed"
+                            }
+                        }
+                    });
                     let blobs = std::iter::once(&r.digest)
                         .chain([&r.manifest, &r.config])
                         .chain(r.layers.iter());
@@ -422,6 +441,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                         } else {
                             "failed"
                         },
+                        cosign,
                     });
                 }
             }

@@ -4,6 +4,7 @@
 
 pub mod bundles;
 pub mod daemons;
+pub mod evidence;
 pub mod hostile;
 
 use std::io::Write;

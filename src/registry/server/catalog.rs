@@ -89,6 +89,15 @@ impl Catalog {
             let mut entry = c.repositories.remove(&repo).unwrap_or_default();
             entry.tags.insert(tag, r.digest.clone());
             c.add_tree(bundle, &mut entry, &r.digest)?;
+            // Served where cosign looks for it, so that `cosign verify`
+            // works against the site's copy too.
+            if let Some(sig) = &r.signature {
+                entry.tags.insert(
+                    crate::cosign::signature_tag(&r.digest),
+                    sig.manifest.clone(),
+                );
+                c.add_tree(bundle, &mut entry, &sig.manifest)?;
+            }
             c.repositories.insert(repo, entry);
         }
         Ok(c)

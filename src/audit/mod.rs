@@ -17,6 +17,8 @@ use crate::install::{self, InstallError, OpenBundle, compose_pins, current_relea
 use crate::runtime::Runtime;
 use crate::sign::VerifyingKey;
 
+pub mod report;
+
 /// One finding: something on the host that is not as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -45,6 +47,17 @@ pub struct ImageAudit {
     pub found_manifest: Option<Digest>,
     /// `ok`, `missing`, `mismatch` or `skipped` (no runtime).
     pub status: &'static str,
+    /// Platform.
+    pub platform: String,
+    /// What the tag pointed to when locked (index or manifest).
+    pub digest: Digest,
+    /// The upstream cosign signature manifest the bundle carries, checked
+    /// with its key at lock, fetch, verify and install.
+    pub signature: Option<Digest>,
+    /// The in-toto predicate types of its upstream attestations.
+    pub attestations: Vec<String>,
+    /// Packages the SBOM lists inside it (from upstream SPDX attestations).
+    pub sbom_packages: Option<usize>,
 }
 
 /// One container as found.
@@ -104,6 +117,10 @@ pub struct AuditReport {
     pub version: String,
     /// Installed bundle's manifest digest.
     pub manifest_digest: Digest,
+    /// The minisign key ID the bundle was verified with at install.
+    pub key_id: String,
+    /// SHA-256 of the bundle's SPDX SBOM, where it has one.
+    pub sbom: Option<Digest>,
     /// `bundle` when checked against the signed bundle, `record` otherwise.
     pub reference: &'static str,
     /// Runtime checked.
@@ -152,60 +169,73 @@ pub fn audit(
     };
 
     // What is expected: from the signed bundle, or from the record.
-    let (reference, files, images): (&'static str, Vec<install::InstalledFile>, ImagesFile) =
-        match opened {
-            Some(b) => {
-                let digest = Some(b.content_digest());
-                if digest.as_ref() != Some(&release.manifest_digest) {
-                    find(
-                        "release",
-                        &release.version,
-                        format!(
-                            "the installed release has manifest {}, the bundle {}",
-                            release.manifest_digest,
-                            digest.map_or("none".into(), |d| d.to_string())
-                        ),
-                    );
-                }
-                // A template's rendered digest comes from the record,
-                // where the record names this very template.
-                let rendered: BTreeMap<&str, &install::InstalledFile> = release
-                    .files
-                    .iter()
-                    .map(|f| (f.target.as_str(), f))
-                    .collect();
-                let files = b
-                    .manifest
-                    .entries
-                    .iter()
-                    .filter_map(|e| {
-                        e.path.strip_prefix(crate::bundle::FILES_PREFIX).map(|t| {
-                            match rendered.get(t) {
-                                Some(r) if r.template.as_ref() == Some(&e.sha256) => (*r).clone(),
-                                _ => install::InstalledFile {
-                                    target: t.to_owned(),
-                                    sha256: e.sha256.clone(),
-                                    size: e.size,
-                                    template: None,
-                                },
-                            }
-                        })
+    let (reference, files, images, sbom): (
+        &'static str,
+        Vec<install::InstalledFile>,
+        ImagesFile,
+        Option<Vec<u8>>,
+    ) = match opened {
+        Some(b) => {
+            let digest = Some(b.content_digest());
+            if digest.as_ref() != Some(&release.manifest_digest) {
+                find(
+                    "release",
+                    &release.version,
+                    format!(
+                        "the installed release has manifest {}, the bundle {}",
+                        release.manifest_digest,
+                        digest.map_or("none".into(), |d| d.to_string())
+                    ),
+                );
+            }
+            // A template's rendered digest comes from the record,
+            // where the record names this very template.
+            let rendered: BTreeMap<&str, &install::InstalledFile> = release
+                .files
+                .iter()
+                .map(|f| (f.target.as_str(), f))
+                .collect();
+            let files = b
+                .manifest
+                .entries
+                .iter()
+                .filter_map(|e| {
+                    e.path.strip_prefix(crate::bundle::FILES_PREFIX).map(|t| {
+                        match rendered.get(t) {
+                            Some(r) if r.template.as_ref() == Some(&e.sha256) => (*r).clone(),
+                            _ => install::InstalledFile {
+                                target: t.to_owned(),
+                                sha256: e.sha256.clone(),
+                                size: e.size,
+                                template: None,
+                            },
+                        }
                     })
-                    .collect();
-                ("bundle", files, b.images.clone())
-            }
-            None => {
-                let path = release_dir.join(".bale").join("images.json");
-                let images: ImagesFile = std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .ok_or_else(|| InstallError::Unsafe {
-                        path: path.clone(),
-                        message: "missing or unreadable".into(),
-                    })?;
-                ("record", release.files.clone(), images)
-            }
-        };
+                })
+                .collect();
+            let mut sbom = Vec::new();
+            let sbom = b
+                .copy_entry(crate::bundle::SBOM_PATH, &mut sbom)
+                .ok()
+                .map(|()| sbom);
+            ("bundle", files, b.images.clone(), sbom)
+        }
+        None => {
+            let path = release_dir.join(".bale").join("images.json");
+            let images: ImagesFile = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| InstallError::Unsafe {
+                    path: path.clone(),
+                    message: "missing or unreadable".into(),
+                })?;
+            let sbom = std::fs::read(release_dir.join(".bale").join("sbom.spdx.json")).ok();
+            ("record", release.files.clone(), images, sbom)
+        }
+    };
+    let sbom_counts = sbom
+        .as_deref()
+        .map(|b| crate::bundle::sbom::contained_counts(b, images.images.len()));
     let first = images.images.first().map(|i| i.platform.clone());
     let platform_images: Vec<&ImageRecord> = images
         .images
@@ -215,7 +245,12 @@ pub fn audit(
 
     // Images in the runtime.
     let mut image_audits = Vec::new();
-    for r in &platform_images {
+    for (n, r) in images
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| Some(&i.platform) == first.as_ref())
+    {
         let (found, found_manifest, status) = if runtime.name() == "none" {
             (None, None, "skipped")
         } else {
@@ -276,6 +311,15 @@ pub fn audit(
             expected_manifest: r.manifest.clone(),
             found_manifest,
             status,
+            platform: r.platform.clone(),
+            digest: r.digest.clone(),
+            signature: r.signature.as_ref().map(|s| s.manifest.clone()),
+            attestations: r
+                .attestations
+                .iter()
+                .flat_map(|a| a.predicate_types.iter().cloned())
+                .collect(),
+            sbom_packages: sbom_counts.as_ref().map(|c| c.get(n).copied().unwrap_or(0)),
         });
     }
 
@@ -472,6 +516,8 @@ pub fn audit(
         name: release.name.clone(),
         version: release.version.clone(),
         manifest_digest: release.manifest_digest.clone(),
+        key_id: release.key_id.clone(),
+        sbom: sbom.as_deref().map(Digest::of),
         reference,
         runtime: runtime.name().to_owned(),
         images: image_audits,

@@ -1,0 +1,419 @@
+//! `bale/sbom.spdx.json`: an SPDX 2.3 document of what the bundle carries,
+//! written at build and covered by the signed manifest.
+//!
+//! It is deterministic: no clock (the creation time is `SOURCE_DATE_EPOCH`,
+//! else the Unix epoch), identifiers derived from content and order, and
+//! serde_json's sorted maps. It describes the bundle as a package that
+//! contains each image (a `pkg:oci` purl and its manifest digest) and each
+//! file (SHA-256 and the SHA1 that SPDX 2.3 requires). Where an image
+//! carries an upstream SPDX attestation, its packages are taken in, under
+//! the image, by name, version and purl; their licences stay in the
+//! attestation, which travels in the bundle beside it.
+
+use std::io::Read as _;
+
+use serde_json::{Value, json};
+
+use super::{BundleError, Entry, FILES_PREFIX, ImageRecord, Source, io_err};
+use crate::digest::Digest;
+use crate::lock::{LockedArtifact, Lockfile};
+use crate::spec::BundleSpec;
+use crate::store::Store;
+
+/// Where the bundle carries the document.
+pub const SBOM_PATH: &str = "bale/sbom.spdx.json";
+/// Largest upstream SPDX attestation taken in.
+pub const MAX_ATTESTATION_BYTES: u64 = 64 * 1024 * 1024;
+/// The predicate type of an SPDX attestation (any SPDX version).
+const SPDX_PREDICATE: &str = "https://spdx.dev/Document";
+
+/// The SPDX document of a bundle: `records` its images, `files` its entries
+/// (those under `files/` are described), `store` where the upstream
+/// attestations are read.
+pub(super) fn document(
+    spec: &BundleSpec,
+    lock: &Lockfile,
+    records: &[ImageRecord],
+    files: &[Entry],
+    store: &Store,
+    lock_digest: &Digest,
+) -> Result<Vec<u8>, BundleError> {
+    let mut packages = vec![Value::Null]; // the bundle's, filled in below
+    let mut relationships = vec![json!({
+        "spdxElementId": "SPDXRef-DOCUMENT",
+        "relationshipType": "DESCRIBES",
+        "relatedSpdxElement": "SPDXRef-Bundle",
+    })];
+    let contains = |from: &str, to: &str| json!({"spdxElementId": from, "relationshipType": "CONTAINS", "relatedSpdxElement": to});
+    for (n, r) in records.iter().enumerate() {
+        let id = image_id(n, &r.service);
+        packages.push(image_package(&id, r));
+        relationships.push(contains("SPDXRef-Bundle", &id));
+        for (m, p) in upstream_packages(lock, r, store)?.into_iter().enumerate() {
+            let up = format!("{id}-Upstream-{}", m + 1);
+            packages.push(upstream_package(&up, &p));
+            relationships.push(contains(&id, &up));
+        }
+    }
+    let mut file_values = Vec::new();
+    let mut sha1s = Vec::new();
+    for (n, e) in files
+        .iter()
+        .filter(|e| e.path.starts_with(FILES_PREFIX))
+        .enumerate()
+    {
+        let id = format!("SPDXRef-File-{}", n + 1);
+        let sha1 = sha1_of(e)?;
+        file_values.push(json!({
+            "SPDXID": id,
+            "fileName": format!("./{}", &e.path[FILES_PREFIX.len()..]),
+            "checksums": [
+                {"algorithm": "SHA1", "checksumValue": sha1},
+                {"algorithm": "SHA256", "checksumValue": e.sha256.hex()},
+            ],
+            "licenseConcluded": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+        }));
+        relationships.push(contains("SPDXRef-Bundle", &id));
+        sha1s.push(sha1);
+    }
+    // SPDX's verification code: the SHA1 of the files' sorted SHA1s.
+    sha1s.sort();
+    let code = hex(ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        sha1s.concat().as_bytes(),
+    )
+    .as_ref());
+    packages[0] = json!({
+        "SPDXID": "SPDXRef-Bundle",
+        "name": spec.name,
+        "versionInfo": spec.version.to_string(),
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": !file_values.is_empty(),
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "primaryPackagePurpose": "APPLICATION",
+        "comment": format!("bale bundle {} {}, built by bale {}", spec.name, spec.version, env!("CARGO_PKG_VERSION")),
+    });
+    if !file_values.is_empty()
+        && let Some(b) = packages[0].as_object_mut()
+    {
+        b.insert(
+            "packageVerificationCode".into(),
+            json!({"packageVerificationCodeValue": code}),
+        );
+    }
+    let doc = json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("{}-{}", spec.name, spec.version),
+        "documentNamespace": format!(
+            "https://spdx.org/spdxdocs/bale/{}-{}-{}",
+            spec.name,
+            spec.version,
+            lock_digest.hex()
+        ),
+        "creationInfo": {
+            "created": created(),
+            "creators": [format!("Tool: bale-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        "packages": packages,
+        "files": file_values,
+        "relationships": relationships,
+    });
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// The SPDX identifier of the `n`th image record (from 0).
+fn image_id(n: usize, service: &str) -> String {
+    format!("SPDXRef-Image-{}-{}", n + 1, spdx_safe(service))
+}
+
+/// For each of the first `images` image records, how many packages the
+/// document says it contains (from its upstream SPDX attestations).
+pub fn contained_counts(document: &[u8], images: usize) -> Vec<usize> {
+    let doc: Value = serde_json::from_slice(document).unwrap_or(Value::Null);
+    let ids: Vec<String> = doc["packages"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["SPDXID"].as_str())
+                .filter(|id| id.starts_with("SPDXRef-Image-") && !id.contains("-Upstream-"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let rels = doc["relationships"].as_array().cloned().unwrap_or_default();
+    (0..images)
+        .map(|n| {
+            let prefix = format!("SPDXRef-Image-{}-", n + 1);
+            let Some(id) = ids.iter().find(|id| id.starts_with(&prefix)) else {
+                return 0;
+            };
+            rels.iter()
+                .filter(|r| {
+                    r["spdxElementId"].as_str() == Some(id)
+                        && r["relationshipType"].as_str() == Some("CONTAINS")
+                })
+                .count()
+        })
+        .collect()
+}
+
+/// An image and platform as an SPDX package.
+fn image_package(id: &str, r: &ImageRecord) -> Value {
+    let (repo, tag) = split_name(&r.name);
+    let short = repo.rsplit('/').next().unwrap_or(repo);
+    let arch = r.platform.split('/').nth(1).unwrap_or("");
+    let purl = format!(
+        "pkg:oci/{short}@sha256%3A{}?arch={arch}&repository_url={}&tag={}",
+        r.manifest.hex(),
+        repo.replace(':', "%3A"),
+        tag.replace(':', "%3A")
+    );
+    let mut comment = format!(
+        "service {}, platform {}; {} names {}; config {}; {} layers",
+        r.service,
+        r.platform,
+        r.name,
+        r.digest,
+        r.config,
+        r.layers.len()
+    );
+    for a in &r.attestations {
+        comment.push_str(&format!(
+            "; attestation {} ({})",
+            a.manifest,
+            a.predicate_types.join(", ")
+        ));
+    }
+    if let Some(s) = &r.signature {
+        comment.push_str(&format!("; cosign signature {}", s.manifest));
+    }
+    json!({
+        "SPDXID": id,
+        "name": r.name,
+        "versionInfo": tag,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": r.manifest.hex()}],
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": purl,
+        }],
+        "comment": comment,
+    })
+}
+
+/// One package of an upstream document, as bale takes it in.
+struct Upstream {
+    name: String,
+    version: Option<String>,
+    purls: Vec<String>,
+    from: Digest,
+}
+
+fn upstream_package(id: &str, p: &Upstream) -> Value {
+    let mut v = json!({
+        "SPDXID": id,
+        "name": p.name,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "comment": format!("from the image's SPDX attestation {}", p.from),
+    });
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(ver) = &p.version {
+            obj.insert("versionInfo".into(), json!(ver));
+        }
+        if !p.purls.is_empty() {
+            let refs: Vec<Value> = p
+                .purls
+                .iter()
+                .map(|u| json!({"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": u}))
+                .collect();
+            obj.insert("externalRefs".into(), Value::Array(refs));
+        }
+    }
+    v
+}
+
+/// The packages of `r`'s SPDX attestations, read from the store.
+fn upstream_packages(
+    lock: &Lockfile,
+    r: &ImageRecord,
+    store: &Store,
+) -> Result<Vec<Upstream>, BundleError> {
+    let artifacts: Vec<&LockedArtifact> = lock
+        .images
+        .iter()
+        .filter(|i| i.service == r.service)
+        .flat_map(|i| i.platforms.iter())
+        .filter(|p| p.platform == r.platform)
+        .flat_map(|p| p.attestations.iter())
+        .collect();
+    let mut out = Vec::new();
+    for l in artifacts.iter().flat_map(|a| a.layers.iter()) {
+        if !l
+            .predicate_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with(SPDX_PREDICATE))
+            || l.size > MAX_ATTESTATION_BYTES
+        {
+            continue;
+        }
+        let path = store.blob_path(&l.digest);
+        let bytes = store
+            .read_verified(&l.digest, l.size)
+            .map_err(|e| BundleError::Missing {
+                store: store.root().to_owned(),
+                missing: vec![format!(
+                    "{} (SPDX attestation of {}): {e}",
+                    l.digest, r.name
+                )],
+            })?;
+        let statement: Value = serde_json::from_slice(&bytes).map_err(|e| BundleError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the SPDX attestation of {} is not JSON: {e}", r.name),
+            ),
+        })?;
+        let Some(pkgs) = statement["predicate"]["packages"].as_array() else {
+            continue;
+        };
+        for p in pkgs {
+            let Some(name) = p["name"].as_str().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let purls = p["externalRefs"]
+                .as_array()
+                .map(|refs| {
+                    refs.iter()
+                        .filter(|x| x["referenceType"].as_str() == Some("purl"))
+                        .filter_map(|x| x["referenceLocator"].as_str())
+                        .filter(|u| u.starts_with("pkg:") && !u.contains(char::is_whitespace))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Upstream {
+                name: name.to_owned(),
+                version: p["versionInfo"].as_str().map(str::to_owned),
+                purls,
+                from: l.digest.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `domain/path:tag` → (`domain/path`, `tag`).
+fn split_name(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "latest"),
+    }
+}
+
+/// Letters, digits, `.` and `-`: what an SPDX identifier may hold.
+fn spdx_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn created() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    utc(secs)
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` of a Unix time (civil-from-days, Howard Hinnant).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn sha1_of(e: &Entry) -> Result<String, BundleError> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    match &e.source {
+        Source::Bytes(b) => ctx.update(b),
+        Source::File(p) => {
+            let mut f = std::fs::File::open(p).map_err(io_err(p))?;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = f.read(&mut buf).map_err(io_err(p))?;
+                if n == 0 {
+                    break;
+                }
+                ctx.update(&buf[..n]);
+            }
+        }
+        Source::Blob(_) => {}
+    }
+    Ok(hex(ctx.finish().as_ref()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_764_620_000), "2025-12-01T20:13:20Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn names_split_at_the_tag() {
+        assert_eq!(
+            split_name("localhost:5000/a/b:1.0"),
+            ("localhost:5000/a/b", "1.0")
+        );
+        assert_eq!(
+            split_name("localhost:5000/a/b"),
+            ("localhost:5000/a/b", "latest")
+        );
+        assert_eq!(spdx_safe("n8n_worker"), "n8n-worker");
+    }
+}
