@@ -355,11 +355,40 @@ fn cosign_signature_is_locked_carried_and_verified_offline() {
         "{}",
         v.stdout()
     );
+    p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub"])
+        .ok()
+        .says("upstream cosign signature of app");
     let i = p.bale(&["inspect", "e.bale"]);
     assert!(
         i.stdout().contains(&format!("cosign signature {sig}")),
         "{}",
         i.describe()
+    );
+    // The artifact goes on where cosign looks for it: served by `bale
+    // serve`, pushed by `bale push`, under its tag, bytes unchanged.
+    let tag = format!("sha256-{}.sig", a.index.trim_start_matches("sha256:"));
+    let served = common::bundles::Served::start(&p, "e.bale", &[]);
+    assert_eq!(
+        sha(&skopeo_raw(&format!(
+            "127.0.0.1:{}/att/app:{tag}",
+            served.port()
+        ))),
+        sig
+    );
+    drop(served);
+    let site_reg = Registry::start();
+    p.bale(&[
+        "push",
+        "e.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--to",
+        &site_reg.host,
+    ])
+    .ok();
+    assert_eq!(
+        sha(&skopeo_raw(&format!("{}/att/app:{tag}", site_reg.host))),
+        sig
     );
     // Offline: a copy of the bundle alone, in a directory without the keys
     // or the registry, still verifies the upstream signature.

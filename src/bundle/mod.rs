@@ -213,40 +213,6 @@ pub(super) fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
     crate::digest::hash_file(path).map_err(io_err(path))
 }
 
-/// Records each gzip layer's uncompressed size (experiment).
-fn record_layer_sizes(
-    lock: &Lockfile,
-    store: &Store,
-    records: &mut [ImageRecord],
-) -> Result<(), BundleError> {
-    let mut seen: std::collections::BTreeMap<Digest, u64> = Default::default();
-    let mut at = 0;
-    for img in &lock.images {
-        for p in &img.platforms {
-            let mut sizes = Vec::new();
-            for l in &p.layers {
-                if !l.media_type.ends_with("gzip") {
-                    sizes.push(0);
-                    continue;
-                }
-                if let Some(n) = seen.get(&l.digest) {
-                    sizes.push(*n);
-                    continue;
-                }
-                let path = store.blob_path(&l.digest);
-                let f = std::fs::File::open(&path).map_err(io_err(&path))?;
-                let mut z = flate2::read::MultiGzDecoder::new(io::BufReader::new(f));
-                let n = io::copy(&mut z, &mut io::sink()).map_err(io_err(&path))?;
-                seen.insert(l.digest.clone(), n);
-                sizes.push(n);
-            }
-            records[at].layer_sizes = sizes;
-            at += 1;
-        }
-    }
-    Ok(())
-}
-
 /// Builds the bundle of `spec` and `lock` from `store` into `output`,
 /// signed with `key` when given. With `base` (a bundle's manifest and its
 /// digest), a delta: what the base holds is signed but not carried. The
@@ -274,10 +240,7 @@ pub fn build(
         }
     }
     let key_of = |service: &str| spec.image(service).and_then(|i| i.cosign_key.clone());
-    let mut records = image_records(lock, &key_of);
-    if std::env::var_os("BALE_EXPERIMENT_INFLATE").is_some() {
-        record_layer_sizes(lock, store, &mut records)?;
-    }
+    let records = image_records(lock, &key_of);
     let (layout, blobs) = layout_entries(lock, &records);
     let missing: Vec<String> = lock
         .images

@@ -27,9 +27,6 @@ pub struct ImageRecord {
     pub layers: Vec<Digest>,
     /// Manifest + config + layers, in bytes.
     pub size: u64,
-    /// Each layer's uncompressed size, in order, where recorded at build.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub layer_sizes: Vec<u64>,
     /// The upstream attestation manifests the bundle carries for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<AttestationRecord>,
@@ -130,7 +127,6 @@ pub fn image_records(lock: &Lockfile, key_of: &dyn Fn(&str) -> Option<String>) -
                 size: p.manifest_size
                     + p.config_size
                     + p.layers.iter().map(|l| l.size).sum::<u64>(),
-                layer_sizes: Vec::new(),
                 attestations: p
                     .attestations
                     .iter()

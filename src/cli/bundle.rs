@@ -60,6 +60,14 @@ pub fn verify(
                 }
             }
         }
+        for i in report.images.iter().filter(|i| i.cosign.is_some()) {
+            eprintln!(
+                "upstream cosign signature of {} ({}): {}",
+                i.service,
+                i.name,
+                i.cosign.unwrap_or_default()
+            );
+        }
         if report.signature == "unchecked" {
             eprintln!(
                 "note: the bundle is signed, but no --public-key was given: its signature was not checked"

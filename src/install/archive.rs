@@ -98,21 +98,13 @@ pub(super) fn write_archive(
     // Docker before 23 cannot read zstd layers: they go in decompressed,
     // which leaves the image ID (the config digest) unchanged.
     let mut zstd: BTreeSet<Digest> = BTreeSet::new();
-    // Gzip layers whose uncompressed size the bundle records go in
-    // inflated, in one pass, so that dockerd only untars them.
-    let mut gzip: std::collections::BTreeMap<Digest, u64> = Default::default();
     match format {
         ArchiveFormat::Docker => {
             for r in images {
                 zstd.extend(zstd_layers(bundle, r).map_err(to_io)?);
-                for (l, n) in r.layers.iter().zip(&r.layer_sizes) {
-                    if *n > 0 {
-                        gzip.insert(l.clone(), *n);
-                    }
-                }
             }
             let layer_path = |l: &Digest| {
-                if zstd.contains(l) || gzip.contains_key(l) {
+                if zstd.contains(l) {
                     format!("layers/{}.tar", l.hex())
                 } else {
                     format!("blobs/sha256/{}", l.hex())
@@ -184,13 +176,7 @@ pub(super) fn write_archive(
             hasher: Sha256::new(),
             want: d.clone(),
         };
-        if let Some(n) = gzip.get(d) {
-            h.set_size(*n);
-            let path = format!("layers/{}.tar", d.hex());
-            let z =
-                flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, reader()));
-            tar.append_data(&mut h, &path, Exact { inner: z, left: *n })?;
-        } else if zstd.contains(d) {
+        if zstd.contains(d) {
             // Two passes: the tar header needs the decompressed size first.
             let size = io::copy(
                 &mut Unzstd::new(io::BufReader::new(reader())),
@@ -204,38 +190,6 @@ pub(super) fn write_archive(
         }
     }
     tar.finish()
-}
-
-/// Yields exactly `left` bytes of `inner`, or fails: a tar entry must
-/// match the size its header announced.
-struct Exact<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: io::Read> io::Read for Exact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe)? {
-                0 => Ok(0),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "layer longer than recorded",
-                )),
-            };
-        }
-        let n = (buf.len() as u64).min(self.left) as usize;
-        let got = self.inner.read(&mut buf[..n])?;
-        if got == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "layer shorter than recorded",
-            ));
-        }
-        self.left -= got as u64;
-        Ok(got)
-    }
 }
 
 /// The zstd-compressed layers of an image, from its manifest in the bundle.

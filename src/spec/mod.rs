@@ -11,6 +11,7 @@ use serde_spanned::Spanned;
 
 use crate::reference::ImageSource;
 
+mod images;
 mod platform;
 mod secrets;
 mod targets;
@@ -226,42 +227,6 @@ struct RawCompose {
     jobs: Vec<Spanned<String>>,
 }
 
-/// An `[images]` value: a reference, or a table `{ image = "...",
-/// cosign_key = "..." }`; returns the reference and the entry's key.
-fn image_entry(value: &toml::Value) -> Result<(String, Option<String>), String> {
-    match value {
-        toml::Value::String(s) => Ok((s.clone(), None)),
-        toml::Value::Table(t) => {
-            if let Some(k) = t.keys().find(|k| *k != "image" && *k != "cosign_key") {
-                return Err(format!(
-                    "unknown key `{k}` (an image entry takes `image` and `cosign_key`)"
-                ));
-            }
-            let text = |key: &str| match t.get(key) {
-                None => Ok(None),
-                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("`{key}` must be a string")),
-            };
-            let image = text("image")?.ok_or("the entry has no `image`")?;
-            Ok((image, text("cosign_key")?))
-        }
-        _ => Err("an image entry is a reference string or a table with `image`".into()),
-    }
-}
-
-/// Checks a cosign key path: relative, inside the project, and a file.
-fn check_key_path(root: &Path, rel: &str, check_fs: bool) -> Result<(), String> {
-    check_relative_target(rel)
-        .map_err(|m| format!("cosign_key: {}", m.replace("target", "path")))?;
-    if check_fs && !root.join(rel).is_file() {
-        return Err(format!(
-            "cosign_key `{}` is not a readable file",
-            root.join(rel).display()
-        ));
-    }
-    Ok(())
-}
-
 impl BundleSpec {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
@@ -344,54 +309,13 @@ impl BundleSpec {
             }
         }
 
-        if let Some(k) = &bundle.cosign_key {
-            check_key_path(root, k.get_ref(), check_fs).map_err(|m| err(k.span(), m))?;
-        }
-        let mut images = Vec::new();
-        for (service, value) in &raw.images {
-            if !service
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-                || service.is_empty()
-            {
-                return Err(err(
-                    value.span(),
-                    format!(
-                        "service name `{service}` may hold only letters, digits, `-`, `_`, `.`"
-                    ),
-                ));
-            }
-            let (written, own_key) = image_entry(value.get_ref())
-                .map_err(|m| err(value.span(), format!("service `{service}`: {m}")))?;
-            let source = ImageSource::parse(&written)
-                .map_err(|e| err(value.span(), format!("image of service `{service}`: {e}")))?;
-            if let ImageSource::OciLayout { path: p, .. } = &source
-                && check_fs
-                && !root.join(p).join("index.json").is_file()
-            {
-                return Err(err(
-                    value.span(),
-                    format!(
-                        "image of service `{service}`: `{}` is not an OCI image layout (no index.json)",
-                        root.join(p).display()
-                    ),
-                ));
-            }
-            let cosign_key = match own_key {
-                Some(k) => {
-                    check_key_path(root, &k, check_fs)
-                        .map_err(|m| err(value.span(), format!("service `{service}`: {m}")))?;
-                    Some(k)
-                }
-                None => bundle.cosign_key.as_ref().map(|k| k.get_ref().clone()),
-            };
-            images.push(ImageSpec {
-                service: service.clone(),
-                written,
-                source,
-                cosign_key,
-            });
-        }
+        let images = images::parse(
+            &raw.images,
+            bundle.cosign_key.as_ref(),
+            root,
+            check_fs,
+            &err,
+        )?;
         if images.is_empty() {
             // At the empty table where there is one, else at the top.
             let at = table_span(text, "images");
