@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use base64::Engine as _;
 use common::evidence::*;
 use common::*;
 
@@ -274,6 +275,13 @@ fn sbom_is_valid_spdx_with_images_files_and_upstream_packages() {
     assert_eq!(again.out.stdout, run.out.stdout);
     let v = p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub", "--json"]);
     v.ok();
+    // Without bale: the same bytes are a plain tar entry.
+    let tar = Command::new("tar")
+        .args(["-xOf", "e.bale", "bale/sbom.spdx.json"])
+        .current_dir(p.path())
+        .output()
+        .unwrap_or_else(|e| panic!("tar: {e}"));
+    assert_eq!(tar.stdout, run.out.stdout);
     // Installed, it stays on the host for auditors.
     p.install_none("e.bale", "site").ok();
     let on_host =
@@ -364,6 +372,54 @@ fn cosign_signature_is_locked_carried_and_verified_offline() {
         "{}",
         i.describe()
     );
+    // Without bale, as docs/audit.md shows: the payload and its signature
+    // from the bundle's blobs, checked by openssl with the vendor's key.
+    let extract = |entry: &str| {
+        let out = Command::new("tar")
+            .args(["-xOf", "e.bale", entry])
+            .current_dir(p.path())
+            .output()
+            .unwrap_or_else(|e| panic!("tar: {e}"));
+        assert!(out.status.success(), "tar {entry}");
+        out.stdout
+    };
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    let sig_manifest: serde_json::Value =
+        serde_json::from_slice(&extract(&format!("blobs/sha256/{}", hex(&sig))))
+            .unwrap_or_default();
+    let layer = &sig_manifest["layers"][0];
+    let payload = extract(&format!(
+        "blobs/sha256/{}",
+        hex(layer["digest"].as_str().unwrap_or_default())
+    ));
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+    std::fs::write(p.path().join("payload.json"), &payload).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(p.path().join("sig.der"), &der).unwrap_or_else(|e| panic!("{e}"));
+    let checked = Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "keys/vendor.pub",
+            "-signature",
+            "sig.der",
+            "payload.json",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    assert!(String::from_utf8_lossy(&payload).contains(&a.index));
     // The artifact goes on where cosign looks for it: served by `bale
     // serve`, pushed by `bale push`, under its tag, bytes unchanged.
     let tag = format!("sha256-{}.sig", a.index.trim_start_matches("sha256:"));
@@ -638,4 +694,79 @@ fn audit_report_of_another_format_is_a_usage_error() {
     .fails(2)
     .says(".html or .md");
     assert!(!p.path().join("r.pdf").exists());
+}
+
+/// Rewrites `bundle` as an attacker without the release key would: the
+/// carried cosign key replaced by `new_key` (and the image list's record of
+/// it), the manifest's lines for both updated, the minisign signature
+/// dropped. Python's tarfile writes the new archive.
+fn forge_cosign_key(bundle: &Path, new_key: &Path) {
+    let script = r#"
+import hashlib, sys, tarfile, io
+src, key_path = sys.argv[1], sys.argv[2]
+new_key = open(key_path, 'rb').read()
+entries = []
+with tarfile.open(src) as t:
+    for m in t.getmembers():
+        entries.append((m, t.extractfile(m).read()))
+data = {m.name: d for m, d in entries}
+old_key = data['bale/cosign/keys/vendor.pub']
+assert len(old_key) == len(new_key)
+old_kd, new_kd = hashlib.sha256(old_key).hexdigest(), hashlib.sha256(new_key).hexdigest()
+images = data['bale/images.json'].replace(old_kd.encode(), new_kd.encode())
+manifest = data['bale-manifest']
+manifest = manifest.replace(old_kd.encode(), new_kd.encode())
+manifest = manifest.replace(hashlib.sha256(data['bale/images.json']).hexdigest().encode(),
+                            hashlib.sha256(images).hexdigest().encode())
+data['bale/cosign/keys/vendor.pub'], data['bale/images.json'], data['bale-manifest'] = new_key, images, manifest
+with tarfile.open(src, 'w', format=tarfile.GNU_FORMAT) as out:
+    for m, _ in entries:
+        if m.name == 'bale-manifest.minisig':
+            continue
+        m.size = len(data[m.name])
+        out.addfile(m, io.BytesIO(data[m.name]))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(bundle)
+        .arg(new_key)
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn forged_upstream_key_in_an_unsigned_bundle_is_caught_offline() {
+    // Without the release signature, nothing vouches for the bundle; the
+    // upstream signature is still checked against the key it carries, and
+    // a key that did not sign the image fails, naming it.
+    let reg = Registry::start();
+    let a = attested_image(&reg, "att/app", "1.0");
+    let p = signed_project(&reg, true);
+    cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    p.bale(&["lock"]).ok();
+    build(&p);
+    p.bale(&["verify", "e.bale", "--allow-unsigned"]).ok();
+    cosign_keypair(&p.path().join("other"), "mallory");
+    forge_cosign_key(
+        &p.path().join("e.bale"),
+        &p.path().join("other/mallory.pub"),
+    );
+    let v = p.bale(&["verify", "e.bale", "--allow-unsigned", "--json"]);
+    v.fails(6);
+    let report = json(&v);
+    assert_eq!(report["images"][0]["cosign"], "failed", "{report}");
+    assert!(
+        report["problems"]
+            .to_string()
+            .contains("does not verify with the key"),
+        "{report}"
+    );
+    // With the release key, the missing signature is what fails first.
+    p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub"])
+        .fails(6);
 }
