@@ -770,3 +770,53 @@ fn forged_upstream_key_in_an_unsigned_bundle_is_caught_offline() {
     p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub"])
         .fails(6);
 }
+
+#[test]
+fn a_delta_leaves_an_unchanged_signature_to_its_base() {
+    let reg = Registry::start();
+    let a = attested_image(&reg, "att/app", "1.0");
+    let p = signed_project(&reg, true);
+    cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    p.bale(&["lock"]).ok();
+    build(&p);
+    let toml = p
+        .read("bundle.toml")
+        .replace("version = \"1.0.0\"", "version = \"1.0.1\"");
+    p.write("bundle.toml", &toml);
+    p.write("config/app.conf", "listen = 8081\n");
+    p.bale(&[
+        "build",
+        "--locked",
+        "--sign-key",
+        "keys/k.sec",
+        "--base",
+        "e.bale",
+        "-o",
+        "d.bale",
+    ])
+    .ok();
+    let alone = p.bale(&["verify", "d.bale", "--public-key", "keys/k.pub", "--json"]);
+    alone.ok();
+    assert_eq!(
+        json(&alone)["images"][0]["cosign"],
+        "from-base",
+        "{}",
+        alone.stdout()
+    );
+    let with_base = p.bale(&[
+        "verify",
+        "d.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--base",
+        "e.bale",
+        "--json",
+    ]);
+    with_base.ok();
+    assert_eq!(
+        json(&with_base)["base_checked"],
+        true,
+        "{}",
+        with_base.stdout()
+    );
+}

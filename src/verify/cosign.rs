@@ -14,7 +14,7 @@ use crate::digest::Digest;
 pub(super) enum Outcome {
     /// The signature verifies with the carried key.
     Verified,
-    /// Its pieces are in the base bundle, which was not given.
+    /// Its pieces are in the base bundle, which verifies them itself.
     FromBase,
     /// It does not verify; why.
     Failed(String),
@@ -31,10 +31,12 @@ pub(super) fn check(
 ) -> Outcome {
     const FROM_BASE: &str = "\u{0}from-base";
     let read_path = |path: &str, want: Option<&Digest>, limit: u64| -> Result<Vec<u8>, String> {
+        // Left to the base: a base given with --base is verified whole,
+        // its signatures with it.
+        if from_base.iter().any(|p| p == path) {
+            return Err(FROM_BASE.into());
+        }
         if !verified.contains_key(path) {
-            if from_base.iter().any(|p| p == path) {
-                return Err(FROM_BASE.into());
-            }
             return Err(format!("{path} is missing or did not verify"));
         }
         let e = entries

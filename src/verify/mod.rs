@@ -68,7 +68,7 @@ pub struct ImageStatus {
     /// `ok`, or `failed` when one of its blobs failed.
     pub status: &'static str,
     /// Where the image requires an upstream cosign signature: `verified`,
-    /// `failed`, or `from-base` (a delta's, in a base not given).
+    /// `failed`, or `from-base` (a delta's, whose base carries and verifies it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cosign: Option<&'static str>,
 }
@@ -403,10 +403,21 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                 for m in validate::images_file(&images, &manifest) {
                     problems.push(problem(IMAGES_PATH, m));
                 }
+                // One check per signed image, whatever its platforms.
+                let mut signatures: BTreeMap<(Digest, String), &'static str> = BTreeMap::new();
                 for r in images.images {
                     let cosign = r.signature.as_ref().map(|sig| {
-                        match cosign::check(&file, &entries, &verified, &report.from_base, &r, sig)
-                        {
+                        if let Some(done) = signatures.get(&(r.digest.clone(), sig.key.clone())) {
+                            return *done;
+                        }
+                        let outcome = match cosign::check(
+                            &file,
+                            &entries,
+                            &verified,
+                            &report.from_base,
+                            &r,
+                            sig,
+                        ) {
                             cosign::Outcome::Verified => "verified",
                             cosign::Outcome::FromBase => "from-base",
                             cosign::Outcome::Failed(m) => {
@@ -416,7 +427,9 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                                 ));
                                 "failed"
                             }
-                        }
+                        };
+                        signatures.insert((r.digest.clone(), sig.key.clone()), outcome);
+                        outcome
                     });
                     let blobs = std::iter::once(&r.digest)
                         .chain([&r.manifest, &r.config])
