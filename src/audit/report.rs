@@ -175,7 +175,7 @@ const STYLE: &str = "body{font:14px/1.4 sans-serif;margin:2em;color:#111}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.5em}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}\
 th,td{border:1px solid #999;padding:.25em .4em;text-align:left;vertical-align:top}\
-th{background:#eee}td{word-break:break-all}\
+th{background:#eee}.d{overflow-wrap:anywhere;font-family:monospace;font-size:.85em}\
 .bad{color:#a00;font-weight:bold}.ok{color:#060}\
 @media print{body{margin:0;font-size:10px}tr{page-break-inside:avoid}th{background:none}}";
 
@@ -221,7 +221,13 @@ fn html(r: &AuditReport) -> String {
         for row in &t.rows {
             o.push_str("<tr>");
             for c in row {
-                let _ = write!(o, "<td>{}</td>", escape(c));
+                // Digests may break anywhere; words keep whole.
+                let class = if c.contains("sha256:") {
+                    " class=\"d\""
+                } else {
+                    ""
+                };
+                let _ = write!(o, "<td{class}>{}</td>", escape(c));
             }
             o.push_str("</tr>\n");
         }
