@@ -22,6 +22,7 @@ use crate::sign::VerifyingKey;
 use crate::validate;
 
 mod cosign;
+mod images;
 mod inspect;
 mod scan;
 
@@ -403,60 +404,15 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
                 for m in validate::images_file(&images, &manifest) {
                     problems.push(problem(IMAGES_PATH, m));
                 }
-                // One check per signed image, whatever its platforms.
-                let mut signatures: BTreeMap<(Digest, String), &'static str> = BTreeMap::new();
-                for r in images.images {
-                    let cosign = r.signature.as_ref().map(|sig| {
-                        if let Some(done) = signatures.get(&(r.digest.clone(), sig.key.clone())) {
-                            return *done;
-                        }
-                        let outcome = match cosign::check(
-                            &file,
-                            &entries,
-                            &verified,
-                            &report.from_base,
-                            &r,
-                            sig,
-                        ) {
-                            cosign::Outcome::Verified => "verified",
-                            cosign::Outcome::FromBase => "from-base",
-                            cosign::Outcome::Failed(m) => {
-                                problems.push(problem(
-                                    &format!("{} ({})", r.service, r.name),
-                                    format!("upstream cosign signature: {m}"),
-                                ));
-                                "failed"
-                            }
-                        };
-                        signatures.insert((r.digest.clone(), sig.key.clone()), outcome);
-                        outcome
-                    });
-                    let blobs = std::iter::once(&r.digest)
-                        .chain([&r.manifest, &r.config])
-                        .chain(r.layers.iter());
-                    let paths: Vec<String> =
-                        blobs.map(|d| format!("blobs/sha256/{}", d.hex())).collect();
-                    let ok = paths.iter().all(|p| verified.contains_key(p));
-                    let elsewhere = paths
-                        .iter()
-                        .all(|p| verified.contains_key(p) || report.from_base.contains(p));
-                    report.images.push(ImageStatus {
-                        service: r.service,
-                        name: r.name,
-                        platform: r.platform,
-                        digest: r.digest,
-                        manifest: r.manifest,
-                        config: r.config,
-                        status: if ok {
-                            "ok"
-                        } else if elsewhere {
-                            "from-base"
-                        } else {
-                            "failed"
-                        },
-                        cosign,
-                    });
-                }
+                let seen = images::Seen {
+                    file: &file,
+                    entries: &entries,
+                    verified: &verified,
+                    from_base: &report.from_base,
+                };
+                let (statuses, found) = images::statuses(&seen, images.images);
+                report.images = statuses;
+                problems.extend(found);
             }
             Err(m) => problems.push(problem(IMAGES_PATH, m)),
         }
