@@ -23,6 +23,9 @@ use crate::reference::Reference;
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
+/// Blobs of one repository uploaded at once: a push waits on the
+/// registry's round trips and its hashing, not on bale's reads.
+const PARALLEL_BLOBS: usize = 4;
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +197,7 @@ struct Pusher<'a> {
     host: String,
     file: crate::bundle::source::Source,
     chunk: u64,
-    events: &'a dyn Fn(PushEvent),
+    events: &'a (dyn Fn(PushEvent) + Sync),
     report: PushReport,
     /// Blob → a repository of this registry known to hold it.
     holders: BTreeMap<Digest, String>,
@@ -226,7 +229,7 @@ pub fn push_file(
     settings: crate::config::Settings,
     ca: Option<&std::path::Path>,
     opts: &PushOptions,
-    events: &dyn Fn(PushEvent),
+    events: &(dyn Fn(PushEvent) + Sync),
 ) -> Result<PushReport, PushError> {
     let client = client_with_ca(settings, ca)?;
     // The target is checked before the (long) verification.
@@ -240,7 +243,7 @@ pub fn push(
     bundle: &OpenBundle,
     client: &RegistryClient,
     opts: &PushOptions,
-    events: &dyn Fn(PushEvent),
+    events: &(dyn Fn(PushEvent) + Sync),
 ) -> Result<PushReport, PushError> {
     let (host, prefix) = parse_target(&opts.to)?;
     let catalog = Catalog::of(bundle)?;
@@ -271,11 +274,12 @@ pub fn push(
         } else {
             format!("{prefix}/{name}")
         };
-        for d in &repo.blobs {
-            if let Some(span) = catalog.blobs.get(d) {
-                p.blob(&target, d, *span)?;
-            }
-        }
+        let todo: Vec<(&Digest, Span)> = repo
+            .blobs
+            .iter()
+            .filter_map(|d| catalog.blobs.get(d).map(|s| (d, *s)))
+            .collect();
+        p.blobs(&target, &todo)?;
         for (tag, top) in &repo.tags {
             let image = p.image(
                 &catalog,
@@ -291,7 +295,7 @@ pub fn push(
     Ok(p.report)
 }
 
-impl Pusher<'_> {
+impl<'a> Pusher<'a> {
     fn url(&self, repo: &str, rest: &str) -> String {
         format!("{}/v2/{repo}/{rest}", self.ep.base())
     }
@@ -427,6 +431,79 @@ impl Pusher<'_> {
             present,
         });
         Ok(())
+    }
+
+    /// Puts every blob of `todo` into `repo`, [`PARALLEL_BLOBS`] at a time;
+    /// stops at the first failure (the others finish their blob).
+    fn blobs(&mut self, repo: &str, todo: &[(&Digest, Span)]) -> Result<(), PushError> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let base: &Pusher<'_> = self;
+        let work = || -> Result<Pusher<'_>, PushError> {
+            let mut w = base.worker();
+            while !failed.load(Ordering::SeqCst) {
+                let Some((d, span)) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                    break;
+                };
+                if let Err(e) = w.blob(repo, d, *span) {
+                    failed.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+            Ok(w)
+        };
+        let results: Vec<Result<Pusher<'_>, PushError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..PARALLEL_BLOBS.min(todo.len()))
+                .map(|_| s.spawn(work))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PushError::Target(
+                            "a push worker stopped unexpectedly".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut first_error = None;
+        let mut merged = Vec::new();
+        for r in results {
+            match r {
+                Ok(w) => merged.push((w.report, w.holders)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for (report, holders) in merged {
+            self.report.blobs_present += report.blobs_present;
+            self.report.blobs_mounted += report.blobs_mounted;
+            self.report.blobs_uploaded += report.blobs_uploaded;
+            self.report.bytes_uploaded += report.bytes_uploaded;
+            self.report.resumes += report.resumes;
+            for (d, r) in holders {
+                self.holders.entry(d).or_insert(r);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A pusher for one worker: the same registry and bundle, its own
+    /// counts, and the holders known so far (for mounts).
+    fn worker(&self) -> Pusher<'a> {
+        Pusher {
+            client: self.client,
+            ep: self.ep.clone(),
+            host: self.host.clone(),
+            file: self.file.clone(),
+            chunk: self.chunk,
+            events: self.events,
+            report: PushReport::default(),
+            holders: self.holders.clone(),
+        }
     }
 
     /// Puts blob `d` into `repo`: present, mounted or uploaded.
