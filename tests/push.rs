@@ -157,7 +157,8 @@ fn a_multi_platform_bundle_pushes_its_index_byte_for_byte() {
 
 #[test]
 fn a_connection_cut_in_the_middle_of_a_blob_is_resumed() {
-    // A 3 MB layer in 256 KiB chunks; the link drops after 2 MB, inside the layer.
+    // A 3 MB layer in 256 KiB chunks; the link drops after 2 MB of the
+    // push's traffic, most of which is that layer's chunks.
     let b = multi_bundle(3_000_000, &["linux/amd64"]);
     let site = Registry::start();
     let proxy = CutProxy::start(&site.host, 2_000_000);

@@ -350,7 +350,7 @@ impl<'a> Pusher<'a> {
                 // names the first platform's manifest instead.
                 tag_names = first.cloned().unwrap_or_else(|| pushed[0].clone());
                 index = Some(format!(
-                    "not pushed: {top} names {missing} manifest(s) the bundle does not hold (platforms not locked, attestations); the tag names the {} manifest",
+                    "not pushed: {top} names {missing} manifest(s) the bundle does not hold (platforms not locked, or attestations left out); the tag names the {} manifest",
                     if first.is_some() {
                         "first platform's"
                     } else {

@@ -262,8 +262,10 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Req>>) {
 }
 
 /// A TCP proxy in front of a real server that cuts one connection (both
-/// directions) once its client has sent `cut_after` bytes on it: a link
-/// that drops in the middle of an upload. Later connections pass whole.
+/// directions) once its clients have sent `cut_after` bytes in all, on
+/// whichever connection crosses that mark: a link that drops in the middle
+/// of an upload, however the client spreads its requests over connections.
+/// Everything after passes whole.
 /// Bounded: at most 1000 connections, each copy loop ends with its socket.
 pub struct CutProxy {
     pub addr: SocketAddr,
@@ -279,6 +281,7 @@ impl CutProxy {
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("{e}"));
         let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, st, up) = (cuts.clone(), stop.clone(), upstream.to_owned());
         std::thread::spawn(move || {
@@ -293,8 +296,8 @@ impl CutProxy {
                 let Ok(server) = TcpStream::connect(&up) else {
                     continue;
                 };
-                let cuts = c.clone();
-                std::thread::spawn(move || relay(client, server, cut_after, cuts));
+                let (cuts, total) = (c.clone(), total.clone());
+                std::thread::spawn(move || relay(client, server, cut_after, cuts, total));
             }
         });
         CutProxy { addr, cuts, stop }
@@ -315,6 +318,7 @@ fn relay(
     server: TcpStream,
     cut_after: u64,
     cuts: Arc<std::sync::atomic::AtomicUsize>,
+    total: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let (Ok(mut c_read), Ok(mut s_write)) = (client.try_clone(), server.try_clone()) else {
         return;
@@ -324,25 +328,25 @@ fn relay(
         let _ = std::io::copy(&mut s_read, &mut c_write);
         let _ = c_write.shutdown(std::net::Shutdown::Both);
     });
-    let mut sent = 0u64;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match c_read.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if sent + n as u64 > cut_after
+        let before = total.fetch_add(n as u64, Ordering::SeqCst);
+        if before < cut_after
+            && before + n as u64 > cut_after
             && cuts
                 .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
         {
-            let keep = (cut_after - sent) as usize;
+            let keep = (cut_after - before) as usize;
             let _ = s_write.write_all(&buf[..keep]);
             let _ = s_write.shutdown(std::net::Shutdown::Both);
             let _ = c_read.shutdown(std::net::Shutdown::Both);
             break;
         }
-        sent += n as u64;
         if s_write.write_all(&buf[..n]).is_err() {
             break;
         }
