@@ -335,12 +335,20 @@ fn signed_project(reg: &Registry, per_image: bool) -> Project {
     p
 }
 
-#[test]
-fn cosign_signature_is_locked_carried_and_verified_offline() {
+/// The attested `att/app:1.0`, signed by `keys/vendor.key`, and a project
+/// requiring that key (per image, or for the whole bundle): the registry,
+/// the image, the project and the signature artifact's digest.
+fn vendor_signed(per_image: bool) -> (Registry, Attested, Project, String) {
     let reg = Registry::start();
     let a = attested_image(&reg, "att/app", "1.0");
-    let p = signed_project(&reg, true);
+    let p = signed_project(&reg, per_image);
     let sig = cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    (reg, a, p, sig)
+}
+
+#[test]
+fn cosign_signature_is_locked_carried_and_verified_offline() {
+    let (reg, a, p, sig) = vendor_signed(true);
     p.bale(&["lock"]).ok();
     let lock = lock_table(&p);
     let s = &lock["image"][0]["signature"];
@@ -401,8 +409,8 @@ fn cosign_signature_is_locked_carried_and_verified_offline() {
         .unwrap_or_default();
     std::fs::write(p.path().join("payload.json"), &payload).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(p.path().join("sig.der"), &der).unwrap_or_else(|e| panic!("{e}"));
-    let checked = Command::new("openssl")
-        .args([
+    openssl(
+        &[
             "dgst",
             "-sha256",
             "-verify",
@@ -410,14 +418,8 @@ fn cosign_signature_is_locked_carried_and_verified_offline() {
             "-signature",
             "sig.der",
             "payload.json",
-        ])
-        .current_dir(p.path())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stdout)
+        ],
+        p.path(),
     );
     assert!(String::from_utf8_lossy(&payload).contains(&a.index));
     // The artifact goes on where cosign looks for it: served by `bale
@@ -466,10 +468,7 @@ fn cosign_signature_is_locked_carried_and_verified_offline() {
 
 #[test]
 fn cosign_key_for_the_whole_bundle_applies_to_every_image() {
-    let reg = Registry::start();
-    let a = attested_image(&reg, "att/app", "1.0");
-    let p = signed_project(&reg, false);
-    cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    let (_reg, _a, p, _) = vendor_signed(false);
     p.bale(&["lock"]).ok();
     assert!(
         p.read("bundle.lock").contains("[image.signature]"),
@@ -527,10 +526,7 @@ fn replayed_signature_of_another_digest_is_refused() {
 
 #[test]
 fn a_swapped_cosign_key_file_is_refused_at_build() {
-    let reg = Registry::start();
-    let a = attested_image(&reg, "att/app", "1.0");
-    let p = signed_project(&reg, true);
-    cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    let (_reg, _a, p, _) = vendor_signed(true);
     p.bale(&["lock"]).ok();
     // Someone replaces the vendor key after locking.
     cosign_keypair(&p.path().join("keys"), "vendor");
@@ -744,10 +740,7 @@ fn forged_upstream_key_in_an_unsigned_bundle_is_caught_offline() {
     // Without the release signature, nothing vouches for the bundle; the
     // upstream signature is still checked against the key it carries, and
     // a key that did not sign the image fails, naming it.
-    let reg = Registry::start();
-    let a = attested_image(&reg, "att/app", "1.0");
-    let p = signed_project(&reg, true);
-    cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    let (_reg, _a, p, _) = vendor_signed(true);
     p.bale(&["lock"]).ok();
     build(&p);
     p.bale(&["verify", "e.bale", "--allow-unsigned"]).ok();
@@ -773,10 +766,7 @@ fn forged_upstream_key_in_an_unsigned_bundle_is_caught_offline() {
 
 #[test]
 fn a_delta_leaves_an_unchanged_signature_to_its_base() {
-    let reg = Registry::start();
-    let a = attested_image(&reg, "att/app", "1.0");
-    let p = signed_project(&reg, true);
-    cosign_sign(&reg, "att/app", &a.index, &p.path().join("keys"), "vendor");
+    let (_reg, _a, p, _) = vendor_signed(true);
     p.bale(&["lock"]).ok();
     build(&p);
     let toml = p

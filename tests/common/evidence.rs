@@ -4,7 +4,6 @@
 //! with keys the test generates with openssl, in cosign's public format.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 
@@ -117,33 +116,24 @@ fn intoto_layer(digest: &str, size: usize, predicate: &str) -> String {
 pub fn cosign_keypair(dir: &Path, name: &str) {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
     let key = dir.join(format!("{name}.key"));
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("openssl: {e}"));
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
     let k = key.to_string_lossy().into_owned();
-    run(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        &k,
-    ]);
+    openssl(
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &k,
+        ],
+        dir,
+    );
     let p = dir
         .join(format!("{name}.pub"))
         .to_string_lossy()
         .into_owned();
-    run(&["ec", "-in", &k, "-pubout", "-out", &p]);
+    openssl(&["ec", "-in", &k, "-pubout", "-out", &p], dir);
 }
 
 /// The simple-signing payload cosign signs for `digest` of `reference`.
@@ -159,18 +149,9 @@ pub fn simple_signing(reference: &str, digest: &str) -> Vec<u8> {
 pub fn openssl_sign(key: &Path, payload: &[u8]) -> String {
     let tmp = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(tmp.path(), payload).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(key)
-        .arg(tmp.path())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    base64::engine::general_purpose::STANDARD.encode(out.stdout)
+    let (key, file) = (key.to_string_lossy(), tmp.path().to_string_lossy());
+    let der = openssl(&["dgst", "-sha256", "-sign", &key, &file], Path::new("."));
+    base64::engine::general_purpose::STANDARD.encode(der)
 }
 
 /// Pushes cosign's signature artifact for `signed` in `repo` (tag

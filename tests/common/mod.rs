@@ -768,8 +768,9 @@ pub fn write_oci_layout(dir: &Path, name: &str, layers: &[LayerSpec]) {
 /// A self-signed EC certificate and key for `cn`, as `site.crt` and
 /// `site.key` in `dir` (openssl, as a site's own PKI would issue one).
 pub fn self_signed_cert(dir: &Path, cn: &str) {
-    let out = Command::new("openssl")
-        .args([
+    let subject = format!("/CN={cn}");
+    openssl(
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -780,20 +781,30 @@ pub fn self_signed_cert(dir: &Path, cn: &str) {
             "-days",
             "30",
             "-subj",
-            &format!("/CN={cn}"),
+            &subject,
             "-keyout",
             "site.key",
             "-out",
             "site.crt",
-        ])
+        ],
+        dir,
+    );
+}
+
+/// Runs `openssl ARGS` in `dir`, asserting success; returns its stdout.
+pub fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("openssl: {e}"));
     assert!(
         out.status.success(),
-        "{}",
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
 }
 
 /// A site's own CA (`ca.crt`, `ca.key`) and a certificate it issued for
@@ -859,16 +870,7 @@ pub fn loopback_cert(dir: &Path) {
         ],
     ];
     for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .current_dir(dir)
-            .output()
-            .unwrap_or_else(|e| panic!("openssl: {e}"));
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl(&args, dir);
     }
 }
 
