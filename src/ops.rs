@@ -247,7 +247,7 @@ impl Context {
                 key,
                 &read,
             )
-            .map_err(refuse)?;
+            .map_err(|e| refuse(e.message()))?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! the image, by name, version and purl; their licences stay in the
 //! attestation, which travels in the bundle beside it.
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 
 use serde_json::{Value, json};
@@ -45,11 +46,16 @@ pub(super) fn document(
         "relatedSpdxElement": "SPDXRef-Bundle",
     })];
     let contains = |from: &str, to: &str| json!({"spdxElementId": from, "relationshipType": "CONTAINS", "relatedSpdxElement": to});
+    // Services that share an image share its attestations: each is read once.
+    let mut read: BTreeMap<Digest, Vec<Upstream>> = BTreeMap::new();
     for (n, r) in records.iter().enumerate() {
         let id = image_id(n, &r.service);
         packages.push(image_package(&id, r));
         relationships.push(contains("SPDXRef-Bundle", &id));
-        for (m, p) in upstream_packages(lock, r, store)?.into_iter().enumerate() {
+        for (m, p) in upstream_packages(lock, r, store, &mut read)?
+            .into_iter()
+            .enumerate()
+        {
             let up = format!("{id}-Upstream-{}", m + 1);
             packages.push(upstream_package(&up, &p));
             relationships.push(contains(&id, &up));
@@ -215,6 +221,7 @@ fn image_package(id: &str, r: &ImageRecord) -> Value {
 }
 
 /// One package of an upstream document, as bale takes it in.
+#[derive(Clone)]
 struct Upstream {
     name: String,
     version: Option<String>,
@@ -254,6 +261,7 @@ fn upstream_packages(
     lock: &Lockfile,
     r: &ImageRecord,
     store: &Store,
+    read: &mut BTreeMap<Digest, Vec<Upstream>>,
 ) -> Result<Vec<Upstream>, BundleError> {
     let artifacts: Vec<&LockedArtifact> = lock
         .images
@@ -273,6 +281,10 @@ fn upstream_packages(
         {
             continue;
         }
+        if let Some(known) = read.get(&l.digest) {
+            out.extend(known.iter().cloned());
+            continue;
+        }
         let path = store.blob_path(&l.digest);
         let bytes = store
             .read_verified(&l.digest, l.size)
@@ -290,9 +302,10 @@ fn upstream_packages(
                 format!("the SPDX attestation of {} is not JSON: {e}", r.name),
             ),
         })?;
-        let Some(pkgs) = statement["predicate"]["packages"].as_array() else {
-            continue;
-        };
+        let pkgs: &[Value] = statement["predicate"]["packages"]
+            .as_array()
+            .map_or(&[], Vec::as_slice);
+        let mut these = Vec::new();
         for p in pkgs {
             let Some(name) = p["name"].as_str().filter(|n| !n.is_empty()) else {
                 continue;
@@ -308,13 +321,15 @@ fn upstream_packages(
                         .collect()
                 })
                 .unwrap_or_default();
-            out.push(Upstream {
+            these.push(Upstream {
                 name: name.to_owned(),
                 version: p["versionInfo"].as_str().map(str::to_owned),
                 purls,
                 from: l.digest.clone(),
             });
         }
+        out.extend(these.iter().cloned());
+        read.insert(l.digest.clone(), these);
     }
     Ok(out)
 }

@@ -171,8 +171,7 @@ pub fn attestations(
 }
 
 /// Fetches the cosign signature artifact of `signed` and accepts it when
-/// one of its simple-signing layers names `signed` and verifies with `key`
-/// (as `cosign verify` does: other signers' layers may stand beside it).
+/// [`recheck`] does, its payloads read from the registry.
 pub fn signature(
     repo: &dyn ImageRepo,
     signed: &Digest,
@@ -181,62 +180,92 @@ pub fn signature(
 ) -> Result<LockedArtifact, ResolveErrorKind> {
     let tag = cosign::signature_tag(signed);
     let refuse = |m: String| ResolveErrorKind::Signature(format!("cosign signature {tag}: {m}"));
-    let (mut locked, _, layers) = artifact(repo, &tag, None, &format!("cosign signature {tag}"))
+    let (mut locked, fetched, _) = artifact(repo, &tag, None, &format!("cosign signature {tag}"))
         .map_err(|e| match e {
-            ResolveErrorKind::Registry(r) if r.not_found() => {
-                refuse("not found: the image is not signed".into())
-            }
-            ResolveErrorKind::Layout(m) => refuse(format!("not found ({m})")),
-            other => other,
-        })?;
-    let mut payloads = Vec::new();
-    for l in layers
-        .iter()
-        .filter(|l| l.media_type == cosign::SIMPLE_SIGNING)
-    {
-        if l.size > cosign::MAX_PAYLOAD_BYTES {
-            return Err(refuse(format!("payload {} is {} bytes", l.digest, l.size)));
+        ResolveErrorKind::Registry(r) if r.not_found() => {
+            refuse("not found: the image is not signed".into())
         }
-        let payload = repo.small_blob(&l.digest, l.size)?;
-        if Digest::of(&payload) != l.digest || payload.len() as u64 != l.size {
+        ResolveErrorKind::Layout(m) => refuse(format!("not found ({m})")),
+        other => other,
+    })?;
+    let read = |d: &Digest, limit: u64| -> Result<Vec<u8>, ResolveErrorKind> {
+        if d == &locked.manifest {
+            return Ok(fetched.bytes.clone());
+        }
+        let payload = repo.small_blob(d, limit)?;
+        let actual = Digest::of(&payload);
+        if &actual != d {
             return Err(ResolveErrorKind::DigestMismatch {
                 what: format!("cosign payload of {tag}"),
-                expected: l.digest.to_string(),
-                actual: Digest::of(&payload),
+                expected: d.to_string(),
+                actual,
             });
         }
-        let sig = l
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(cosign::SIGNATURE_ANNOTATION))
-            .cloned();
-        payloads.push((payload, sig));
-    }
-    cosign::check_any(key, &payloads, signed).map_err(|e| refuse(e.to_string()))?;
+        Ok(payload)
+    };
+    recheck(
+        &locked.manifest,
+        &locked.manifest_media_type,
+        signed,
+        key,
+        &read,
+    )
+    .map_err(|e| match e {
+        Recheck::Read(kind) => kind,
+        Recheck::Refused(m) => refuse(m),
+    })?;
     locked.key = Some(key_digest.clone());
     Ok(locked)
 }
 
 /// Reads a blob by digest, at most the size given, checked against it.
-pub type ReadBlob<'a> = dyn Fn(&Digest, u64) -> Result<Vec<u8>, String> + 'a;
+pub type ReadBlob<'a, E> = dyn Fn(&Digest, u64) -> Result<Vec<u8>, E> + 'a;
 
-/// Checks a signature artifact again from stored bytes (the store after
-/// `fetch`, the bundle at `verify`): the manifest `manifest` (of
-/// `media_type`) must hold a simple-signing layer that names `signed` and
-/// verifies with `key`. `read` gives a blob's bytes (at most the size
-/// given), already checked against its digest.
-pub fn recheck(
+/// Why [`recheck`] failed: a blob could not be read, or the signature is
+/// refused (said in words).
+#[derive(Debug)]
+pub enum Recheck<E> {
+    /// `read` failed.
+    Read(E),
+    /// The artifact is unusable or does not verify.
+    Refused(String),
+}
+
+impl Recheck<String> {
+    /// Either failure, in words.
+    pub fn message(self) -> String {
+        match self {
+            Recheck::Read(m) | Recheck::Refused(m) => m,
+        }
+    }
+}
+
+/// Checks a signature artifact: the manifest `manifest` (of `media_type`)
+/// must hold a simple-signing layer that names `signed` and verifies with
+/// `key` (as `cosign verify` does: other signers' layers may stand beside
+/// it). `read` gives a blob's bytes (at most the size given), checked
+/// against its digest: the registry's at lock, the store's after fetch, the
+/// bundle's at verify.
+pub fn recheck<E>(
     manifest: &Digest,
     media_type: &str,
     signed: &Digest,
     key: &CosignKey,
-    read: &ReadBlob<'_>,
-) -> Result<(), String> {
-    let bytes = read(manifest, manifest::MAX_MANIFEST_BYTES)?;
+    read: &ReadBlob<'_, E>,
+) -> Result<(), Recheck<E>> {
+    let bytes = read(manifest, manifest::MAX_MANIFEST_BYTES).map_err(Recheck::Read)?;
     let layers = match manifest::parse(&bytes, Some(media_type)) {
         Ok((_, Parsed::Image { layers, .. })) => layers,
-        Ok(_) => return Err(format!("signature manifest {manifest} is an index")),
-        Err(e) => return Err(format!("signature manifest {manifest}: {e}")),
+        Ok(_) => {
+            return Err(Recheck::Refused(format!(
+                "signature manifest {manifest} is an index"
+            )));
+        }
+        Err(e) => {
+            return Err(Recheck::Refused(format!(
+                "signature manifest {manifest}: {e}"
+            )));
+        }
     };
     let mut payloads = Vec::new();
     for l in layers
@@ -244,14 +273,17 @@ pub fn recheck(
         .filter(|l| l.media_type == cosign::SIMPLE_SIGNING)
     {
         if l.size > cosign::MAX_PAYLOAD_BYTES {
-            return Err(format!("payload {} is {} bytes", l.digest, l.size));
+            return Err(Recheck::Refused(format!(
+                "payload {} is {} bytes",
+                l.digest, l.size
+            )));
         }
         let sig = l
             .annotations
             .as_ref()
             .and_then(|a| a.get(cosign::SIGNATURE_ANNOTATION))
             .cloned();
-        payloads.push((read(&l.digest, l.size)?, sig));
+        payloads.push((read(&l.digest, l.size).map_err(Recheck::Read)?, sig));
     }
-    cosign::check_any(key, &payloads, signed).map_err(|e| e.to_string())
+    cosign::check_any(key, &payloads, signed).map_err(|e| Recheck::Refused(e.to_string()))
 }

@@ -9,6 +9,7 @@ use crate::bundle::source::Source;
 use crate::bundle::{ImageRecord, SignatureRecord};
 use crate::cosign::CosignKey;
 use crate::digest::Digest;
+use crate::lock::Recheck;
 
 /// What became of one image's signature check.
 pub(super) enum Outcome {
@@ -29,47 +30,45 @@ pub(super) fn check(
     r: &ImageRecord,
     sig: &SignatureRecord,
 ) -> Outcome {
-    const FROM_BASE: &str = "\u{0}from-base";
-    let read_path = |path: &str, want: Option<&Digest>, limit: u64| -> Result<Vec<u8>, String> {
+    let read_path = |path: &str, want: &Digest, limit: u64| -> Result<Vec<u8>, Outcome> {
         // Left to the base: a base given with --base is verified whole,
         // its signatures with it.
         if from_base.iter().any(|p| p == path) {
-            return Err(FROM_BASE.into());
+            return Err(Outcome::FromBase);
         }
+        let failed = |m: String| Outcome::Failed(m);
         if !verified.contains_key(path) {
-            return Err(format!("{path} is missing or did not verify"));
+            return Err(failed(format!("{path} is missing or did not verify")));
         }
         let e = entries
             .iter()
             .find(|e| e.path.as_deref() == Ok(path))
-            .ok_or_else(|| format!("{path} is missing"))?;
-        let bytes = read_entry(file, e, limit)?;
+            .ok_or_else(|| failed(format!("{path} is missing")))?;
+        let bytes = read_entry(file, e, limit).map_err(failed)?;
         // Read again after hashing: the bytes used are the bytes checked.
-        if let Some(d) = want
-            && &Digest::of(&bytes) != d
-        {
-            return Err(format!("{path} changed after it was verified"));
+        if &Digest::of(&bytes) != want {
+            return Err(failed(format!("{path} changed after it was verified")));
         }
         Ok(bytes)
     };
-    let result = (|| {
-        let key_bytes = read_path(&sig.key, Some(&sig.key_sha256), 64 * 1024)?;
-        let key = CosignKey::from_pem(&String::from_utf8_lossy(&key_bytes), &sig.key)
-            .map_err(|e| e.to_string())?;
-        let read = |d: &Digest, limit: u64| {
-            read_path(&format!("blobs/sha256/{}", d.hex()), Some(d), limit)
-        };
-        crate::lock::recheck(
-            &sig.manifest,
-            &sig.manifest_media_type,
-            &r.digest,
-            &key,
-            &read,
-        )
-    })();
-    match result {
+    let key_bytes = match read_path(&sig.key, &sig.key_sha256, 64 * 1024) {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let key = match CosignKey::from_pem(&String::from_utf8_lossy(&key_bytes), &sig.key) {
+        Ok(k) => k,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let read = |d: &Digest, limit: u64| read_path(&format!("blobs/sha256/{}", d.hex()), d, limit);
+    match crate::lock::recheck(
+        &sig.manifest,
+        &sig.manifest_media_type,
+        &r.digest,
+        &key,
+        &read,
+    ) {
         Ok(()) => Outcome::Verified,
-        Err(m) if m == FROM_BASE => Outcome::FromBase,
-        Err(m) => Outcome::Failed(m),
+        Err(Recheck::Read(o)) => o,
+        Err(Recheck::Refused(m)) => Outcome::Failed(m),
     }
 }
