@@ -228,6 +228,38 @@ pub fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     Ok((w.finish().0, n))
 }
 
+/// Opens `path` for reading only if it is a regular file, without
+/// following a symlink there and without blocking on a FIFO or a device:
+/// what bale compares on a host it does not trust.
+pub fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// At most `max` bytes of the regular file at `path` (see [`open_regular`]).
+pub fn read_regular(path: &std::path::Path, max: u64) -> io::Result<Vec<u8>> {
+    use io::Read as _;
+    let mut out = Vec::new();
+    open_regular(path)?.take(max).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// [`hash_file`] of a regular file only (see [`open_regular`]).
+pub fn hash_regular(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+    let mut f = open_regular(path)?;
+    let mut w = HashingWriter::new(io::sink());
+    io::copy(&mut f, &mut w)?;
+    let n = w.written();
+    Ok((w.finish().0, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

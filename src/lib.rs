@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod config;
 pub mod cosign;
 pub mod digest;
+pub mod dotenv;
 pub mod error;
 pub mod fetch;
 pub mod install;

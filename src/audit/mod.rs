@@ -435,7 +435,7 @@ pub fn audit(
             .to_owned();
         present.insert(rel.clone());
         let found = if e.file_type().is_file() {
-            crate::digest::hash_file(e.path()).ok().map(|(d, _)| d)
+            crate::digest::hash_regular(e.path()).ok().map(|(d, _)| d)
         } else {
             None
         };
@@ -492,7 +492,10 @@ pub fn audit(
         );
     }
     let pins = release_dir.join(".bale").join("compose.pins.yml");
-    if std::fs::read_to_string(&pins).ok().as_deref()
+    if crate::digest::read_regular(&pins, 16 * 1024 * 1024)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .as_deref()
         != Some(
             compose_pins(
                 &platform_images,

@@ -130,17 +130,20 @@ pub fn check_templates(spec: &BundleSpec, lock: &Lockfile) -> Result<Option<Stri
         .map(|i| (i.service.clone(), i.name.clone()))
         .collect();
     let ctx = crate::install::templates::placeholder_context(spec, images);
-    let render = |path: &Path| -> Result<String, BundleError> {
+    use crate::install::templates::Kind;
+    let render = |path: &Path, kind: Kind| -> Result<String, BundleError> {
         let text = std::fs::read_to_string(path).map_err(|e| BundleError::Overlay {
             path: path.to_owned(),
             message: format!("a template must be UTF-8 text: {e}"),
         })?;
         let name = path.display().to_string();
-        crate::install::templates::render(&name, &text, &ctx).map_err(|e| BundleError::Template {
-            path: path.to_owned(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
+        crate::install::templates::render(&name, &text, &ctx, kind).map_err(|e| {
+            BundleError::Template {
+                path: path.to_owned(),
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            }
         })
     };
     for o in spec.overlays.iter().filter(|o| o.template) {
@@ -151,12 +154,12 @@ pub fn check_templates(spec: &BundleSpec, lock: &Lockfile) -> Result<Option<Stri
             .flatten()
         {
             if item.file_type().is_file() {
-                render(item.path())?;
+                render(item.path(), Kind::Plain)?;
             }
         }
     }
     match &spec.compose {
-        Some(c) if c.template => render(&spec.source_path(&c.source)).map(Some),
+        Some(c) if c.template => render(&spec.source_path(&c.source), Kind::Compose).map(Some),
         _ => Ok(None),
     }
 }

@@ -87,7 +87,8 @@ pub fn compose_text(dir: &Path, release: &Release) -> Option<String> {
     release
         .compose
         .as_ref()
-        .and_then(|c| std::fs::read_to_string(dir.join(c)).ok())
+        .and_then(|c| crate::digest::read_regular(&dir.join(c), 16 * 1024 * 1024).ok())
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 /// The compose project of a release: name, directory, env file, and the

@@ -11,22 +11,8 @@ pub struct EnvFile {
 }
 
 /// The key of a `KEY=VALUE` line (an `export ` prefix allowed).
-fn key_of(line: &str) -> Option<&str> {
-    let t = line.trim_start();
-    if t.starts_with('#') {
-        return None;
-    }
-    let (k, _) = t.split_once('=')?;
-    Some(k.trim().trim_start_matches("export ").trim())
-}
-
-/// The value of a line, one pair of surrounding quotes removed.
-fn value_of(line: &str) -> &str {
-    let v = line.split_once('=').map_or("", |(_, v)| v.trim());
-    v.strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-        .unwrap_or(v)
+fn key_of(line: &str) -> Option<String> {
+    crate::dotenv::parse_line(line).map(|(k, _)| k)
 }
 
 impl EnvFile {
@@ -38,22 +24,27 @@ impl EnvFile {
     }
 
     /// The value of `key` (its last line wins, as compose reads it).
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<String> {
         self.lines
             .iter()
             .rev()
-            .find(|l| key_of(l) == Some(key))
-            .map(|l| value_of(l))
+            .filter_map(|l| crate::dotenv::parse_line(l))
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`: its line is rewritten in place, or appended.
     /// Returns whether anything changed.
     pub fn set(&mut self, key: &str, value: &str) -> bool {
-        if self.get(key) == Some(value) {
+        if self.get(key).as_deref() == Some(value) {
             return false;
         }
-        let line = format!("{key}={value}");
-        match self.lines.iter().rposition(|l| key_of(l) == Some(key)) {
+        let line = format!("{key}={}", crate::dotenv::encode(value));
+        match self
+            .lines
+            .iter()
+            .rposition(|l| key_of(l).as_deref() == Some(key))
+        {
             Some(i) => self.lines[i] = line,
             None => self.lines.push(line),
         }
@@ -62,10 +53,7 @@ impl EnvFile {
 
     /// Every key and value.
     pub fn pairs(&self) -> BTreeMap<String, String> {
-        self.lines
-            .iter()
-            .filter_map(|l| key_of(l).map(|k| (k.to_owned(), value_of(l).to_owned())))
-            .collect()
+        crate::dotenv::pairs(&self.render()).into_iter().collect()
     }
 
     /// The text, ending in a newline.
@@ -92,6 +80,9 @@ mod tests {
             e.render(),
             "# site\nDOMAIN=new.example\nPORT=80\nTENANTS=a,b\n"
         );
-        assert_eq!(EnvFile::parse("export X=\"q\"\n").get("X"), Some("q"));
+        assert_eq!(
+            EnvFile::parse("export X=\"q\"\n").get("X").as_deref(),
+            Some("q")
+        );
     }
 }

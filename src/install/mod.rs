@@ -356,8 +356,19 @@ pub fn install_opened(
     } else {
         EnvFile::default()
     };
-    let resolved = values::resolve(&bundle.spec.values, &env, &opts.values, opts.prompt)?;
+    let resolved = values::resolve(
+        &bundle.spec.values,
+        &bundle.spec.secrets,
+        &env,
+        &opts.values,
+        opts.prompt,
+    )?;
     let checks = preflight::check_host(bundle, opts)?;
+    // What a failed first install removes again: only what was missing.
+    let made: Vec<&str> = [".env", "values"]
+        .into_iter()
+        .filter(|n| std::fs::symlink_metadata(opts.target.join(n)).is_err())
+        .collect();
     let target = Target::open(&opts.target)?;
     let first = matches!(current_release(&target.root), Ok(None));
     let result = install_locked(bundle, &target, opts, &resolved).map(|mut r| {
@@ -365,7 +376,7 @@ pub fn install_opened(
         r
     });
     if result.is_err() && first {
-        target.abandon_first_install();
+        target.abandon_first_install(&made);
     }
     result
 }

@@ -45,7 +45,13 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
     } else {
         EnvFile::default()
     };
-    let resolved = values::resolve(&bundle.spec.values, &env, &opts.values, opts.prompt)?;
+    let resolved = values::resolve(
+        &bundle.spec.values,
+        &bundle.spec.secrets,
+        &env,
+        &opts.values,
+        opts.prompt,
+    )?;
     let preflight = preflight::check_host(bundle, opts)?;
     let current = if exists {
         current_release(&opts.target)?

@@ -29,13 +29,22 @@ pub struct RepairedFile {
     pub was: &'static str,
 }
 
-/// What templates are rendered with, and which strings in a rendered file
-/// make it private (mode 0600).
+/// What templates are rendered with, and the same context with every
+/// secret replaced: a rendered file that differs between the two depends on
+/// a secret, whatever filters it went through, and gets mode 0600.
 pub(super) struct Render {
     /// The template context.
     pub ctx: Context,
-    /// Secret values (generated, and `secret = true` values).
-    pub secrets: Vec<String>,
+    /// `ctx` with every secret (generated, and `secret = true` values)
+    /// changed in every character; `None` when there is no secret.
+    pub without_secrets: Option<Context>,
+}
+
+/// `s` with every character changed.
+fn other(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == 'x' { 'y' } else { 'x' })
+        .collect()
 }
 
 /// The render context of a release: site values, secrets from `env`, the
@@ -47,7 +56,7 @@ pub(super) fn context(
     images: &[&ImageRecord],
 ) -> Render {
     let secrets = templates::secret_context(&bundle.spec.secrets, values, &mut |k| {
-        env.get(k).unwrap_or_default().to_owned()
+        env.get(k).unwrap_or_default()
     });
     let ctx = Context {
         values: values.clone(),
@@ -61,17 +70,27 @@ pub(super) fn context(
             .map(|r| (r.service.clone(), r.name.clone()))
             .collect(),
     };
-    let mut secret_values: Vec<String> =
-        ctx.secret_values().into_iter().map(str::to_owned).collect();
-    for v in bundle.spec.values.iter().filter(|v| v.secret) {
-        if let Some(x) = values.get(&v.name) {
-            secret_values.push(x.env_form());
+    let mut changed = ctx.clone();
+    let mut any = false;
+    for v in changed.secrets.values_mut() {
+        any = true;
+        match v {
+            templates::SecretValue::One(s) => *s = other(s),
+            templates::SecretValue::PerItem(m) => m.values_mut().for_each(|s| *s = other(s)),
         }
     }
-    secret_values.retain(|s| !s.is_empty());
+    for spec in bundle.spec.values.iter().filter(|v| v.secret) {
+        if let Some(v) = changed.values.get_mut(&spec.name) {
+            any = true;
+            *v = match v {
+                Value::String(s) => Value::String(other(s)),
+                Value::List(l) => Value::List(l.iter().map(|s| other(s)).collect()),
+            };
+        }
+    }
     Render {
         ctx,
-        secrets: secret_values,
+        without_secrets: any.then_some(changed),
     }
 }
 
@@ -146,8 +165,8 @@ fn mode_of(bundle: &OpenBundle, target: &str) -> u32 {
 /// The largest template bale renders.
 const MAX_TEMPLATE: u64 = 16 * 1024 * 1024;
 
-/// A template of the bundle rendered, with the mode it gets: 0600 when it
-/// holds a secret.
+/// A template of the bundle rendered, with the mode it gets: 0600 when
+/// its content depends on a secret.
 fn rendered(
     bundle: &OpenBundle,
     f: &InstalledFile,
@@ -162,14 +181,24 @@ fn rendered(
     let source = bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?;
     let source = String::from_utf8(source)
         .map_err(|_| InstallError::Bundle(format!("template {} is not UTF-8", f.target)))?;
-    let out =
-        templates::render(&f.target, &source, &render.ctx).map_err(|e| InstallError::Template {
+    let kind = if bundle.images.compose.as_deref() == Some(f.target.as_str()) {
+        templates::Kind::Compose
+    } else {
+        templates::Kind::Plain
+    };
+    let out = templates::render(&f.target, &source, &render.ctx, kind).map_err(|e| {
+        InstallError::Template {
             file: f.target.clone(),
             line: e.line,
             column: e.column,
             message: e.message,
-        })?;
-    let private = render.secrets.iter().any(|s| out.contains(s.as_str()));
+        }
+    })?;
+    // A render that fails only with other secrets depends on them too.
+    let private = render
+        .without_secrets
+        .as_ref()
+        .is_some_and(|c| templates::render(&f.target, &source, c, kind).map_or(true, |o| o != out));
     let mode = if private {
         0o600
     } else {
@@ -221,9 +250,7 @@ fn write_meta(
     images: &[&ImageRecord],
 ) -> Result<(), InstallError> {
     let meta = dir.join(".bale");
-    if fs::symlink_metadata(&meta).is_err() {
-        fs::create_dir(&meta).map_err(io_err(&meta))?;
-    }
+    super::target::ensure_dir(&meta)?;
     write_private(&meta.join("release.json"), &to_json(release), 0o644)?;
     let mut images_json = Vec::new();
     bundle.copy_entry(IMAGES_PATH, &mut images_json)?;
@@ -347,7 +374,7 @@ pub(super) fn repair(
         let found = e
             .file_type()
             .is_file()
-            .then(|| crate::digest::hash_file(e.path()).ok().map(|(d, _)| d))
+            .then(|| crate::digest::hash_regular(e.path()).ok().map(|(d, _)| d))
             .flatten();
         let mode_ok =
             fs::symlink_metadata(e.path()).is_ok_and(|m| m.permissions().mode() & 0o777 == *mode);
@@ -457,15 +484,18 @@ pub(super) fn plan_files(
 ) -> Result<Vec<PlannedFile>, InstallError> {
     let mut out = Vec::new();
     for f in files {
-        let rendered_now = match f.template {
-            Some(_) => Some(rendered(bundle, f, render)?.0),
-            None => None,
+        let (rendered_now, private) = match f.template {
+            Some(_) => {
+                let (bytes, mode) = rendered(bundle, f, render)?;
+                (Some(bytes), mode == 0o600)
+            }
+            None => (None, false),
         };
         let want = rendered_now.as_deref().map_or(f.sha256.clone(), Digest::of);
         let path = current.map(|(d, _)| d.join(&f.target));
         let found = path
             .as_ref()
-            .and_then(|p| crate::digest::hash_file(p).ok().map(|(d, _)| d));
+            .and_then(|p| crate::digest::hash_regular(p).ok().map(|(d, _)| d));
         let change = match &found {
             None => "add",
             Some(d) if *d == want => "same",
@@ -480,11 +510,13 @@ pub(super) fn plan_files(
                 None => bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?,
             };
             // A file that holds a secret is not compared line by line.
-            let secret = render.secrets.iter().any(|s| {
-                let s = s.as_bytes();
-                new.windows(s.len().max(1)).any(|w| w == s)
-            });
-            if !secret && let Ok(old) = fs::read(p) {
+            if !private
+                && let Ok(old) = crate::digest::open_regular(p).and_then(|f| {
+                    use std::io::Read as _;
+                    let mut old = Vec::new();
+                    f.take(MAX_TEMPLATE).read_to_end(&mut old).map(|_| old)
+                })
+            {
                 lines = Some(line_counts(&old, &new));
             }
         }

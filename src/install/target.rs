@@ -86,11 +86,18 @@ impl Target {
     /// lock, so that the directory is as it was. Kept: anything the
     /// operator put there (such as `.env`), and everything once a release
     /// is current.
-    pub fn abandon_first_install(self) {
+    pub fn abandon_first_install(self, made: &[&str]) {
         if fs::symlink_metadata(self.root.join("current")).is_ok() {
             return;
         }
+        // What this install made outside `.bale` (`.env`, `values/`),
+        // named by the caller, which saw them missing before it started.
+        for name in made {
+            let p = self.root.join(name);
+            let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+        }
         let _ = fs::remove_dir_all(self.meta.join("releases"));
+        let _ = fs::remove_file(self.meta.join("values.key"));
         if let Ok(rd) = fs::read_dir(&self.meta) {
             for e in rd.flatten() {
                 let n = e.file_name();
@@ -163,9 +170,10 @@ pub(super) fn open_nofollow(path: &Path, create: bool) -> io::Result<File> {
 /// Reads a regular file at `path` without following a symlink there;
 /// `None` when it does not exist.
 pub(super) fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, InstallError> {
+    // O_NONBLOCK: opening a FIFO planted here must not wait for a writer.
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path);
     let mut f = match f {
         Ok(f) => f,
@@ -193,7 +201,7 @@ fn not_ours(path: &Path, e: io::Error) -> InstallError {
 }
 
 /// Makes directory `d` unless it exists; refuses a symlink or a file there.
-fn ensure_dir(d: &Path) -> Result<(), InstallError> {
+pub(super) fn ensure_dir(d: &Path) -> Result<(), InstallError> {
     match fs::create_dir(d) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -84,13 +84,86 @@ pub struct TemplateError {
     pub message: String,
 }
 
-/// Renders `source` (the file `name`) with `ctx`.
-pub fn render(name: &str, source: &str, ctx: &Context) -> Result<String, TemplateError> {
+/// The most a template may write: as large as a template may be.
+pub const MAX_RENDERED: usize = 16 * 1024 * 1024;
+
+/// The steps (minijinja instructions) one render may take. A template of
+/// the real stacks takes a few thousand; a loop of a million iterations is
+/// refused instead of running for minutes.
+pub const FUEL: u64 = 20_000_000;
+
+/// What a template is rendered into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A file compose does not read.
+    Plain,
+    /// The compose file: compose interpolates `$` in it, so every value an
+    /// expression writes has `$` doubled and stays as given.
+    Compose,
+}
+
+/// A writer that refuses to grow past [`MAX_RENDERED`].
+struct Bounded {
+    out: Vec<u8>,
+    over: bool,
+    written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_RENDERED {
+            self.over = true;
+            return Err(std::io::Error::other("output bound"));
+        }
+        self.out.extend_from_slice(buf);
+        self.written
+            .store(self.out.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders `source` (the file `name`) with `ctx`, within [`FUEL`] steps
+/// and [`MAX_RENDERED`] bytes of output.
+pub fn render(
+    name: &str,
+    source: &str,
+    ctx: &Context,
+    kind: Kind,
+) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    // Compose interpolates `$` in the files it reads: a value rendered into
-    // a compose file passes through `| compose` to stay as given.
-    env.add_filter("compose", |v: String| v.replace('$', "$$"));
+    env.set_fuel(Some(FUEL));
+    // In the compose file every expression is escaped below (whatever its
+    // filters, `tojson` included), so `| compose` has nothing left to do
+    // there; elsewhere it escapes by hand as it always has.
+    env.add_filter("compose", move |v: String| match kind {
+        Kind::Compose => v,
+        Kind::Plain => v.replace('$', "$$"),
+    });
+    // Every expression's output passes here: it is refused before it is
+    // written when it would take the file past the bound, so that the
+    // error names the line (the writer below catches literal text).
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = written.clone();
+    env.set_formatter(move |out, _state, value| {
+        let text = value.to_string();
+        let text = match kind {
+            Kind::Compose => text.replace('$', "$$"),
+            Kind::Plain => text,
+        };
+        if seen.load(std::sync::atomic::Ordering::Relaxed) + text.len() > MAX_RENDERED {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "output bound",
+            ));
+        }
+        out.write_str(&text)
+            .map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure))
+    });
     env.set_keep_trailing_newline(true);
     let locate = |e: minijinja::Error| {
         let line = e.line().unwrap_or(0);
@@ -98,21 +171,51 @@ pub fn render(name: &str, source: &str, ctx: &Context) -> Result<String, Templat
             .range()
             .map(|r| {
                 let start = r.start.min(source.len());
-                let before = &source[..start];
+                let before = source.get(..start).unwrap_or_default();
                 before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1
             })
             .unwrap_or(0);
+        let message = match e.kind() {
+            minijinja::ErrorKind::OutOfFuel => format!(
+                "the template takes more than {FUEL} steps to render (a loop without end, or one far too large)"
+            ),
+            _ => e
+                .detail()
+                .map_or_else(|| e.kind().to_string(), str::to_owned),
+        };
         TemplateError {
             line,
             column,
-            message: e
-                .detail()
-                .map_or_else(|| e.kind().to_string(), str::to_owned),
+            message,
         }
     };
     env.add_template(name, source).map_err(locate)?;
     let t = env.get_template(name).map_err(locate)?;
-    t.render(ctx.to_value()).map_err(locate)
+    let mut out = Bounded {
+        out: Vec::new(),
+        over: false,
+        written,
+    };
+    let rendered = t.render_captured_to(ctx.to_value(), &mut out);
+    let bound = |e: &minijinja::Error| e.detail() == Some("output bound");
+    if out.over || rendered.as_ref().err().is_some_and(bound) {
+        let mut e = rendered.err().map(locate).unwrap_or(TemplateError {
+            line: 0,
+            column: 0,
+            message: String::new(),
+        });
+        e.message = format!(
+            "the rendered file would be larger than {} MiB",
+            MAX_RENDERED / (1024 * 1024)
+        );
+        return Err(e);
+    }
+    rendered.map_err(locate)?;
+    String::from_utf8(out.out).map_err(|_| TemplateError {
+        line: 0,
+        column: 0,
+        message: "the rendered file is not UTF-8".into(),
+    })
 }
 
 /// The context `bale build` checks templates with: every declared value
@@ -209,16 +312,58 @@ mod tests {
             "x",
             "{% for t in TENANTS %}{{ t }}.{{ DOMAIN }}={{ KEY[t] }}\n{% endfor %}",
             &ctx,
+            Kind::Plain,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(out, "a.example.org=sa\nb-2.example.org=sb\n");
-        let e = render("x", "line one\n  {{ NOPE }}\n", &ctx)
+        let e = render("x", "line one\n  {{ NOPE }}\n", &ctx, Kind::Plain)
             .err()
             .unwrap_or_else(|| panic!("rendered an undefined name"));
         assert_eq!((e.line, e.column), (2, 6), "{e:?}");
-        let e = render("x", "{% for %}", &ctx)
+        let e = render("x", "{% for %}", &ctx, Kind::Plain)
             .err()
             .unwrap_or_else(|| panic!("syntax"));
         assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn an_expansion_bomb_stops_at_the_output_bound_naming_its_line() {
+        let bomb = "ok\n{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}\n";
+        let e = render("bomb", bomb, &Context::default(), Kind::Plain)
+            .err()
+            .unwrap_or_else(|| panic!("a bomb rendered"));
+        assert_eq!(e.line, 2, "{e:?}");
+        assert!(e.message.contains("larger than 16 MiB"), "{e:?}");
+    }
+
+    #[test]
+    fn an_endless_loop_runs_out_of_fuel_naming_its_line() {
+        let spin =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let e = render("spin", spin, &Context::default(), Kind::Plain)
+            .err()
+            .unwrap_or_else(|| panic!("spun to the end"));
+        assert_eq!(e.line, 1, "{e:?}");
+        assert!(e.message.contains("steps"), "{e:?}");
+    }
+
+    #[test]
+    fn values_in_a_compose_template_are_not_interpolated_by_compose() {
+        let mut ctx = Context::default();
+        ctx.values
+            .insert("V".into(), Value::String("${API_TOKEN} $$ $x".into()));
+        let out = render(
+            "c",
+            "a: {{ V }}\nb: {{ V | compose }}\nc: \"{{ V | safe }}\"\nd: $${LIT}\n",
+            &ctx,
+            Kind::Compose,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            out,
+            "a: $${API_TOKEN} $$$$ $$x\nb: $${API_TOKEN} $$$$ $$x\nc: \"$${API_TOKEN} $$$$ $$x\"\nd: $${LIT}\n"
+        );
+        let plain = render("p", "{{ V }}", &ctx, Kind::Plain).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(plain, "${API_TOKEN} $$ $x");
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::InstallError;
 use super::env::EnvFile;
-use crate::spec::{Value, ValueSpec, ValueType};
+use crate::spec::{SecretSpec, Value, ValueSpec, ValueType};
 use crate::validate::quote;
 
 /// Values the operator gives on the command line.
@@ -32,10 +32,38 @@ pub struct Resolved {
     pub changed: Vec<String>,
 }
 
+/// The largest `--values` file bale reads.
+pub const MAX_VALUES_FILE: u64 = 1024 * 1024;
+/// The largest value (each item of a list): environment variables carry
+/// them to compose, and Linux refuses one over 128 KiB.
+pub const MAX_VALUE: usize = 64 * 1024;
+/// The largest file a `type = "file"` value may name.
+pub const MAX_FILE_VALUE: u64 = 16 * 1024 * 1024;
+
+/// Reads at most `max` bytes of `path` (a FIFO or a device too), or says
+/// how large the bound is.
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > max {
+        return Err(format!(
+            "is larger than {} KiB, the most bale reads here",
+            max / 1024
+        ));
+    }
+    Ok(out)
+}
+
 /// Reads `--values FILE`: `NAME = "value"` or `NAME = ["a", "b"]`.
 fn read_file(path: &Path) -> Result<BTreeMap<String, Value>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("--values {}: {e}", path.display()))?;
+    let bytes = read_bounded(path, MAX_VALUES_FILE)
+        .map_err(|e| format!("--values {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("--values {}: is not UTF-8 text", path.display()))?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|e| format!("--values {}: {}", path.display(), e.message().trim_end()))?;
     let mut out = BTreeMap::new();
@@ -71,6 +99,7 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, Value>, String> {
 /// lists every value that is missing or invalid.
 pub fn resolve(
     specs: &[ValueSpec],
+    secrets: &[SecretSpec],
     env: &EnvFile,
     supplied: &Supplied,
     prompt: Option<Prompt<'_>>,
@@ -111,7 +140,7 @@ pub fn resolve(
     }
     let mut out = Resolved::default();
     for spec in specs {
-        let from_env = env.get(&spec.name).map(|t| spec.parse_text(t));
+        let from_env = env.get(&spec.name).map(|t| spec.parse_text(&t));
         let v = given
             .remove(&spec.name)
             .or(from_env)
@@ -133,16 +162,38 @@ pub fn resolve(
             problems.push(format!("{}: {m}", spec.name));
             continue;
         }
-        if env.get(&spec.name) != Some(v.env_form().as_str()) {
+        if env.get(&spec.name) != Some(v.env_form()) {
             out.changed.push(spec.name.clone());
         }
         out.values.insert(spec.name.clone(), v);
     }
+    problems.extend(per_item_problems(specs, secrets, &out.values));
     if problems.is_empty() {
         Ok(out)
     } else {
         Err(InstallError::Values(problems))
     }
+}
+
+/// The per-item secrets' keys of `values`, checked one to one.
+fn per_item_problems(
+    specs: &[ValueSpec],
+    secrets: &[SecretSpec],
+    values: &BTreeMap<String, Value>,
+) -> Vec<String> {
+    let declared: Vec<&str> = specs
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(secrets.iter().map(|s| s.name.as_str()))
+        .collect();
+    secrets
+        .iter()
+        .filter_map(|s| match values.get(s.per.as_deref()?) {
+            Some(Value::List(items)) => Some(s.check_items(items, &declared)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 fn check(spec: &ValueSpec, v: &Value) -> Result<(), String> {
@@ -153,11 +204,26 @@ fn check(spec: &ValueSpec, v: &Value) -> Result<(), String> {
     if empty && empty_default {
         return Ok(());
     }
+    let longest = match v {
+        Value::String(s) => s.len(),
+        Value::List(l) => l.iter().map(String::len).max().unwrap_or(0),
+    };
+    if longest > MAX_VALUE {
+        return Err(format!(
+            "is {longest} bytes long; a value may hold at most {} KiB (pass a larger content as a `type = \"file\"` value)",
+            MAX_VALUE / 1024
+        ));
+    }
     if spec.kind == ValueType::File {
         let Value::String(p) = v else {
             return Err("a file value is one path".into());
         };
         return match std::fs::metadata(p) {
+            Ok(m) if m.is_file() && m.len() > MAX_FILE_VALUE => Err(format!(
+                "{} is larger than {} MiB, the most a file value may hold",
+                quote(p),
+                MAX_FILE_VALUE / (1024 * 1024)
+            )),
             Ok(m) if m.is_file() => Ok(()),
             Ok(_) => Err(format!("{} is not a regular file", quote(p))),
             Err(e) => Err(format!("{}: {e}", quote(p))),
@@ -210,17 +276,12 @@ pub(super) fn copy_files(
         if src.is_empty() || Path::new(src) == dest {
             continue;
         }
-        let bytes = std::fs::read(src).map_err(|source| InstallError::Io {
-            path: PathBuf::from(src),
-            source,
-        })?;
-        let dir = root.join("values");
-        if std::fs::symlink_metadata(&dir).is_err() {
-            std::fs::create_dir(&dir).map_err(|source| InstallError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        let bytes = read_bounded(Path::new(src), MAX_FILE_VALUE)
+            .map_err(|e| InstallError::Values(vec![format!("{}: {}: {e}", s.name, quote(src))]))?;
+        // A symlink planted as `values` would carry the write elsewhere;
+        // one planted as `values/NAME` is replaced by the rename, never
+        // written through.
+        super::target::ensure_dir(&root.join("values"))?;
         super::target::write_private(&dest, &bytes, 0o600)?;
     }
     Ok(())

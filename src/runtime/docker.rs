@@ -245,22 +245,23 @@ impl Runtime for DockerCli {
             .iter()
             .flat_map(|f| ["-f".to_owned(), f.display().to_string()]);
         let mut c = Command::new(&program);
-        c.stdin(Stdio::null());
+        // The values reach compose's interpolation through the environment,
+        // byte for byte: no compose tool parses `.env` (their dotenv readers
+        // expand `${X}` and strip quotes and comments; see `crate::dotenv`).
+        c.stdin(Stdio::null())
+            .current_dir(&project.directory)
+            .envs(env.iter().cloned());
         if program.ends_with("podman-compose") {
             // podman-compose (1.0) has neither --project-directory nor
-            // --env-file: it runs in the project directory, and the env
-            // file's values reach its interpolation through the environment.
+            // --env-file: it runs in the project directory.
             cmd.extend(["-p".into(), project.name.clone()]);
             cmd.extend(files);
-            c.current_dir(&project.directory).envs(env.iter().cloned());
         } else {
             cmd.extend([
                 "--project-name".into(),
                 project.name.clone(),
                 "--project-directory".into(),
                 project.directory.display().to_string(),
-                "--env-file".into(),
-                project.env_file.display().to_string(),
             ]);
             cmd.extend(files);
         }

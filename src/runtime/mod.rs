@@ -316,26 +316,10 @@ pub(crate) fn load_via(
     Ok(())
 }
 
-/// `KEY=VALUE` pairs of an env file (comments, blank lines and `export`
-/// skipped; one pair of surrounding quotes removed).
+/// `KEY=VALUE` pairs of an env file, decoded as bale writes them (see
+/// [`crate::dotenv`]).
 pub fn env_values(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|x| x.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-                .unwrap_or(v);
-            (
-                k.trim().trim_start_matches("export ").to_owned(),
-                v.to_owned(),
-            )
-        })
-        .collect()
+    crate::dotenv::pairs(text)
 }
 
 /// `text` with every value of `secrets` (of 4 characters or more) replaced.

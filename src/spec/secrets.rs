@@ -60,6 +60,48 @@ impl SecretSpec {
     pub fn key_for(&self, item: &str) -> String {
         format!("{}_{}", self.name, item.to_uppercase().replace('-', "_"))
     }
+
+    /// Checks that `items` map to `.env` keys one to one: each item of
+    /// ASCII letters, digits, `-` and `_` only, no two items to one key
+    /// (`acme-1` and `acme_1`), and no key that is another declared name.
+    /// Each problem names the items.
+    pub fn check_items(&self, items: &[String], declared: &[&str]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for item in items {
+            if item.is_empty()
+                || !item
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                problems.push(format!(
+                    "item `{}` of {} cannot name its `{}` secret: items that get a secret each hold only ASCII letters, digits, `-` and `_`",
+                    crate::validate::quote(item),
+                    self.per.as_deref().unwrap_or_default(),
+                    self.name
+                ));
+                continue;
+            }
+            let key = self.key_for(item);
+            if let Some(first) = seen.get(&key) {
+                if *first != item {
+                    problems.push(format!(
+                        "items `{first}` and `{item}` of {} would share the secret {key}; rename one of them",
+                        self.per.as_deref().unwrap_or_default()
+                    ));
+                }
+                continue;
+            }
+            if declared.contains(&key.as_str()) {
+                problems.push(format!(
+                    "item `{item}` of {} would store its secret as {key}, which the bundle declares for something else",
+                    self.per.as_deref().unwrap_or_default()
+                ));
+            }
+            seen.insert(key, item);
+        }
+        problems
+    }
 }
 
 #[derive(Deserialize)]
