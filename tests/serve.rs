@@ -343,3 +343,169 @@ fn a_bundle_that_fails_verification_is_not_served() {
     ])
     .fails(6);
 }
+
+/// Where `needle` starts in `hay`.
+fn offset_of(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("blob not found in the bundle"))
+}
+
+/// Flips one byte of the bundle file at `at`, in place (same inode).
+fn flip_byte(path: &std::path::Path, at: usize) {
+    use std::os::unix::fs::FileExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at as u64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.write_all_at(&[b[0] ^ 0xff], at as u64)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A GET whose body may be cut: status, and the bytes read before the cut.
+fn get_cut(url: &str, range: &str) -> (u16, Vec<u8>) {
+    use std::io::Read as _;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(url)
+        .header("Range", range)
+        .call()
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let mut body = Vec::new();
+    let _ = r.body_mut().as_reader().read_to_end(&mut body);
+    (r.status().as_u16(), body)
+}
+
+#[test]
+fn a_blob_changed_after_serve_started_never_leaves_through_a_range_request() {
+    let f = multi_bundle(600_000, &["linux/amd64"]);
+    let s = Served::start(&f.p, "served.bale", &[]);
+    let bundle = f.p.path().join("served.bale");
+    let file = std::fs::read(&bundle).unwrap_or_else(|e| panic!("{e}"));
+    let layer = f.amd64.layers[1].clone();
+    let url = format!("http://{}/v2/multi/app/blobs/{layer}", s.addr);
+
+    // Served once whole, then changed near its end: every range that
+    // covers the change is cut before the changed chunk.
+    let (status, _, whole) = get(&url, &[]);
+    assert_eq!((status, sha(&whole)), (200, layer.clone()));
+    let at = offset_of(&file, &whole[..4096]);
+    flip_byte(&bundle, at + whole.len() - 10);
+    for range in ["bytes=0-", "bytes=500000-", "-20"] {
+        let (_, body) = get_cut(&url, range);
+        let mut altered = whole.clone();
+        let n = altered.len();
+        altered[n - 10] ^= 0xff;
+        assert!(
+            !body.ends_with(&altered[n - 20..]),
+            "{range}: the changed byte was sent"
+        );
+    }
+    // Bytes before the changed chunk are the signed ones and still flow.
+    let (status, body) = get_cut(&url, "bytes=0-999");
+    assert_eq!((status, &body[..]), (206, &whole[..1000]));
+
+    let (lines, _) = s.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "changed" && l["digest"] == layer.as_str()),
+        "the refusal was not logged: {lines:?}"
+    );
+}
+
+#[test]
+fn a_range_of_a_blob_changed_before_its_first_request_is_refused() {
+    let f = multi_bundle(300_000, &["linux/amd64"]);
+    let bundle = f.p.path().join("served.bale");
+    let s = Served::start(&f.p, "served.bale", &[]);
+    let layer = f.amd64.layers[1].clone();
+    let url = format!("http://{}/v2/multi/app/blobs/{layer}", s.addr);
+    // Find the layer by its bytes as skopeo would fetch them from the
+    // source registry, then change one byte of it in the bundle.
+    let (_, _, want) = get(
+        &format!("http://{}/v2/multi/app/blobs/{layer}", f.reg.host),
+        &[],
+    );
+    let file = std::fs::read(&bundle).unwrap_or_else(|e| panic!("{e}"));
+    let at = offset_of(&file, &want[..4096]);
+    flip_byte(&bundle, at + 100);
+    let (_, body) = get_cut(&url, "bytes=0-");
+    assert!(
+        body.is_empty(),
+        "{} bytes of a changed blob were sent",
+        body.len()
+    );
+    let (_, body) = get_cut(&url, "bytes=200000-200099");
+    assert!(body.is_empty(), "a range of a changed blob was sent");
+}
+
+#[test]
+fn slow_clients_holding_every_slot_do_not_keep_a_pull_waiting() {
+    use std::io::Write as _;
+    let f = multi_bundle(1000, &["linux/amd64"]);
+    let s = Served::start(&f.p, "served.bale", &["--max-connections", "2"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two clients take both slots and send their headers a byte a second.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = s.addr.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{e}"));
+                for b in b"GET /v2/ HTTP/1.1\r\nHost: x\r\n".iter().cycle().take(30) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed)
+                        || c.write_all(&[*b]).is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1000));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let (status, _, _) = get(&format!("http://{}/v2/", s.addr), &[]);
+    let waited = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(status, 200);
+    // Before: about 30 s behind the slow clients.
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "a pull waited {waited:?} behind slow clients"
+    );
+    for t in slow {
+        let _ = t.join();
+    }
+}
+
+#[test]
+fn unknown_routes_and_backward_ranges_answer_as_the_distribution_spec_says() {
+    let f = multi_bundle(1000, &["linux/amd64"]);
+    let s = Served::start(&f.p, "served.bale", &[]);
+    let (status, _, body) = get(&format!("http://{}/v2/multi/app/nothing/here", s.addr), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    assert_eq!(
+        (status, &v["errors"][0]["code"]),
+        (404, &"UNSUPPORTED".into())
+    );
+    let layer = f.amd64.layers[1].clone();
+    let served = get(
+        &format!("http://{}/v2/multi/app/blobs/{layer}", s.addr),
+        &[("Range", "bytes=500-0")],
+    );
+    // docker-registry, holding the same blob, answers the same way.
+    let theirs = get(
+        &format!("http://{}/v2/multi/app/blobs/{layer}", f.reg.host),
+        &[("Range", "bytes=500-0")],
+    );
+    assert_eq!((served.0, theirs.0), (416, 416));
+}

@@ -4,13 +4,18 @@
 //! capped) are kept in memory as pulled; blobs are byte ranges of the
 //! bundle file, read with positioned reads in 128 KiB chunks into a
 //! two-chunk channel per response, so memory stays flat whatever the
-//! bundle's size. A whole blob is hashed again on its way out; if the file
-//! changed since verification, its last chunk is never sent and the client
-//! sees a broken transfer instead of wrong bytes.
+//! bundle's size. No byte leaves unchecked: the first request for a blob
+//! reads it whole, and keeps the SHA-256 of each chunk only if the blob
+//! still hashes to its verified digest; every chunk sent afterwards, for
+//! a range as for the whole blob, is read whole and compared with its
+//! entry before any of it is sent. A file changed since verification
+//! cuts the transfer where the change begins, and the refusal is logged.
 //!
 //! hyper 1 on tokio (see docs/design.md): at most `max_connections`
-//! connections at once (further ones wait in the kernel's backlog), a
-//! header read timeout, and a graceful stop on SIGTERM or SIGINT.
+//! connections at once; request headers (and TLS handshakes) within 5 s;
+//! when every slot is taken, the connection idle the longest (for 1 s at
+//! least: slow headers, or a keep-alive left open) is closed for the new
+//! one; a graceful stop on SIGTERM or SIGINT.
 
 mod catalog;
 mod routes;
@@ -45,6 +50,91 @@ use crate::sign::VerifyingKey;
 const GRACE: Duration = Duration::from_secs(10);
 /// Bytes per positioned read of a blob.
 const CHUNK: usize = 128 * 1024;
+/// How long a client may take to send a request's headers (or finish a
+/// TLS handshake): a pull sends them in milliseconds.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection must have been idle (no response under way)
+/// before a new client may take its slot when all are full.
+const IDLE_EVICT: Duration = Duration::from_secs(1);
+/// How often a client waiting for a slot looks for an idle one.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// One connection, as the accept loop sees it when the slots are full.
+struct Conn {
+    id: u64,
+    /// Responses being produced or streamed on it now.
+    busy: std::sync::atomic::AtomicUsize,
+    /// When it last became idle (opened, or a response finished).
+    idle_since: std::sync::Mutex<Instant>,
+    /// Closes it.
+    evicted: tokio::sync::Notify,
+}
+
+/// The connections open now.
+#[derive(Clone, Default)]
+struct Conns {
+    next: Arc<AtomicU64>,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<u64, Arc<Conn>>>>,
+}
+
+impl Conns {
+    fn add(&self) -> Arc<Conn> {
+        let conn = Arc::new(Conn {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            busy: Default::default(),
+            idle_since: std::sync::Mutex::new(Instant::now()),
+            evicted: tokio::sync::Notify::new(),
+        });
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(conn.id, conn.clone());
+        }
+        conn
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Closes the connection idle the longest, if one has been idle for
+    /// [`IDLE_EVICT`] at least.
+    fn evict_idlest(&self) {
+        let Ok(open) = self.open.lock() else { return };
+        let idle = |c: &&Arc<Conn>| {
+            c.busy.load(Ordering::Relaxed) == 0
+                && c.idle_since.lock().is_ok_and(|t| t.elapsed() >= IDLE_EVICT)
+        };
+        let idlest = open.values().filter(idle).min_by_key(|c| {
+            c.idle_since
+                .lock()
+                .map(|t| *t)
+                .unwrap_or_else(|_| Instant::now())
+        });
+        if let Some(c) = idlest {
+            c.evicted.notify_one();
+        }
+    }
+}
+
+/// Marks a connection busy for as long as a response body lives.
+struct Busy(Arc<Conn>);
+
+impl Busy {
+    fn new(conn: Arc<Conn>) -> Busy {
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(conn)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.0.idle_since.lock() {
+            *t = Instant::now();
+        }
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Why `bale serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +265,7 @@ pub fn serve(
     let state = Arc::new(State {
         catalog,
         file: open.source(),
+        chunks: Default::default(),
         events,
         requests: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -190,6 +281,7 @@ pub fn serve(
 struct State {
     catalog: Catalog,
     file: crate::bundle::source::Source,
+    chunks: std::sync::Mutex<std::collections::HashMap<Digest, ChunkTable>>,
     events: Events,
     requests: AtomicU64,
     bytes: AtomicU64,
@@ -227,12 +319,8 @@ async fn run(
     });
     let limit = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let conns = Conns::default();
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => p.map_err(|e| io::Error::other(e.to_string()))?,
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -242,34 +330,57 @@ async fn run(
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
+        // Every slot taken: the connection idle the longest, for at least
+        // IDLE_EVICT (one slow to send its headers, or a keep-alive left
+        // open), makes room; one receiving a blob is never cut for another.
+        // Only this one new connection waits meanwhile: the next is
+        // accepted after it.
+        let permit = loop {
+            tokio::select! {
+                p = limit.clone().acquire_owned() => break Some(p.map_err(|e| io::Error::other(e.to_string()))?),
+                _ = tokio::time::sleep(IDLE_POLL) => conns.evict_idlest(),
+                _ = term.recv() => break None,
+                _ = int.recv() => break None,
+            }
+        };
+        let Some(permit) = permit else { break };
         let state = state.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        let conn = conns.add();
+        let conns = conns.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let service = {
-                let state = state.clone();
-                service_fn(move |req| handle(state.clone(), remote, req))
+                let (state, conn) = (state.clone(), conn.clone());
+                service_fn(move |req| handle(state.clone(), conn.clone(), remote, req))
             };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
-            match acceptor {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
+                .header_read_timeout(HEADER_TIMEOUT);
+            let served = async {
+                match acceptor {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Some(a) => {
+                        let Ok(Ok(tls)) =
+                            tokio::time::timeout(HEADER_TIMEOUT, a.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(tls), service);
+                        let _ = watcher.watch(conn).await;
+                    }
                 }
-                Some(a) => {
-                    let Ok(Ok(tls)) =
-                        tokio::time::timeout(Duration::from_secs(30), a.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    let _ = watcher.watch(conn).await;
-                }
+            };
+            tokio::select! {
+                _ = served => {}
+                _ = conn.evicted.notified() => {}
             }
+            conns.remove(conn.id);
         });
     }
     (state.events)(ServeEvent::Stopping);
@@ -283,9 +394,11 @@ async fn run(
 
 async fn handle(
     state: Arc<State>,
+    conn: Arc<Conn>,
     remote: SocketAddr,
     req: Request<hyper::body::Incoming>,
-) -> Result<Response<OutBody>, Infallible> {
+) -> Result<Response<Tracked>, Infallible> {
+    let busy = Busy::new(conn);
     let started = Instant::now();
     let range = req
         .headers()
@@ -316,8 +429,8 @@ async fn handle(
             span,
             start,
             len,
-            verify,
-        } => OutBody::Stream(stream_blob(&state, span, start, len, verify)),
+            digest,
+        } => OutBody::Stream(stream_blob(&state, span, start, len, digest)),
     };
     state.requests.fetch_add(1, Ordering::Relaxed);
     state.bytes.fetch_add(planned, Ordering::Relaxed);
@@ -333,60 +446,147 @@ async fn handle(
         bytes: planned,
         millis: started.elapsed().as_millis() as u64,
     }));
-    Ok(resp.body(body).unwrap_or_else(|_| {
-        let mut r = Response::new(OutBody::Empty);
-        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    }))
+    let body = Tracked { body, _busy: busy };
+    Ok(match resp.body(()) {
+        Ok(r) => Response::from_parts(r.into_parts().0, body),
+        Err(_) => {
+            let mut r = Response::new(Tracked {
+                body: OutBody::Empty,
+                _busy: body._busy,
+            });
+            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    })
+}
+
+/// A response body that keeps its connection marked busy until it is sent
+/// or dropped.
+pub struct Tracked {
+    body: OutBody,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// SHA-256 of each [`CHUNK`] of a blob, read from the bundle file once
+/// and kept only if the whole blob hashed to its verified digest.
+type ChunkTable = Arc<Vec<[u8; 32]>>;
+
+/// The chunk table of the blob at `span`: from the cache, or made by
+/// reading the whole blob; `None` when it no longer hashes to `digest`.
+fn chunk_table(
+    state: &State,
+    span: Span,
+    digest: &Digest,
+    buf: &mut [u8],
+) -> io::Result<Option<ChunkTable>> {
+    if let Some(t) = state
+        .chunks
+        .lock()
+        .map_err(|_| io::Error::other("chunk cache poisoned"))?
+        .get(digest)
+    {
+        return Ok(Some(t.clone()));
+    }
+    let mut whole = Sha256::new();
+    let mut table = Vec::with_capacity(span.size.div_ceil(CHUNK as u64) as usize);
+    let mut pos = 0u64;
+    while pos < span.size {
+        let n = (span.size - pos).min(CHUNK as u64) as usize;
+        state.file.read_exact_at(&mut buf[..n], span.offset + pos)?;
+        whole.update(&buf[..n]);
+        table.push(Sha256::digest(&buf[..n]).into());
+        pos += n as u64;
+    }
+    if &Digest::from_sha256(whole) != digest {
+        return Ok(None);
+    }
+    let table = Arc::new(table);
+    state
+        .chunks
+        .lock()
+        .map_err(|_| io::Error::other("chunk cache poisoned"))?
+        .insert(digest.clone(), table.clone());
+    Ok(Some(table))
 }
 
 /// Reads `len` bytes of the blob at `span` from `start` on a blocking
-/// thread into a small channel; with `verify`, hashes them and withholds
-/// the last chunk if the digest is not the one verified.
+/// thread into a small channel. Every chunk is read whole and compared with
+/// the blob's chunk table before any byte of it is sent: a bundle file that
+/// changed after verification sends nothing changed, whatever range is
+/// asked for, and the transfer is cut there.
 fn stream_blob(
     state: &Arc<State>,
     span: Span,
     start: u64,
     len: u64,
-    verify: Option<Digest>,
+    digest: Digest,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(2);
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let mut hasher = verify.as_ref().map(|_| Sha256::new());
         let mut buf = vec![0u8; CHUNK];
-        let mut pos = 0u64;
-        while pos < len {
-            let n = (len - pos).min(CHUNK as u64) as usize;
-            if let Err(e) = state
-                .file
-                .read_exact_at(&mut buf[..n], span.offset + start + pos)
-            {
+        let changed = || {
+            (state.events)(ServeEvent::Changed {
+                digest: digest.clone(),
+            });
+            Err(io::Error::other(format!(
+                "{digest} changed after verification"
+            )))
+        };
+        let table = match chunk_table(&state, span, &digest, &mut buf) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let _ = tx.blocking_send(changed());
+                return;
+            }
+            Err(e) => {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
-            pos += n as u64;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..n]);
-            }
-            if pos == len
-                && let (Some(h), Some(want)) = (hasher.take(), verify.as_ref())
-                && &Digest::from_sha256(h) != want
-            {
-                (state.events)(ServeEvent::Changed {
-                    digest: want.clone(),
-                });
-                let _ = tx.blocking_send(Err(io::Error::other(format!(
-                    "{want} changed after verification"
-                ))));
+        };
+        let end = start + len;
+        let mut chunk = start / CHUNK as u64;
+        while chunk * (CHUNK as u64) < end {
+            let at = chunk * CHUNK as u64;
+            let n = (span.size - at).min(CHUNK as u64) as usize;
+            if let Err(e) = state.file.read_exact_at(&mut buf[..n], span.offset + at) {
+                let _ = tx.blocking_send(Err(e));
                 return;
             }
+            let want = table.get(chunk as usize);
+            if want != Some(&Sha256::digest(&buf[..n]).into()) {
+                let _ = tx.blocking_send(changed());
+                return;
+            }
+            let from = start.saturating_sub(at) as usize;
+            let to = (end - at).min(n as u64) as usize;
             if tx
-                .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                .blocking_send(Ok(Bytes::copy_from_slice(&buf[from..to])))
                 .is_err()
             {
                 return;
             }
+            chunk += 1;
         }
     });
     rx

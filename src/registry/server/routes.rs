@@ -14,9 +14,9 @@ pub enum Body {
     Empty,
     /// Small bytes already in memory (manifests, JSON).
     Bytes(bytes::Bytes),
-    /// `len` bytes of a blob from `start`, read from the bundle file;
-    /// `verify` is set when the whole blob is sent, so that it is hashed on
-    /// the way out and cut short if the file changed since verification.
+    /// `len` bytes of a blob from `start`, read from the bundle file and
+    /// checked against the blob's verified content before any is sent (a
+    /// range as much as the whole blob).
     Blob {
         /// Where the blob lies in the bundle.
         span: Span,
@@ -24,8 +24,8 @@ pub enum Body {
         start: u64,
         /// How many bytes.
         len: u64,
-        /// The digest the whole blob must hash to.
-        verify: Option<Digest>,
+        /// The blob's digest, as verified.
+        digest: Digest,
     },
 }
 
@@ -164,7 +164,9 @@ fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
     let (a, b) = (a.trim(), b.trim());
     let (start, end) = match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(s), Ok(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
-        (Ok(_), Ok(_)) => return Ok(None),
+        // An end before the start is unsatisfiable (RFC 9110 calls it
+        // invalid; docker-registry answers 416, and so does bale).
+        (Ok(_), Ok(_)) => return Err(()),
         (Ok(s), Err(_)) if b.is_empty() => (s, size.saturating_sub(1)),
         (Err(_), Ok(n)) if a.is_empty() => {
             if n == 0 {
@@ -227,7 +229,8 @@ pub fn answer(
             "UNSUPPORTED",
             "this registry is read-only: it serves a signed bundle",
         ),
-        Route::Unknown => error(404, "NOT_FOUND", "no such route"),
+        // The distribution spec's error table has no NOT_FOUND.
+        Route::Unknown => error(404, "UNSUPPORTED", "no such route in the distribution API"),
     };
     if head {
         reply.body = Body::Empty;
@@ -325,7 +328,7 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
                     span,
                     start: 0,
                     len: span.size,
-                    verify: Some(d),
+                    digest: d,
                 },
             }
         }
@@ -344,7 +347,7 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
                     span,
                     start,
                     len,
-                    verify: None,
+                    digest: d,
                 },
             }
         }
@@ -433,7 +436,6 @@ mod tests {
             Body::Blob {
                 start: 10,
                 len: 10,
-                verify: None,
                 ..
             }
         ));
@@ -452,16 +454,12 @@ mod tests {
             answer(&c, "GET", &path, None, Some("bytes=100-")).status,
             416
         );
+        let backwards = answer(&c, "GET", &path, None, Some("bytes=50-0"));
+        assert_eq!(backwards.status, 416);
+        assert_eq!(header(&backwards, "Content-Range"), Some("bytes */100"));
         let whole = answer(&c, "GET", &path, None, None);
         assert_eq!(whole.status, 200);
-        assert!(matches!(
-            whole.body,
-            Body::Blob {
-                verify: Some(_),
-                len: 100,
-                ..
-            }
-        ));
+        assert!(matches!(whole.body, Body::Blob { len: 100, .. }));
     }
 
     #[test]
