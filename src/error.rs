@@ -167,7 +167,7 @@ impl Error {
                 PushError::Install(i) => install_code(i),
                 PushError::Catalog(s) => serve_code(s),
                 PushError::Ca { .. } | PushError::Target(_) => exit::INVALID_INPUT,
-                PushError::Registry { .. } => exit::REGISTRY,
+                PushError::Registry { .. } | PushError::Stalled { .. } => exit::REGISTRY,
                 PushError::Digest { .. } => exit::INTEGRITY,
             },
             Error::Install(i) => install_code(i),

@@ -477,3 +477,29 @@ fn no_authorization_follows_a_redirect_to_another_host() {
     );
     assert_eq!(layer_requests(&server, &image).len(), 1);
 }
+
+#[test]
+fn outdated_reports_an_html_answer_as_a_failure_not_a_moved_tag() {
+    let image = Arc::new(Image::new());
+    let good = serve(Fault::None, image.clone(), None);
+    let p = project_for(&good);
+    p.bale(&["lock"]).ok();
+    // The same registry name now answers manifests with a web page.
+    let html = Hostile::start(|req| {
+        if req.path == "/v2/" {
+            return Reply::ok("application/json", b"{}".to_vec());
+        }
+        Reply::ok(
+            "text/html",
+            b"<html><body>Please log in</body></html>".to_vec(),
+        )
+    });
+    for file in ["bundle.toml", "bundle.lock"] {
+        let text = p.read(file).replace(&good.host(), &html.host());
+        p.write(file, &text);
+    }
+    let r = p.bale(&["outdated", "--json"]);
+    r.fails(bale::error::exit::REGISTRY);
+    assert!(!r.stdout().contains("\"moved\""), "{}", r.describe());
+    assert!(!r.stderr().contains("Please log in"), "{}", r.describe());
+}

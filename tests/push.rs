@@ -253,3 +253,161 @@ fn a_bundle_that_fails_verification_is_not_pushed() {
     .fails(3)
     .says("REGISTRY[/PREFIX]");
 }
+
+/// A registry that has no blob, starts every upload, and answers the rest
+/// with `upload`; challenges for Basic credentials first.
+fn lying_registry(
+    upload: impl Fn(&common::hostile::Req) -> Option<common::hostile::Reply> + Send + Sync + 'static,
+) -> common::hostile::Hostile {
+    use common::hostile::{Hostile, Reply};
+    Hostile::start(move |req| {
+        if req.header("authorization").is_none() {
+            return Reply::Full {
+                status: 401,
+                headers: vec![("WWW-Authenticate".into(), "Basic realm=\"r\"".into())],
+                body: vec![],
+            };
+        }
+        if let Some(r) = upload(req) {
+            return r;
+        }
+        if req.path == "/v2/" {
+            return Reply::ok("application/json", b"{}".to_vec());
+        }
+        Reply::status(404)
+    })
+}
+
+fn push_to(b: &MultiBundle, host: &str) -> Run {
+    b.p.bale(&[
+        "push",
+        "served.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--to",
+        &format!("{host}/lying"),
+    ])
+}
+
+#[test]
+fn credentials_never_follow_an_upload_location_to_another_origin() {
+    use common::hostile::{Hostile, Reply};
+    let b = multi_bundle(3000, &["linux/amd64"]);
+    // Where the registry sends the upload: another origin, which records
+    // what it is sent and takes nothing.
+    let elsewhere = Hostile::start_on("127.0.0.2", |_| Reply::status(404));
+    let other = elsewhere.host();
+    let location = other.clone();
+    let reg = lying_registry(move |req| {
+        (req.method == "POST").then(|| Reply::Full {
+            status: 202,
+            headers: vec![(
+                "Location".into(),
+                format!("http://{location}/v2/lying/multi/app/blobs/uploads/u1"),
+            )],
+            body: vec![],
+        })
+    });
+    login(&b, &reg.host(), "alice", "s3cret-pass");
+    let r = push_to(&b, &reg.host());
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    let seen = elsewhere.requests();
+    assert!(!seen.is_empty(), "the upload never reached its Location");
+    for req in &seen {
+        assert_eq!(
+            req.header("authorization"),
+            None,
+            "credentials sent to {other}: {} {}",
+            req.method,
+            req.path
+        );
+    }
+    // The registry itself did get them.
+    assert!(
+        reg.requests()
+            .iter()
+            .any(|r| r.header("authorization").is_some())
+    );
+}
+
+#[test]
+fn an_upload_the_registry_never_takes_fails_after_a_few_tries_naming_the_blob() {
+    use common::hostile::Reply;
+    let b = multi_bundle(300_000, &["linux/amd64"]);
+    let layer = b.amd64.layers[1].clone();
+    let big = format!("/blobs/{layer}");
+    let reg = lying_registry(move |req| match req.method.as_str() {
+        // Every other blob is there already: only the large layer uploads.
+        "HEAD" if !req.path.ends_with(&big) => Some(Reply::status(200)),
+        "PUT" if req.path.contains("/manifests/") => Some(Reply::status(201)),
+        "POST" => Some(Reply::Full {
+            status: 202,
+            headers: vec![(
+                "Location".into(),
+                "/v2/lying/multi/app/blobs/uploads/u1".into(),
+            )],
+            body: vec![],
+        }),
+        "PATCH" => Some(Reply::Full {
+            status: 202,
+            headers: vec![
+                (
+                    "Location".into(),
+                    "/v2/lying/multi/app/blobs/uploads/u1".into(),
+                ),
+                ("Range".into(), "0-1023".into()),
+            ],
+            body: vec![],
+        }),
+        _ => None,
+    });
+    login(&b, &reg.host(), "alice", "pw");
+    let r = push_to(&b, &reg.host());
+    r.fails(bale::error::exit::REGISTRY)
+        .says("the registry confirmed only 1024 of the")
+        .says(&format!("multi/app@{layer}"));
+    // Counted once credentials were sent (the first is answered 401).
+    let patches = reg
+        .requests()
+        .iter()
+        .filter(|q| q.method == "PATCH" && q.header("authorization").is_some())
+        .count();
+    // Before: over 100,000 PATCH requests in 25 s.
+    assert!(patches <= 5, "{patches} PATCH requests");
+}
+
+#[test]
+fn a_registry_that_never_answers_fails_the_push_within_two_minutes() {
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let host = silent
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        silent
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(200);
+            while std::time::Instant::now() < deadline {
+                match silent.accept() {
+                    Ok((s, _)) => held.lock().map(|mut h| h.push(s)).unwrap_or(()),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+    }
+    let b = multi_bundle(3000, &["linux/amd64"]);
+    let started = std::time::Instant::now();
+    let r = push_to(&b, &host);
+    let took = started.elapsed();
+    r.fails(bale::error::exit::REGISTRY);
+    // Before: about twelve minutes (120 s a request, five retries).
+    assert!(
+        took < std::time::Duration::from_secs(120),
+        "the push took {took:?} against a silent registry"
+    );
+}

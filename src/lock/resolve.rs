@@ -47,7 +47,18 @@ pub(super) fn checked(
 /// The digest of what `image`'s tag (or pinned digest, or layout ref
 /// name) points to now, checked like [`resolve_image`] checks it.
 pub fn current_digest(repo: &dyn ImageRepo, image: &ImageSpec) -> Result<Digest, ResolveError> {
-    top_document(repo, image).map(|(_, d)| d)
+    let (top, digest) = top_document(repo, image)?;
+    // An answer that is not a manifest (an HTML page from a proxy, say) is
+    // a failure to ask, never a tag that moved.
+    manifest::parse(&top.bytes, top.content_type.as_deref()).map_err(|source| ResolveError {
+        service: image.service.clone(),
+        image: image.source.reference().canonical_name(),
+        kind: ResolveErrorKind::Manifest {
+            what: format!("the answer for {}", image.written),
+            source,
+        },
+    })?;
+    Ok(digest)
 }
 
 /// Fetches the document `image`'s reference names, checked against a

@@ -18,6 +18,15 @@ use crate::config::{Settings, is_loopback};
 use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
 use crate::reference::DOCKER_HUB;
 
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a registry may stay silent: before its answer starts, and
+/// between two reads or writes of a body.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// After this long, a request that keeps failing is not tried again: a
+/// registry that never answers fails the command in about a minute.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
 /// How requests are retried.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -319,9 +328,10 @@ impl RegistryClient {
             .tls_config(tls.build())
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(ANSWER_TIMEOUT))
+            .timeout_per_read(Some(ANSWER_TIMEOUT))
+            .timeout_per_write(Some(ANSWER_TIMEOUT))
             .user_agent(concat!("bale/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -550,14 +560,40 @@ impl RegistryClient {
         retry: bool,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let retries = if retry { self.retry.retries } else { 0 };
+        let started = std::time::Instant::now();
         let key = (ep.host.clone(), repository.to_owned());
         let mut url = url.to_owned();
+        // A URL the registry handed out (an upload's Location) may name
+        // another origin: it gets no credentials, and never plain HTTP
+        // where the registry speaks HTTPS.
+        let target = url::Url::parse(&url).map_err(|e| RegistryError::Protocol {
+            url: url.clone(),
+            message: format!("not a URL: {e}"),
+        })?;
+        if ep.scheme == "https" && target.scheme() != "https" {
+            return Err(RegistryError::Protocol {
+                url,
+                message: format!(
+                    "refusing to follow {} from https to {}",
+                    ep.host,
+                    target.scheme()
+                ),
+            });
+        }
         let mut attempt = 0u32;
         let mut authed = false;
         let mut redirects = 0u32;
-        // Authorization goes only to the endpoint itself, never to a
-        // redirect target on another host.
-        let mut same_host = true;
+        // Authorization goes only to the endpoint's own origin (scheme,
+        // host and port), never to another one it names or redirects to.
+        let origin = url::Url::parse(&ep.base()).ok();
+        let same_origin = |u: &url::Url| {
+            origin.as_ref().is_some_and(|o| {
+                o.scheme() == u.scheme()
+                    && o.host_str() == u.host_str()
+                    && o.port_or_known_default() == u.port_or_known_default()
+            })
+        };
+        let mut same_host = same_origin(&target);
         loop {
             let mut req = ureq::http::Request::builder().method(method).uri(&url);
             for (k, v) in headers {
@@ -633,7 +669,7 @@ impl RegistryClient {
                                     message: format!("refusing redirect to {next}"),
                                 });
                             }
-                            same_host = same_host && next_host == ep.host;
+                            same_host = same_host && same_origin(&next);
                             url = next.to_string();
                             continue;
                         }
@@ -657,7 +693,7 @@ impl RegistryClient {
                             let wait = retry_after(&resp)
                                 .map(|d| d.min(self.retry.max_delay))
                                 .unwrap_or_else(|| self.retry.backoff(attempt));
-                            if attempt < retries {
+                            if attempt < retries && started.elapsed() < GIVE_UP_AFTER {
                                 drop(resp);
                                 std::thread::sleep(wait);
                                 attempt += 1;
@@ -675,7 +711,7 @@ impl RegistryClient {
                     }
                 }
             };
-            if attempt >= retries {
+            if attempt >= retries || started.elapsed() >= GIVE_UP_AFTER {
                 return Err(RegistryError::GaveUp {
                     url,
                     attempts: attempt + 1,
@@ -789,6 +825,33 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_location_that_downgrades_https_to_http_is_refused() {
+        let client = RegistryClient::new(Settings::default(), RetryPolicy::default());
+        let ep = Endpoint {
+            scheme: "https",
+            host: "127.0.0.1:9".into(),
+        };
+        // Nothing listens on port 9: the refusal comes before any request.
+        let e = client
+            .send(
+                &ep,
+                "r",
+                "PATCH",
+                "http://127.0.0.1:9/v2/r/blobs/uploads/u1",
+                &[],
+                &Payload::Empty,
+                false,
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("refusing to follow 127.0.0.1:9 from https to http"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn bearer_challenge_is_parsed() {

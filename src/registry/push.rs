@@ -23,6 +23,9 @@ use crate::reference::Reference;
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
+/// Answers in a row that confirm less of a chunk than was sent, before
+/// the upload of that blob fails.
+const MAX_SHORT_ANSWERS: u32 = 3;
 /// Blobs of one repository uploaded at once: a push waits on the
 /// registry's round trips and its hashing, not on bale's reads.
 const PARALLEL_BLOBS: usize = 4;
@@ -54,6 +57,20 @@ pub enum PushError {
         what: String,
         /// The registry's error.
         source: RegistryError,
+    },
+    /// The registry keeps accepting chunks without taking them.
+    #[error(
+        "{what}: the registry confirmed only {confirmed} of the {sent} bytes sent, {tries} times in a row; giving up on this blob"
+    )]
+    Stalled {
+        /// What was pushed.
+        what: String,
+        /// Bytes sent so far.
+        sent: u64,
+        /// Bytes the registry last said it has.
+        confirmed: u64,
+        /// Answers in a row that confirmed less than was sent.
+        tries: u32,
     },
     /// The registry stored something under another digest than bale sent.
     #[error("{what}: the registry reports digest {got}, not {want}: it did not keep the bytes")]
@@ -563,6 +580,7 @@ impl<'a> Pusher<'a> {
     ) -> Result<(), PushError> {
         let mut offset = 0u64;
         let mut failures = 0u32;
+        let mut short = 0u32;
         while offset < span.size {
             let len = (span.size - offset).min(self.chunk);
             let end = offset + len - 1;
@@ -591,7 +609,25 @@ impl<'a> Pusher<'a> {
             match sent {
                 Ok(resp) => {
                     location = header(&resp, "location").unwrap_or(location);
-                    offset = confirmed(&resp).unwrap_or(end + 1);
+                    let next = confirmed(&resp).unwrap_or(end + 1).min(end + 1);
+                    // A registry that confirms less than it was sent is
+                    // answered by sending the rest again, a few times: one
+                    // that never takes all of a chunk would be sent the
+                    // same bytes without end.
+                    if next < end + 1 {
+                        short += 1;
+                        if short >= MAX_SHORT_ANSWERS {
+                            return Err(PushError::Stalled {
+                                what: what.to_owned(),
+                                sent: end + 1,
+                                confirmed: next,
+                                tries: short,
+                            });
+                        }
+                    } else {
+                        short = 0;
+                    }
+                    offset = next;
                     self.report.bytes_uploaded += len;
                     (self.events)(PushEvent::Progress {
                         digest: d.clone(),
