@@ -62,7 +62,11 @@ fn run(command: Command) -> Result<(), bale::Error> {
             json.json,
         ),
         Command::Inspect { bundle, json } => bundle::inspect(&bundle, json.json),
-        Command::Sbom { bundle } => bundle::sbom(&bundle),
+        Command::Sbom {
+            bundle,
+            public_key,
+            allow_unsigned,
+        } => bundle::sbom(&bundle, public_key.as_deref(), allow_unsigned),
         Command::Serve(a) => bundle::serve(a),
         Command::Push(a) => bundle::push(a),
         Command::Split(a) => pipeline::split(a),

@@ -438,3 +438,52 @@ fn a_first_install_refused_by_a_template_leaves_the_target_as_it_found_it() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_forged_sbom_with_its_manifest_line_edited_is_refused_by_bale_sbom() {
+    let p = Project::demo();
+    let good = p.build_demo("demo.bale");
+    let forged: Vec<(String, Vec<u8>)> = common::forge::entries_of(&good)
+        .into_iter()
+        .map(|(n, d)| {
+            if n == "bale/sbom.spdx.json" {
+                (
+                    n,
+                    b"{\"spdxVersion\":\"SPDX-2.3\",\"name\":\"clean\"}".to_vec(),
+                )
+            } else {
+                (n, d)
+            }
+        })
+        .collect();
+    // Re-signed by someone else's key: the manifest line matches the
+    // forged document, the signature does not match the site's key.
+    p.bale(&[
+        "keygen",
+        "--public-key",
+        "keys/other.pub",
+        "--secret-key",
+        "keys/other.sec",
+        "--no-password",
+    ])
+    .ok();
+    common::forge::resign_with(
+        &p,
+        "keys/other.sec",
+        "forged.bale",
+        "bale-demo",
+        "1.0.0",
+        &forged,
+    );
+    let r = p.bale(&["sbom", "forged.bale", "--public-key", "keys/k.pub"]);
+    r.fails(exit::INTEGRITY).says("signature check failed");
+    assert!(r.stdout().is_empty(), "a forged SBOM was printed");
+    // Without a key bale refuses unless told, and then says so.
+    p.bale(&["sbom", "forged.bale"]).fails(exit::USAGE);
+    let r = p.bale(&["sbom", "forged.bale", "--allow-unsigned"]);
+    r.ok().says("nothing says who made it");
+    // The genuine one prints with no word on stderr.
+    let r = p.bale(&["sbom", "demo.bale", "--public-key", "keys/k.pub"]);
+    r.ok();
+    assert!(r.stderr().is_empty(), "{}", r.describe());
+}

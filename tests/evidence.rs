@@ -191,7 +191,7 @@ fn sbom_is_valid_spdx_with_images_files_and_upstream_packages() {
     let p = project(&reg, &plain_entry(&reg, "att/app", "1.0"), "");
     p.bale(&["lock"]).ok();
     build(&p);
-    let run = p.bale(&["sbom", "e.bale"]);
+    let run = p.bale(&["sbom", "e.bale", "--public-key", "keys/k.pub"]);
     run.ok();
     let file = p.path().join("sbom.spdx.json");
     std::fs::write(&file, &run.out.stdout).unwrap_or_else(|e| panic!("{e}"));
@@ -271,7 +271,7 @@ fn sbom_is_valid_spdx_with_images_files_and_upstream_packages() {
     std::fs::rename(p.path().join("e.bale"), p.path().join("first.bale"))
         .unwrap_or_else(|e| panic!("{e}"));
     build(&p);
-    let again = p.bale(&["sbom", "e.bale"]);
+    let again = p.bale(&["sbom", "e.bale", "--public-key", "keys/k.pub"]);
     assert_eq!(again.out.stdout, run.out.stdout);
     let v = p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub", "--json"]);
     v.ok();
@@ -307,7 +307,7 @@ fn a_tampered_sbom_is_refused() {
         .unwrap_or_else(|| panic!("no busybox in the bundle"));
     bytes[at + 10] = b'B';
     std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    p.bale(&["sbom", "e.bale"])
+    p.bale(&["sbom", "e.bale", "--public-key", "keys/k.pub"])
         .fails(6)
         .says("does not match the manifest");
     p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub"])

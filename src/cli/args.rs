@@ -177,6 +177,12 @@ pub enum Command {
     Sbom {
         /// The bundle file.
         bundle: PathBuf,
+        /// minisign public key file the bundle must be signed with.
+        #[arg(long, value_name = "PATH", required_unless_present = "allow_unsigned")]
+        public_key: Option<PathBuf>,
+        /// Print it without checking the signature (a warning on stderr says so).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Print a shell completion script (source it, or install it where your shell looks).
     Completions {

@@ -184,8 +184,18 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
 }
 
 /// `bale sbom`: the bundle's SPDX document, as signed, on stdout.
-pub fn sbom(bundle: &Path) -> Result<(), bale::Error> {
-    let bytes = verifier::sbom(bundle)?;
+pub fn sbom(
+    bundle: &Path,
+    public_key: Option<&Path>,
+    allow_unsigned: bool,
+) -> Result<(), bale::Error> {
+    let key = public_key.map(VerifyingKey::from_file).transpose()?;
+    let (bytes, signature) = verifier::sbom(bundle, key.as_ref(), allow_unsigned)?;
+    if signature != "verified" {
+        eprintln!(
+            "warning: the SBOM matches the bundle's manifest, but the manifest's signature is {signature}: nothing says who made it"
+        );
+    }
     std::io::stdout()
         .lock()
         .write_all(&bytes)

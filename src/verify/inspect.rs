@@ -170,13 +170,38 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
 }
 
 /// The bundle's SPDX document (`bale/sbom.spdx.json`), checked against
-/// the manifest's digest for it (the signature is `bale verify`'s).
-pub fn sbom(path: &Path) -> Result<Vec<u8>, InspectError> {
+/// the manifest's digest for it and the manifest against its signature
+/// with `key` (`allow_unsigned` without a key: unchecked). Returns it with
+/// the signature's verdict, as `bale verify` words it.
+pub fn sbom(
+    path: &Path,
+    key: Option<&crate::sign::VerifyingKey>,
+    allow_unsigned: bool,
+) -> Result<(Vec<u8>, &'static str), InspectError> {
     let invalid = |message: String| InspectError::Invalid {
         path: path.to_owned(),
         message,
     };
     let o = open_unverified(path)?;
+    let sig = o
+        .entries
+        .get(1)
+        .filter(|e| e.path.as_deref() == Ok(super::SIGNATURE_PATH));
+    let opts = super::VerifyOptions {
+        key,
+        allow_unsigned,
+        threads: 1,
+        base: None,
+    };
+    let signature = super::check_signature(
+        &o.file,
+        sig,
+        &o.manifest,
+        &o.manifest_bytes,
+        &Digest::of(&o.manifest_bytes),
+        &opts,
+    )
+    .map_err(|p| invalid(p.message))?;
     let listed = o
         .manifest
         .entries
@@ -193,7 +218,7 @@ pub fn sbom(path: &Path) -> Result<Vec<u8>, InspectError> {
     if Digest::of(&bytes) != listed.sha256 {
         return Err(invalid(format!("{SBOM_PATH} does not match the manifest")));
     }
-    Ok(bytes)
+    Ok((bytes, signature))
 }
 
 /// A bundle's signed manifest (not checked against its signature: for a

@@ -478,7 +478,7 @@ fn check_base(
 
 /// The signature's verdict: `verified`, `unsigned` or `unchecked` (as
 /// `opts` allow), or the problem with it.
-fn check_signature(
+pub(super) fn check_signature(
     file: &Source,
     sig_entry: Option<&RawEntry>,
     manifest: &Manifest,

@@ -5,6 +5,7 @@
 pub mod bundles;
 pub mod daemons;
 pub mod evidence;
+pub mod forge;
 pub mod hostile;
 
 use std::io::Write;
