@@ -1,5 +1,27 @@
 //! The `bale` command: parses arguments, calls the library, prints.
 
+/// `eprintln!` for text: escaped for a terminal.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit($crate::cli::output::Stream::Err, &format!("{}\n", format_args!($($arg)*)), false)
+    };
+}
+
+/// `eprint!` for text: escaped for a terminal.
+macro_rules! errp {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit($crate::cli::output::Stream::Err, &format!($($arg)*), false)
+    };
+}
+
+/// `println!` for a JSON document or line: as serialized, a closed pipe
+/// ends bale.
+macro_rules! jsonln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit($crate::cli::output::Stream::Out, &format!("{}\n", format_args!($($arg)*)), true)
+    };
+}
+
 mod cli;
 
 use std::process::ExitCode;
@@ -117,7 +139,7 @@ fn main() -> ExitCode {
             if let Some(event) = json {
                 output::failure(&e, event);
             }
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -487,3 +487,115 @@ fn a_forged_sbom_with_its_manifest_line_edited_is_refused_by_bale_sbom() {
     r.ok();
     assert!(r.stderr().is_empty(), "{}", r.describe());
 }
+
+#[test]
+fn a_file_name_with_terminal_escapes_is_shown_escaped_by_audit_and_its_reports() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    p.install_none("demo.bale", "target").ok();
+    let cur = p.path().join("target/current");
+    let evil = "x\u{1b}[2K\rall files as signed\u{1b}]0;owned\u{7}";
+    std::fs::write(cur.join(evil), "planted\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(cur.join("<img src=x onerror=alert(1)>.txt"), "x\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = p.bale(&[
+        "audit",
+        "--target",
+        "target",
+        "--runtime",
+        "none",
+        "--report",
+        "audit.md",
+    ]);
+    r.fails(exit::INTEGRITY);
+    let err = r.stderr();
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\r') && !err.contains('\u{7}'),
+        "raw control characters reached the terminal: {err:?}"
+    );
+    assert!(
+        err.contains("x\\u{1b}[2K\\u{d}all files as signed"),
+        "{err}"
+    );
+    let md = p.read("audit.md");
+    assert!(
+        !md.contains("<img"),
+        "raw HTML in the Markdown report:\n{md}"
+    );
+    assert!(
+        md.contains("&lt;img src=x onerror=alert(1)&gt;.txt"),
+        "{md}"
+    );
+    assert!(!md.contains('\u{1b}'), "raw ESC in the Markdown report");
+}
+
+#[test]
+fn a_secrets_file_passed_as_a_bundle_is_described_never_quoted() {
+    let p = Project::demo();
+    let mut secrets = String::new();
+    for i in 0..40 {
+        secrets.push_str(&format!("DB_PASSWORD_{i}=hunter2-secret-{i}\n"));
+    }
+    p.write("site.env", &secrets);
+    for args in [
+        vec!["verify", "site.env", "--public-key", "keys/k.pub"],
+        vec![
+            "install",
+            "site.env",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "t",
+            "--runtime",
+            "none",
+        ],
+        vec![
+            "audit",
+            "site.env",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "t",
+            "--runtime",
+            "none",
+        ],
+    ] {
+        let r = p.bale(&args);
+        assert_ne!(r.code(), 0, "{}", r.describe());
+        assert!(!r.stderr().contains("hunter2"), "{}", r.describe());
+        assert!(!r.stdout().contains("hunter2"), "{}", r.describe());
+        r.says("it looks like a text file of KEY=VALUE lines");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_bale_quietly() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    for args in [
+        vec![
+            "verify",
+            "demo.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--json",
+        ],
+        vec!["inspect", "demo.bale"],
+        vec!["sbom", "demo.bale", "--public-key", "keys/k.pub"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bale"))
+            .args(&args)
+            .current_dir(p.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        // `| head -0`: the reader is gone before bale writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(exit::OK), "{args:?}: {err}");
+    }
+}

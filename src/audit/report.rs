@@ -241,11 +241,22 @@ fn html(r: &AuditReport) -> String {
     o
 }
 
-/// A Markdown table cell: no line breaks, `|` escaped.
+/// A Markdown table cell: HTML escaped as in the HTML report (Markdown
+/// renders raw HTML), the characters that make links, code and cells
+/// escaped, and control characters shown as `\u{..}`, never sent raw.
 fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(s.len());
+    for c in escape(s).chars() {
+        match c {
+            '\\' | '|' | '[' | ']' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn markdown(r: &AuditReport) -> String {

@@ -33,10 +33,10 @@ pub fn verify(
         );
     } else {
         for p in &report.problems {
-            eprintln!("FAIL {}: {}", p.entry, p.message);
+            errln!("FAIL {}: {}", p.entry, p.message);
         }
         if let Some(b) = &report.base {
-            eprintln!(
+            errln!(
                 "delta of {} {} (manifest {}): {} entries come from the base{}",
                 b.name,
                 b.version,
@@ -50,10 +50,10 @@ pub fn verify(
             );
             if !report.base_checked {
                 for p in report.from_base.iter().take(20) {
-                    eprintln!("  {p}");
+                    errln!("  {p}");
                 }
                 if report.from_base.len() > 20 {
-                    eprintln!(
+                    errln!(
                         "  … and {} more (--json lists them all)",
                         report.from_base.len() - 20
                     );
@@ -61,7 +61,7 @@ pub fn verify(
             }
         }
         for i in report.images.iter().filter(|i| i.cosign.is_some()) {
-            eprintln!(
+            errln!(
                 "upstream cosign signature of {} ({}): {}",
                 i.service,
                 i.name,
@@ -69,11 +69,11 @@ pub fn verify(
             );
         }
         if report.signature == "unchecked" {
-            eprintln!(
+            errln!(
                 "note: the bundle is signed, but no --public-key was given: its signature was not checked"
             );
         }
-        eprintln!(
+        errln!(
             "{} {} {}: signature {}{}, {} entries ({}) checked, {} problem(s)",
             bundle.display(),
             report.name.as_deref().unwrap_or("?"),
@@ -103,7 +103,7 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
         output::result(serde_json::to_value(&i).unwrap_or_default(), true);
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::output::Terminal::stdout();
     let _ = writeln!(
         out,
         "{} {}  manifest {}  {}",
@@ -192,14 +192,16 @@ pub fn sbom(
     let key = public_key.map(VerifyingKey::from_file).transpose()?;
     let (bytes, signature) = verifier::sbom(bundle, key.as_ref(), allow_unsigned)?;
     if signature != "verified" {
-        eprintln!(
+        errln!(
             "warning: the SBOM matches the bundle's manifest, but the manifest's signature is {signature}: nothing says who made it"
         );
     }
-    std::io::stdout()
-        .lock()
-        .write_all(&bytes)
-        .map_err(|source| bale::Error::Output { source })
+    super::output::emit(
+        super::output::Stream::Out,
+        &String::from_utf8_lossy(&bytes),
+        true,
+    );
+    Ok(())
 }
 
 /// `bale serve`: the library verifies and serves; this prints its events,
@@ -219,13 +221,13 @@ pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
         } => {
             let url = format!("{}://{addr}", if tls { "https" } else { "http" });
             if json {
-                println!(
+                jsonln!(
                     "{}",
                     serde_json::json!({"event": "listening", "url": url, "addr": addr.to_string(),
                         "bundle": name, "version": version, "repositories": repositories, "tags": tags})
                 );
             } else {
-                eprintln!(
+                errln!(
                     "serving {name} {version} (verified): {repositories} repositories, {tags} tags at {url}"
                 );
             }
@@ -234,29 +236,34 @@ pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
             if json {
                 let mut v = serde_json::to_value(&r).unwrap_or_default();
                 v["event"] = "request".into();
-                println!("{v}");
+                jsonln!("{v}");
             } else {
-                eprintln!(
+                errln!(
                     "{} {} {} {} {} {}ms",
-                    r.remote, r.method, r.path, r.status, r.bytes, r.millis
+                    r.remote,
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.bytes,
+                    r.millis
                 );
             }
         }
         ServeEvent::Changed { digest } => {
             if json {
-                println!(
+                jsonln!(
                     "{}",
                     serde_json::json!({"event": "changed", "digest": digest.to_string()})
                 );
             } else {
-                eprintln!(
+                errln!(
                     "error: {digest} no longer matches the verified bundle: the file changed; transfer cut short"
                 );
             }
         }
         ServeEvent::Stopping => {
             if !json {
-                eprintln!("stopping: finishing transfers under way");
+                errln!("stopping: finishing transfers under way");
             }
         }
     });
@@ -271,7 +278,7 @@ pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
         v["event"] = "summary".into();
         output::result_line(v, true);
     } else {
-        eprintln!(
+        errln!(
             "stopped: {} requests, {} sent",
             summary.requests,
             human(summary.bytes)
@@ -323,7 +330,7 @@ pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
                 } => serde_json::json!({
                     "event": "manifest", "reference": reference, "digest": digest.to_string(), "present": present}),
             };
-            println!("{v}");
+            jsonln!("{v}");
             return;
         }
         match e {
@@ -342,7 +349,7 @@ pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
                 let line = format!("warning: {digest}: {reason}; going on from byte {offset}");
                 match &bar {
                     Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
+                    None => errln!("{line}"),
                 }
             }
             PushEvent::Blob {
@@ -355,7 +362,7 @@ pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
                     format!("{how:?} {repository}@{digest} ({})", human(size)).to_lowercase();
                 match &bar {
                     Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
+                    None => errln!("{line}"),
                 }
             }
             PushEvent::Manifest {
@@ -364,7 +371,7 @@ pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
                 let line = format!("{} {reference}", if present { "present" } else { "pushed" });
                 match &bar {
                     Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
+                    None => errln!("{line}"),
                 }
             }
         }
@@ -390,12 +397,12 @@ pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
         output::result_line(v, true);
     } else {
         for i in &report.images {
-            eprintln!("{} -> {} ({})", i.name, i.target, i.digest);
+            errln!("{} -> {} ({})", i.name, i.target, i.digest);
             if let Some(note) = &i.index {
-                eprintln!("  index {note}");
+                errln!("  index {note}");
             }
         }
-        eprintln!(
+        errln!(
             "pushed to {}: {} blobs uploaded ({}), {} mounted, {} already there; {} chunk(s) resumed",
             report.to,
             report.blobs_uploaded,

@@ -7,6 +7,104 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bale::fetch::{Event, Reporter, Silent};
 
+/// Where text goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Out,
+    /// Standard error.
+    Err,
+}
+
+/// `s` made safe for a terminal: every control character but a line break
+/// and a tab (ESC, CR, BEL, the C1 set, ...) and the bidirectional
+/// overrides escaped as `\u{..}`, so that a name from a bundle, a host or a
+/// registry cannot move the cursor, rewrite a line or reorder one.
+pub fn for_terminal(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !s.contains(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Writes `text` to `to`, escaped for a terminal unless `raw` (JSON, whose
+/// strings carry no raw control character). A closed pipe (`bale … |
+/// head -1`) ends bale quietly, as ripgrep does.
+pub fn emit(to: Stream, text: &str, raw: bool) {
+    let text = if raw {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        for_terminal(text)
+    };
+    let written = match to {
+        Stream::Out => std::io::stdout().lock().write_all(text.as_bytes()),
+        Stream::Err => std::io::stderr().lock().write_all(text.as_bytes()),
+    };
+    if let Err(e) = written
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// A report written piece by piece (`writeln!`) and printed, escaped for
+/// a terminal, when it is dropped.
+pub struct Terminal {
+    buf: Vec<u8>,
+    to: Stream,
+}
+
+impl Terminal {
+    /// A report for standard output.
+    pub fn stdout() -> Terminal {
+        Terminal {
+            buf: Vec::new(),
+            to: Stream::Out,
+        }
+    }
+
+    /// A report for standard error.
+    pub fn stderr() -> Terminal {
+        Terminal {
+            buf: Vec::new(),
+            to: Stream::Err,
+        }
+    }
+}
+
+impl Write for Terminal {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        emit(self.to, &text, false);
+        Ok(())
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
 /// Whether a command already printed its JSON result object (which then
 /// carries `ok: false` itself, and must not be followed by another).
 static RESULT_PRINTED: AtomicBool = AtomicBool::new(false);
@@ -16,7 +114,7 @@ pub fn result(mut value: serde_json::Value, ok: bool) {
     if let Some(map) = value.as_object_mut() {
         map.insert("ok".into(), ok.into());
     }
-    println!(
+    jsonln!(
         "{}",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     );
@@ -28,7 +126,7 @@ pub fn result_line(mut value: serde_json::Value, ok: bool) {
     if let Some(map) = value.as_object_mut() {
         map.insert("ok".into(), ok.into());
     }
-    println!("{value}");
+    jsonln!("{value}");
     RESULT_PRINTED.store(true, Ordering::SeqCst);
 }
 
@@ -90,7 +188,7 @@ pub fn reporter(json: bool, silent: bool) -> Box<dyn Reporter> {
 /// on a slow registry, and silence there looks like a hang.
 pub fn resolving(service: &str, image: &str) {
     if std::io::stderr().is_terminal() {
-        eprintln!("resolving {service} ({image})…");
+        errln!("resolving {service} ({image})…");
     }
 }
 
@@ -99,7 +197,7 @@ struct Lines;
 
 impl Reporter for Lines {
     fn event(&self, event: Event) {
-        let mut err = std::io::stderr().lock();
+        let mut err = Terminal::stderr();
         let _ = match event {
             Event::Planned {
                 blobs,
@@ -133,7 +231,7 @@ impl Reporter for JsonLines {
             return;
         }
         if let Ok(line) = serde_json::to_string(&event) {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            jsonln!("{line}");
         }
     }
 }

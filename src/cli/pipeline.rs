@@ -38,7 +38,7 @@ pub fn lock(
     let ctx = context(spec, net)?;
     if check {
         ctx.locked()?;
-        eprintln!(
+        errln!(
             "{} agrees with {}",
             ctx.lock_path().display(),
             spec.file.display()
@@ -53,18 +53,18 @@ pub fn lock(
     let outcome = ctx.lock(&update, &output::resolving)?;
     for c in &outcome.changes {
         match c {
-            Change::Kept(s) => eprintln!("kept     {s}"),
-            Change::Unchanged(s) => eprintln!("checked  {s} (unchanged)"),
+            Change::Kept(s) => errln!("kept     {s}"),
+            Change::Unchanged(s) => errln!("checked  {s} (unchanged)"),
             Change::Updated(s, old, new) => match old {
-                Some(o) => eprintln!("updated  {s}: {o} -> {new}"),
-                None => eprintln!("locked   {s}: {new}"),
+                Some(o) => errln!("updated  {s}: {o} -> {new}"),
+                None => errln!("locked   {s}: {new}"),
             },
         }
     }
     if outcome.written {
-        eprintln!("wrote {}", outcome.path.display());
+        errln!("wrote {}", outcome.path.display());
     } else {
-        eprintln!("{} unchanged", outcome.path.display());
+        errln!("{} unchanged", outcome.path.display());
     }
     Ok(())
 }
@@ -88,19 +88,23 @@ pub fn outdated(spec: &SpecFile, json: bool, net: &Net) -> Result<(), bale::Erro
                 .map_or_else(|| "-".to_owned(), ToString::to_string);
             match s.status {
                 OutdatedStatus::Current => {
-                    eprintln!("current  {} {} ({})", s.service, s.image, s.locked)
+                    errln!("current  {} {} ({})", s.service, s.image, s.locked)
                 }
-                OutdatedStatus::Moved => eprintln!(
+                OutdatedStatus::Moved => errln!(
                     "MOVED    {} {}: locked {}, the tag now points to {now}",
-                    s.service, s.image, s.locked
+                    s.service,
+                    s.image,
+                    s.locked
                 ),
                 OutdatedStatus::Pinned => {
-                    eprintln!(
+                    errln!(
                         "pinned   {} {} (bundle.toml pins {})",
-                        s.service, s.image, s.locked
+                        s.service,
+                        s.image,
+                        s.locked
                     )
                 }
-                OutdatedStatus::Failed => eprintln!(
+                OutdatedStatus::Failed => errln!(
                     "FAILED   {} {}: {}",
                     s.service,
                     s.image,
@@ -109,7 +113,7 @@ pub fn outdated(spec: &SpecFile, json: bool, net: &Net) -> Result<(), bale::Erro
             }
         }
         if moved > 0 {
-            eprintln!("{moved} tag(s) moved: `bale lock --update SERVICE…` takes the new content");
+            errln!("{moved} tag(s) moved: `bale lock --update SERVICE…` takes the new content");
         }
     }
     if failed > 0 {
@@ -136,7 +140,7 @@ pub fn fetch(spec: &SpecFile, blobs: Blobs, json: bool, net: &Net) -> Result<(),
         v["store"] = root.display().to_string().into();
         output::result_line(v, true);
     } else {
-        eprintln!(
+        errln!(
             "fetch: {} blobs ({}) in {}: {} downloaded ({} transferred), {} already present",
             summary.blobs,
             human(summary.bytes),
@@ -174,7 +178,7 @@ pub fn build(a: BuildArgs) -> Result<(), bale::Error> {
     if a.json.json {
         output::result(serde_json::to_value(&report).unwrap_or_default(), true);
     } else {
-        eprintln!(
+        errln!(
             "wrote {} ({}, {} entries)\n  sha256   {}\n  manifest {}\n  {}",
             report.path.display(),
             human(report.size),
@@ -257,7 +261,7 @@ pub fn keygen(
     }
     let keys = sign::generate(password.as_deref())?;
     sign::write_keys(&keys, public_key, secret_key, force)?;
-    eprintln!(
+    errln!(
         "key {}: public key {}, secret key {}{}",
         keys.key_id,
         public_key.display(),
@@ -280,9 +284,9 @@ pub fn split(a: super::args::SplitArgs) -> Result<(), bale::Error> {
         output::result(serde_json::to_value(&report).unwrap_or_default(), true);
     } else {
         for p in &report.parts.parts {
-            eprintln!("wrote {} ({}, {})", p.name, human(p.size), p.sha256);
+            errln!("wrote {} ({}, {})", p.name, human(p.size), p.sha256);
         }
-        eprintln!(
+        errln!(
             "wrote {}{}: {} parts of {} ({}); `cat {}.??? > {}` rejoins them",
             report.list.display(),
             match &report.signature {

@@ -82,7 +82,7 @@ fn prompt(spec: &bale::spec::ValueSpec) -> Option<String> {
     if spec.secret {
         return rpassword::prompt_password(question).ok();
     }
-    eprint!("{question}");
+    errp!("{question}");
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).ok()?;
     Some(line.trim_end_matches(['\n', '\r']).to_owned())
@@ -122,7 +122,7 @@ pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
         output::result(serde_json::to_value(&report).unwrap_or_default(), true);
         return Ok(());
     }
-    let mut err = std::io::stderr().lock();
+    let mut err = super::output::Terminal::stderr();
     let _ = writeln!(
         err,
         "{} {} {}{} ({})",
@@ -183,7 +183,7 @@ fn print_plan(plan: &bale::install::Plan, json: bool) {
         output::result(serde_json::to_value(plan).unwrap_or_default(), true);
         return;
     }
-    let mut err = std::io::stderr().lock();
+    let mut err = super::output::Terminal::stderr();
     let _ = writeln!(
         err,
         "dry run: {} {} would be {:?}{} (nothing was changed)",
@@ -275,7 +275,7 @@ pub fn audit(
         );
     } else {
         for f in &report.findings {
-            eprintln!("FINDING {} {}: {}", f.kind, f.subject, f.message);
+            errln!("FINDING {} {}: {}", f.kind, f.subject, f.message);
         }
         let checked = report
             .images
@@ -283,7 +283,7 @@ pub fn audit(
             .filter(|i| i.status != "skipped")
             .count();
         let skipped = report.images.len() - checked;
-        eprintln!(
+        errln!(
             "{} {} (manifest {}) in {}: {checked} images{}, {} services, {} files checked against the {} (runtime {}); {} finding(s)",
             report.name,
             report.version,

@@ -33,16 +33,81 @@ pub fn scan(file: &Source, len: u64) -> (Vec<RawEntry>, Vec<Problem>) {
     let _ = reader.seek(SeekFrom::Start(0));
     let mut archive = tar::Archive::new(reader);
     let end = match archive.entries_with_seek() {
-        Err(e) => {
-            problems.push(Problem::new("bundle", format!("not a tar file: {e}")));
-            0
+        Err(_) => {
+            problems.push(not_a_bundle(file));
+            return (out, problems);
         }
         // Raw: extension headers come to us unread, so their size is
         // checked before a byte of them is held in memory.
         Ok(entries) => scan_entries(entries.raw(true), len, &mut out, &mut problems),
     };
+    // Not even one header: one problem that says what the file seems to
+    // be, never its bytes (it may be a secrets file passed by mistake).
+    if out.is_empty() && !problems.is_empty() {
+        return (out, vec![not_a_bundle(file)]);
+    }
     check_tail(file, len, end, !out.is_empty(), &mut problems);
     (out, problems)
+}
+
+/// The problem with a file that is no tar archive at all.
+fn not_a_bundle(file: &Source) -> Problem {
+    let mut head = vec![0u8; 512.min(file.len() as usize)];
+    let kind = match file.read_exact_at(&mut head, 0) {
+        Ok(()) => what_it_seems(&head),
+        Err(_) => "unreadable".into(),
+    };
+    Problem::new(
+        "bundle",
+        format!("not a bale bundle (no tar header at its start): it looks like {kind}"),
+    )
+}
+
+/// What a file whose first bytes are `head` seems to be, in words that
+/// quote none of them.
+pub fn what_it_seems(head: &[u8]) -> String {
+    // The head may end inside a character, and inside a line.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => Some(t),
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
+    let cut = head.len() == 512;
+    let starts = |p: &[u8]| head.starts_with(p);
+    if head.is_empty() {
+        "an empty file".into()
+    } else if starts(&[0x1f, 0x8b]) {
+        "gzip-compressed data".into()
+    } else if starts(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zstd-compressed data".into()
+    } else if starts(b"PK\x03\x04") {
+        "a zip archive".into()
+    } else if starts(b"\x7fELF") {
+        "a program (ELF)".into()
+    } else if starts(b"untrusted comment:") {
+        "a minisign key or signature".into()
+    } else if starts(b"-----BEGIN") {
+        "a PEM file (a certificate or a key)".into()
+    } else if let Some(t) = text {
+        let t = t.trim_start();
+        let mut lines: Vec<&str> = t.lines().collect();
+        if cut {
+            lines.pop();
+        }
+        let key_values = lines
+            .iter()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .all(|l| l.contains('='));
+        if t.starts_with('{') || t.starts_with('[') {
+            "JSON text".into()
+        } else if key_values {
+            "a text file of KEY=VALUE lines (an .env or values file?)".into()
+        } else {
+            "a text file".into()
+        }
+    } else {
+        "binary data that is not a tar archive".into()
+    }
 }
 
 /// Walks raw tar entries, applying GNU long names and PAX `path` records
@@ -61,10 +126,17 @@ fn scan_entries<R: io::Read>(
     };
     for entry in entries {
         let mut e = match entry {
+            // The tar crate's message can quote the header's bytes: an
+            // unverified input is described, never quoted.
             Err(e) => {
-                problems.push(Problem::new(
-                    "bundle",
-                    format!("truncated or malformed tar: {e}"),
+                let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    "the file ends inside it"
+                } else {
+                    "a checksum or a numeric field is not valid"
+                };
+                problems.push(malformed(
+                    end,
+                    format!("a header that is no tar header: {why}"),
                 ));
                 break;
             }
@@ -93,7 +165,7 @@ fn scan_entries<R: io::Read>(
             if let Err(err) = io::Read::read_to_end(&mut e, &mut data) {
                 problems.push(malformed(
                     offset,
-                    format!("cannot read a header extension: {err}"),
+                    format!("cannot read a header extension ({:?})", err.kind()),
                 ));
                 break;
             }
