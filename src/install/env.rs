@@ -34,11 +34,11 @@ impl EnvFile {
     }
 
     /// Sets `key` to `value`: its line is rewritten in place, or appended.
-    /// Returns whether anything changed.
+    /// Returns whether the value changed. A line of the same value written
+    /// in another form (by an older bale, or by hand) is rewritten in
+    /// bale's encoding, which `sh` and Compose read alike.
     pub fn set(&mut self, key: &str, value: &str) -> bool {
-        if self.get(key).as_deref() == Some(value) {
-            return false;
-        }
+        let changed = self.get(key).as_deref() != Some(value);
         let line = format!("{key}={}", crate::dotenv::encode(value));
         match self
             .lines
@@ -48,7 +48,7 @@ impl EnvFile {
             Some(i) => self.lines[i] = line,
             None => self.lines.push(line),
         }
-        true
+        changed
     }
 
     /// Every key and value.

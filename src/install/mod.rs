@@ -20,6 +20,7 @@
 mod archive;
 mod compose;
 mod env;
+mod isolate;
 mod open;
 mod plan;
 pub mod preflight;

@@ -126,9 +126,20 @@ impl std::io::Write for Bounded {
     }
 }
 
-/// Renders `source` (the file `name`) with `ctx`, within [`FUEL`] steps
-/// and [`MAX_RENDERED`] bytes of output.
+/// Renders `source` (the file `name`) with `ctx`, within [`FUEL`] steps,
+/// [`MAX_RENDERED`] bytes of output and, in a child process,
+/// [`super::isolate::RENDER_MEMORY`] of memory.
 pub fn render(
+    name: &str,
+    source: &str,
+    ctx: &Context,
+    kind: Kind,
+) -> Result<String, TemplateError> {
+    super::isolate::isolated(|| render_here(name, source, ctx, kind))
+}
+
+/// [`render`] in this process: bounded in steps and output only.
+fn render_here(
     name: &str,
     source: &str,
     ctx: &Context,
@@ -345,6 +356,16 @@ mod tests {
             .unwrap_or_else(|| panic!("spun to the end"));
         assert_eq!(e.line, 1, "{e:?}");
         assert!(e.message.contains("steps"), "{e:?}");
+    }
+
+    #[test]
+    fn strings_joined_past_the_memory_bound_stop_the_render_not_bale() {
+        let join = "{% set s = 'x' * 100000000 %}{% set s = s ~ s %}{% set s = s ~ s %}\
+                    {% set s = s ~ s %}{% set s = s ~ s %}{% set s = s ~ s %}{{ s | length }}";
+        let e = render("join", join, &Context::default(), Kind::Plain)
+            .err()
+            .unwrap_or_else(|| panic!("3.2 GB of string rendered"));
+        assert!(e.message.contains("memory"), "{e:?}");
     }
 
     #[test]

@@ -41,14 +41,21 @@ pub fn scan(file: &Source, len: u64) -> (Vec<RawEntry>, Vec<Problem>) {
         // checked before a byte of them is held in memory.
         Ok(entries) => scan_entries(entries.raw(true), len, &mut out, &mut problems),
     };
-    // Not even one header: one problem that says what the file seems to
-    // be, never its bytes (it may be a secrets file passed by mistake).
-    if out.is_empty() && !problems.is_empty() {
+    // Not even the first header is one: one problem that says what the
+    // file seems to be, never its bytes (a secrets file passed by mistake).
+    if out.is_empty()
+        && problems
+            .first()
+            .is_some_and(|p| p.message.starts_with(NO_HEADER_AT_0))
+    {
         return (out, vec![not_a_bundle(file)]);
     }
     check_tail(file, len, end, !out.is_empty(), &mut problems);
     (out, problems)
 }
+
+/// How a header that is no tar header at the very start is reported.
+const NO_HEADER_AT_0: &str = "malformed tar at byte 0: a header that is no tar header";
 
 /// The problem with a file that is no tar archive at all.
 fn not_a_bundle(file: &Source) -> Problem {
