@@ -129,7 +129,20 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE as u8 } else { 0 });
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            // `--json` promises a closing result object, usage errors too.
+            if std::env::args_os().any(|a| a == "--json") {
+                output::result_line(
+                    serde_json::json!({
+                        "error": e.kind().to_string(),
+                        "exit_code": exit::USAGE,
+                    }),
+                    false,
+                );
+            }
+            return ExitCode::from(exit::USAGE as u8);
         }
     };
     let json = json_mode(&cli.command);

@@ -42,7 +42,7 @@ pub enum SignError {
     WrongPassword(String),
     /// No key and no explicit `--unsigned`.
     #[error(
-        "no signing key: pass --sign-key PATH or set BALE_SIGN_KEY; to build an unsigned bundle, pass --unsigned"
+        "no signing key: pass --sign-key PATH or set BALE_SIGN_KEY (or --unsigned, to sign nothing)"
     )]
     NoKey,
     /// Key generation failed, or a file would be overwritten.

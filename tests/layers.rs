@@ -104,12 +104,33 @@ fn an_upgrade_that_changes_the_top_layer_loads_only_that_layer_into_docker() {
         "{said}"
     );
     p.bale_env(&["audit", "--target", "t"], &env).ok();
-    // The exported image has both layers' content.
-    let out = d.docker(&["save", "-o", "saved.tar", "localhost/t/app:2"]);
+    // The exported image has both layers' content (saved in the test's
+    // own directory: a test run leaves the work tree as it found it).
+    let saved = p.path().join("saved.tar");
+    let out = d.docker(&[
+        "save",
+        "-o",
+        &saved.display().to_string(),
+        "localhost/t/app:2",
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let mut archive =
+        tar::Archive::new(std::fs::File::open(&saved).unwrap_or_else(|e| panic!("{e}")));
+    let manifest: serde_json::Value = archive
+        .entries()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .find(|e| e.path().is_ok_and(|p| p.as_os_str() == "manifest.json"))
+        .and_then(|e| serde_json::from_reader(e).ok())
+        .unwrap_or_default();
+    assert_eq!(
+        manifest[0]["Layers"].as_array().map(Vec::len),
+        Some(2),
+        "{manifest}"
     );
 }
 

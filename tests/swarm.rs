@@ -12,7 +12,10 @@ use common::bundles::Served;
 use common::daemons::Dockerd;
 use common::*;
 
-const COMPOSE: &str = r#"services:
+/// With `version:`, as most stack files are written (the pins must carry
+/// the same one, or stack deploy refuses to merge them).
+const COMPOSE: &str = r#"version: "3.8"
+services:
   web:
     image: localhost/bale-demo/web:1.0
     command: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/site"]
@@ -264,4 +267,66 @@ fn a_stack_deploys_to_a_swarm_from_bale_serve_and_bale_push_and_is_audited() {
     );
     let _ = d.docker(&["stack", "rm", "swarmstack"]);
     drop(served);
+}
+
+/// The pins bale writes for a compose file whose first lines are `head`,
+/// merged with it by Docker's own stack loader (`docker stack config`,
+/// which needs no daemon) and by docker-compose.
+#[test]
+fn pins_merge_with_stack_files_of_any_compose_version() {
+    let d = |c: char| bale::digest::Digest::of(c.to_string().as_bytes());
+    let web = bale::bundle::ImageRecord {
+        service: "web".into(),
+        name: "docker.io/library/busybox:1.36".into(),
+        platform: "linux/amd64".into(),
+        digest: d('a'),
+        manifest: d('b'),
+        manifest_media_type: OCI_MANIFEST.into(),
+        config: d('c'),
+        layers: vec![d('e')],
+        size: 1,
+        attestations: Vec::new(),
+        signature: None,
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for head in ["version: \"3.8\"\n", "version: '3'\n", ""] {
+        let compose = format!("{head}services:\n  web:\n    image: busybox\n");
+        let main = dir.path().join("docker-compose.yml");
+        std::fs::write(&main, &compose).unwrap_or_else(|e| panic!("{e}"));
+        for registry in [Some("registry.site:5000/stack"), None] {
+            let pins = bale::install::compose_pins(&[&web], Some(&compose), registry, &[]);
+            let pins_path = dir.path().join("pins.yml");
+            std::fs::write(&pins_path, &pins).unwrap_or_else(|e| panic!("{e}"));
+            let out = match registry {
+                Some(_) => std::process::Command::new("docker")
+                    .args(["stack", "config", "--compose-file"])
+                    .arg(&main)
+                    .arg("--compose-file")
+                    .arg(&pins_path)
+                    .output(),
+                None => std::process::Command::new("docker-compose")
+                    .arg("-f")
+                    .arg(&main)
+                    .arg("-f")
+                    .arg(&pins_path)
+                    .arg("config")
+                    .output(),
+            }
+            .unwrap_or_else(|e| panic!("{e}"));
+            let said = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{head:?} {registry:?}: {said}\n{pins}"
+            );
+            let want = match registry {
+                Some(_) => format!("registry.site:5000/stack/library/busybox@{}", d('b')),
+                None => "docker.io/library/busybox:1.36".into(),
+            };
+            assert!(
+                said.contains(&want),
+                "{head:?}: the pin did not win:\n{said}"
+            );
+        }
+    }
 }

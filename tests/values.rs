@@ -465,7 +465,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     );
     let err = r.stderr();
     for want in [
-        "would be Installed",
+        "would be installed",
         "file  add      docker-compose.yml",
         "file  add      conf/Caddyfile",
         "values to set: ",

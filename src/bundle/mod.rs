@@ -203,7 +203,8 @@ pub struct BuildReport {
     pub sha256: Digest,
     /// SHA-256 of the signed manifest.
     pub manifest: Digest,
-    /// Entries in the bundle.
+    /// Entries the manifest lists and the bundle carries, the manifest
+    /// and its signature not counted (as `bale verify` counts them).
     pub entries: usize,
     /// Signing key ID, if signed.
     pub key_id: Option<String>,
@@ -354,6 +355,7 @@ pub fn build(
             k.sign(&manifest_bytes, &comment).into_bytes(),
         ));
     }
+    let listed = entries.len();
     head.extend(entries);
 
     let dir = match output.parent() {
@@ -434,7 +436,7 @@ pub fn build(
         size,
         sha256,
         manifest: manifest_digest,
-        entries: head.len(),
+        entries: listed,
         key_id: key.map(SigningKey::key_id),
     })
 }

@@ -179,8 +179,11 @@ fn write_atomic(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    use std::os::unix::fs::PermissionsExt as _;
+    // Readable as the bundle is (0644): parts and their list are no secret.
     let mut tmp = tempfile::Builder::new()
         .prefix(".bale-split-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     write(tmp.as_file_mut()).map_err(io_err(path))?;

@@ -128,13 +128,13 @@ pub fn inspect(bundle: &Path, json: bool) -> Result<(), bale::Error> {
     }
     let _ = writeln!(
         out,
-        "\n{:<20} {:<50} {:<14} {:<20} {:>10}",
+        "\n{:<20} {:<50} {:<14} {:<20}  {:>10}",
         "SERVICE", "IMAGE", "PLATFORM", "MANIFEST", "SIZE"
     );
     for r in &i.images {
         let _ = writeln!(
             out,
-            "{:<20} {:<50} {:<14} {:<20} {:>10}",
+            "{:<20} {:<50} {:<14} {:<20}  {:>10}",
             r.service,
             r.name,
             r.platform,

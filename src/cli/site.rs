@@ -186,10 +186,10 @@ fn print_plan(plan: &bale::install::Plan, json: bool) {
     let mut err = super::output::Terminal::stderr();
     let _ = writeln!(
         err,
-        "dry run: {} {} would be {:?}{} (nothing was changed)",
+        "dry run: {} {} would be {}{} (nothing was changed)",
         plan.name,
         plan.version,
-        plan.action,
+        format!("{:?}", plan.action).to_lowercase(),
         plan.current
             .as_ref()
             .map(|c| format!(", over {c}"))

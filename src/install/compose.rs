@@ -55,9 +55,22 @@ pub fn compose_pins(
     registry: Option<&str>,
     jobs: &[String],
 ) -> String {
+    // The pins carry the compose file's own `version:`: Docker's stack
+    // deploy (and docker-compose 1.x) refuse to merge files of two versions,
+    // and a file without one counts as the newest.
+    let version = text
+        .and_then(|t| serde_norway::from_str::<serde_norway::Value>(t).ok())
+        .and_then(|d| match d.get("version")? {
+            serde_norway::Value::String(v) => Some(v.clone()),
+            serde_norway::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !v.is_empty())
+        .map(|v| format!("version: \"{v}\"\n"))
+        .unwrap_or_default();
     if let Some(registry) = registry {
-        let mut s = String::from(
-            "# Written by bale install: every service runs its locked image, pulled\n# by digest from the site's registry.\nservices:\n",
+        let mut s = format!(
+            "# Written by bale install: every service runs its locked image, pulled\n# by digest from the site's registry.\n{version}services:\n",
         );
         for (service, r) in service_images(text, images) {
             s.push_str(&format!(
@@ -70,8 +83,8 @@ pub fn compose_pins(
         }
         return s;
     }
-    let mut s = String::from(
-        "# Written by bale install: every service runs the image bale loaded,\n# never pulled from a registry.\nservices:\n",
+    let mut s = format!(
+        "# Written by bale install: every service runs the image bale loaded,\n# never pulled from a registry.\n{version}services:\n",
     );
     for (service, r) in service_images(text, images) {
         s.push_str(&format!(

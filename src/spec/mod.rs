@@ -90,6 +90,22 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
                 .unwrap_or("the top level");
             format!("duplicate key `{key}` in {table}: each key may appear once")
         }
+        // `version = 1.0.0` reads as a float that does not end: TOML wants
+        // the quotes a version, a name or an image needs.
+        Some(span) if msg.starts_with("invalid float") || msg.starts_with("invalid number") => {
+            let line_start = text[..span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let line = text[line_start..].lines().next().unwrap_or_default();
+            match line.split_once('=') {
+                Some((key, value)) => format!(
+                    "{msg}: write a string in quotes: {} = \"{}\"",
+                    key.trim(),
+                    crate::validate::quote(value.trim())
+                ),
+                None => msg,
+            }
+        }
         _ => msg,
     }
 }

@@ -1,5 +1,5 @@
 -- Run by the db-init job as the postgres superuser: one database and one
--- owner per application (the seed's n8n, directus and chatwoot databases).
+-- owner per application (the design document's n8n, directus and chatwoot databases).
 -- Idempotent: a re-run after a failure, or an upgrade, changes nothing.
 SELECT 'CREATE ROLE chatwoot LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'chatwoot')\gexec
 SELECT 'CREATE ROLE n8n LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'n8n')\gexec

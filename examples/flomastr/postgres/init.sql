@@ -2,7 +2,7 @@
 -- pgvector: the knowledge store of the engine's RAG chains.
 CREATE EXTENSION IF NOT EXISTS vector;
 
--- The WhatsApp Engine's job queue (seed 003, "Job Queue System").
+-- The WhatsApp Engine's job queue (the design document's "Job Queue System").
 CREATE TABLE IF NOT EXISTS jobs (
     id UUID PRIMARY KEY,
     payload JSONB NOT NULL,
