@@ -110,7 +110,7 @@ impl Error {
         match self {
             Error::Spec(_) | Error::Config(_) => exit::INVALID_INPUT,
             Error::Lock(l) => match l {
-                LockError::Read { .. } => exit::FAILURE,
+                LockError::Read { .. } => exit::INVALID_INPUT,
                 LockError::Invalid(_)
                 | LockError::Version { .. }
                 | LockError::UnknownService(_) => exit::INVALID_INPUT,
@@ -213,8 +213,9 @@ fn sign_code(e: &SignError) -> i32 {
     match e {
         SignError::NoKey => exit::USAGE,
         SignError::Io { .. } | SignError::Keygen(_) => exit::FAILURE,
-        SignError::BadKey { .. } | SignError::NeedPassword(_) | SignError::WrongPassword(_) => {
-            exit::INVALID_INPUT
-        }
+        SignError::Read { .. }
+        | SignError::BadKey { .. }
+        | SignError::NeedPassword(_)
+        | SignError::WrongPassword(_) => exit::INVALID_INPUT,
     }
 }

@@ -16,7 +16,16 @@ use ed25519_dalek::Signer as _;
 /// Errors about keys and signatures. None contains key material or a password.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    /// A key file could not be read or written.
+    /// A key file to use could not be read (missing, unreadable): an input
+    /// like a bundle, and the same exit code.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A key file could not be written.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
@@ -126,7 +135,7 @@ impl SigningKey {
 
     /// Reads a secret key file.
     pub fn from_file(path: &Path, password: Option<&str>) -> Result<Self, SignError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SignError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| SignError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -188,7 +197,7 @@ impl VerifyingKey {
 
     /// Reads a public key file.
     pub fn from_file(path: &Path) -> Result<Self, SignError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SignError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| SignError::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -3,6 +3,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -303,7 +305,7 @@ fn builds_from_different_checkouts_stores_time_zones_and_umasks_are_identical() 
 }
 
 fn assert_fails_naming(run: &Run, entry: &str) {
-    run.fails(6);
+    run.fails(exit::INTEGRITY);
     assert!(
         run.stderr()
             .lines()
@@ -348,7 +350,7 @@ fn tampering_is_caught_and_named() {
         .and_then(|f| f.set_len(len / 2))
         .unwrap_or_else(|e| panic!("{e}"));
     let r = verify(&p, &t, "keys/k.pub");
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     assert!(r.stderr().contains("truncated"), "{}", r.describe());
 
     let t = copy("appended.bale");
@@ -462,7 +464,7 @@ fn verify_json_is_an_auditors_report() {
         "keys/k.pub",
         "--json",
     ]);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["ok"], false);
     assert_eq!(v["problems"][0]["entry"], "files/site/index.html");
@@ -505,7 +507,7 @@ fn signing_needs_a_key_or_an_explicit_unsigned() {
         "-o",
         "x.bale",
     ]);
-    r.fails(2);
+    r.fails(exit::USAGE);
     assert!(r.stderr().contains("--unsigned"), "{}", r.describe());
     assert!(!p.path().join("x.bale").exists());
     p.bale(&[
@@ -519,7 +521,7 @@ fn signing_needs_a_key_or_an_explicit_unsigned() {
     ])
     .ok();
     let r = p.bale(&["verify", "x.bale", "--public-key", "keys/k.pub"]);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     assert!(r.stderr().contains("unsigned"), "{}", r.describe());
     p.bale(&["verify", "x.bale", "--allow-unsigned"]).ok();
 }
@@ -578,7 +580,7 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
         ],
         &[("BALE_SIGN_KEY", &secret)],
     );
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     assert!(
         r.stderr().contains("BALE_SIGN_KEY_PASSWORD"),
         "{}",
@@ -598,7 +600,7 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
             ("BALE_SIGN_KEY_PASSWORD", "hunter2-not-it"),
         ],
     );
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     assert!(
         !r.stderr().contains("hunter2"),
         "the password must not be echoed\n{}",
@@ -637,7 +639,7 @@ fn keys_from_the_reference_tool_and_encrypted_keys_in_the_environment_work() {
         "keys/enc.sec",
         "--no-password",
     ])
-    .fails(1);
+    .fails(exit::FAILURE);
     assert_eq!(p.read("keys/enc.sec"), secret);
 }
 
@@ -656,7 +658,7 @@ fn overlay_directory_with_a_symlink_is_refused() {
         "-o",
         "x.bale",
     ]);
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     assert!(
         r.stderr().contains("site/passwd") && r.stderr().contains("symbolic link"),
         "{}",
@@ -683,7 +685,7 @@ fn offline_build_with_registry_blobs_missing_names_them() {
     ));
     p.bale(&["lock"]).ok();
     let r = p.bale(&["build", "--offline", "--unsigned"]);
-    r.fails(1);
+    r.fails(exit::FAILURE);
     assert!(
         r.stderr().contains("not in the store") && r.stderr().contains("/off/line:1"),
         "{}",

@@ -2,6 +2,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use common::*;
 
 const HEAD: &str = "[bundle]\nname = \"t\"\nversion = \"1.0.0\"\n";
@@ -43,7 +45,7 @@ fn invalid_bundle_toml_names_file_line_and_column_with_exit_3() {
     ] {
         let p = Project::new(&body);
         let run = p.bale(&["lock"]);
-        run.fails(3);
+        run.fails(exit::INVALID_INPUT);
         assert!(
             run.stderr().contains(want),
             "want `{want}`\n{}",
@@ -61,7 +63,7 @@ fn symlinked_overlay_source_is_refused() {
     std::os::unix::fs::symlink(p.path().join("real.conf"), p.path().join("link.conf"))
         .unwrap_or_else(|e| panic!("{e}"));
     let run = p.bale(&["lock"]);
-    run.fails(3);
+    run.fails(exit::INVALID_INPUT);
     assert!(run.stderr().contains("symbolic link"), "{}", run.describe());
 }
 
@@ -73,11 +75,11 @@ fn bad_lock_file_is_named_with_line_and_column() {
         "version = 1\n[[image]]\nservice = \"web\"\nbogus = 1\n",
     );
     let run = p.bale(&["lock", "--check"]);
-    run.fails(3);
+    run.fails(exit::INVALID_INPUT);
     assert!(run.stderr().contains("bundle.lock:"), "{}", run.describe());
     p.write("bundle.lock", "version = 9\n");
     let run = p.bale(&["lock", "--check"]);
-    run.fails(3);
+    run.fails(exit::INVALID_INPUT);
     assert!(
         run.stderr().contains("version 9 is not supported"),
         "{}",
@@ -127,7 +129,7 @@ fn corrupt_blob_in_a_local_layout_is_refused() {
     bytes[1000] ^= 0x40;
     std::fs::write(&layer, bytes).unwrap_or_else(|e| panic!("{e}"));
     let run = p.bale(&["fetch", "-f", "demo/bundle.toml", "--locked"]);
-    run.fails(6);
+    run.fails(exit::INTEGRITY);
     let name = layer
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -148,5 +150,5 @@ fn help_lists_the_commands() {
     for cmd in ["lock", "fetch"] {
         assert!(run.stdout().contains(cmd), "{}", run.describe());
     }
-    p.bale(&["frobnicate"]).fails(2);
+    p.bale(&["frobnicate"]).fails(exit::USAGE);
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use common::bundles::upgrade_project;
 use common::daemons::{Containerd, Dockerd};
 use common::*;
@@ -74,7 +76,7 @@ fn a_delta_carries_only_what_its_base_lacks_and_verifies_alone_or_with_it() {
         "--base",
         "v2.bale",
     ])
-    .fails(6)
+    .fails(exit::INTEGRITY)
     .says("1.0.0");
     let i = p.bale(&["inspect", "delta.bale"]);
     i.ok();
@@ -93,7 +95,7 @@ fn a_delta_carries_only_what_its_base_lacks_and_verifies_alone_or_with_it() {
         "--base",
         "delta.bale",
     ])
-    .fails(3)
+    .fails(exit::INVALID_INPUT)
     .says("delta itself");
 }
 
@@ -115,7 +117,9 @@ fn a_delta_installs_over_its_base_in_docker_as_the_full_bundle_does() {
         p.bale_env(&args, &env)
     };
     // Over anything but its base it is refused, and nothing is made.
-    install("delta.bale", "fresh", &[]).fails(7).says("1.0.0");
+    install("delta.bale", "fresh", &[])
+        .fails(exit::REFUSED)
+        .says("1.0.0");
     assert!(!p.path().join("fresh").exists());
     install("v1.bale", "t", &[]).ok();
     // No base file needed: the runtime has the unchanged layers and image,
@@ -157,7 +161,9 @@ fn without_the_images_in_the_runtime_a_delta_needs_its_base_file() {
     let install = |bundle: &str, extra: &[&str]| p.install_containerd(bundle, "t", &addr, extra);
     // The base went in without images (files only): containerd has none.
     p.install_none("v1.bale", "t").ok();
-    install("delta.bale", &[]).fails(7).says("--base");
+    install("delta.bale", &[])
+        .fails(exit::REFUSED)
+        .says("--base");
     assert_eq!(p.read("t/current/site/index.html"), "release 1.0.0\n");
     let r = install("delta.bale", &["--base", "v1.bale", "--json"]);
     r.ok();
@@ -172,6 +178,6 @@ fn without_the_images_in_the_runtime_a_delta_needs_its_base_file() {
         .ok();
     // A base that is not the one the delta names is refused.
     install("delta.bale", &["--base", "v2.bale"])
-        .fails(7)
+        .fails(exit::REFUSED)
         .says("1.0.0");
 }

@@ -5,6 +5,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -129,7 +131,7 @@ fn attestations_false_opts_out() {
         "-o",
         "e.bale",
     ])
-    .fails(4)
+    .fails(exit::LOCK_OUT_OF_DATE)
     .says("attestations = false");
     assert!(!p.path().join("e.bale").exists());
     p.bale(&["lock"]).ok();
@@ -308,10 +310,10 @@ fn a_tampered_sbom_is_refused() {
     bytes[at + 10] = b'B';
     std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
     p.bale(&["sbom", "e.bale", "--public-key", "keys/k.pub"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("does not match the manifest");
     p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("bale/sbom.spdx.json");
 }
 
@@ -483,7 +485,7 @@ fn unsigned_image_is_refused_naming_it() {
     attested_image(&reg, "att/app", "1.0");
     let p = signed_project(&reg, true);
     p.bale(&["lock"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("service `app`")
         .says("not signed");
     assert!(!p.path().join("bundle.lock").exists());
@@ -503,7 +505,7 @@ fn signature_by_an_untrusted_key_is_refused() {
         "mallory",
     );
     p.bale(&["lock"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("service `app`")
         .says("does not verify with the key");
     assert!(!p.path().join("bundle.lock").exists());
@@ -521,7 +523,9 @@ fn replayed_signature_of_another_digest_is_refused() {
     let payload = simple_signing(&format!("{}/att/app", reg.host), &other);
     let sig = openssl_sign(&keys.join("vendor.key"), &payload);
     push_cosign_signature(&reg, "att/app", &a.index, &[(payload, sig)]);
-    p.bale(&["lock"]).fails(6).says("not the locked");
+    p.bale(&["lock"])
+        .fails(exit::INTEGRITY)
+        .says("not the locked");
 }
 
 #[test]
@@ -538,7 +542,7 @@ fn a_swapped_cosign_key_file_is_refused_at_build() {
         "-o",
         "e.bale",
     ])
-    .fails(6)
+    .fails(exit::INTEGRITY)
     .says("not the one the lock recorded");
     assert!(!p.path().join("e.bale").exists());
 }
@@ -549,7 +553,10 @@ fn a_cosign_key_that_is_not_p256_is_refused() {
     attested_image(&reg, "att/app", "1.0");
     let p = signed_project(&reg, true);
     p.write("keys/vendor.pub", "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAuRaMDmnm1KvsbmBeB/iPRyrb00muRV+aqBBFS4ADvDk=\n-----END PUBLIC KEY-----\n");
-    p.bale(&["lock"]).fails(3).says("vendor.pub").says("P-256");
+    p.bale(&["lock"])
+        .fails(exit::INVALID_INPUT)
+        .says("vendor.pub")
+        .says("P-256");
 }
 
 fn chromium() -> Option<&'static str> {
@@ -608,15 +615,15 @@ fn audit_report_renders_in_chromium_and_shows_every_image() {
             report,
         ])
     };
-    audit("report.html").fails(6);
-    audit("report.md").fails(6);
+    audit("report.html").fails(exit::INTEGRITY);
+    audit("report.md").fails(exit::INTEGRITY);
     let html = p.read("report.html");
     // Self-contained: no script, no stylesheet, image or link elsewhere.
     for banned in ["<script", "<link", "src=", "href=", "url(", "@import"] {
         assert!(!html.contains(banned), "report has {banned}");
     }
     // Deterministic.
-    audit("again.html").fails(6);
+    audit("again.html").fails(exit::INTEGRITY);
     assert_eq!(p.read("again.html"), html);
 
     let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -687,7 +694,7 @@ fn audit_report_of_another_format_is_a_usage_error() {
         "--report",
         "r.pdf",
     ])
-    .fails(2)
+    .fails(exit::USAGE)
     .says(".html or .md");
     assert!(!p.path().join("r.pdf").exists());
 }
@@ -750,7 +757,7 @@ fn forged_upstream_key_in_an_unsigned_bundle_is_caught_offline() {
         &p.path().join("other/mallory.pub"),
     );
     let v = p.bale(&["verify", "e.bale", "--allow-unsigned", "--json"]);
-    v.fails(6);
+    v.fails(exit::INTEGRITY);
     let report = json(&v);
     assert_eq!(report["images"][0]["cosign"], "failed", "{report}");
     assert!(
@@ -761,7 +768,7 @@ fn forged_upstream_key_in_an_unsigned_bundle_is_caught_offline() {
     );
     // With the release key, the missing signature is what fails first.
     p.bale(&["verify", "e.bale", "--public-key", "keys/k.pub"])
-        .fails(6);
+        .fails(exit::INTEGRITY);
 }
 
 #[test]

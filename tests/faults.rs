@@ -2,6 +2,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -254,7 +256,7 @@ fn one_corrupted_byte_stores_nothing_and_names_image_and_digest() {
     let p = project_for(&server);
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
-    run.fails(6);
+    run.fails(exit::INTEGRITY);
     let err = run.stderr();
     assert!(err.contains(&sha(&image.layer)), "{}", run.describe());
     assert!(
@@ -277,7 +279,7 @@ fn long_body_is_refused() {
     let p = project_for(&server);
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
-    run.fails(6);
+    run.fails(exit::INTEGRITY);
     assert!(run.stderr().contains("more than"), "{}", run.describe());
     assert_not_stored(&p, &image);
 }
@@ -355,7 +357,7 @@ fn cut_connection_every_time_fails_bounded() {
     let p = project_for(&server);
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
-    run.fails(5);
+    run.fails(exit::REGISTRY);
     assert!(
         run.stderr().contains(&sha(&image.layer)),
         "{}",
@@ -383,7 +385,7 @@ fn other_client_errors_fail_fast_naming_the_image() {
     let p = project_for(&server);
     p.bale(&["lock"]).ok();
     let run = p.bale(&["fetch"]);
-    run.fails(5);
+    run.fails(exit::REGISTRY);
     assert!(
         run.stderr()
             .contains(&format!("{}/test/img:1", server.host())),
@@ -403,7 +405,7 @@ fn a_refused_fetch_leaves_no_empty_partial_file_in_the_store() {
     let server = serve(Fault::Forbidden, image.clone(), None);
     let p = project_for(&server);
     p.bale(&["lock"]).ok();
-    p.bale(&["fetch"]).fails(5);
+    p.bale(&["fetch"]).fails(exit::REGISTRY);
     let leftovers: Vec<_> = std::fs::read_dir(p.store.join("tmp"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -419,7 +421,7 @@ fn endless_manifest_is_cut_off() {
     let server = serve(Fault::EndlessManifest, image.clone(), None);
     let p = project_for(&server);
     let run = p.bale(&["lock"]);
-    run.fails(5);
+    run.fails(exit::REGISTRY);
     assert!(
         run.stderr().contains("larger than 4194304 bytes"),
         "{}",
@@ -447,7 +449,7 @@ fn wrong_docker_content_digest_is_rejected() {
     let image = Arc::new(Image::new());
     let server = serve(Fault::WrongDigestHeader, image.clone(), None);
     let p = project_for(&server);
-    p.bale(&["lock"]).fails(6);
+    p.bale(&["lock"]).fails(exit::INTEGRITY);
 }
 
 #[test]

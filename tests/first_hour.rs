@@ -107,3 +107,93 @@ fn a_dry_run_says_what_would_happen_in_lowercase() {
     .ok()
     .says("would be installed (nothing was changed)");
 }
+
+#[test]
+fn a_missing_input_file_is_the_same_exit_code_in_every_command() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    for args in [
+        "verify nothere.bale --public-key keys/k.pub",
+        "verify demo.bale --public-key keys/nothere.pub",
+        "install nothere.bale --public-key keys/k.pub --target t --runtime none",
+        "install demo.bale --public-key keys/nothere.pub --target t --runtime none",
+        "audit nothere.bale --public-key keys/k.pub --target t --runtime none",
+        "serve nothere.bale --public-key keys/k.pub",
+        "serve demo.bale --public-key keys/nothere.pub",
+        "push nothere.bale --public-key keys/k.pub --to 127.0.0.1:9/x",
+        "split nothere.bale --unsigned",
+        "split demo.bale --sign-key keys/nothere.sec",
+        "inspect nothere.bale",
+        "sbom nothere.bale --public-key keys/k.pub",
+        "sbom demo.bale --public-key keys/nothere.pub",
+        "build -f nothere.toml --unsigned",
+        "build -f demo/bundle.toml --offline --sign-key keys/nothere.sec",
+        "lock -f nothere.toml",
+    ] {
+        let args: Vec<&str> = args.split(' ').collect();
+        let r = p.bale(&args);
+        r.fails(exit::INVALID_INPUT).says("nothere");
+    }
+    assert!(!p.path().join("t").exists());
+}
+
+#[test]
+fn inputs_that_are_no_bundle_say_what_they_are_and_what_to_pass() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    p.bale(&[
+        "split",
+        "demo.bale",
+        "--size",
+        "1M",
+        "--sign-key",
+        "keys/k.sec",
+    ])
+    .ok();
+    std::fs::rename(p.path().join("demo.bale"), p.path().join("whole.bale"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(p.path().join("out")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        p.path().join("whole.bale"),
+        p.path().join("out/x-1.0.0.bale"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    p.write("empty.bale", "");
+    for (input, says) in [
+        ("out", "a directory; pass a bundle file in it: x-1.0.0.bale"),
+        ("empty.bale", "an empty file"),
+        (
+            "demo.bale.parts",
+            "the part list of a split bundle; pass its first part, demo.bale.001",
+        ),
+        (
+            "demo.bale",
+            "it does not exist, but its parts do: pass demo.bale.001",
+        ),
+    ] {
+        for args in [
+            vec!["verify", input, "--public-key", "keys/k.pub"],
+            vec!["inspect", input],
+            vec![
+                "install",
+                input,
+                "--public-key",
+                "keys/k.pub",
+                "--target",
+                "t",
+                "--runtime",
+                "none",
+            ],
+        ] {
+            let r = p.bale(&args);
+            r.fails(exit::INVALID_INPUT).says(says);
+            assert!(!r.stderr().contains("signature failed"), "{}", r.describe());
+        }
+    }
+    let r = p.bale(&["verify", "out", "--public-key", "keys/k.pub", "--json"]);
+    r.fails(exit::INVALID_INPUT);
+    assert_eq!(r.summary()["ok"], false);
+    // The parts themselves verify in place.
+    p.bale(&["verify", "demo.bale.001", "--public-key", "keys/k.pub"])
+        .ok();
+}

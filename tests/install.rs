@@ -3,6 +3,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -327,7 +329,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     s.docker.docker(&["stop", "-t", "1", "balestack_api_1"]);
     s.docker.docker(&["rm", "-f", "balestack_worker_1"]);
     let r = s.audit(&[]);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     r.says("FINDING service api: stopped");
     r.says("FINDING service worker: missing");
     // Re-installing with --up starts them again.
@@ -371,7 +373,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     // An older version is refused and changes nothing.
     let before = snapshot(&s.target());
     let r = s.install(&v1, &[]);
-    r.fails(7);
+    r.fails(exit::REFUSED);
     r.says("older than the installed 1.1.0");
     assert_eq!(snapshot(&s.target()), before);
 
@@ -383,7 +385,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     ]);
     assert!(out.status.success());
     let r = s.audit(&[]);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     assert!(
         r.stderr()
             .lines()
@@ -412,7 +414,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     std::fs::write(s.target().join("current/site/extra.html"), "new\n")
         .unwrap_or_else(|e| panic!("{e}"));
     let r = s.audit(&[]);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     assert!(
         r.stderr()
             .contains("FINDING file site/index.html: modified"),
@@ -465,7 +467,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     };
     let images_before = images();
     let r = s.install("tampered.bale", &["--up"]);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     r.says("files/site/index.html");
     assert_eq!(snapshot(&s.target()), before);
     assert_eq!(images(), images_before);
@@ -558,7 +560,7 @@ fn another_bundle_into_the_same_target_is_refused() {
         "--runtime",
         "none",
     ]);
-    r.fails(7);
+    r.fails(exit::REFUSED);
     r.says("holds bundle `bale-demo`");
     // A `current` that is not bale's symlink is never touched.
     let q = Project::new("");
@@ -660,7 +662,7 @@ fn containerd_install_imports_names_and_checks_manifest_digests() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = p.bale(&audit);
-    r.fails(6);
+    r.fails(exit::INTEGRITY);
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         v["findings"]
@@ -843,7 +845,7 @@ fn podman_install_up_audit_reinstall_and_a_stopped_service() {
     // A stopped service is a finding; re-install with --up starts it again.
     podman.podman(&["stop", "-t", "1", "balestack_api_1"]);
     let a = bale(&["audit", "--target", "target"]);
-    a.fails(6);
+    a.fails(exit::INTEGRITY);
     a.says("FINDING service api: stopped");
     bale(&install).ok();
     bale(&["audit", "--target", "target"]).ok();

@@ -4,6 +4,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use common::*;
 
 /// The last JSON value on stdout, which may be pretty-printed.
@@ -74,7 +76,7 @@ fn reinstalling_the_same_bundle_restores_drifted_files_and_keeps_env() {
     p.write("target/.env", &env_before);
 
     let audit = p.bale(&["audit", "--target", "target", "--json"]);
-    audit.fails(6);
+    audit.fails(exit::INTEGRITY);
     let v = last_json(&audit);
     let status = |path: &str| {
         v["files"]
@@ -124,7 +126,7 @@ fn messages_say_what_is_wrong_and_what_to_do() {
     .ok();
     // install has no --allow-unsigned: it must not suggest it.
     let run = p.install_none("unsigned.bale", "target");
-    run.fails(6);
+    run.fails(exit::INTEGRITY);
     run.says("unsigned");
     assert!(
         !run.stderr().contains("pass --allow-unsigned"),
@@ -145,7 +147,7 @@ fn messages_say_what_is_wrong_and_what_to_do() {
 
     // A missing --public-key is a usage error naming the flag.
     let run = p.bale(&["verify", "signed.bale"]);
-    run.fails(2);
+    run.fails(exit::USAGE);
     run.says("--public-key");
 
     // A target that is a file.
@@ -228,7 +230,7 @@ fn lock_names_every_unreachable_service_and_every_mirror_tried() {
         "--mirror",
         &format!("127.0.0.1:{reg}=127.0.0.1:{mirror}"),
     ]);
-    run.fails(5);
+    run.fails(exit::REGISTRY);
     let err = run.stderr();
     for needle in [
         "service `web`".to_owned(),
@@ -296,7 +298,7 @@ fn bundle_toml_mistakes_are_named_where_they_are() {
     ] {
         p.write("bundle.toml", &body);
         let run = p.bale(&["lock", "--check"]);
-        run.fails(3);
+        run.fails(exit::INVALID_INPUT);
         assert!(run.stderr().contains(want), "want {want:?}\n{}", run.describe());
     }
 }
@@ -311,7 +313,7 @@ fn build_into_a_missing_directory_fails_before_fetching() {
     );
     let started = std::time::Instant::now();
     let run = p.bale(&["build", "--unsigned", "-o", "no/such/dir/x.bale"]);
-    run.fails(1);
+    run.fails(exit::FAILURE);
     run.says("no/such/dir");
     run.says("must exist");
     assert!(!p.path().join("bundle.lock").exists(), "it locked first");

@@ -4,6 +4,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::process::Command;
 
 use common::bundles::{MultiBundle, locked_manifest, multi_bundle};
@@ -66,12 +68,12 @@ fn push_to_an_htpasswd_registry_behind_tls_keeps_every_digest_and_a_second_push_
     };
     // No credentials: refused, saying how to log in.
     push(&["--ca-cert", "ca.crt"])
-        .fails(5)
+        .fails(exit::REGISTRY)
         .says("unauthorized")
         .says("docker login");
     login(&b, &site.host, "ops", "s3cret-pass");
     // Without the site's CA the registry's certificate is not trusted.
-    push(&[]).fails(5);
+    push(&[]).fails(exit::REGISTRY);
     let first = push(&["--ca-cert", "ca.crt"]);
     first.ok();
     let lines = json_lines(&first);
@@ -229,7 +231,7 @@ fn a_bundle_that_fails_verification_is_not_pushed() {
         "--to",
         &site.host,
     ])
-    .fails(6);
+    .fails(exit::INTEGRITY);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -250,7 +252,7 @@ fn a_bundle_that_fails_verification_is_not_pushed() {
         "--to",
         "reg/Bad Prefix",
     ])
-    .fails(3)
+    .fails(exit::INVALID_INPUT)
     .says("REGISTRY[/PREFIX]");
 }
 

@@ -2,6 +2,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use common::*;
 
 fn bundle(images: &[(&str, String)], platforms: &[&str]) -> String {
@@ -333,7 +335,7 @@ fn check_and_locked_fail_when_bundle_and_lock_disagree() {
         &[("web", format!("{}/a/b:1", reg.host))],
         &["linux/amd64"],
     ));
-    p.bale(&["lock", "--check"]).fails(4);
+    p.bale(&["lock", "--check"]).fails(exit::LOCK_OUT_OF_DATE);
     p.bale(&["lock"]).ok();
     p.bale(&["lock", "--check"]).ok();
     p.write(
@@ -342,9 +344,9 @@ fn check_and_locked_fail_when_bundle_and_lock_disagree() {
     );
     let before = p.read("bundle.lock");
     let run = p.bale(&["lock", "--check"]);
-    run.fails(4);
+    run.fails(exit::LOCK_OUT_OF_DATE);
     assert!(run.stderr().contains("service `web`"), "{}", run.describe());
-    p.bale(&["fetch", "--locked"]).fails(4);
+    p.bale(&["fetch", "--locked"]).fails(exit::LOCK_OUT_OF_DATE);
     assert_eq!(
         p.read("bundle.lock"),
         before,
@@ -373,7 +375,7 @@ fn missing_platform_is_an_error_never_a_fallback() {
         &["linux/s390x"],
     ));
     let run = p.bale(&["lock"]);
-    run.fails(3);
+    run.fails(exit::INVALID_INPUT);
     assert!(
         run.stderr().contains("no linux/s390x image") && run.stderr().contains("linux/amd64"),
         "{}",
@@ -384,7 +386,7 @@ fn missing_platform_is_an_error_never_a_fallback() {
         &["linux/amd64"],
     ));
     let run = p.bale(&["lock"]);
-    run.fails(3);
+    run.fails(exit::INVALID_INPUT);
     assert!(
         run.stderr().contains("for linux/arm64, not linux/amd64"),
         "{}",
@@ -441,7 +443,7 @@ fn basic_auth_uses_docker_config_credentials() {
         &["linux/amd64"],
     ));
     let run = p.bale(&["lock"]);
-    run.fails(5);
+    run.fails(exit::REGISTRY);
     assert!(
         run.stderr().contains("unauthorized") && run.stderr().contains("docker login"),
         "{}",
@@ -630,7 +632,7 @@ fn outdated_reports_a_tag_that_moved_after_lock() {
     );
     // ...and outdated says that the tag moved, and where to.
     let run = p.bale(&["outdated", "--json"]);
-    run.fails(4);
+    run.fails(exit::LOCK_OUT_OF_DATE);
     let v: serde_json::Value =
         serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
     assert_eq!(v["ok"], false);
@@ -641,7 +643,7 @@ fn outdated_reports_a_tag_that_moved_after_lock() {
     assert_eq!(web["current"].as_str(), Some(second.manifest.as_str()));
     assert_eq!(v["services"][0]["status"], "current", "{v}");
     let human = p.bale(&["outdated"]);
-    human.fails(4);
+    human.fails(exit::LOCK_OUT_OF_DATE);
     assert!(
         human.stderr().contains("MOVED    web"),
         "{}",

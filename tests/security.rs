@@ -5,6 +5,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -56,10 +58,10 @@ fn path_escape_through_the_manifest_version_is_refused_by_verify_and_install() {
     resign(&p, "evil.bale", "bale-demo", "../../escaped", &entries);
 
     let v = p.bale(&["verify", "evil.bale", "--public-key", "keys/k.pub"]);
-    v.fails(6);
+    v.fails(exit::INTEGRITY);
     v.says("is not semver");
 
-    p.install_none("evil.bale", "target").fails(6);
+    p.install_none("evil.bale", "target").fails(exit::INTEGRITY);
     assert!(
         find_named(p.path(), "escaped").is_empty(),
         "a release directory was created from the version: {:?}",
@@ -97,11 +99,11 @@ fn image_names_and_services_that_reach_commands_are_refused() {
         "keys/k.pub",
         "--json",
     ]);
-    v.fails(6);
+    v.fails(exit::INTEGRITY);
     let out = v.stdout();
     assert!(out.contains("is not a canonical"), "{}", v.describe());
     assert!(out.contains("service name"), "{}", v.describe());
-    p.install_none("evil.bale", "target").fails(6);
+    p.install_none("evil.bale", "target").fails(exit::INTEGRITY);
 }
 
 #[test]
@@ -212,7 +214,7 @@ fn oversized_pax_headers_and_long_names_are_refused_without_reading_them() {
         let path = p.path().join("big.bale");
         tar_with_extension(&path, kind, size);
         let run = p.bale(&["verify", "big.bale", "--public-key", "keys/k.pub"]);
-        run.fails(6);
+        run.fails(exit::INTEGRITY);
         let err = run.stderr();
         assert!(
             err.contains(&format!("a {what} header extension of {size} bytes")),
@@ -220,7 +222,7 @@ fn oversized_pax_headers_and_long_names_are_refused_without_reading_them() {
             run.describe()
         );
         assert!(err.len() < 2000, "error output of {} bytes", err.len());
-        p.install_none("big.bale", "target").fails(6);
+        p.install_none("big.bale", "target").fails(exit::INTEGRITY);
         assert!(!p.path().join("target").exists());
     }
 }
@@ -266,7 +268,7 @@ fn names_in_errors_are_cut_to_a_bounded_length() {
     std::fs::write(&path, data).unwrap_or_else(|e| panic!("{e}"));
     entries.clear();
     let run = p.bale(&["verify", "long.bale", "--public-key", "keys/k.pub"]);
-    run.fails(6);
+    run.fails(exit::INTEGRITY);
     assert!(
         run.stderr()
             .contains("(60006 bytes in all): refused: path longer than 4096 bytes"),
@@ -291,7 +293,9 @@ fn a_file_that_is_not_a_bundle_is_named_not_dumped() {
     let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(p.path().join("junk.bale"), &junk).unwrap_or_else(|e| panic!("{e}"));
     let run = p.bale(&["verify", "junk.bale", "--public-key", "keys/k.pub"]);
-    run.fails(6);
+    // Nothing could be checked: an input that is no bundle, not a bundle
+    // that failed its checks.
+    run.fails(exit::INVALID_INPUT);
     run.says("not a bale bundle");
     assert!(
         run.stderr().chars().all(|c| !c.is_control() || c == '\n'),

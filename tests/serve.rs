@@ -4,6 +4,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::process::Command;
 
 use common::bundles::{Served, locked_manifest, multi_bundle};
@@ -321,7 +323,7 @@ fn a_bundle_that_fails_verification_is_not_served() {
         "--listen",
         &format!("127.0.0.1:{port}"),
     ]);
-    run.fails(6).says("failed verification");
+    run.fails(exit::INTEGRITY).says("failed verification");
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
     // And a key that did not sign it.
     f.p.bale(&[
@@ -341,7 +343,7 @@ fn a_bundle_that_fails_verification_is_not_served() {
         "--listen",
         &format!("127.0.0.1:{port}"),
     ])
-    .fails(6);
+    .fails(exit::INTEGRITY);
 }
 
 /// Where `needle` starts in `hay`.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use common::bundles::Served;
 use common::daemons::Dockerd;
 use common::*;
@@ -92,11 +94,11 @@ fn a_corrupt_or_missing_part_is_named_and_nothing_is_installed() {
     bytes[100] ^= 0x01;
     std::fs::write(&second, &bytes).unwrap_or_else(|e| panic!("{e}"));
     p.bale(&["verify", "demo.bale.001", "--public-key", "keys/k.pub"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("demo.bale.002")
         .says("corrupt");
     p.install_none("demo.bale.001", "t")
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("demo.bale.002");
     assert!(
         !p.path().join("t").exists(),
@@ -106,7 +108,7 @@ fn a_corrupt_or_missing_part_is_named_and_nothing_is_installed() {
     std::fs::write(&second, &bytes).unwrap_or_else(|e| panic!("{e}"));
     std::fs::remove_file(p.path().join(&parts[2])).unwrap_or_else(|e| panic!("{e}"));
     p.bale(&["verify", "demo.bale.001", "--public-key", "keys/k.pub"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("demo.bale.003")
         .says("missing");
 }
@@ -117,7 +119,7 @@ fn a_part_list_signed_by_another_key_or_not_at_all_is_refused() {
     std::fs::remove_file(p.path().join("demo.bale.parts.minisig"))
         .unwrap_or_else(|e| panic!("{e}"));
     p.bale(&["verify", "demo.bale.001", "--public-key", "keys/k.pub"])
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("not signed");
     // A list that names other sizes than its parts have is refused too.
     let list = p.read("demo.bale.parts");
@@ -126,7 +128,7 @@ fn a_part_list_signed_by_another_key_or_not_at_all_is_refused() {
         &list.replacen("#size 307200", "#size 307199", 1),
     );
     p.bale(&["verify", "demo.bale.001", "--allow-unsigned"])
-        .fails(6);
+        .fails(exit::INTEGRITY);
 }
 
 #[test]

@@ -6,6 +6,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::path::Path;
 
 use common::bundles::Served;
@@ -181,7 +183,7 @@ fn a_stack_deploys_to_a_swarm_from_bale_serve_and_bale_push_and_is_audited() {
         ],
         &env,
     )
-    .fails(2)
+    .fails(exit::USAGE)
     .says("--registry");
     ok_on(&d, install(&v1, &registry, &["--up"]));
     // Every service runs its locked manifest, pulled by digest; the job ran.
@@ -225,7 +227,7 @@ fn a_stack_deploys_to_a_swarm_from_bale_serve_and_bale_push_and_is_audited() {
         String::from_utf8_lossy(&out.stderr)
     );
     p.bale_env(&["audit", "--target", "target"], &env)
-        .fails(6)
+        .fails(exit::INTEGRITY)
         .says("web");
     ok_on(&d, install(&v1, &registry, &["--up"]));
     p.bale_env(&["audit", "--target", "target"], &env).ok();
@@ -233,7 +235,7 @@ fn a_stack_deploys_to_a_swarm_from_bale_serve_and_bale_push_and_is_audited() {
     // An upgrade; then the older bundle is refused.
     let v2 = build(&p, "1.1.0", "v2\n");
     ok_on(&d, install(&v2, &registry, &["--up"])).says("upgraded");
-    install(&v1, &registry, &[]).fails(7);
+    install(&v1, &registry, &[]).fails(exit::REFUSED);
 
     // The same images through `bale push` into a site registry.
     let site = Registry::start();

@@ -4,6 +4,8 @@
 
 mod common;
 
+use bale::error::exit;
+
 use std::path::Path;
 
 use common::daemons::Dockerd;
@@ -160,7 +162,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
 
     // No values and no terminal: every missing one named, nothing touched.
     let r = install(&["--up"]);
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     for name in ["DOMAIN", "TENANTS", "API_TOKEN", "BASE_PORT"] {
         assert!(
             r.stderr().contains(&format!("{name}: required")),
@@ -191,7 +193,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         "--set",
         "TLS=plain",
     ]);
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     for want in [
         "DOMAIN: `Not A Domain` does not match",
         "TENANTS: `Bad_Name`",
@@ -296,7 +298,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         .replace("DOMAIN=example.org", "DOMAIN=other.example.org");
     p.write("target/.env", &envfile);
     let a = p.bale_env(&["audit", "--target", "target"], &env);
-    a.fails(6);
+    a.fails(exit::INTEGRITY);
     a.says("FINDING file conf/Caddyfile: modified");
     a.says("FINDING value DOMAIN: changed");
     assert!(
@@ -346,7 +348,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         "SETUP_EXIT=3",
         "--up",
     ]);
-    r.fails(8);
+    r.fails(exit::RUNTIME);
     r.says("job `setup` failed (exit 3)");
     // Its log, with every site value redacted (site values never enter a log).
     r.says("setup running for <redacted>");
@@ -371,7 +373,7 @@ fn a_template_error_stops_the_build_naming_file_line_and_column() {
         "{{ DOMAIN }}\n{% for t in TENANTS %}\n  {{ NO_SUCH_VALUE }}\n{% endfor %}\n",
     );
     let r = p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "bad.bale"]);
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     r.says("conf/Caddyfile:3:6");
     assert!(!p.path().join("bad.bale").exists());
 }
@@ -526,7 +528,7 @@ fn preflight_refuses_a_host_that_lacks_what_the_bundle_needs() {
     p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "site.bale"])
         .ok();
     let r = none_install(&p, &[]);
-    r.fails(7);
+    r.fails(exit::REFUSED);
     for want in [
         "memory: ",
         "100000 GiB required",
@@ -645,7 +647,7 @@ fn an_upgrade_keeps_values_and_asks_only_for_new_ones() {
         p.bale(&args)
     };
     let r = upgrade(&[]);
-    r.fails(3);
+    r.fails(exit::INVALID_INPUT);
     assert!(
         r.stderr()
             .contains("SUPPORT_EMAIL: required (Where tenants write to)"),

@@ -209,7 +209,10 @@ pub fn split(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| SplitError::Refused(format!("{}: not a file", bundle.display())))?;
-    let src = Source::file(bundle).map_err(io_err(bundle))?;
+    // The bundle is an input: one that is missing or unreadable is refused
+    // (exit 3, as every command says it), not an I/O failure of the split.
+    let src = Source::file(bundle)
+        .map_err(|e| SplitError::Refused(format!("{}: {e}", bundle.display())))?;
     let mut head = [0u8; 100];
     if src.read_exact_at(&mut head, 0).is_err()
         || !head.starts_with(super::MANIFEST_PATH.as_bytes())

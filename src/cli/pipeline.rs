@@ -207,7 +207,7 @@ pub(super) fn signing_key(
             .filter(|k| !k.is_empty()),
     ) {
         (Some(p), _) => (
-            std::fs::read_to_string(p).map_err(|source| sign::SignError::Io {
+            std::fs::read_to_string(p).map_err(|source| sign::SignError::Read {
                 path: p.clone(),
                 source,
             })?,

@@ -75,6 +75,7 @@ fn open_unverified(path: &Path) -> Result<Opened, InspectError> {
         path: path.to_owned(),
         message,
     };
+    super::scan::check_input(path)?;
     let file = crate::bundle::split::open(path).map_err(|source| {
         InspectError::Io(VerifyError::Io {
             path: path.to_owned(),

@@ -40,6 +40,14 @@ pub enum VerifyError {
         /// The cause.
         source: io::Error,
     },
+    /// What was given is no bale bundle at all: nothing was checked.
+    #[error("{}: not a bale bundle: {what}", path.display())]
+    NotABundle {
+        /// What was given.
+        path: PathBuf,
+        /// What it is, and what to pass instead.
+        what: String,
+    },
 }
 
 /// One problem, naming the entry it concerns.
@@ -183,6 +191,7 @@ pub struct VerifyOptions<'a> {
 
 /// Verifies the bundle at `path`.
 pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+    scan::check_input(path)?;
     let io = |source| VerifyError::Io {
         path: path.to_owned(),
         source,

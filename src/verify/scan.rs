@@ -3,6 +3,7 @@
 
 use crate::bundle::source::Source;
 use std::io::{self, Seek, SeekFrom};
+use std::path::Path;
 
 use super::Problem;
 
@@ -52,6 +53,109 @@ pub fn scan(file: &Source, len: u64) -> (Vec<RawEntry>, Vec<Problem>) {
     }
     check_tail(file, len, end, !out.is_empty(), &mut problems);
     (out, problems)
+}
+
+/// Refuses, before anything is read as a bundle, what cannot be one: a
+/// directory, an empty file, the part list of a split bundle, a file that
+/// does not start with a tar header, and a bundle that exists only as
+/// parts; each with what to pass instead.
+pub fn check_input(path: &Path) -> Result<(), super::VerifyError> {
+    let not = |what: String| super::VerifyError::NotABundle {
+        path: path.to_owned(),
+        what,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let first = path.with_file_name(format!("{name}.001"));
+            if e.kind() == io::ErrorKind::NotFound && first.is_file() {
+                return Err(not(format!(
+                    "it does not exist, but its parts do: pass {name}.001 (bale reads the parts in place)"
+                )));
+            }
+            return Err(super::VerifyError::Io {
+                path: path.to_owned(),
+                source: e,
+            });
+        }
+    };
+    if meta.is_dir() {
+        let mut bundles: Vec<String> = std::fs::read_dir(path)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".bale") || n.ends_with(".bale.001"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        bundles.sort();
+        bundles.truncate(5);
+        return Err(not(if bundles.is_empty() {
+            "a directory; pass the bundle file (NAME-VERSION.bale)".into()
+        } else {
+            format!(
+                "a directory; pass a bundle file in it: {}",
+                bundles
+                    .iter()
+                    .map(|b| crate::validate::quote(b))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }));
+    }
+    if let Some(base) = name.strip_suffix(".parts") {
+        return Err(not(format!(
+            "the part list of a split bundle; pass its first part, {base}.001"
+        )));
+    }
+    if meta.len() == 0 {
+        return Err(not("an empty file".into()));
+    }
+    let mut head = vec![0u8; 512.min(meta.len() as usize)];
+    let read = std::fs::File::open(path).and_then(|mut f| io::Read::read_exact(&mut f, &mut head));
+    if let Err(e) = read {
+        return Err(super::VerifyError::Io {
+            path: path.to_owned(),
+            source: e,
+        });
+    }
+    if !is_tar_header(&head) {
+        return Err(not(format!("it looks like {}", what_it_seems(&head))));
+    }
+    Ok(())
+}
+
+/// Whether `block` is a tar header: 512 bytes whose checksum field holds
+/// the sum of its bytes (the field itself counted as spaces).
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| *b as char)
+        .collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    sum == want
 }
 
 /// How a header that is no tar header at the very start is reported.
