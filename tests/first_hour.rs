@@ -197,3 +197,23 @@ fn inputs_that_are_no_bundle_say_what_they_are_and_what_to_pass() {
     p.bale(&["verify", "demo.bale.001", "--public-key", "keys/k.pub"])
         .ok();
 }
+
+#[test]
+fn install_defaults_to_the_runtime_the_release_recorded_and_a_dry_run_needs_no_daemon() {
+    let p = Project::demo();
+    p.build_demo("demo.bale");
+    let no_daemon = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    // A plan even where no Docker daemon answers, saying what it could not check.
+    let r = p.bale_env(
+        &["install", "demo.bale", "--public-key", "keys/k.pub", "--target", "t", "--dry-run"],
+        &no_daemon,
+    );
+    r.ok()
+        .says("would be installed")
+        .says("not checked: docker did not answer");
+    assert!(!p.path().join("t").exists());
+    p.install_none("demo.bale", "t").ok();
+    // The runbook's repair: the same install again, no --runtime.
+    let again = ["install", "demo.bale", "--public-key", "keys/k.pub", "--target", "t"];
+    p.bale_env(&again, &no_daemon).ok().says("already installed");
+}

@@ -197,7 +197,7 @@ pub enum Command {
 /// Which container runtime, and how to reach it.
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
-    /// Container runtime [install default: docker; audit default: the one the release recorded].
+    /// Container runtime [default: the one the installed release recorded, else docker].
     #[arg(long, value_parser = ["docker", "podman", "containerd", "swarm", "none"])]
     pub runtime: Option<String>,
     /// Registry every swarm node pulls from, where the bundle was pushed or is served (with --runtime swarm).

@@ -91,7 +91,11 @@ fn prompt(spec: &bale::spec::ValueSpec) -> Option<String> {
 /// `bale install`.
 pub fn install(a: InstallArgs) -> Result<(), bale::Error> {
     let key = VerifyingKey::from_file(&a.public_key)?;
-    let (rt, runtime_address, runtime_namespace) = runtime(&a.runtime, None)?;
+    // Like audit, install defaults to the runtime the installed release
+    // recorded: re-installing (the runbook's repair) works as written on a
+    // Podman or `--runtime none` host.
+    let recorded = current_release(&a.target).ok().flatten().map(|(_, r)| r);
+    let (rt, runtime_address, runtime_namespace) = runtime(&a.runtime, recorded.as_ref())?;
     let opts = InstallOptions {
         key: &key,
         target: a.target,
@@ -224,6 +228,9 @@ fn print_plan(plan: &bale::install::Plan, json: bool) {
             "  preflight {:<16} {:<7} {}",
             c.name, c.status, c.message
         );
+    }
+    for n in &plan.notes {
+        let _ = writeln!(err, "  not checked: {n}");
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Plan {
     pub jobs: Vec<String>,
     /// Every preflight check.
     pub preflight: Vec<preflight::Check>,
+    /// What the plan could not check (a runtime that did not answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Plans installing the opened bundle: verifies (done by opening), checks
@@ -69,17 +72,43 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
     )?;
     let images = bundle.runtime_images();
     let mut outcomes = Vec::new();
+    let mut notes = Vec::new();
     if opts.runtime.name() != "none" {
+        // A plan is still a plan where the runtime does not answer (no
+        // daemon yet): what could not be asked is said, not guessed.
+        let mut unreachable = None;
         for r in &images {
-            let have = opts.runtime.image(&opts.runtime.reference(r))?;
-            let ok = have.is_some_and(|h| h.config.as_ref() == Some(&r.config));
+            let status = match &unreachable {
+                Some(_) => "unknown",
+                None => match opts.runtime.image(&opts.runtime.reference(r)) {
+                    Ok(have)
+                        if have
+                            .as_ref()
+                            .is_some_and(|h| h.config.as_ref() == Some(&r.config)) =>
+                    {
+                        "present"
+                    }
+                    Ok(_) => "load",
+                    Err(e) => {
+                        unreachable = Some(e.to_string());
+                        "unknown"
+                    }
+                },
+            };
             outcomes.push(ImageOutcome {
                 service: r.service.clone(),
                 name: r.name.clone(),
                 config: r.config.clone(),
-                status: if ok { "present" } else { "load" },
+                status,
                 layers_present: 0,
             });
+        }
+        if let Some(e) = unreachable {
+            notes.push(format!(
+                "{} did not answer, so which images it holds is unknown (install needs it): {}",
+                opts.runtime.name(),
+                crate::validate::quote(&e)
+            ));
         }
     }
     let root = std::path::absolute(&opts.target).unwrap_or_else(|_| opts.target.clone());
@@ -105,5 +134,6 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
         secrets_to_generate,
         jobs: bundle.spec.jobs(),
         preflight,
+        notes,
     })
 }
