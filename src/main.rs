@@ -26,11 +26,11 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser as _};
+use clap::FromArgMatches as _;
 
 use bale::error::exit;
 use cli::args::{Cli, Command};
-use cli::{bundle, output, pipeline, site};
+use cli::{bundle, help, output, pipeline, site};
 
 fn run(command: Command) -> Result<(), bale::Error> {
     match command {
@@ -93,12 +93,10 @@ fn run(command: Command) -> Result<(), bale::Error> {
         Command::Push(a) => bundle::push(a),
         Command::Split(a) => pipeline::split(a),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "bale", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut help::command(), "bale", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(|source| bale::Error::Output { source }),
+        Command::Man { command, dir } => help::man(command.as_deref(), dir.as_deref()),
     }
 }
 
@@ -125,7 +123,10 @@ fn json_mode(command: &Command) -> Option<Option<&'static str>> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match help::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

@@ -205,7 +205,15 @@ fn install_defaults_to_the_runtime_the_release_recorded_and_a_dry_run_needs_no_d
     let no_daemon = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
     // A plan even where no Docker daemon answers, saying what it could not check.
     let r = p.bale_env(
-        &["install", "demo.bale", "--public-key", "keys/k.pub", "--target", "t", "--dry-run"],
+        &[
+            "install",
+            "demo.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "t",
+            "--dry-run",
+        ],
         &no_daemon,
     );
     r.ok()
@@ -214,6 +222,52 @@ fn install_defaults_to_the_runtime_the_release_recorded_and_a_dry_run_needs_no_d
     assert!(!p.path().join("t").exists());
     p.install_none("demo.bale", "t").ok();
     // The runbook's repair: the same install again, no --runtime.
-    let again = ["install", "demo.bale", "--public-key", "keys/k.pub", "--target", "t"];
-    p.bale_env(&again, &no_daemon).ok().says("already installed");
+    let again = [
+        "install",
+        "demo.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--target",
+        "t",
+    ];
+    p.bale_env(&again, &no_daemon)
+        .ok()
+        .says("already installed");
+}
+
+#[test]
+fn every_command_has_a_man_page_with_its_flags_an_example_and_the_exit_codes() {
+    let p = Project::new("");
+    p.bale(&["man", "--dir", "man"]).ok();
+    let top = p.read("man/bale.1");
+    let mut referenced = 0;
+    for line in top.lines().filter(|l| l.contains("(1)")) {
+        // `bale\-lock(1)`: each page bale(1) refers to was written.
+        if let Some(name) = line.split("(1)").next().and_then(|l| l.rsplit(' ').next()) {
+            let file = format!(
+                "man/{}.1",
+                name.replace("\\-", "-").trim_start_matches("\\fB")
+            );
+            assert!(
+                p.path().join(&file).is_file(),
+                "bale(1) refers to a missing {file}"
+            );
+            referenced += 1;
+        }
+    }
+    assert!(referenced >= 14, "{top}");
+    let lock = p.read("man/bale-lock.1");
+    for want in [
+        "\\-\\-update",
+        "\\-\\-check",
+        "Examples:",
+        "Exit status:",
+        "bundle.lock missing or out of date",
+    ] {
+        assert!(lock.contains(want), "bale-lock(1) lacks {want}:\n{lock}");
+    }
+    let printed = p.bale(&["man", "lock"]);
+    printed.ok();
+    assert_eq!(printed.stdout(), lock);
+    p.bale(&["man", "nothing"]).fails(exit::USAGE);
 }

@@ -191,7 +191,13 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff) on stdout: `bale man > bale.1`.
-    Man,
+    Man {
+        /// The command whose page to print (`bale man lock` is bale-lock(1)); without one, bale(1).
+        command: Option<String>,
+        /// Write bale.1 and a page per command into this directory instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Which container runtime, and how to reach it.

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bundle;
+pub mod help;
 pub mod output;
 pub mod pipeline;
 pub mod site;
