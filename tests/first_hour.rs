@@ -271,3 +271,35 @@ fn every_command_has_a_man_page_with_its_flags_an_example_and_the_exit_codes() {
     assert_eq!(printed.stdout(), lock);
     p.bale(&["man", "nothing"]).fails(exit::USAGE);
 }
+
+#[test]
+fn lock_with_no_network_fails_fast_with_one_line_per_registry() {
+    let p = Project::new(
+        "[bundle]\nname = \"off\"\nversion = \"1.0.0\"\n[images]\nredis = \"docker.io/library/redis:8.2-alpine\"\ncaddy = \"caddy:2.10\"\nweb = \"ghcr.io/acme/web:1.0\"\n",
+    );
+    // A network namespace of its own has no interface but a loopback that
+    // is down: no name resolves, and no packet can leave.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("unshare")
+        .args(["-n", env!("CARGO_BIN_EXE_bale"), "lock"])
+        .current_dir(p.path())
+        .env("HOME", p.path())
+        .env("BALE_STORE", &p.store)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("unshare: {e}"));
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::REGISTRY), "{err}");
+    assert!(
+        err.contains("cannot resolve registry-1.docker.io (no network, or no DNS for it): services caddy, redis"),
+        "{err}"
+    );
+    assert!(err.contains("cannot resolve ghcr.io"), "{err}");
+    assert!(
+        !err.contains("gave up after"),
+        "a name that does not resolve was retried: {err}"
+    );
+    // Before: six tries per image with backoff, tens of seconds.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}

@@ -205,7 +205,7 @@ pub enum LockError {
     #[error("{}{}", .0, unreachable_hint(std::slice::from_ref(.0)))]
     Resolve(#[from] ResolveError),
     /// Resolving several images failed; each is named.
-    #[error("{} images could not be resolved:\n{}{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"), unreachable_hint(.0))]
+    #[error("{} images could not be resolved:\n{}{}", .0.len(), summary(.0), unreachable_hint(.0))]
     Unresolved(Vec<ResolveError>),
 }
 
@@ -218,6 +218,34 @@ impl LockError {
             _ => &[],
         }
     }
+}
+
+/// One line per failure, except that the services whose registry's name
+/// does not resolve share one line per host (offline, every service fails
+/// alike: a list of near-identical lines says less than one).
+fn summary(errors: &[ResolveError]) -> String {
+    let mut by_host: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    let mut lines = Vec::new();
+    for e in errors {
+        let host = match &e.kind {
+            ResolveErrorKind::Registry(crate::registry::RegistryError::Unresolvable { host }) => {
+                Some(host.as_str())
+            }
+            _ => None,
+        };
+        match host {
+            Some(h) => by_host.entry(h).or_default().push(&e.service),
+            None => lines.push(format!("  - {e}")),
+        }
+    }
+    for (host, services) in by_host {
+        lines.push(format!(
+            "  - cannot resolve {host} (no network, or no DNS for it): service{} {}",
+            if services.len() == 1 { "" } else { "s" },
+            services.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// What to do when a registry could not be reached at all.

@@ -119,6 +119,13 @@ pub enum RegistryError {
         /// Whether every host answered 404.
         not_found: bool,
     },
+    /// The host's name does not resolve (no network, or no DNS for it):
+    /// not retried, since a few seconds will not bring a network.
+    #[error("cannot resolve {host} (no network, or no DNS for it)")]
+    Unresolvable {
+        /// The host.
+        host: String,
+    },
     /// A protocol violation.
     #[error("{url}: {message}")]
     Protocol {
@@ -143,7 +150,9 @@ impl RegistryError {
     /// answering with an error), where a mirror is the usual remedy.
     pub fn unreachable(&self) -> bool {
         match self {
-            RegistryError::Transport { .. } | RegistryError::GaveUp { .. } => true,
+            RegistryError::Transport { .. }
+            | RegistryError::GaveUp { .. }
+            | RegistryError::Unresolvable { .. } => true,
             RegistryError::Endpoints { not_found, .. } => !not_found,
             _ => false,
         }
@@ -156,6 +165,7 @@ impl RegistryError {
             RegistryError::NotFound { .. }
                 | RegistryError::Transport { .. }
                 | RegistryError::GaveUp { .. }
+                | RegistryError::Unresolvable { .. }
         )
     }
 }
@@ -275,6 +285,19 @@ fn retry_after(resp: &Response<ureq::Body>) -> Option<Duration> {
     header(resp, "retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
+}
+
+/// Whether `e` is a name that does not resolve (getaddrinfo's failure,
+/// which ureq reports as an I/O error with its message).
+fn unresolvable(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => {
+            let m = io.to_string();
+            m.contains("failed to lookup address") || m.contains("Name or service not known")
+        }
+        _ => false,
+    }
 }
 
 fn host_of(url: &str) -> Option<String> {
@@ -626,6 +649,11 @@ impl RegistryClient {
                 message: format!("cannot build the request: {e}"),
             })?;
             let failure = match result {
+                Err(e) if unresolvable(&e) => {
+                    return Err(RegistryError::Unresolvable {
+                        host: host_of(&url).unwrap_or_else(|| ep.host.clone()),
+                    });
+                }
                 Err(e) => format!("{e}"),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
