@@ -303,3 +303,87 @@ fn lock_with_no_network_fails_fast_with_one_line_per_registry() {
     // Before: six tries per image with backoff, tens of seconds.
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
 }
+
+/// `ntia-checker`'s verdict on an SPDX file: conformant, and what it said.
+fn ntia(file: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new("ntia-checker")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("ntia-checker (PyPI ntia-conformance-checker): {e}"));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    (said.contains("Conformant: True"), said)
+}
+
+#[test]
+fn every_sbom_package_names_its_supplier_and_the_ntia_checker_agrees() {
+    // An image whose config names its vendor, pushed to a real registry.
+    let reg = Registry::start();
+    let layer = gzip_layer(&[("hello", b"hi\n")]);
+    let config = format!(
+        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Labels\":{{\"org.opencontainers.image.vendor\":\"ACME Widgets GmbH\"}}}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{}\"]}}}}",
+        layer.diff_id
+    );
+    let config_digest = reg.push_blob("acme/app", config.as_bytes());
+    let layer_digest = reg.push_blob("acme/app", &layer.blob);
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"{OCI_MANIFEST}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{}}},\"layers\":[{{\"mediaType\":\"{}\",\"digest\":\"{layer_digest}\",\"size\":{}}}]}}",
+        config.len(),
+        layer.media_type,
+        layer.blob.len()
+    );
+    reg.push_manifest("acme/app", "1.0", OCI_MANIFEST, manifest.as_bytes());
+    reg.push_image(
+        "plain/tool",
+        Some("2.0"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("t", b"t\n")])],
+        false,
+    );
+    let p = Project::new(&format!(
+        "[bundle]\nname = \"sup\"\nversion = \"1.0.0\"\nsupplier = \"Example Site Operations\"\nplatforms = [\"linux/amd64\"]\n[images]\napp = \"{0}/acme/app:1.0\"\ntool = \"{0}/plain/tool:2.0\"\n",
+        reg.host
+    ));
+    p.keygen();
+    p.bale_env(
+        &["lock"],
+        &[("BALE_INSECURE_REGISTRIES", reg.host.as_str())],
+    )
+    .ok();
+    p.bale_env(
+        &[
+            "build",
+            "--locked",
+            "--sign-key",
+            "keys/k.sec",
+            "-o",
+            "sup.bale",
+        ],
+        &[("BALE_INSECURE_REGISTRIES", reg.host.as_str())],
+    )
+    .ok();
+    let sbom = p.bale(&["sbom", "sup.bale", "--public-key", "keys/k.pub"]);
+    sbom.ok();
+    let file = p.path().join("sbom.json");
+    std::fs::write(&file, &sbom.out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let doc: serde_json::Value = serde_json::from_slice(&sbom.out.stdout).unwrap_or_default();
+    let supplier = |name: &str| {
+        doc["packages"]
+            .as_array()
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["name"].as_str().is_some_and(|n| n.contains(name)))
+            })
+            .map(|p| p["supplier"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(supplier("sup"), "Organization: Example Site Operations");
+    assert_eq!(supplier("acme/app"), "Organization: ACME Widgets GmbH");
+    assert_eq!(
+        supplier("plain/tool"),
+        format!("Organization: {}/plain", reg.host).as_str()
+    );
+    let (conformant, said) = ntia(&file);
+    assert!(conformant, "{said}");
+}

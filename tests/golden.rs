@@ -7,12 +7,12 @@ mod common;
 use common::*;
 
 /// SHA-256 of `bale build -f demo/bundle.toml --offline --unsigned`.
-const UNSIGNED: &str = "sha256:e0a5cc0e7f7f971d7e13b55757fa10e804a25d4a4c29a0e62c3fe5245228ac01";
+const UNSIGNED: &str = "sha256:161ff7a9083e02cdbf157f35df846443fc8d1179fee536057d14493124c7898b";
 /// The same, signed with `tests/fixtures/golden-test-only.key` (a key
 /// committed for this test only: it signs nothing else).
-const SIGNED: &str = "sha256:575fde4daec28ee457fa6b28ce97cfc96f71b0cf417d7d3734dbef34646ea3cf";
+const SIGNED: &str = "sha256:8d895829c1a35ab920a4f09e9bdebbad94e176b8e5e589f99699af5facecb0f3";
 /// SHA-256 of the signed manifest inside both.
-const MANIFEST: &str = "sha256:23a805a3d20226fdbe37b079f701b55d33dc6bc8b2c27f6889d65c5efc1eac3a";
+const MANIFEST: &str = "sha256:cad4bdbad3a9b3d2cbc88f8203c11334026551ccafa15ca6c036cd74c57125dc";
 
 #[test]
 fn the_demo_bundle_has_the_committed_bytes() {

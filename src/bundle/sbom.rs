@@ -50,14 +50,15 @@ pub(super) fn document(
     let mut read: BTreeMap<Digest, Vec<Upstream>> = BTreeMap::new();
     for (n, r) in records.iter().enumerate() {
         let id = image_id(n, &r.service);
-        packages.push(image_package(&id, r));
+        let supplier = image_supplier(lock, r, store);
+        packages.push(image_package(&id, r, &supplier));
         relationships.push(contains("SPDXRef-Bundle", &id));
         for (m, p) in upstream_packages(lock, r, store, &mut read)?
             .into_iter()
             .enumerate()
         {
             let up = format!("{id}-Upstream-{}", m + 1);
-            packages.push(upstream_package(&up, &p));
+            packages.push(upstream_package(&up, &p, &supplier));
             relationships.push(contains(&id, &up));
         }
     }
@@ -100,6 +101,7 @@ pub(super) fn document(
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "APPLICATION",
+        "supplier": spec.supplier.as_ref().map_or_else(|| "NOASSERTION".to_owned(), |s| format!("Organization: {s}")),
         "comment": format!("bale bundle {} {}, built by bale {}", spec.name, spec.version, env!("CARGO_PKG_VERSION")),
     });
     if !file_values.is_empty()
@@ -171,7 +173,36 @@ pub fn contained_counts(document: &[u8], images: usize) -> Vec<usize> {
 }
 
 /// An image and platform as an SPDX package.
-fn image_package(id: &str, r: &ImageRecord) -> Value {
+/// Who supplies the image `r`: the vendor its config's labels name
+/// (`org.opencontainers.image.vendor`), else its registry namespace
+/// (`docker.io/library`, `ghcr.io/acme`), as an SPDX organisation.
+fn image_supplier(lock: &Lockfile, r: &ImageRecord, store: &Store) -> String {
+    let config_size = lock
+        .images
+        .iter()
+        .filter(|i| i.service == r.service)
+        .flat_map(|i| i.platforms.iter())
+        .find(|p| p.platform == r.platform && p.config == r.config)
+        .map(|p| p.config_size);
+    let vendor = config_size
+        .and_then(|size| store.read_verified(&r.config, size).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|c| {
+            c["config"]["Labels"]["org.opencontainers.image.vendor"]
+                .as_str()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= 200 && !v.contains(char::is_control))
+                .map(str::to_owned)
+        });
+    let (repo, _) = split_name(&r.name);
+    let namespace = repo.rsplit_once('/').map_or(repo, |(ns, _)| ns);
+    format!(
+        "Organization: {}",
+        vendor.unwrap_or_else(|| namespace.to_owned())
+    )
+}
+
+fn image_package(id: &str, r: &ImageRecord, supplier: &str) -> Value {
     let (repo, tag) = split_name(&r.name);
     let short = repo.rsplit('/').next().unwrap_or(repo);
     let arch = r.platform.split('/').nth(1).unwrap_or("");
@@ -210,6 +241,7 @@ fn image_package(id: &str, r: &ImageRecord) -> Value {
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "CONTAINER",
+        "supplier": supplier,
         "checksums": [{"algorithm": "SHA256", "checksumValue": r.manifest.hex()}],
         "externalRefs": [{
             "referenceCategory": "PACKAGE-MANAGER",
@@ -225,14 +257,19 @@ fn image_package(id: &str, r: &ImageRecord) -> Value {
 struct Upstream {
     name: String,
     version: Option<String>,
+    /// The attestation's own supplier for it, where it names one.
+    supplier: Option<String>,
     purls: Vec<String>,
     from: Digest,
 }
 
-fn upstream_package(id: &str, p: &Upstream) -> Value {
+/// A package of an image's SPDX attestation: supplied as the attestation
+/// says, else by the image's supplier, which distributes it in the image.
+fn upstream_package(id: &str, p: &Upstream, image_supplier: &str) -> Value {
     let mut v = json!({
         "SPDXID": id,
         "name": p.name,
+        "supplier": p.supplier.as_deref().unwrap_or(image_supplier),
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": false,
         "licenseConcluded": "NOASSERTION",
@@ -324,6 +361,14 @@ fn upstream_packages(
             these.push(Upstream {
                 name: name.to_owned(),
                 version: p["versionInfo"].as_str().map(str::to_owned),
+                supplier: p["supplier"]
+                    .as_str()
+                    .filter(|s| {
+                        (s.starts_with("Organization: ") || s.starts_with("Person: "))
+                            && s.len() <= 200
+                            && !s.contains(char::is_control)
+                    })
+                    .map(str::to_owned),
                 purls,
                 from: l.digest.clone(),
             });

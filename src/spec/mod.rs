@@ -194,6 +194,8 @@ pub struct BundleSpec {
     /// Whether upstream attestations are locked and carried (`[bundle]
     /// attestations`, default true).
     pub attestations: bool,
+    /// Who supplies the bundle (`[bundle] supplier`), for its SBOM.
+    pub supplier: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +222,7 @@ struct RawBundle {
     platforms: Option<Vec<Spanned<String>>>,
     attestations: Option<bool>,
     cosign_key: Option<Spanned<String>>,
+    supplier: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -458,6 +461,20 @@ impl BundleSpec {
             None => Preflight::default(),
         };
 
+        let supplier = match &bundle.supplier {
+            None => None,
+            Some(s) => {
+                let v = s.get_ref().trim();
+                if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
+                    return Err(err(
+                        s.span(),
+                        "supplier: the organisation that supplies the bundle, at most 200 printable characters".into(),
+                    ));
+                }
+                Some(v.to_owned())
+            }
+        };
+
         Ok(BundleSpec {
             path: path.to_owned(),
             root: root.to_owned(),
@@ -471,6 +488,7 @@ impl BundleSpec {
             values,
             preflight,
             attestations: bundle.attestations.unwrap_or(true),
+            supplier,
         })
     }
 
