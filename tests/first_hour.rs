@@ -387,3 +387,141 @@ fn every_sbom_package_names_its_supplier_and_the_ntia_checker_agrees() {
     let (conformant, said) = ntia(&file);
     assert!(conformant, "{said}");
 }
+
+/// A two-platform OCI image (amd64 and arm64) built into `multi.bale`,
+/// extracted into `x/`: the project, the registry, and the two pushes.
+fn two_platform_bundle() -> (Project, Registry, Pushed, Pushed) {
+    let reg = Registry::start();
+    let amd64 = reg.push_image(
+        "two/app",
+        None,
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[("bin/app", b"amd64\n")])],
+        false,
+    );
+    let arm64 = reg.push_image(
+        "two/app",
+        None,
+        "linux",
+        "arm64",
+        None,
+        &[gzip_layer(&[("bin/app", b"arm64\n")])],
+        false,
+    );
+    reg.push_index(
+        "two/app",
+        "1.0",
+        &[
+            (
+                amd64.clone(),
+                r#"{"os":"linux","architecture":"amd64"}"#.into(),
+                None,
+            ),
+            (
+                arm64.clone(),
+                r#"{"os":"linux","architecture":"arm64"}"#.into(),
+                None,
+            ),
+        ],
+        false,
+    );
+    let p = Project::new(&format!(
+        "[bundle]\nname = \"two\"\nversion = \"1.0.0\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n[images]\napp = \"{}/two/app:1.0\"\n",
+        reg.host
+    ));
+    p.keygen();
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "multi.bale"])
+        .ok();
+    std::fs::create_dir(p.path().join("x")).unwrap_or_else(|e| panic!("{e}"));
+    let ok = std::process::Command::new("tar")
+        .args(["-xf", "multi.bale", "-C", "x"])
+        .current_dir(p.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "tar -x");
+    (p, reg, amd64, arm64)
+}
+
+fn run_ok(program: &str, args: &[&str], dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program} {args:?}: {said}");
+    said
+}
+
+#[test]
+fn a_two_platform_image_is_read_by_skopeo_umoci_ctr_and_docker_load() {
+    let (p, reg, amd64, arm64) = two_platform_bundle();
+    let name = format!("{}/two/app:1.0", reg.host);
+    // One name, one index of the two platforms; one name per platform.
+    let refs = run_ok("umoci", &["ls", "--layout", "x"], p.path());
+    let refs: Vec<&str> = refs.lines().collect();
+    assert_eq!(
+        refs,
+        [
+            name.clone(),
+            format!("{name}-linux-amd64"),
+            format!("{name}-linux-arm64")
+        ],
+        "{refs:?}"
+    );
+    for (platform, pushed, content) in [("amd64", &amd64, "amd64\n"), ("arm64", &arm64, "arm64\n")]
+    {
+        let dest = format!("unpacked-{platform}");
+        run_ok(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("x:{name}-linux-{platform}"),
+                &dest,
+            ],
+            p.path(),
+        );
+        assert_eq!(p.read(&format!("{dest}/rootfs/bin/app")), content);
+        // skopeo resolves the name to the platform it is asked for.
+        let inspected = run_ok(
+            "skopeo",
+            &[
+                "--override-arch",
+                platform,
+                "inspect",
+                &format!("oci:x:{name}"),
+            ],
+            p.path(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&inspected).unwrap_or_default();
+        assert_eq!(v["Architecture"], platform, "{inspected}");
+        assert_eq!(v["Layers"][0], pushed.layers[0].as_str(), "{inspected}");
+    }
+    // ctr imports the name with both platforms; docker load the first.
+    let ctr = common::daemons::Containerd::start();
+    let bundle = p.path().join("multi.bale").display().to_string();
+    let out = ctr.ctr("bale", &["images", "import", "--all-platforms", &bundle]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed =
+        String::from_utf8_lossy(&ctr.ctr("bale", &["images", "ls", "-q"]).stdout).into_owned();
+    assert!(listed.lines().any(|l| l == name), "{listed}");
+    let docker = common::daemons::Dockerd::start();
+    let out = docker.docker(&["load", "-i", &bundle]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = docker.docker(&["image", "inspect", "--format", "{{.Id}}", &name]);
+    assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), amd64.config);
+}
