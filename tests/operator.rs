@@ -372,3 +372,103 @@ fn completions_and_the_man_page_come_from_the_same_definitions() {
         assert!(page.contains(word), "man page lacks {word}");
     }
 }
+
+/// The shell block of docs/runbook.md that follows the line starting with
+/// `heading`.
+fn runbook_block(heading: &str) -> String {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook.md"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("docs/runbook.md has no `{heading}`"));
+    let rest = &doc[start..];
+    let open = rest.find("```sh\n").map(|i| i + 6).unwrap_or(0);
+    let close = rest[open..].find("```").map_or(rest.len(), |i| open + i);
+    rest[open..close].to_owned()
+}
+
+/// Runs a runbook block with `sh -e` and bale first on PATH, BUNDLE, KEY
+/// and DIR set to the demo's; returns its output.
+fn run_block(p: &Project, block: &str, env: &[(&str, &str)]) -> String {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_bale"))
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let out = std::process::Command::new("sh")
+        .args(["-e", "-c", block])
+        .current_dir(p.path())
+        .env(
+            "PATH",
+            format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("HOME", p.path())
+        .env("BALE_STORE", &p.store)
+        .env("BUNDLE", "demo.bale")
+        .env("KEY", "keys/k.pub")
+        .env("DIR", p.path().join("srv").display().to_string())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the runbook's block failed:\n{block}\n{said}"
+    );
+    said
+}
+
+/// The demo, its web port moved to a free one, built as `demo.bale`, and
+/// an empty `site.toml` (the demo declares no values).
+fn runbook_demo() -> Project {
+    let p = Project::demo();
+    let compose = p.read("demo/compose.yml").replace(
+        "127.0.0.1:8080:8080",
+        &format!("127.0.0.1:{}:8080", free_port()),
+    );
+    p.write("demo/compose.yml", &compose);
+    p.build_demo("demo.bale");
+    p.write("site.toml", "");
+    p
+}
+
+#[test]
+fn the_runbooks_first_hour_works_as_written_with_no_runtime() {
+    let p = runbook_demo();
+    let said = run_block(
+        &p,
+        &runbook_block("With no container runtime on this host"),
+        &[],
+    );
+    assert!(said.contains("would be installed"), "{said}");
+    assert!(said.contains("already installed"), "{said}");
+}
+
+#[test]
+fn the_runbooks_first_hour_works_as_written_with_docker() {
+    let p = runbook_demo();
+    let docker = common::daemons::Dockerd::start();
+    let said = run_block(
+        &p,
+        &runbook_block("With Docker (the default runtime)"),
+        &[("DOCKER_HOST", docker.host.as_str())],
+    );
+    assert!(said.contains("already installed"), "{said}");
+}
+
+#[test]
+fn the_runbooks_first_hour_works_as_written_with_podman() {
+    let p = runbook_demo();
+    let podman = common::daemons::Podman::new();
+    let env = podman.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let said = run_block(
+        &p,
+        &runbook_block("With Podman (and `podman-compose`)"),
+        &env,
+    );
+    assert!(said.contains("already installed"), "{said}");
+}
