@@ -18,6 +18,7 @@
 //! one; a graceful stop on SIGTERM or SIGINT.
 
 mod catalog;
+mod conns;
 mod routes;
 mod tls;
 
@@ -42,6 +43,8 @@ use tokio::sync::{Semaphore, mpsc};
 pub use catalog::{Catalog, Repository, Span, StoredManifest, served_name};
 pub use routes::{Body, Reply, answer};
 
+use conns::{Busy, Conn, Conns, Tracked};
+
 use crate::digest::Digest;
 use crate::install::{InstallError, OpenBundle};
 use crate::sign::VerifyingKey;
@@ -58,83 +61,6 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_EVICT: Duration = Duration::from_secs(1);
 /// How often a client waiting for a slot looks for an idle one.
 const IDLE_POLL: Duration = Duration::from_millis(200);
-
-/// One connection, as the accept loop sees it when the slots are full.
-struct Conn {
-    id: u64,
-    /// Responses being produced or streamed on it now.
-    busy: std::sync::atomic::AtomicUsize,
-    /// When it last became idle (opened, or a response finished).
-    idle_since: std::sync::Mutex<Instant>,
-    /// Closes it.
-    evicted: tokio::sync::Notify,
-}
-
-/// The connections open now.
-#[derive(Clone, Default)]
-struct Conns {
-    next: Arc<AtomicU64>,
-    open: Arc<std::sync::Mutex<std::collections::HashMap<u64, Arc<Conn>>>>,
-}
-
-impl Conns {
-    fn add(&self) -> Arc<Conn> {
-        let conn = Arc::new(Conn {
-            id: self.next.fetch_add(1, Ordering::Relaxed),
-            busy: Default::default(),
-            idle_since: std::sync::Mutex::new(Instant::now()),
-            evicted: tokio::sync::Notify::new(),
-        });
-        if let Ok(mut open) = self.open.lock() {
-            open.insert(conn.id, conn.clone());
-        }
-        conn
-    }
-
-    fn remove(&self, id: u64) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(&id);
-        }
-    }
-
-    /// Closes the connection idle the longest, if one has been idle for
-    /// [`IDLE_EVICT`] at least.
-    fn evict_idlest(&self) {
-        let Ok(open) = self.open.lock() else { return };
-        let idle = |c: &&Arc<Conn>| {
-            c.busy.load(Ordering::Relaxed) == 0
-                && c.idle_since.lock().is_ok_and(|t| t.elapsed() >= IDLE_EVICT)
-        };
-        let idlest = open.values().filter(idle).min_by_key(|c| {
-            c.idle_since
-                .lock()
-                .map(|t| *t)
-                .unwrap_or_else(|_| Instant::now())
-        });
-        if let Some(c) = idlest {
-            c.evicted.notify_one();
-        }
-    }
-}
-
-/// Marks a connection busy for as long as a response body lives.
-struct Busy(Arc<Conn>);
-
-impl Busy {
-    fn new(conn: Arc<Conn>) -> Busy {
-        conn.busy.fetch_add(1, Ordering::Relaxed);
-        Busy(conn)
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.0.idle_since.lock() {
-            *t = Instant::now();
-        }
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Why `bale serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -458,33 +384,6 @@ async fn handle(
             r
         }
     })
-}
-
-/// A response body that keeps its connection marked busy until it is sent
-/// or dropped.
-pub struct Tracked {
-    body: OutBody,
-    _busy: Busy,
-}
-
-impl hyper::body::Body for Tracked {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// SHA-256 of each [`CHUNK`] of a blob, read from the bundle file once
