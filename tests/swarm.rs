@@ -37,6 +37,7 @@ services:
     command: ["/bin/sh", "-c", "while true; do /bin/busybox wget -q -O /tmp/page http://web:8080/ && touch /tmp/ok; sleep 1; done"]
     environment:
       STACK_TOKEN: ${STACK_TOKEN}
+      NOTE: ${NOTE}
     healthcheck:
       test: ["CMD", "/bin/busybox", "test", "-f", "/tmp/ok"]
       interval: 1s
@@ -73,6 +74,11 @@ target = "site"
 
 [secrets.STACK_TOKEN]
 length = 40
+
+# Every character a dotenv reader would change: stack deploy must see the
+# value as given.
+[values.NOTE]
+default = "listen 8080 #primary \"q\" 's' back\\slash ${{STACK_TOKEN}} $$ grüße"
 "#
     )
 }
@@ -186,6 +192,22 @@ fn a_stack_deploys_to_a_swarm_from_bale_serve_and_bale_push_and_is_audited() {
     .fails(exit::USAGE)
     .says("--registry");
     ok_on(&d, install(&v1, &registry, &["--up"]));
+    // The value reached the service byte for byte, not interpolated.
+    let spec_env = d.docker(&[
+        "service",
+        "inspect",
+        "swarmstack_worker",
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+    ]);
+    let spec_env = String::from_utf8_lossy(&spec_env.stdout).into_owned();
+    let spec_env: Vec<String> = serde_json::from_str(&spec_env).unwrap_or_default();
+    assert!(
+        spec_env.contains(
+            &"NOTE=listen 8080 #primary \"q\" 's' back\\slash ${STACK_TOKEN} $$ grüße".to_owned()
+        ),
+        "{env:?}"
+    );
     // Every service runs its locked manifest, pulled by digest; the job ran.
     let s = services(&d);
     assert_eq!(s.len(), 3, "{s:?}");
