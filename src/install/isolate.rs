@@ -43,9 +43,18 @@ pub fn isolated(
         .take(MAX_RENDERED as u64 + 64 * 1024)
         .read_to_end(&mut bytes);
     let mut status = 0i32;
-    // SAFETY: waits for the child made above; `status` is a valid int.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    let exited = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let reaped = loop {
+        // SAFETY: waits for the child made above; `status` is a valid int.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break true;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break false;
+        }
+    };
+    // Only a child seen to exit 0 wrote all it had to say.
+    let exited = reaped && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     match (exited, bytes.split_first()) {
         (true, Some((b'O', out))) => String::from_utf8(out.to_vec()).map_err(|_| TemplateError {
             line: 0,
@@ -65,13 +74,20 @@ pub fn isolated(
                 message: String::from_utf8_lossy(message).into_owned(),
             })
         }
-        _ => Err(TemplateError {
+        _ if reaped && libc::WIFSIGNALED(status) => Err(TemplateError {
             line: 0,
             column: 0,
             message: format!(
                 "rendering it needed more than {} MiB of memory (a template that builds ever larger strings), and was stopped",
                 RENDER_MEMORY / (1024 * 1024)
             ),
+        }),
+        _ => Err(TemplateError {
+            line: 0,
+            column: 0,
+            message:
+                "rendering it failed inside bale (the renderer's process ended without a result)"
+                    .into(),
         }),
     }
 }
@@ -96,8 +112,14 @@ fn child(render: impl FnOnce() -> Result<String, TemplateError>, write: OwnedFd)
     };
     // SAFETY: `limit` is a valid rlimit for this process alone.
     unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    // A panic must end the child here: unwinding would carry it back into
+    // the parent's code, running the rest of the install a second time.
+    let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(render)) else {
+        // SAFETY: as below.
+        unsafe { libc::_exit(2) }
+    };
     let mut out = Vec::new();
-    match render() {
+    match result {
         Ok(text) => {
             out.push(b'O');
             out.extend_from_slice(text.as_bytes());
