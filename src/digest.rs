@@ -221,9 +221,13 @@ impl<W: Write> Write for ThreadedHashWriter<W> {
 
 /// The digest and size of a file's content, streamed.
 pub fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
-    let mut f = std::fs::File::open(path)?;
+    hash_reader(std::fs::File::open(path)?)
+}
+
+/// SHA-256 and length of everything `r` yields.
+fn hash_reader(mut r: impl io::Read) -> io::Result<(Digest, u64)> {
     let mut w = HashingWriter::new(io::sink());
-    io::copy(&mut f, &mut w)?;
+    io::copy(&mut r, &mut w)?;
     let n = w.written();
     Ok((w.finish().0, n))
 }
@@ -253,11 +257,7 @@ pub fn read_regular(path: &std::path::Path, max: u64) -> io::Result<Vec<u8>> {
 
 /// [`hash_file`] of a regular file only (see [`open_regular`]).
 pub fn hash_regular(path: &std::path::Path) -> io::Result<(Digest, u64)> {
-    let mut f = open_regular(path)?;
-    let mut w = HashingWriter::new(io::sink());
-    io::copy(&mut f, &mut w)?;
-    let n = w.written();
-    Ok((w.finish().0, n))
+    hash_reader(open_regular(path)?)
 }
 
 #[cfg(test)]

@@ -138,14 +138,15 @@ pub(super) fn layout_entries(
             a.insert("org.opencontainers.image.ref.name", ref_name);
             a
         };
+        let manifest_entry = |r: &ImageRecord, annotations| IndexEntry {
+            media_type: r.manifest_media_type.clone(),
+            digest: r.manifest.clone(),
+            size: blobs.get(&r.manifest).copied().unwrap_or(0),
+            platform: Some(platform_object(&r.platform)),
+            annotations,
+        };
         if let [r] = platforms.as_slice() {
-            index.push(IndexEntry {
-                media_type: r.manifest_media_type.clone(),
-                digest: r.manifest.clone(),
-                size: blobs.get(&r.manifest).copied().unwrap_or(0),
-                platform: Some(platform_object(&r.platform)),
-                annotations: annotated(name.to_string(), true),
-            });
+            index.push(manifest_entry(r, annotated(name.to_string(), true)));
             continue;
         }
         let bytes = json(&PlatformIndex {
@@ -170,13 +171,8 @@ pub(super) fn layout_entries(
             annotations: annotated(name.to_string(), true),
         });
         for r in platforms {
-            index.push(IndexEntry {
-                media_type: r.manifest_media_type.clone(),
-                digest: r.manifest.clone(),
-                size: blobs.get(&r.manifest).copied().unwrap_or(0),
-                platform: Some(platform_object(&r.platform)),
-                annotations: annotated(format!("{name}-{}", r.platform.replace('/', "-")), false),
-            });
+            let per_platform = format!("{name}-{}", r.platform.replace('/', "-"));
+            index.push(manifest_entry(r, annotated(per_platform, false)));
         }
         if !blobs.contains_key(&digest) {
             index_blobs.push((digest, bytes));

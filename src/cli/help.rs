@@ -2,7 +2,6 @@
 //! command and the exit codes, written once here and attached to the same
 //! command definitions that parse the command line.
 
-use std::io::Write;
 use std::path::Path;
 
 use clap::CommandFactory as _;
@@ -108,18 +107,22 @@ fn page(name: Option<&str>) -> Option<clap_mangen::Man> {
 /// `bale man [COMMAND]` on stdout, or every page into `dir`.
 pub fn man(command: Option<&str>, dir: Option<&Path>) -> Result<(), bale::Error> {
     let out = |source| bale::Error::Output { source };
+    let render = |p: &clap_mangen::Man| {
+        let mut bytes = Vec::new();
+        p.render(&mut bytes).map(|()| bytes).map_err(out)
+    };
+    // Every command the parser knows, not a list kept beside it.
+    let names: Vec<String> = self::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).map_err(out)?;
-        let mut names = vec![None];
-        names.extend(EXAMPLES.iter().map(|(n, _)| Some(*n)));
-        for n in names {
-            if let Some(p) = page(n) {
-                let mut bytes = Vec::new();
-                p.render(&mut bytes).map_err(out)?;
-                let path = dir.join(p.get_filename());
-                bale::store::write_atomic(&path, &bytes)?;
-                errln!("wrote {}", path.display());
-            }
+        let pages = std::iter::once(None).chain(names.iter().map(|n| Some(n.as_str())));
+        for p in pages.filter_map(page) {
+            let path = dir.join(p.get_filename());
+            bale::store::write_atomic(&path, &render(&p)?)?;
+            errln!("wrote {}", path.display());
         }
         return Ok(());
     }
@@ -127,18 +130,13 @@ pub fn man(command: Option<&str>, dir: Option<&Path>) -> Result<(), bale::Error>
         bale::Error::Usage(format!(
             "bale man {}: no such command (one of: {})",
             command.unwrap_or_default(),
-            EXAMPLES
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
+            names.join(", ")
         ))
     })?;
-    let mut bytes = Vec::new();
-    p.render(&mut bytes).map_err(out)?;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&bytes) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.map_err(out),
-    }
+    super::output::emit(
+        super::output::Stream::Out,
+        &String::from_utf8_lossy(&render(&p)?),
+        true,
+    );
+    Ok(())
 }

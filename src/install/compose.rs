@@ -100,7 +100,9 @@ pub fn compose_text(dir: &Path, release: &Release) -> Option<String> {
     release
         .compose
         .as_ref()
-        .and_then(|c| crate::digest::read_regular(&dir.join(c), 16 * 1024 * 1024).ok())
+        .and_then(|c| {
+            crate::digest::read_regular(&dir.join(c), super::templates::MAX_RENDERED as u64).ok()
+        })
         .and_then(|b| String::from_utf8(b).ok())
 }
 

@@ -53,7 +53,10 @@ impl EnvFile {
 
     /// Every key and value.
     pub fn pairs(&self) -> BTreeMap<String, String> {
-        crate::dotenv::pairs(&self.render()).into_iter().collect()
+        self.lines
+            .iter()
+            .filter_map(|l| crate::dotenv::parse_line(l))
+            .collect()
     }
 
     /// The text, ending in a newline.

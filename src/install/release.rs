@@ -510,13 +510,7 @@ pub(super) fn plan_files(
                 None => bundle.read_small(&format!("{FILES_PREFIX}{}", f.target))?,
             };
             // A file that holds a secret is not compared line by line.
-            if !private
-                && let Ok(old) = crate::digest::open_regular(p).and_then(|f| {
-                    use std::io::Read as _;
-                    let mut old = Vec::new();
-                    f.take(MAX_TEMPLATE).read_to_end(&mut old).map(|_| old)
-                })
-            {
+            if !private && let Ok(old) = crate::digest::read_regular(p, MAX_TEMPLATE) {
                 lines = Some(line_counts(&old, &new));
             }
         }
