@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::spec::LocatedError;
+use crate::located::LocatedError;
 
 /// Settings for one registry host.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,16 +1,17 @@
 //! The top-level error, folding each module's, and the exit codes.
 
 use crate::bundle::BundleError;
+use crate::catalog::CatalogError;
 use crate::config::ConfigError;
 use crate::fetch::FetchError;
 use crate::install::InstallError;
 use crate::lock::{LockError, ResolveErrorKind};
-use crate::registry::push::PushError;
-use crate::registry::server::ServeError;
+use crate::push::PushError;
+use crate::serve::ServeError;
 use crate::sign::SignError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
-use crate::verify::{InspectError, VerifyError};
+use crate::verify::{InspectError, OpenError, VerifyError};
 
 /// Exit codes, documented in docs/cli.md.
 pub mod exit {
@@ -72,6 +73,9 @@ pub enum Error {
     /// Install and audit.
     #[error(transparent)]
     Install(#[from] InstallError),
+    /// A bundle could not be opened, or an entry read, as verified.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// `bale outdated` found tags that moved.
     #[error("{0} service(s) whose tag moved since bundle.lock was written")]
     Outdated(usize),
@@ -164,13 +168,14 @@ impl Error {
             Error::Split(crate::bundle::split::SplitError::Io { .. }) => exit::FAILURE,
             Error::Serve(s) => serve_code(s),
             Error::Push(p) => match p {
-                PushError::Install(i) => install_code(i),
-                PushError::Catalog(s) => serve_code(s),
+                PushError::Open(o) => open_code(o),
+                PushError::Catalog(c) => catalog_code(c),
                 PushError::Ca { .. } | PushError::Target(_) => exit::INVALID_INPUT,
                 PushError::Registry { .. } | PushError::Stalled { .. } => exit::REGISTRY,
                 PushError::Digest { .. } => exit::INTEGRITY,
             },
             Error::Install(i) => install_code(i),
+            Error::Open(o) => open_code(o),
             Error::Cosign(crate::cosign::CosignError::BadKey { .. }) => exit::INVALID_INPUT,
             Error::Cosign(crate::cosign::CosignError::Refused(_)) => exit::INTEGRITY,
         }
@@ -180,24 +185,41 @@ impl Error {
 /// The exit code of a `bale serve` error.
 fn serve_code(s: &ServeError) -> i32 {
     match s {
-        ServeError::Install(i) => install_code(i),
-        ServeError::Bundle(_) | ServeError::Conflict { .. } | ServeError::Tls { .. } => {
-            exit::INVALID_INPUT
-        }
+        ServeError::Open(o) => open_code(o),
+        ServeError::Catalog(c) => catalog_code(c),
+        ServeError::Tls { .. } => exit::INVALID_INPUT,
         ServeError::Bind { .. } | ServeError::Io(_) => exit::FAILURE,
     }
 }
 
-/// The exit code of an install (or bundle-opening) error.
+/// The exit code of an error opening a bundle or reading a verified entry.
+fn open_code(o: &OpenError) -> i32 {
+    match o {
+        OpenError::NotVerified(_) | OpenError::Changed { .. } | OpenError::Invalid(_) => {
+            exit::INTEGRITY
+        }
+        OpenError::Verify(_) | OpenError::Bundle(_) => exit::INVALID_INPUT,
+        OpenError::Refused(_) => exit::REFUSED,
+        OpenError::Io { .. } => exit::FAILURE,
+    }
+}
+
+/// The exit code of an error offering a bundle as a registry's content.
+fn catalog_code(c: &CatalogError) -> i32 {
+    match c {
+        CatalogError::Open(o) => open_code(o),
+        CatalogError::Bundle(_) | CatalogError::Conflict { .. } => exit::INVALID_INPUT,
+    }
+}
+
+/// The exit code of an install error.
 fn install_code(i: &InstallError) -> i32 {
     match i {
-        InstallError::NotVerified(_)
-        | InstallError::Image { .. }
-        | InstallError::Changed { .. }
-        | InstallError::Invalid(_) => exit::INTEGRITY,
-        InstallError::Verify(_) | InstallError::Values(_) | InstallError::Template { .. } => {
-            exit::INVALID_INPUT
+        InstallError::Open(o) => open_code(o),
+        InstallError::Image { .. } | InstallError::Changed { .. } | InstallError::Invalid(_) => {
+            exit::INTEGRITY
         }
+        InstallError::Values(_) | InstallError::Template { .. } => exit::INVALID_INPUT,
         InstallError::Refused(_) | InstallError::Preflight(_) => exit::REFUSED,
         InstallError::Runtime(_)
         | InstallError::Unhealthy { .. }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod bundle;
+pub mod catalog;
 pub mod config;
 pub mod cosign;
 pub mod digest;
@@ -13,15 +14,21 @@ pub mod dotenv;
 pub mod error;
 pub mod fetch;
 pub mod install;
+pub mod located;
 pub mod lock;
 pub mod manifest;
 pub mod ops;
+pub mod platform;
+pub mod push;
+pub mod quote;
 pub mod reference;
 pub mod registry;
 pub mod runtime;
+pub mod serve;
 pub mod sign;
 pub mod spec;
 pub mod store;
+pub mod templates;
 pub mod validate;
 pub mod verify;
 

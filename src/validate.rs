@@ -1,50 +1,13 @@
-//! Checks of every bundle field that can reach a path or a command line on
-//! the installing host, and bounded quoting of untrusted text in messages.
-//!
-//! A signature proves who made a bundle, not that its maker is honest: a
-//! stolen key or a malicious insider signs whatever they like. So `verify`
-//! and `install` both run these checks on the signed manifest and image
-//! list, and install builds paths only from values that passed them.
+//! Checks of every field that can reach a path or a command line on the
+//! installing host: names, versions, image references, platforms, install
+//! targets. Leaves of their own, so that bundle.toml's parser and the
+//! bundle's readers apply the same rules (`bundle::checks` runs them on a
+//! signed bundle's fields).
 
-use crate::bundle::{ImagesFile, Manifest};
-use crate::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
+use std::path::Path;
+
+use crate::quote::quote;
 use crate::reference::Reference;
-
-/// The most characters of an untrusted name or value an error quotes.
-pub const QUOTE_CHARS: usize = 160;
-
-/// `s` cut to [`QUOTE_CHARS`] characters, control characters escaped, with
-/// the full length said when it was cut: error lines stay short whatever an
-/// attacker puts in a name. A cut name keeps its head and its tail
-/// (`files/d/d/…/../../../etc/x`): where a path points is at its end.
-pub fn quote(s: &str) -> String {
-    let escaped = |part: &str, out: &mut String| {
-        for c in part.chars() {
-            if c.is_control() {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-    };
-    let count = s.chars().count();
-    let mut out = String::new();
-    if count <= QUOTE_CHARS {
-        escaped(s, &mut out);
-        return out;
-    }
-    let half = QUOTE_CHARS / 2;
-    let head_end = s.char_indices().nth(half).map_or(s.len(), |(i, _)| i);
-    let tail_start = s
-        .char_indices()
-        .nth(count - half)
-        .map_or(s.len(), |(i, _)| i);
-    escaped(&s[..head_end], &mut out);
-    out.push('…');
-    escaped(&s[tail_start..], &mut out);
-    out.push_str(&format!(" ({} bytes in all)", s.len()));
-    out
-}
 
 /// A bundle name: lowercase letters, digits, `-`, `_`, `.`, starting with a
 /// letter or digit, at most 64 characters (as bundle.toml requires).
@@ -164,83 +127,53 @@ pub fn platform(s: &str) -> Result<(), String> {
     }
 }
 
-/// Every problem of the signed manifest's own fields.
-pub fn manifest(m: &Manifest) -> Vec<String> {
-    let mut out = Vec::new();
-    out.extend(bundle_name(&m.name).err());
-    out.extend(bundle_version(&m.version).err());
-    out
-}
-
-/// Every problem of the image list, which must agree with the manifest.
-pub fn images_file(f: &ImagesFile, m: &Manifest) -> Vec<String> {
-    let mut out = Vec::new();
-    if f.name != m.name || f.version != m.version {
-        out.push(format!(
-            "names bundle `{}` {}, the manifest `{}` {}",
-            quote(&f.name),
-            quote(&f.version),
-            quote(&m.name),
-            quote(&m.version)
+/// Checks that `target` is a relative path without `..`, `.` or empty parts.
+pub fn check_relative_target(target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("target is empty".into());
+    }
+    if target.starts_with('/') || Path::new(target).is_absolute() {
+        return Err(format!(
+            "target `{target}` is absolute: targets are relative to the install directory"
         ));
     }
-    for r in &f.images {
-        let what = format!("image of service `{}`", quote(&r.service));
-        for e in [
-            service_name(&r.service),
-            image_name(&r.name),
-            platform(&r.platform),
-        ]
-        .into_iter()
-        .flat_map(Result::err)
-        {
-            out.push(format!("{what}: {e}"));
-        }
-        if r.manifest_media_type != OCI_MANIFEST && r.manifest_media_type != DOCKER_MANIFEST {
-            out.push(format!(
-                "{what}: manifest media type `{}` is not an image manifest",
-                quote(&r.manifest_media_type)
-            ));
-        }
+    if target.contains('\\') || target.contains('\0') {
+        return Err(format!("target `{target}` contains a backslash or NUL"));
     }
-    for t in f
-        .files
-        .iter()
-        .map(|f| f.target.as_str())
-        .chain(f.compose.as_deref())
-    {
-        if let Err(e) = crate::spec::check_target(t) {
-            out.push(quote(&e));
+    for part in target.split('/') {
+        match part {
+            ".." => {
+                return Err(format!(
+                    "target `{target}` contains `..`: targets must stay inside the install directory"
+                ));
+            }
+            "" | "." => {
+                return Err(format!(
+                    "target `{target}` has an empty or `.` component: write it in plain form"
+                ));
+            }
+            _ => {}
         }
     }
-    if let Some(p) = &f.project {
-        out.extend(project_name(p).err());
+    Ok(())
+}
+
+/// Checks an install target: relative and plain, and not one of the names
+/// bale keeps in the install directory (`.bale/`, `.env`, `current`).
+pub fn check_target(target: &str) -> Result<(), String> {
+    check_relative_target(target)?;
+    let first = target.split('/').next().unwrap_or_default();
+    if first == ".bale" || first == ".env" || first == "current" {
+        return Err(format!(
+            "target `{target}` is reserved: bale keeps `.bale/`, `.env` and `current` in the install directory"
+        ));
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_cuts_long_names_and_escapes_control_characters() {
-        let long = "a".repeat(10_000);
-        let q = quote(&long);
-        assert!(q.len() < 200, "{q}");
-        assert!(q.ends_with("(10000 bytes in all)"), "{q}");
-        assert_eq!(quote("a\nb"), "a\\nb");
-    }
-
-    #[test]
-    fn a_long_escaping_name_keeps_its_head_and_its_tail() {
-        let name = format!("files/{}../../../etc/x", "d/".repeat(200));
-        let q = quote(&name);
-        assert!(q.starts_with("files/d/d/"), "{q}");
-        assert!(q.contains("…"), "{q}");
-        assert!(q.ends_with("/../../../etc/x (420 bytes in all)"), "{q}");
-        assert!(q.chars().count() < QUOTE_CHARS + 40, "{q}");
-    }
 
     #[test]
     fn versions_that_reach_paths_are_semver_only() {

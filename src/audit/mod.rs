@@ -492,7 +492,7 @@ pub fn audit(
         );
     }
     let pins = release_dir.join(".bale").join("compose.pins.yml");
-    if crate::digest::read_regular(&pins, crate::install::templates::MAX_RENDERED as u64)
+    if crate::digest::read_regular(&pins, crate::templates::MAX_RENDERED as u64)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .as_deref()

@@ -26,21 +26,22 @@ use crate::sign::{SignError, SigningKey};
 use crate::spec::BundleSpec;
 use crate::store::Store;
 
+pub mod checks;
 mod layout;
-mod manifest;
 mod overlays;
 mod records;
 pub mod sbom;
+mod signed;
 pub mod source;
 pub mod split;
 
-pub use manifest::{BaseRef, Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
 pub use overlays::check_templates;
 pub use records::{
     AttestationRecord, FileRecord, ImageRecord, ImagesFile, SignatureRecord, cosign_key_path,
     image_records,
 };
 pub use sbom::SBOM_PATH;
+pub use signed::{BaseRef, Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
 
 use layout::{blob_path, json, layout_entries};
 use overlays::{check_compose, overlay_entries};

@@ -129,21 +129,19 @@ pub fn check_templates(spec: &BundleSpec, lock: &Lockfile) -> Result<Option<Stri
         .iter()
         .map(|i| (i.service.clone(), i.name.clone()))
         .collect();
-    let ctx = crate::install::templates::placeholder_context(spec, images);
-    use crate::install::templates::Kind;
+    let ctx = crate::templates::placeholder_context(spec, images);
+    use crate::templates::Kind;
     let render = |path: &Path, kind: Kind| -> Result<String, BundleError> {
         let text = std::fs::read_to_string(path).map_err(|e| BundleError::Overlay {
             path: path.to_owned(),
             message: format!("a template must be UTF-8 text: {e}"),
         })?;
         let name = path.display().to_string();
-        crate::install::templates::render(&name, &text, &ctx, kind).map_err(|e| {
-            BundleError::Template {
-                path: path.to_owned(),
-                line: e.line,
-                column: e.column,
-                message: e.message,
-            }
+        crate::templates::render(&name, &text, &ctx, kind).map_err(|e| BundleError::Template {
+            path: path.to_owned(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
         })
     };
     for o in spec.overlays.iter().filter(|o| o.template) {

@@ -138,10 +138,7 @@ impl PartList {
         // outside that directory.
         for p in std::iter::once(&list.bundle).chain(list.parts.iter().map(|p| &p.name)) {
             if p.is_empty() || p.contains('/') || p == ".." || p.contains('\0') {
-                return Err(format!(
-                    "`{}` is not a file name",
-                    crate::validate::quote(p)
-                ));
+                return Err(format!("`{}` is not a file name", crate::quote::quote(p)));
             }
         }
         if list.parts.iter().map(|p| p.size).sum::<u64>() != list.size {
@@ -357,7 +354,7 @@ pub fn open_checked(
             if comment != list.trusted_comment(&Digest::of(text.as_bytes())) {
                 return Err(vec![sig_problem(format!(
                     "the signed trusted comment `{}` does not name this part list",
-                    crate::validate::quote(&comment)
+                    crate::quote::quote(&comment)
                 ))]);
             }
         }

@@ -207,7 +207,7 @@ pub fn sbom(
 /// `bale serve`: the library verifies and serves; this prints its events,
 /// as text on stderr or JSON lines on stdout.
 pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
-    use bale::registry::server::{self, ServeEvent, ServeOptions};
+    use bale::serve::{self as server, ServeEvent, ServeOptions};
     let key = VerifyingKey::from_file(&a.public_key)?;
     let json = a.json;
     let events: server::Events = std::sync::Arc::new(move |e: ServeEvent| match e {
@@ -290,7 +290,7 @@ pub fn serve(a: super::args::ServeArgs) -> Result<(), bale::Error> {
 /// `bale push`: progress on a terminal (or JSON lines with `--json`), then
 /// the summary.
 pub fn push(a: super::args::PushArgs) -> Result<(), bale::Error> {
-    use bale::registry::push::{self, PushEvent, PushOptions};
+    use bale::push::{self, PushEvent, PushOptions};
     use std::io::IsTerminal as _;
     let key = VerifyingKey::from_file(&a.public_key)?;
     let mut settings = bale::config::Settings::load(Path::new("."), a.hosts.config.as_deref())?;

@@ -44,7 +44,7 @@ fn runtime(
     let client = registry
         .as_ref()
         .map(|_| {
-            bale::registry::push::client_with_ca(
+            bale::push::client_with_ca(
                 bale::config::Settings::default(),
                 args.registry_ca.as_deref(),
             )

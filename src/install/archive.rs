@@ -7,10 +7,11 @@ use std::io::{self, Write};
 use sha2::{Digest as _, Sha256};
 
 use super::InstallError;
-use super::open::{ChangedEntry, EntryReader, OpenBundle};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
 use crate::runtime::{ArchiveFormat, Present};
+use crate::verify::OpenError;
+use crate::verify::open::{ChangedEntry, EntryReader, OpenBundle};
 
 /// The blobs of `images` an archive for a runtime that holds `present`
 /// can leave out. Docker: each layer whose chain ID the daemon has, unless
@@ -164,7 +165,7 @@ pub(super) fn write_archive(
     for d in blobs.into_iter().filter(|d| !skip.contains(*d)) {
         let name = format!("blobs/sha256/{}", d.hex());
         // A delta's blob may lie in its base bundle.
-        let (holder, e) = bundle.locate(&name).map_err(to_io)?;
+        let (holder, e) = bundle.locate(&name).map_err(|e| to_io(e.into()))?;
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(e.size);
@@ -258,7 +259,9 @@ impl<R: io::BufRead> io::Read for Unzstd<R> {
 /// integrity failure recognisable.
 fn to_io(e: InstallError) -> io::Error {
     match e {
-        InstallError::Changed { entry } => io::Error::other(ChangedEntry(entry)),
+        InstallError::Changed { entry } | InstallError::Open(OpenError::Changed { entry }) => {
+            io::Error::other(ChangedEntry(entry))
+        }
         e => io::Error::other(e.to_string()),
     }
 }

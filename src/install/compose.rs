@@ -101,7 +101,7 @@ pub fn compose_text(dir: &Path, release: &Release) -> Option<String> {
         .compose
         .as_ref()
         .and_then(|c| {
-            crate::digest::read_regular(&dir.join(c), super::templates::MAX_RENDERED as u64).ok()
+            crate::digest::read_regular(&dir.join(c), crate::templates::MAX_RENDERED as u64).ok()
         })
         .and_then(|b| String::from_utf8(b).ok())
 }

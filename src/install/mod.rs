@@ -20,14 +20,11 @@
 mod archive;
 mod compose;
 mod env;
-mod isolate;
-mod open;
 mod plan;
 pub mod preflight;
 mod release;
 mod secrets;
 mod target;
-pub mod templates;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,11 +39,10 @@ use crate::digest::Digest;
 use crate::runtime::{Container, Runtime, RuntimeError};
 use crate::sign::VerifyingKey;
 use crate::validate;
-use crate::verify::Report;
 
+use crate::verify::open::ChangedEntry;
 use archive::write_archive;
 use compose::up;
-use open::ChangedEntry;
 use target::Target;
 
 pub use env::EnvFile;
@@ -54,17 +50,17 @@ pub use plan::{Plan, plan};
 pub use release::{PlannedFile, RepairedFile};
 pub use values::{Prompt, Supplied, changed_since_install};
 
+pub use crate::verify::{OpenBundle, OpenError};
 pub use compose::{compose_pins, compose_project, compose_text, service_images};
-pub use open::OpenBundle;
 pub use secrets::generate_secret;
 pub use target::current_release;
 
 /// Errors of install and audit.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    /// The bundle failed verification; nothing was changed.
-    #[error("the bundle failed verification; nothing was changed:\n{}", .0.problems.iter().map(|p| format!("  - {}: {}", p.entry, p.message)).collect::<Vec<_>>().join("\n"))]
-    NotVerified(Box<Report>),
+    /// The bundle could not be opened, or an entry read, as verified.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// A file or directory operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -90,9 +86,6 @@ pub enum InstallError {
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The bundle file could not be read.
-    #[error(transparent)]
-    Verify(#[from] crate::verify::VerifyError),
     /// An image is not what was locked after loading.
     #[error("image {name} (service `{service}`): {message}")]
     Image {

@@ -107,7 +107,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
             notes.push(format!(
                 "{} did not answer, so which images it holds is unknown (install needs it): {}",
                 opts.runtime.name(),
-                crate::validate::quote(&e)
+                crate::quote::quote(&e)
             ));
         }
     }

@@ -193,7 +193,7 @@ pub(super) fn check_host(
         if !CHECKS.contains(&s.as_str()) {
             return Err(InstallError::Values(vec![format!(
                 "--skip-preflight {}: no such check (one of: {})",
-                crate::validate::quote(s),
+                crate::quote::quote(s),
                 CHECKS.join(", ")
             )]));
         }

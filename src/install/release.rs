@@ -11,13 +11,13 @@ use serde::Serialize;
 
 use super::env::EnvFile;
 use super::target::{Target, create_dirs, prune, sync_dir, sync_tree, write_private};
-use super::templates::{self, Context};
 use super::{
     InstallError, InstallOptions, InstalledFile, OpenBundle, Release, compose_pins, io_err,
 };
 use crate::bundle::{FILES_PREFIX, IMAGES_PATH, ImageRecord};
 use crate::digest::Digest;
 use crate::spec::Value;
+use crate::templates::{self, Context};
 
 /// A file that re-installing put back to its signed content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,7 +141,7 @@ pub(super) fn files_of(bundle: &OpenBundle) -> Result<Vec<InstalledFile>, Instal
     let mut files = Vec::new();
     for e in &bundle.manifest.entries {
         if let Some(t) = e.path.strip_prefix(FILES_PREFIX) {
-            crate::spec::check_target(t).map_err(|m| InstallError::Invalid(vec![m]))?;
+            crate::validate::check_target(t).map_err(|m| InstallError::Invalid(vec![m]))?;
             files.push(InstalledFile {
                 target: t.to_owned(),
                 sha256: e.sha256.clone(),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::InstallError;
 use super::env::EnvFile;
+use crate::quote::quote;
 use crate::spec::{SecretSpec, Value, ValueSpec, ValueType};
-use crate::validate::quote;
 
 /// Values the operator gives on the command line.
 #[derive(Clone, Debug, Default)]

@@ -99,7 +99,7 @@ fn artifact(
     what: &str,
 ) -> Result<(LockedArtifact, FetchedManifest, Vec<Descriptor>), ResolveErrorKind> {
     let fetched = repo.manifest(reference)?;
-    let actual = super::resolve::checked(&fetched, expected.map(|(d, _)| d), what)?;
+    let actual = super::repo::checked(&fetched, expected.map(|(d, _)| d), what)?;
     if let Some((d, size)) = expected
         && fetched.bytes.len() as u64 != size
     {

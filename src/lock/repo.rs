@@ -126,3 +126,33 @@ impl ImageRepo for LayoutRepo {
         self.read_blob(digest, limit)
     }
 }
+
+/// Checks `fetched` against `expected` and the registry's digest header;
+/// returns its digest.
+pub(super) fn checked(
+    fetched: &FetchedManifest,
+    expected: Option<&Digest>,
+    what: &str,
+) -> Result<Digest, ResolveErrorKind> {
+    let actual = Digest::of(&fetched.bytes);
+    if let Some(e) = expected
+        && e != &actual
+    {
+        return Err(ResolveErrorKind::DigestMismatch {
+            what: what.to_owned(),
+            expected: e.to_string(),
+            actual,
+        });
+    }
+    // A registry that states a digest must state the right one.
+    if let Some(h) = &fetched.digest_header
+        && h.trim() != actual.to_string()
+    {
+        return Err(ResolveErrorKind::DigestMismatch {
+            what: format!("{what} (Docker-Content-Digest header)"),
+            expected: h.trim().chars().take(80).collect(),
+            actual,
+        });
+    }
+    Ok(actual)
+}

@@ -3,6 +3,7 @@
 
 use super::{
     Blob, ImageRepo, LockedImage, LockedPlatform, ResolveError, ResolveErrorKind, artifacts,
+    repo::checked,
 };
 use crate::cosign::CosignKey;
 use crate::digest::Digest;
@@ -13,36 +14,6 @@ use crate::spec::{ImageSpec, Platform};
 
 /// Largest image config read while locking.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Checks `fetched` against `expected` and the registry's digest header;
-/// returns its digest.
-pub(super) fn checked(
-    fetched: &FetchedManifest,
-    expected: Option<&Digest>,
-    what: &str,
-) -> Result<Digest, ResolveErrorKind> {
-    let actual = Digest::of(&fetched.bytes);
-    if let Some(e) = expected
-        && e != &actual
-    {
-        return Err(ResolveErrorKind::DigestMismatch {
-            what: what.to_owned(),
-            expected: e.to_string(),
-            actual,
-        });
-    }
-    // A registry that states a digest must state the right one.
-    if let Some(h) = &fetched.digest_header
-        && h.trim() != actual.to_string()
-    {
-        return Err(ResolveErrorKind::DigestMismatch {
-            what: format!("{what} (Docker-Content-Digest header)"),
-            expected: h.trim().chars().take(80).collect(),
-            actual,
-        });
-    }
-    Ok(actual)
-}
 
 /// The digest of what `image`'s tag (or pinned digest, or layout ref
 /// name) points to now, checked like [`resolve_image`] checks it.

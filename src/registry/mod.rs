@@ -4,7 +4,5 @@
 //! registry (`push`).
 
 mod client;
-pub mod push;
-pub mod server;
 
 pub use client::*;

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_spanned::Spanned;
 
-use super::targets::check_relative_target;
 use super::{ImageSpec, LocatedError};
 use crate::reference::ImageSource;
+use crate::validate::check_relative_target;
 
 type Err<'a> = &'a dyn Fn(Range<usize>, String) -> LocatedError;
 

@@ -9,56 +9,19 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+pub use crate::located::LocatedError;
 use crate::reference::ImageSource;
+use crate::validate::{check_relative_target, check_target};
 
 mod images;
-mod platform;
 mod secrets;
 mod targets;
 mod values;
 
-pub use platform::Platform;
+pub use crate::platform::Platform;
 pub use secrets::{Alphabet, SecretSpec};
 use targets::valid_name;
-pub use targets::{check_relative_target, check_target};
 pub use values::{Preflight, Value, ValueSpec, ValueType, lenient_version};
-
-/// An error located in a file.
-#[derive(Debug, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
-pub struct LocatedError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl LocatedError {
-    /// Locates byte `span` of `text` (the content of `file`).
-    pub fn at(file: &Path, text: &str, span: Option<Range<usize>>, message: String) -> Self {
-        let offset = span.map_or(0, |s| s.start.min(text.len()));
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        LocatedError {
-            file: file.to_owned(),
-            line,
-            column,
-            message,
-        }
-    }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
 
 /// Errors reading bundle.toml.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +64,7 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
                 Some((key, value)) => format!(
                     "{msg}: write a string in quotes: {} = \"{}\"",
                     key.trim(),
-                    crate::validate::quote(value.trim())
+                    crate::quote::quote(value.trim())
                 ),
                 None => msg,
             }

@@ -76,7 +76,7 @@ impl SecretSpec {
             {
                 problems.push(format!(
                     "item `{}` of {} cannot name its `{}` secret: items that get a secret each hold only ASCII letters, digits, `-` and `_`",
-                    crate::validate::quote(item),
+                    crate::quote::quote(item),
                     self.per.as_deref().unwrap_or_default(),
                     self.name
                 ));

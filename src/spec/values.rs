@@ -80,7 +80,7 @@ impl ValueSpec {
             if self.secret {
                 "the value given".to_owned()
             } else {
-                format!("`{}`", crate::validate::quote(s))
+                format!("`{}`", crate::quote::quote(s))
             }
         };
         for item in &items {

@@ -24,9 +24,11 @@ use crate::validate;
 mod cosign;
 mod images;
 mod inspect;
+pub mod open;
 mod scan;
 
 pub use inspect::{InspectError, Inspection, inspect, manifest_of, sbom};
+pub use open::{OpenBundle, OpenError};
 pub use scan::{MAX_TAR_EXTENSION, RawEntry, scan};
 
 /// Errors that stop verification before it can judge the bundle.
@@ -121,7 +123,7 @@ impl Problem {
     /// a hostile bundle can be megabytes long).
     pub fn new(entry: &str, message: String) -> Self {
         Problem {
-            entry: validate::quote(entry),
+            entry: crate::quote::quote(entry),
             message,
         }
     }
@@ -252,11 +254,11 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
             return Ok(report);
         }
     };
-    report.name = Some(validate::quote(&manifest.name));
-    report.version = Some(validate::quote(&manifest.version));
+    report.name = Some(crate::quote::quote(&manifest.name));
+    report.version = Some(crate::quote::quote(&manifest.version));
     // Fields that reach paths and commands at install, checked even when
     // the signature holds: the signer may be the attacker.
-    for m in validate::manifest(&manifest) {
+    for m in crate::bundle::checks::manifest(&manifest) {
         problems.push(problem(MANIFEST_PATH, m));
     }
     for e in &manifest.entries {
@@ -410,7 +412,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
             .and_then(|b| serde_json::from_slice::<ImagesFile>(&b).map_err(|e| e.to_string()))
         {
             Ok(images) => {
-                for m in validate::images_file(&images, &manifest) {
+                for m in crate::bundle::checks::images_file(&images, &manifest) {
                     problems.push(problem(IMAGES_PATH, m));
                 }
                 let seen = images::Seen {
@@ -463,8 +465,8 @@ fn check_base(
                 r.name.as_deref().unwrap_or("?"),
                 r.version.as_deref().unwrap_or("?"),
                 r.manifest_digest.map_or("none".into(), |d| d.to_string()),
-                validate::quote(&b.name),
-                validate::quote(&b.version),
+                crate::quote::quote(&b.name),
+                crate::quote::quote(&b.version),
                 b.manifest
             ),
         ));
@@ -530,9 +532,9 @@ pub(super) fn check_signature(
                     SIGNATURE_PATH,
                     format!(
                         "the signed trusted comment `{}` does not name this manifest ({} {} {manifest_digest})",
-                        validate::quote(&comment),
-                        validate::quote(&manifest.name),
-                        validate::quote(&manifest.version)
+                        crate::quote::quote(&comment),
+                        crate::quote::quote(&manifest.name),
+                        crate::quote::quote(&manifest.version)
                     ),
                 )),
             }

@@ -101,7 +101,7 @@ pub fn check_input(path: &Path) -> Result<(), super::VerifyError> {
                 "a directory; pass a bundle file in it: {}",
                 bundles
                     .iter()
-                    .map(|b| crate::validate::quote(b))
+                    .map(|b| crate::quote::quote(b))
                     .collect::<Vec<_>>()
                     .join(", ")
             )

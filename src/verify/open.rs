@@ -1,6 +1,7 @@
-//! Opening a bundle for install: verified whole first, then every entry
-//! read again by position and re-hashed, so a file that changes after
-//! verification is caught wherever it is read.
+//! The one way bale reads a bundle it acts on (install, audit, serve,
+//! push): verified whole first, then every entry read again by position and
+//! re-hashed, so a file that changes after verification is caught wherever
+//! it is read.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -8,13 +9,55 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{InstallError, io_err};
+use super::{RawEntry, Report, VerifyError, VerifyOptions};
 use crate::bundle::source::Source;
 use crate::bundle::{IMAGES_PATH, ImageRecord, ImagesFile, MANIFEST_PATH, Manifest};
 use crate::digest::Digest;
 use crate::sign::VerifyingKey;
 use crate::spec::BundleSpec;
-use crate::verify::{self, RawEntry, Report, VerifyOptions};
+
+/// Errors opening a bundle or reading an entry of an opened one.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The bundle failed verification; nothing was changed.
+    #[error("the bundle failed verification; nothing was changed:\n{}", .0.problems.iter().map(|p| format!("  - {}: {}", p.entry, p.message)).collect::<Vec<_>>().join("\n"))]
+    NotVerified(Box<Report>),
+    /// The bundle file could not be read.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Refused: the wrong base, or a file left to a base that is not here.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The bundle's content is unusable (verified, but not as bale builds them).
+    #[error("bundle: {0}")]
+    Bundle(String),
+    /// An entry of the bundle no longer matches what was verified.
+    #[error(
+        "{entry} changed after it was verified: the bundle file is being modified; nothing more was read from it"
+    )]
+    Changed {
+        /// The entry.
+        entry: String,
+    },
+    /// The signed manifest or image list holds a field bale refuses.
+    #[error("the bundle's signed content is refused:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// The opened, verified bundle.
 pub struct OpenBundle {
@@ -47,14 +90,14 @@ impl OpenBundle {
         path: &Path,
         key: &VerifyingKey,
         base: Option<&Path>,
-    ) -> Result<Self, InstallError> {
+    ) -> Result<Self, OpenError> {
         let mut b = Self::open(path, key)?;
         let (Some(want), Some(base_path)) = (b.manifest.base.clone(), base) else {
             return Ok(b);
         };
         let old = OpenBundle::open(base_path, key)?;
         if old.manifest_digest != want.manifest {
-            return Err(InstallError::Refused(format!(
+            return Err(OpenError::Refused(format!(
                 "{} is {} {} (manifest {}); this delta needs {} {} (manifest {})",
                 base_path.display(),
                 old.manifest.name,
@@ -67,9 +110,9 @@ impl OpenBundle {
         }
         for e in b.manifest.entries.iter().filter(|e| e.from_base) {
             if !old.manifest.carries(&e.path, &e.sha256, e.size) {
-                return Err(InstallError::Invalid(vec![format!(
+                return Err(OpenError::Invalid(vec![format!(
                     "{}: left to the base, which does not carry it with this digest",
-                    crate::validate::quote(&e.path)
+                    crate::quote::quote(&e.path)
                 )]));
             }
         }
@@ -94,14 +137,14 @@ impl OpenBundle {
 
     /// For a delta without its base file: read the plain files it leaves
     /// to the base from `release_dir`, the installed base release.
-    pub(super) fn use_installed(&mut self, release_dir: &Path) {
+    pub fn use_installed(&mut self, release_dir: &Path) {
         self.installed = Some(release_dir.to_owned());
     }
 
     /// Whether entry `name` is left to a base this bundle cannot read:
     /// no base file given (a plain file may still come from the installed
     /// base release).
-    pub(super) fn lacks(&self, name: &str) -> bool {
+    pub fn lacks(&self, name: &str) -> bool {
         self.left_to_base(name) && self.base.is_none()
     }
 
@@ -113,10 +156,10 @@ impl OpenBundle {
     }
 
     /// The bundle and entry that hold `name`: this one, or its base.
-    pub(super) fn locate(&self, name: &str) -> Result<(&OpenBundle, &RawEntry), InstallError> {
+    pub fn locate(&self, name: &str) -> Result<(&OpenBundle, &RawEntry), OpenError> {
         if self.left_to_base(name) {
             let base = self.base.as_ref().ok_or_else(|| {
-                InstallError::Refused(format!(
+                OpenError::Refused(format!(
                     "{name} is left to the base bundle, and the runtime does not have what needs it: give the base with --base OLD.bale"
                 ))
             })?;
@@ -126,8 +169,8 @@ impl OpenBundle {
     }
 
     /// Verifies `path` with `key`; fails with the report if anything is wrong.
-    pub fn open(path: &Path, key: &VerifyingKey) -> Result<Self, InstallError> {
-        let report = verify::verify(
+    pub fn open(path: &Path, key: &VerifyingKey) -> Result<Self, OpenError> {
+        let report = super::verify(
             path,
             &VerifyOptions {
                 key: Some(key),
@@ -137,12 +180,12 @@ impl OpenBundle {
             },
         )?;
         if !report.ok() {
-            return Err(InstallError::NotVerified(Box::new(report)));
+            return Err(OpenError::NotVerified(Box::new(report)));
         }
         // Whole, or the parts in place (checked by verify just now).
         let file = crate::bundle::split::open(path).map_err(io_err(path))?;
         let len = file.len();
-        let (list, _) = verify::scan(&file, len);
+        let (list, _) = super::scan(&file, len);
         let entries: BTreeMap<String, RawEntry> = list
             .into_iter()
             .filter_map(|e| e.path.clone().ok().map(|p| (p, e)))
@@ -151,14 +194,14 @@ impl OpenBundle {
         let signed = report
             .manifest_digest
             .clone()
-            .ok_or_else(|| InstallError::Bundle("no manifest digest".into()))?;
+            .ok_or_else(|| OpenError::Bundle("no manifest digest".into()))?;
         let m = entry_in(&entries, MANIFEST_PATH)?;
         let mut text = Vec::new();
         copy_checked(&file, m, &signed, m.size, MANIFEST_PATH, &mut text)?;
         let manifest = std::str::from_utf8(&text)
-            .map_err(|_| InstallError::Bundle("manifest is not UTF-8".into()))
-            .and_then(|t| Manifest::parse(t).map_err(InstallError::Bundle))?;
-        let read = |name: &str| -> Result<Vec<u8>, InstallError> {
+            .map_err(|_| OpenError::Bundle("manifest is not UTF-8".into()))
+            .and_then(|t| Manifest::parse(t).map_err(OpenError::Bundle))?;
+        let read = |name: &str| -> Result<Vec<u8>, OpenError> {
             let (want, size) = expected_in(&manifest, name)?;
             let mut out = Vec::new();
             copy_checked(
@@ -172,23 +215,23 @@ impl OpenBundle {
             Ok(out)
         };
         let images: ImagesFile = serde_json::from_slice(&read(IMAGES_PATH)?)
-            .map_err(|e| InstallError::Bundle(format!("{IMAGES_PATH}: {e}")))?;
+            .map_err(|e| OpenError::Bundle(format!("{IMAGES_PATH}: {e}")))?;
         // Checked again here, not only by verify: paths and commands are
         // built from these fields below.
-        let mut invalid = crate::validate::manifest(&manifest);
-        invalid.extend(crate::validate::images_file(&images, &manifest));
+        let mut invalid = crate::bundle::checks::manifest(&manifest);
+        invalid.extend(crate::bundle::checks::images_file(&images, &manifest));
         for e in &manifest.entries {
             if let Err(m) = crate::validate::entry_path(&e.path) {
-                invalid.push(format!("{}: {m}", crate::validate::quote(&e.path)));
+                invalid.push(format!("{}: {m}", crate::quote::quote(&e.path)));
             }
         }
         if !invalid.is_empty() {
-            return Err(InstallError::Invalid(invalid));
+            return Err(OpenError::Invalid(invalid));
         }
         let toml = String::from_utf8(read("bale/bundle.toml")?)
-            .map_err(|_| InstallError::Bundle("bundle.toml is not UTF-8".into()))?;
+            .map_err(|_| OpenError::Bundle("bundle.toml is not UTF-8".into()))?;
         let spec = BundleSpec::parse_unchecked(Path::new("bale/bundle.toml"), &toml)
-            .map_err(|e| InstallError::Bundle(e.to_string()))?;
+            .map_err(|e| OpenError::Bundle(e.to_string()))?;
         Ok(OpenBundle {
             file,
             entries,
@@ -202,16 +245,16 @@ impl OpenBundle {
         })
     }
 
-    pub(super) fn entry(&self, name: &str) -> Result<&RawEntry, InstallError> {
+    pub fn entry(&self, name: &str) -> Result<&RawEntry, OpenError> {
         entry_in(&self.entries, name)
     }
 
-    pub(super) fn expected(&self, name: &str) -> Result<(Digest, u64), InstallError> {
+    pub fn expected(&self, name: &str) -> Result<(Digest, u64), OpenError> {
         expected_in(&self.manifest, name)
     }
 
     /// Reads a small entry whole, checking it against the manifest again.
-    pub(super) fn read_small(&self, name: &str) -> Result<Vec<u8>, InstallError> {
+    pub fn read_small(&self, name: &str) -> Result<Vec<u8>, OpenError> {
         let mut out = Vec::new();
         self.copy_entry(name, &mut out)?;
         Ok(out)
@@ -220,7 +263,7 @@ impl OpenBundle {
     /// Streams entry `name` into `w`, hashing as it goes; fails if the
     /// content no longer matches the manifest (the file changed since it
     /// was verified).
-    pub fn copy_entry(&self, name: &str, w: &mut dyn Write) -> Result<(), InstallError> {
+    pub fn copy_entry(&self, name: &str, w: &mut dyn Write) -> Result<(), OpenError> {
         let (want, size) = self.expected(name)?;
         if self.lacks(name)
             && let (Some(dir), Some(target)) = (
@@ -235,11 +278,11 @@ impl OpenBundle {
     }
 
     /// Offset and size of entry `name` in the bundle file, as verified.
-    pub fn span(&self, name: &str) -> Result<(u64, u64), InstallError> {
+    pub fn span(&self, name: &str) -> Result<(u64, u64), OpenError> {
         let (_, size) = self.expected(name)?;
         let e = self.entry(name)?;
         if e.size != size {
-            return Err(InstallError::Changed {
+            return Err(OpenError::Changed {
                 entry: name.to_owned(),
             });
         }
@@ -266,19 +309,19 @@ impl OpenBundle {
 fn entry_in<'a>(
     entries: &'a BTreeMap<String, RawEntry>,
     name: &str,
-) -> Result<&'a RawEntry, InstallError> {
+) -> Result<&'a RawEntry, OpenError> {
     entries
         .get(name)
-        .ok_or_else(|| InstallError::Bundle(format!("no entry {name}")))
+        .ok_or_else(|| OpenError::Bundle(format!("no entry {name}")))
 }
 
-fn expected_in(manifest: &Manifest, name: &str) -> Result<(Digest, u64), InstallError> {
+fn expected_in(manifest: &Manifest, name: &str) -> Result<(Digest, u64), OpenError> {
     manifest
         .entries
         .iter()
         .find(|e| e.path == name)
         .map(|e| (e.sha256.clone(), e.size))
-        .ok_or_else(|| InstallError::Bundle(format!("{name} is not in the manifest")))
+        .ok_or_else(|| OpenError::Bundle(format!("{name} is not in the manifest")))
 }
 
 /// Copies `target` of the installed base release in `dir` into `w`, as a
@@ -291,10 +334,10 @@ fn copy_installed(
     size: u64,
     name: &str,
     w: &mut dyn Write,
-) -> Result<(), InstallError> {
+) -> Result<(), OpenError> {
     let path = dir.join(target);
     let drifted = || {
-        InstallError::Refused(format!(
+        OpenError::Refused(format!(
             "{name} is left to the base, and the installed base's copy ({}) is not the signed one: repair the base (`bale install OLD.bale`) or give --base OLD.bale",
             path.display()
         ))
@@ -319,8 +362,8 @@ fn copy_checked(
     size: u64,
     name: &str,
     w: &mut dyn Write,
-) -> Result<(), InstallError> {
-    let io = |source| InstallError::Io {
+) -> Result<(), OpenError> {
+    let io = |source| OpenError::Io {
         path: PathBuf::from(name),
         source,
     };
@@ -336,7 +379,7 @@ fn copy_checked(
         pos += n as u64;
     }
     if &Digest::from_sha256(h) != want || e.size != size {
-        return Err(InstallError::Changed {
+        return Err(OpenError::Changed {
             entry: name.to_owned(),
         });
     }
@@ -344,12 +387,12 @@ fn copy_checked(
 }
 
 /// Reads an entry's bytes by position, checking its digest at the end.
-pub(super) struct EntryReader<'a> {
-    pub(super) bundle: &'a OpenBundle,
-    pub(super) offset: u64,
-    pub(super) left: u64,
-    pub(super) hasher: Sha256,
-    pub(super) want: Digest,
+pub struct EntryReader<'a> {
+    pub bundle: &'a OpenBundle,
+    pub offset: u64,
+    pub left: u64,
+    pub hasher: Sha256,
+    pub want: Digest,
 }
 
 impl io::Read for EntryReader<'_> {
@@ -384,7 +427,7 @@ impl io::Read for EntryReader<'_> {
 /// The error an [`EntryReader`] gives when its entry no longer hashes to
 /// what was verified; install finds it inside the runtime's error.
 #[derive(Debug)]
-pub(super) struct ChangedEntry(pub String);
+pub struct ChangedEntry(pub String);
 
 impl std::fmt::Display for ChangedEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

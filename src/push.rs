@@ -14,12 +14,12 @@ use std::io::{self, Read};
 
 use ureq::http::Response;
 
-use super::client::{Endpoint, Payload, RegistryClient, RegistryError, header};
-use super::server::{Catalog, ServeError, Span};
+use crate::catalog::{Catalog, CatalogError, Span};
 use crate::digest::Digest;
-use crate::install::{InstallError, OpenBundle};
 use crate::manifest::{self, Parsed};
 use crate::reference::Reference;
+use crate::registry::{Endpoint, Payload, RegistryClient, RegistryError, header};
+use crate::verify::{OpenBundle, OpenError};
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
@@ -35,10 +35,10 @@ const PARALLEL_BLOBS: usize = 4;
 pub enum PushError {
     /// The bundle did not verify, or could not be read.
     #[error(transparent)]
-    Install(#[from] InstallError),
+    Open(#[from] OpenError),
     /// The bundle cannot be pushed as a registry's content.
     #[error(transparent)]
-    Catalog(#[from] ServeError),
+    Catalog(#[from] CatalogError),
     /// The CA certificate file is unusable.
     #[error("{}: {message}", path.display())]
     Ca {
@@ -188,7 +188,7 @@ pub struct PushOptions {
 pub fn parse_target(to: &str) -> Result<(String, String), PushError> {
     let t = to.trim_end_matches('/');
     let (host, prefix) = t.split_once('/').unwrap_or((t, ""));
-    let bad = || PushError::Target(crate::validate::quote(to));
+    let bad = || PushError::Target(crate::quote::quote(to));
     if host.is_empty() || host.contains(['@', ' ']) {
         return Err(bad());
     }
@@ -226,7 +226,7 @@ pub fn client_with_ca(
     settings: crate::config::Settings,
     ca: Option<&std::path::Path>,
 ) -> Result<RegistryClient, PushError> {
-    let retry = super::client::RetryPolicy::default();
+    let retry = crate::registry::RetryPolicy::default();
     let Some(ca) = ca else {
         return Ok(RegistryClient::new(settings, retry));
     };
@@ -281,7 +281,7 @@ pub fn push(
     // tag names where the index cannot be pushed.
     let mut first: BTreeMap<(String, String), Digest> = BTreeMap::new();
     for r in &bundle.images.images {
-        if let Ok(key) = super::server::served_name(&r.name) {
+        if let Ok(key) = crate::catalog::served_name(&r.name) {
             first.entry(key).or_insert_with(|| r.manifest.clone());
         }
     }

@@ -6,11 +6,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::Digest;
-use crate::install::OpenBundle;
 use crate::manifest::{self, MAX_MANIFEST_BYTES, Parsed};
 use crate::reference::Reference;
+use crate::verify::{OpenBundle, OpenError};
 
-use super::ServeError;
+/// Why a verified bundle cannot be offered as a registry's content.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The bundle did not verify, or could not be read.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The bundle's content cannot be served as a registry.
+    #[error("{0}")]
+    Bundle(String),
+    /// Two images would be served under one name with different content.
+    #[error(
+        "{first} and {second} would both be served as {served} with different content: a registry name has no host to tell them apart"
+    )]
+    Conflict {
+        /// The name both would have.
+        served: String,
+        /// The first image.
+        first: String,
+        /// The second image.
+        second: String,
+    },
+}
 
 /// A manifest or index, as stored in the bundle.
 #[derive(Clone, Debug)]
@@ -68,17 +89,17 @@ impl Catalog {
     /// Builds the catalog of `bundle`. Every manifest is read again and
     /// re-hashed against the signed manifest; two images that would be
     /// served under one name and tag with different content are refused.
-    pub fn of(bundle: &OpenBundle) -> Result<Catalog, ServeError> {
+    pub fn of(bundle: &OpenBundle) -> Result<Catalog, CatalogError> {
         let mut c = Catalog::default();
         let mut owner: BTreeMap<(String, String), String> = BTreeMap::new();
         for r in &bundle.images.images {
-            let (repo, tag) =
-                served_name(&r.name).map_err(|m| ServeError::Bundle(format!("{}: {m}", r.name)))?;
+            let (repo, tag) = served_name(&r.name)
+                .map_err(|m| CatalogError::Bundle(format!("{}: {m}", r.name)))?;
             if let Some(prev) = owner.get(&(repo.clone(), tag.clone())) {
                 let same =
                     c.repositories.get(&repo).and_then(|x| x.tags.get(&tag)) == Some(&r.digest);
                 if !same {
-                    return Err(ServeError::Conflict {
+                    return Err(CatalogError::Conflict {
                         served: format!("{repo}:{tag}"),
                         first: prev.clone(),
                         second: r.name.clone(),
@@ -109,7 +130,7 @@ impl Catalog {
         bundle: &OpenBundle,
         repo: &mut Repository,
         top: &Digest,
-    ) -> Result<(), ServeError> {
+    ) -> Result<(), CatalogError> {
         let mut todo = vec![top.clone()];
         while let Some(d) = todo.pop() {
             if !repo.manifests.insert(d.clone()) {
@@ -124,7 +145,7 @@ impl Catalog {
                 }
             };
             let parsed = manifest::parse(&stored.bytes, Some(&stored.media_type))
-                .map_err(|e| ServeError::Bundle(format!("{}: {e}", blob_path(&d))))?
+                .map_err(|e| CatalogError::Bundle(format!("{}: {e}", blob_path(&d))))?
                 .1;
             match parsed {
                 // An index may name platforms the bundle did not lock;
@@ -139,7 +160,7 @@ impl Catalog {
                 Parsed::Image { config, layers } => {
                     for b in std::iter::once(config).chain(layers) {
                         let (offset, size) = bundle.span(&blob_path(&b.digest)).map_err(|_| {
-                            ServeError::Bundle(format!(
+                            CatalogError::Bundle(format!(
                                 "{} references {}, which the bundle lacks",
                                 blob_path(&d),
                                 b.digest
@@ -155,20 +176,20 @@ impl Catalog {
     }
 }
 
-fn read_manifest(bundle: &OpenBundle, d: &Digest) -> Result<StoredManifest, ServeError> {
+fn read_manifest(bundle: &OpenBundle, d: &Digest) -> Result<StoredManifest, CatalogError> {
     let path = blob_path(d);
     let (_, size) = bundle
         .span(&path)
-        .map_err(|_| ServeError::Bundle(format!("{path} is not in the bundle")))?;
+        .map_err(|_| CatalogError::Bundle(format!("{path} is not in the bundle")))?;
     if size > MAX_MANIFEST_BYTES {
-        return Err(ServeError::Bundle(format!(
+        return Err(CatalogError::Bundle(format!(
             "{path}: a manifest of {size} bytes (over {MAX_MANIFEST_BYTES})"
         )));
     }
     let mut bytes = Vec::new();
     bundle.copy_entry(&path, &mut bytes)?;
     let (media_type, _) =
-        manifest::parse(&bytes, None).map_err(|e| ServeError::Bundle(format!("{path}: {e}")))?;
+        manifest::parse(&bytes, None).map_err(|e| CatalogError::Bundle(format!("{path}: {e}")))?;
     Ok(StoredManifest {
         media_type,
         bytes: bytes.into(),

@@ -3,6 +3,8 @@
 //! and secrets. The bundle signs the template; the release records the
 //! rendered file's digest.
 
+mod isolate;
+
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior};
@@ -128,14 +130,14 @@ impl std::io::Write for Bounded {
 
 /// Renders `source` (the file `name`) with `ctx`, within [`FUEL`] steps,
 /// [`MAX_RENDERED`] bytes of output and, in a child process,
-/// [`super::isolate::RENDER_MEMORY`] of memory.
+/// [`isolate::RENDER_MEMORY`] of memory.
 pub fn render(
     name: &str,
     source: &str,
     ctx: &Context,
     kind: Kind,
 ) -> Result<String, TemplateError> {
-    super::isolate::isolated(|| render_here(name, source, ctx, kind))
+    isolate::isolated(|| render_here(name, source, ctx, kind))
 }
 
 /// [`render`] in this process: bounded in steps and output only.

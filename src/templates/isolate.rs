@@ -7,7 +7,7 @@
 use std::io::{Read as _, Write as _};
 use std::os::fd::{FromRawFd as _, OwnedFd};
 
-use super::templates::{MAX_RENDERED, TemplateError};
+use super::{MAX_RENDERED, TemplateError};
 
 /// Address space a render may add to what the process already maps.
 pub const RENDER_MEMORY: u64 = 1024 * 1024 * 1024;

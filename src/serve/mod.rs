@@ -17,7 +17,6 @@
 //! least: slow headers, or a keep-alive left open) is closed for the new
 //! one; a graceful stop on SIGTERM or SIGINT.
 
-mod catalog;
 mod conns;
 mod routes;
 mod tls;
@@ -40,14 +39,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 
-pub use catalog::{Catalog, Repository, Span, StoredManifest, served_name};
+pub use crate::catalog::{Catalog, CatalogError, Repository, Span, StoredManifest, served_name};
 pub use routes::{Body, Reply, answer};
 
 use conns::{Busy, Conn, Conns, Tracked};
 
 use crate::digest::Digest;
-use crate::install::{InstallError, OpenBundle};
 use crate::sign::VerifyingKey;
+use crate::verify::{OpenBundle, OpenError};
 
 /// How long a stopping server waits for transfers under way.
 const GRACE: Duration = Duration::from_secs(10);
@@ -67,22 +66,10 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 pub enum ServeError {
     /// The bundle did not verify, or could not be read.
     #[error(transparent)]
-    Install(#[from] InstallError),
+    Open(#[from] OpenError),
     /// The bundle's content cannot be served as a registry.
-    #[error("{0}")]
-    Bundle(String),
-    /// Two images would be served under one name with different content.
-    #[error(
-        "{first} and {second} would both be served as {served} with different content: a registry name has no host to tell them apart"
-    )]
-    Conflict {
-        /// The name both would have.
-        served: String,
-        /// The first image.
-        first: String,
-        /// The second image.
-        second: String,
-    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     /// The address could not be listened on.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -366,7 +353,7 @@ async fn handle(
         path: req
             .uri()
             .path_and_query()
-            .map(|p| crate::validate::quote(p.as_str()))
+            .map(|p| crate::quote::quote(p.as_str()))
             .unwrap_or_default(),
         status: reply.status,
         bytes: planned,

@@ -5,7 +5,7 @@
 
 use crate::digest::Digest;
 
-use super::catalog::{Catalog, Span};
+use crate::catalog::{Catalog, Span};
 
 /// The body of a reply.
 #[derive(Debug, PartialEq, Eq)]
@@ -256,7 +256,7 @@ fn manifest(catalog: &Catalog, name: &str, reference: &str) -> Reply {
                 return error(
                     400,
                     "DIGEST_INVALID",
-                    &format!("not a digest: {}", crate::validate::quote(reference)),
+                    &format!("not a digest: {}", crate::quote::quote(reference)),
                 );
             }
         }
@@ -267,7 +267,7 @@ fn manifest(catalog: &Catalog, name: &str, reference: &str) -> Reply {
                 return error(
                     404,
                     "MANIFEST_UNKNOWN",
-                    &format!("{name} has no tag {}", crate::validate::quote(reference)),
+                    &format!("{name} has no tag {}", crate::quote::quote(reference)),
                 );
             }
         }
@@ -290,7 +290,7 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
         return error(
             400,
             "DIGEST_INVALID",
-            &format!("not a digest: {}", crate::validate::quote(digest)),
+            &format!("not a digest: {}", crate::quote::quote(digest)),
         );
     };
     // Clients fetch manifests through the blob route too (containerd does).
@@ -356,8 +356,8 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
 
 #[cfg(test)]
 mod tests {
-    use super::super::catalog::{Repository, StoredManifest};
     use super::*;
+    use crate::catalog::{Repository, StoredManifest};
 
     fn catalog() -> (Catalog, Digest, Digest) {
         let mut c = Catalog::default();
