@@ -218,7 +218,8 @@ pub(super) fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
 /// Builds the bundle of `spec` and `lock` from `store` into `output`,
 /// signed with `key` when given. With `base` (a bundle's manifest and its
 /// digest), a delta: what the base holds is signed but not carried. The
-/// file appears only when complete.
+/// file appears only when complete. In steps: the base and the store
+/// checked, the entries gathered, the manifest signed, the tar written.
 pub fn build(
     spec: &BundleSpec,
     lock: &Lockfile,
@@ -227,31 +228,71 @@ pub fn build(
     key: Option<&SigningKey>,
     base: Option<(&Manifest, &Digest)>,
 ) -> Result<BuildReport, BundleError> {
-    if let Some((m, _)) = base {
-        let refuse = |message: String| {
-            Err(BundleError::Base {
-                path: format!("{} {}", m.name, m.version),
-                message,
-            })
-        };
-        if m.base.is_some() {
-            return refuse("it is a delta itself: build against the full bundle".into());
-        }
-        if m.name != spec.name {
-            return refuse(format!("it is bundle `{}`, not `{}`", m.name, spec.name));
-        }
+    check_base(spec, base)?;
+    let missing = missing_blobs(lock, store, base);
+    if !missing.is_empty() {
+        return Err(BundleError::Missing {
+            store: store.root().to_owned(),
+            missing,
+        });
     }
-    let key_of = |service: &str| spec.image(service).and_then(|i| i.cosign_key.clone());
-    let records = image_records(lock, &key_of);
-    let (layout, blobs) = layout_entries(lock, &records);
-    let missing: Vec<String> = lock
-        .images
+    let (images, entries) = gather(spec, lock, store)?;
+    let (manifest, manifest_bytes, mut entries) = manifest_of(spec, &images, entries, base);
+    let manifest_digest = Digest::of(&manifest_bytes);
+    let mut head = vec![Entry::bytes(MANIFEST_PATH, manifest_bytes.clone())];
+    if let Some(k) = key {
+        let comment = trusted_comment(&manifest.name, &manifest.version, &manifest_digest);
+        head.push(Entry::bytes(
+            SIGNATURE_PATH,
+            k.sign(&manifest_bytes, &comment).into_bytes(),
+        ));
+    }
+    let listed = entries.len();
+    head.append(&mut entries);
+    let (size, sha256) = write_tar(&head, store, output)?;
+    Ok(BuildReport {
+        path: output.to_owned(),
+        size,
+        sha256,
+        manifest: manifest_digest,
+        entries: listed,
+        key_id: key.map(SigningKey::key_id),
+    })
+}
+
+/// A base must be a full bundle of the same name.
+fn check_base(spec: &BundleSpec, base: Option<(&Manifest, &Digest)>) -> Result<(), BundleError> {
+    let Some((m, _)) = base else {
+        return Ok(());
+    };
+    let refuse = |message: String| {
+        Err(BundleError::Base {
+            path: format!("{} {}", m.name, m.version),
+            message,
+        })
+    };
+    if m.base.is_some() {
+        return refuse("it is a delta itself: build against the full bundle".into());
+    }
+    if m.name != spec.name {
+        return refuse(format!("it is bundle `{}`, not `{}`", m.name, spec.name));
+    }
+    Ok(())
+}
+
+/// The locked blobs the store lacks (a delta need not hold what its base
+/// provides), as `digest (image)`.
+fn missing_blobs(
+    lock: &Lockfile,
+    store: &Store,
+    base: Option<(&Manifest, &Digest)>,
+) -> Vec<String> {
+    lock.images
         .iter()
         .flat_map(|img| {
             img.blobs()
                 .into_iter()
                 .filter(|b| !store.has(&b.digest, b.size))
-                // A delta need not hold what its base provides.
                 .filter(|b| {
                     !base.is_some_and(|(m, _)| m.carries(&blob_path(&b.digest), &b.digest, b.size))
                 })
@@ -260,13 +301,19 @@ pub fn build(
         })
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    if !missing.is_empty() {
-        return Err(BundleError::Missing {
-            store: store.root().to_owned(),
-            missing,
-        });
-    }
+        .collect()
+}
+
+/// Every entry after the manifest and signature, in bundle order, with
+/// the image list: templates and the compose file checked first.
+fn gather(
+    spec: &BundleSpec,
+    lock: &Lockfile,
+    store: &Store,
+) -> Result<(ImagesFile, Vec<Entry>), BundleError> {
+    let key_of = |service: &str| spec.image(service).and_then(|i| i.cosign_key.clone());
+    let records = image_records(lock, &key_of);
+    let (layout, blobs) = layout_entries(lock, &records);
     let rendered_compose = check_templates(spec, lock)?;
     let names = lock.images.iter().map(|i| i.name.clone()).collect();
     check_compose(spec, rendered_compose.as_deref(), &names)?;
@@ -305,9 +352,19 @@ pub fn build(
     }
     let sbom = sbom::document(spec, lock, &images.images, &entries, store, &lock_digest)?;
     entries.push(Entry::bytes(SBOM_PATH, sbom));
+    Ok((images, entries))
+}
 
-    // A delta leaves out the blobs and plain files its base holds with the
-    // same digest; templates and bale's own entries are always carried.
+/// The manifest of `entries` and its bytes, with the entries the bundle
+/// carries. A delta leaves out the blobs and plain files its base holds
+/// with the same digest; templates and bale's own entries are always
+/// carried.
+fn manifest_of(
+    spec: &BundleSpec,
+    images: &ImagesFile,
+    mut entries: Vec<Entry>,
+    base: Option<(&Manifest, &Digest)>,
+) -> (Manifest, Vec<u8>, Vec<Entry>) {
     let templates: BTreeSet<String> = images
         .files
         .iter()
@@ -347,18 +404,13 @@ pub fn build(
         .collect();
     entries.retain(|e| !carried.contains(e.path.as_str()));
     let manifest_bytes = manifest.render().into_bytes();
-    let manifest_digest = Digest::of(&manifest_bytes);
-    let mut head = vec![Entry::bytes(MANIFEST_PATH, manifest_bytes.clone())];
-    if let Some(k) = key {
-        let comment = trusted_comment(&manifest.name, &manifest.version, &manifest_digest);
-        head.push(Entry::bytes(
-            SIGNATURE_PATH,
-            k.sign(&manifest_bytes, &comment).into_bytes(),
-        ));
-    }
-    let listed = entries.len();
-    head.extend(entries);
+    (manifest, manifest_bytes, entries)
+}
 
+/// Writes `head` as a tar to a temporary file beside `output`, every
+/// blob and file checked as it is copied, and renames it into place;
+/// returns its size and SHA-256.
+fn write_tar(head: &[Entry], store: &Store, output: &Path) -> Result<(u64, Digest), BundleError> {
     let dir = match output.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -371,7 +423,7 @@ pub fn build(
         1 << 20,
         tmp.as_file(),
     )));
-    for e in &head {
+    for e in head {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(e.mode);
@@ -432,14 +484,7 @@ pub fn build(
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(BuildReport {
-        path: output.to_owned(),
-        size,
-        sha256,
-        manifest: manifest_digest,
-        entries: listed,
-        key_id: key.map(SigningKey::key_id),
-    })
+    Ok((size, sha256))
 }
 
 /// A reader that hashes what passes and stops at `tar`'s declared size:

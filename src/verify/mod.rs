@@ -191,82 +191,30 @@ pub struct VerifyOptions<'a> {
     pub base: Option<&'a Path>,
 }
 
-/// Verifies the bundle at `path`.
+/// Verifies the bundle at `path`: in steps, its bytes (a file, or its
+/// parts checked first), the signed manifest, the signature, every entry
+/// against the manifest and hashed, a delta's base, the image list.
 pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
     scan::check_input(path)?;
-    let io = |source| VerifyError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    // A first part is read with its parts in place; each of them is
-    // checked (signed list, sizes, digests) before any entry is read.
-    let file = match crate::bundle::split::list_for(path) {
-        None => Source::file(path).map_err(io)?,
-        Some(list) => {
-            match crate::bundle::split::open_checked(&list, opts.key, opts.allow_unsigned) {
-                Ok(f) => f,
-                Err(part_problems) => {
-                    let mut report = Report::empty(path, opts);
-                    report.problems = part_problems
-                        .into_iter()
-                        .map(|p| Problem::new(&p.file, p.message))
-                        .collect();
-                    return Ok(report);
-                }
-            }
+    let mut report = Report::empty(path, opts);
+    let file = match source(path, opts)? {
+        Ok(f) => f,
+        Err(part_problems) => {
+            report.problems = part_problems;
+            return Ok(report);
         }
     };
     let len = file.len();
     let (entries, mut problems) = scan(&file, len);
-    let mut report = Report::empty(path, opts);
-    let problem = |entry: &str, message: String| Problem::new(entry, message);
-
-    // The manifest comes first, the signature second.
-    let Some(first) = entries
-        .first()
-        .filter(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
+    let Some((manifest, manifest_bytes)) =
+        signed_manifest(&file, &entries, &mut report.manifest_digest, &mut problems)
     else {
-        problems.push(problem(
-            "bundle",
-            format!("the first entry is not `{MANIFEST_PATH}`: not a bale bundle"),
-        ));
         report.problems = problems;
         return Ok(report);
     };
-    let manifest_bytes = match read_entry(&file, first, MAX_MANIFEST_BYTES) {
-        Ok(b) => b,
-        Err(m) => {
-            problems.push(problem(MANIFEST_PATH, m));
-            report.problems = problems;
-            return Ok(report);
-        }
-    };
     let manifest_digest = Digest::of(&manifest_bytes);
-    report.manifest_digest = Some(manifest_digest.clone());
-    let manifest = match std::str::from_utf8(&manifest_bytes)
-        .map_err(|_| "not UTF-8".to_owned())
-        .and_then(Manifest::parse)
-    {
-        Ok(m) => m,
-        Err(m) => {
-            problems.push(problem(MANIFEST_PATH, m));
-            report.problems = problems;
-            return Ok(report);
-        }
-    };
     report.name = Some(crate::quote::quote(&manifest.name));
     report.version = Some(crate::quote::quote(&manifest.version));
-    // Fields that reach paths and commands at install, checked even when
-    // the signature holds: the signer may be the attacker.
-    for m in crate::bundle::checks::manifest(&manifest) {
-        problems.push(problem(MANIFEST_PATH, m));
-    }
-    for e in &manifest.entries {
-        if let Err(m) = validate::entry_path(&e.path) {
-            problems.push(problem(&e.path, format!("listed in the manifest: {m}")));
-        }
-    }
-
     let sig_entry = entries
         .get(1)
         .filter(|e| e.path.as_deref() == Ok(SIGNATURE_PATH));
@@ -281,104 +229,13 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         Ok(status) => report.signature = status,
         Err(p) => problems.push(p),
     }
-
-    // Every other entry: listed once, plain, a regular file, of its size.
-    let listed: BTreeMap<&str, &bundle::ManifestEntry> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.path.as_str(), e))
-        .collect();
-    if listed.len() != manifest.entries.len() {
-        problems.push(problem(MANIFEST_PATH, "lists an entry twice".into()));
-    }
     let skip = if sig_entry.is_some() { 2 } else { 1 };
-    let mut seen = BTreeSet::new();
-    let mut jobs: Vec<(String, u64, u64, Digest)> = Vec::new();
-    let dirs: BTreeSet<String> = manifest
-        .entries
-        .iter()
-        .flat_map(|e| {
-            let parts: Vec<&str> = e.path.split('/').collect();
-            (1..parts.len()).map(move |i| parts[..i].join("/"))
-        })
-        .collect();
-    for e in entries.iter().skip(skip) {
-        let name = match &e.path {
-            Ok(p) => p.clone(),
-            Err(lossy) => {
-                problems.push(problem(lossy, "path is not UTF-8".into()));
-                continue;
-            }
-        };
-        if let Err(why) = validate::entry_path(name.trim_end_matches('/')) {
-            problems.push(problem(&name, why));
-            continue;
-        }
-        if !seen.insert(name.clone()) {
-            problems.push(problem(&name, "duplicate entry".into()));
-            continue;
-        }
-        if e.kind.is_dir() {
-            if !dirs.contains(name.trim_end_matches('/')) {
-                problems.push(problem(&name, "directory not in the manifest".into()));
-            }
-            continue;
-        }
-        if !e.kind.is_file() {
-            problems.push(problem(
-                &name,
-                format!(
-                    "refused: entry type {:?}; only regular files and directories are allowed",
-                    e.kind
-                ),
-            ));
-            continue;
-        }
-        if name == MANIFEST_PATH || name == SIGNATURE_PATH {
-            problems.push(problem(&name, "appears again later in the bundle".into()));
-            continue;
-        }
-        let Some(m) = listed.get(name.as_str()) else {
-            problems.push(problem(&name, "not in the manifest".into()));
-            continue;
-        };
-        if m.from_base {
-            problems.push(problem(
-                &name,
-                "carried, although the manifest says the base provides it".into(),
-            ));
-            continue;
-        }
-        if m.size != e.size {
-            problems.push(problem(
-                &name,
-                format!("size {} differs from the manifest's {}", e.size, m.size),
-            ));
-            continue;
-        }
-        if let Some(hex) = name.strip_prefix("blobs/sha256/")
-            && hex != m.sha256.hex()
-        {
-            problems.push(problem(
-                &name,
-                format!(
-                    "a blob named by one digest listed with another ({})",
-                    m.sha256
-                ),
-            ));
-            continue;
-        }
-        if e.offset + e.size > len {
-            continue; // reported by scan as truncated
-        }
-        jobs.push((name, e.offset, e.size, m.sha256.clone()));
-    }
-    for m in &manifest.entries {
-        if !seen.contains(&m.path) && !m.from_base {
-            problems.push(problem(&m.path, "missing from the bundle".into()));
-        }
-    }
-
+    let jobs = entries_against_manifest(
+        &entries[skip.min(entries.len())..],
+        &manifest,
+        len,
+        &mut problems,
+    );
     let (mut verified, failures) = hash_all(&file, jobs, opts.threads);
     problems.extend(failures);
     report.entries_checked = verified.len();
@@ -401,35 +258,229 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
             }
         }
     }
-
-    // The image list, once its own digest checked out.
-    if verified.contains_key(IMAGES_PATH)
-        && let Some(e) = entries
-            .iter()
-            .find(|e| e.path.as_deref() == Ok(IMAGES_PATH))
-    {
-        match read_entry(&file, e, MAX_MANIFEST_BYTES)
-            .and_then(|b| serde_json::from_slice::<ImagesFile>(&b).map_err(|e| e.to_string()))
-        {
-            Ok(images) => {
-                for m in crate::bundle::checks::images_file(&images, &manifest) {
-                    problems.push(problem(IMAGES_PATH, m));
-                }
-                let seen = images::Seen {
-                    file: &file,
-                    entries: &entries,
-                    verified: &verified,
-                    from_base: &report.from_base,
-                };
-                let (statuses, found) = images::statuses(&seen, images.images);
-                report.images = statuses;
-                problems.extend(found);
-            }
-            Err(m) => problems.push(problem(IMAGES_PATH, m)),
-        }
+    if verified.contains_key(IMAGES_PATH) {
+        let seen = images::Seen {
+            file: &file,
+            entries: &entries,
+            verified: &verified,
+            from_base: &report.from_base,
+        };
+        report.images = image_list(&seen, &manifest, &mut problems);
     }
     report.problems = problems;
     Ok(report)
+}
+
+/// The bundle's bytes: the file, or a first part read with its parts in
+/// place, each of them checked (signed list, sizes, digests) before any
+/// entry is read; `Err` holds the parts' problems.
+fn source(
+    path: &Path,
+    opts: &VerifyOptions<'_>,
+) -> Result<Result<Source, Vec<Problem>>, VerifyError> {
+    let Some(list) = crate::bundle::split::list_for(path) else {
+        return Source::file(path)
+            .map(Ok)
+            .map_err(|source| VerifyError::Io {
+                path: path.to_owned(),
+                source,
+            });
+    };
+    Ok(
+        crate::bundle::split::open_checked(&list, opts.key, opts.allow_unsigned).map_err(|parts| {
+            parts
+                .into_iter()
+                .map(|p| Problem::new(&p.file, p.message))
+                .collect()
+        }),
+    )
+}
+
+/// The signed manifest, which must come first, with its bytes; its fields
+/// that reach paths and commands at install are checked even when the
+/// signature holds (the signer may be the attacker). The digest of its
+/// bytes goes into `digest` as soon as they are read.
+fn signed_manifest(
+    file: &Source,
+    entries: &[RawEntry],
+    digest: &mut Option<Digest>,
+    problems: &mut Vec<Problem>,
+) -> Option<(Manifest, Vec<u8>)> {
+    let Some(first) = entries
+        .first()
+        .filter(|e| e.path.as_deref() == Ok(MANIFEST_PATH))
+    else {
+        problems.push(Problem::new(
+            "bundle",
+            format!("the first entry is not `{MANIFEST_PATH}`: not a bale bundle"),
+        ));
+        return None;
+    };
+    let parsed = read_entry(file, first, MAX_MANIFEST_BYTES).and_then(|bytes| {
+        *digest = Some(Digest::of(&bytes));
+        std::str::from_utf8(&bytes)
+            .map_err(|_| "not UTF-8".to_owned())
+            .and_then(Manifest::parse)
+            .map(|m| (m, bytes.clone()))
+    });
+    let (manifest, bytes) = match parsed {
+        Ok(m) => m,
+        Err(m) => {
+            problems.push(Problem::new(MANIFEST_PATH, m));
+            return None;
+        }
+    };
+    for m in crate::bundle::checks::manifest(&manifest) {
+        problems.push(Problem::new(MANIFEST_PATH, m));
+    }
+    for e in &manifest.entries {
+        if let Err(m) = validate::entry_path(&e.path) {
+            problems.push(Problem::new(
+                &e.path,
+                format!("listed in the manifest: {m}"),
+            ));
+        }
+    }
+    Some((manifest, bytes))
+}
+
+/// A file entry to hash: name, offset, size and the digest it must have.
+type HashJob = (String, u64, u64, Digest);
+
+/// Every entry after the manifest and signature: listed once, plain, a
+/// regular file (or a directory of a listed path), of its listed size;
+/// and every listed entry present. Returns what is to be hashed.
+fn entries_against_manifest(
+    entries: &[RawEntry],
+    manifest: &Manifest,
+    len: u64,
+    problems: &mut Vec<Problem>,
+) -> Vec<HashJob> {
+    let listed: BTreeMap<&str, &bundle::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    if listed.len() != manifest.entries.len() {
+        problems.push(Problem::new(MANIFEST_PATH, "lists an entry twice".into()));
+    }
+    let dirs: BTreeSet<String> = manifest
+        .entries
+        .iter()
+        .flat_map(|e| {
+            let parts: Vec<&str> = e.path.split('/').collect();
+            (1..parts.len()).map(move |i| parts[..i].join("/"))
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut jobs = Vec::new();
+    for e in entries {
+        let name = match &e.path {
+            Ok(p) => p.clone(),
+            Err(lossy) => {
+                problems.push(Problem::new(lossy, "path is not UTF-8".into()));
+                continue;
+            }
+        };
+        match entry_job(e, &name, &listed, &dirs, &mut seen, len) {
+            Ok(Some(job)) => jobs.push(job),
+            Ok(None) => {}
+            Err(why) => problems.push(Problem::new(&name, why)),
+        }
+    }
+    for m in &manifest.entries {
+        if !seen.contains(&m.path) && !m.from_base {
+            problems.push(Problem::new(&m.path, "missing from the bundle".into()));
+        }
+    }
+    jobs
+}
+
+/// One entry against the manifest: a job to hash it, nothing to do (a
+/// listed directory, a truncated entry scan reported), or why it is refused.
+fn entry_job(
+    e: &RawEntry,
+    name: &str,
+    listed: &BTreeMap<&str, &bundle::ManifestEntry>,
+    dirs: &BTreeSet<String>,
+    seen: &mut BTreeSet<String>,
+    len: u64,
+) -> Result<Option<HashJob>, String> {
+    validate::entry_path(name.trim_end_matches('/'))?;
+    if !seen.insert(name.to_owned()) {
+        return Err("duplicate entry".into());
+    }
+    if e.kind.is_dir() {
+        if !dirs.contains(name.trim_end_matches('/')) {
+            return Err("directory not in the manifest".into());
+        }
+        return Ok(None);
+    }
+    if !e.kind.is_file() {
+        return Err(format!(
+            "refused: entry type {:?}; only regular files and directories are allowed",
+            e.kind
+        ));
+    }
+    if name == MANIFEST_PATH || name == SIGNATURE_PATH {
+        return Err("appears again later in the bundle".into());
+    }
+    let Some(m) = listed.get(name) else {
+        return Err("not in the manifest".into());
+    };
+    if m.from_base {
+        return Err("carried, although the manifest says the base provides it".into());
+    }
+    if m.size != e.size {
+        return Err(format!(
+            "size {} differs from the manifest's {}",
+            e.size, m.size
+        ));
+    }
+    if let Some(hex) = name.strip_prefix("blobs/sha256/")
+        && hex != m.sha256.hex()
+    {
+        return Err(format!(
+            "a blob named by one digest listed with another ({})",
+            m.sha256
+        ));
+    }
+    if e.offset + e.size > len {
+        return Ok(None); // reported by scan as truncated
+    }
+    Ok(Some((name.to_owned(), e.offset, e.size, m.sha256.clone())))
+}
+
+/// The image list, once its own digest checked out: its fields checked
+/// and each image's status.
+fn image_list(
+    seen: &images::Seen<'_>,
+    manifest: &Manifest,
+    problems: &mut Vec<Problem>,
+) -> Vec<ImageStatus> {
+    let Some(e) = seen
+        .entries
+        .iter()
+        .find(|e| e.path.as_deref() == Ok(IMAGES_PATH))
+    else {
+        return Vec::new();
+    };
+    match read_entry(seen.file, e, MAX_MANIFEST_BYTES)
+        .and_then(|b| serde_json::from_slice::<ImagesFile>(&b).map_err(|e| e.to_string()))
+    {
+        Ok(images) => {
+            for m in crate::bundle::checks::images_file(&images, manifest) {
+                problems.push(Problem::new(IMAGES_PATH, m));
+            }
+            let (statuses, found) = images::statuses(seen, images.images);
+            problems.extend(found);
+            statuses
+        }
+        Err(m) => {
+            problems.push(Problem::new(IMAGES_PATH, m));
+            Vec::new()
+        }
+    }
 }
 
 /// Verifies `base_path` as the base `b` of the delta `manifest`: the
