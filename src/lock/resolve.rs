@@ -99,93 +99,10 @@ pub fn resolve_image(
                 Vec::new(),
             ),
             Parsed::Index { manifests } => {
-                let entry = manifest::select_platform(manifests, platform)
-                    .map_err(|m| wrap(ResolveErrorKind::Platform(m)))?;
-                let fetched = repo.manifest(&entry.digest.to_string()).map_err(wrap)?;
-                let what = format!("{platform} manifest");
-                checked(&fetched, Some(&entry.digest), &what).map_err(wrap)?;
-                if fetched.bytes.len() as u64 != entry.size {
-                    return Err(wrap(ResolveErrorKind::Platform(format!(
-                        "{what} {} is {} bytes, the index says {}",
-                        entry.digest,
-                        fetched.bytes.len(),
-                        entry.size
-                    ))));
-                }
-                // The index's media type for the entry is authoritative;
-                // the served Content-Type must agree with it.
-                if let Some(ct) = &fetched.content_type {
-                    let ct = ct.split(';').next().unwrap_or(ct).trim();
-                    if ct != entry.media_type && ct != "application/json" {
-                        return Err(wrap(ResolveErrorKind::Manifest {
-                            what,
-                            source: ManifestError::Contradiction(format!(
-                                "the index says `{}`, served as `{ct}`",
-                                entry.media_type
-                            )),
-                        }));
-                    }
-                }
-                let attestations = if opts.attestations {
-                    artifacts::attestations(repo, manifests, &entry.digest).map_err(wrap)?
-                } else {
-                    Vec::new()
-                };
-                match manifest::parse(&fetched.bytes, Some(&entry.media_type)) {
-                    Ok((t, Parsed::Image { config, layers })) => (
-                        entry.digest.clone(),
-                        entry.size,
-                        t,
-                        config,
-                        layers,
-                        attestations,
-                    ),
-                    Ok((_, Parsed::Index { .. })) => {
-                        return Err(wrap(ResolveErrorKind::Manifest {
-                            what,
-                            source: ManifestError::Unsupported("nested index".into()),
-                        }));
-                    }
-                    Err(source) => return Err(wrap(ResolveErrorKind::Manifest { what, source })),
-                }
+                from_index(repo, manifests, platform, opts.attestations).map_err(wrap)?
             }
         };
-        // Read the config to confirm the platform: an index entry or a
-        // single-platform image must not be taken for another platform.
-        if config.size > MAX_CONFIG_BYTES {
-            return Err(wrap(ResolveErrorKind::Platform(format!(
-                "config {} is {} bytes, over the {MAX_CONFIG_BYTES} limit",
-                config.digest, config.size
-            ))));
-        }
-        let cfg = repo.small_blob(&config.digest, config.size).map_err(wrap)?;
-        let actual = Digest::of(&cfg);
-        if actual != config.digest || cfg.len() as u64 != config.size {
-            return Err(wrap(ResolveErrorKind::DigestMismatch {
-                what: format!("config of {platform}"),
-                expected: config.digest.to_string(),
-                actual,
-            }));
-        }
-        let cp: manifest::ConfigPlatform = serde_json::from_slice(&cfg).map_err(|e| {
-            wrap(ResolveErrorKind::Platform(format!(
-                "config {} is not an image config: {e}",
-                config.digest
-            )))
-        })?;
-        if cp.os.as_deref() != Some(&platform.os)
-            || cp.architecture.as_deref() != Some(&platform.architecture)
-            || (platform.variant.is_some()
-                && cp.variant != platform.variant
-                && !(platform.architecture == "arm64" && cp.variant.is_none()))
-        {
-            return Err(wrap(ResolveErrorKind::Platform(format!(
-                "the image is for {}/{}{}, not {platform}",
-                cp.os.unwrap_or_default(),
-                cp.architecture.unwrap_or_default(),
-                cp.variant.map(|v| format!("/{v}")).unwrap_or_default()
-            ))));
-        }
+        check_config(repo, &config, platform).map_err(wrap)?;
         locked_platforms.push(LockedPlatform {
             platform: platform.to_string(),
             manifest: m_digest,
@@ -221,4 +138,116 @@ pub fn resolve_image(
         platforms: locked_platforms,
         signature,
     })
+}
+
+/// A platform's manifest as locked: digest, size, media type, config,
+/// layers and attestation manifests.
+type PlatformManifest = (
+    Digest,
+    u64,
+    String,
+    manifest::Descriptor,
+    Vec<manifest::Descriptor>,
+    Vec<super::LockedArtifact>,
+);
+
+/// `platform`'s manifest of an index, checked against the index's digest,
+/// size and media type; with its attestations when asked for.
+fn from_index(
+    repo: &dyn ImageRepo,
+    manifests: &[manifest::Descriptor],
+    platform: &Platform,
+    attestations: bool,
+) -> Result<PlatformManifest, ResolveErrorKind> {
+    let entry =
+        manifest::select_platform(manifests, platform).map_err(ResolveErrorKind::Platform)?;
+    let fetched = repo.manifest(&entry.digest.to_string())?;
+    let what = format!("{platform} manifest");
+    checked(&fetched, Some(&entry.digest), &what)?;
+    if fetched.bytes.len() as u64 != entry.size {
+        return Err(ResolveErrorKind::Platform(format!(
+            "{what} {} is {} bytes, the index says {}",
+            entry.digest,
+            fetched.bytes.len(),
+            entry.size
+        )));
+    }
+    // The index's media type for the entry is authoritative; the served
+    // Content-Type must agree with it.
+    if let Some(ct) = &fetched.content_type {
+        let ct = ct.split(';').next().unwrap_or(ct).trim();
+        if ct != entry.media_type && ct != "application/json" {
+            return Err(ResolveErrorKind::Manifest {
+                what,
+                source: ManifestError::Contradiction(format!(
+                    "the index says `{}`, served as `{ct}`",
+                    entry.media_type
+                )),
+            });
+        }
+    }
+    let attestations = if attestations {
+        artifacts::attestations(repo, manifests, &entry.digest)?
+    } else {
+        Vec::new()
+    };
+    match manifest::parse(&fetched.bytes, Some(&entry.media_type)) {
+        Ok((t, Parsed::Image { config, layers })) => Ok((
+            entry.digest.clone(),
+            entry.size,
+            t,
+            config,
+            layers,
+            attestations,
+        )),
+        Ok((_, Parsed::Index { .. })) => Err(ResolveErrorKind::Manifest {
+            what,
+            source: ManifestError::Unsupported("nested index".into()),
+        }),
+        Err(source) => Err(ResolveErrorKind::Manifest { what, source }),
+    }
+}
+
+/// Reads the config to confirm the platform: an index entry or a
+/// single-platform image must not be taken for another platform.
+fn check_config(
+    repo: &dyn ImageRepo,
+    config: &manifest::Descriptor,
+    platform: &Platform,
+) -> Result<(), ResolveErrorKind> {
+    if config.size > MAX_CONFIG_BYTES {
+        return Err(ResolveErrorKind::Platform(format!(
+            "config {} is {} bytes, over the {MAX_CONFIG_BYTES} limit",
+            config.digest, config.size
+        )));
+    }
+    let cfg = repo.small_blob(&config.digest, config.size)?;
+    let actual = Digest::of(&cfg);
+    if actual != config.digest || cfg.len() as u64 != config.size {
+        return Err(ResolveErrorKind::DigestMismatch {
+            what: format!("config of {platform}"),
+            expected: config.digest.to_string(),
+            actual,
+        });
+    }
+    let cp: manifest::ConfigPlatform = serde_json::from_slice(&cfg).map_err(|e| {
+        ResolveErrorKind::Platform(format!(
+            "config {} is not an image config: {e}",
+            config.digest
+        ))
+    })?;
+    if cp.os.as_deref() != Some(&platform.os)
+        || cp.architecture.as_deref() != Some(&platform.architecture)
+        || (platform.variant.is_some()
+            && cp.variant != platform.variant
+            && !(platform.architecture == "arm64" && cp.variant.is_none()))
+    {
+        return Err(ResolveErrorKind::Platform(format!(
+            "the image is for {}/{}{}, not {platform}",
+            cp.os.unwrap_or_default(),
+            cp.architecture.unwrap_or_default(),
+            cp.variant.map(|v| format!("/{v}")).unwrap_or_default()
+        )));
+    }
+    Ok(())
 }

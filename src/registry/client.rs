@@ -618,36 +618,12 @@ impl RegistryClient {
         };
         let mut same_host = same_origin(&target);
         loop {
-            let mut req = ureq::http::Request::builder().method(method).uri(&url);
-            for (k, v) in headers {
-                req = req.header(*k, v);
-            }
-            if same_host
-                && let Ok(map) = self.auth.lock()
-                && let Some(a) = map.get(&key)
-            {
-                req = req.header("authorization", a);
-            }
-            let result = match payload {
-                Payload::Empty => req.body(()).map(|r| self.agent.run(r)),
-                Payload::Bytes(b) => req
-                    .header("content-length", b.len())
-                    .body(*b)
-                    .map(|r| self.agent.run(r)),
-                Payload::Reader { open, len } => {
-                    let mut reader = open().map_err(|e| RegistryError::Transport {
-                        url: url.clone(),
-                        message: format!("cannot read what to send: {e}"),
-                    })?;
-                    req.header("content-length", *len)
-                        .body(ureq::SendBody::from_reader(&mut reader))
-                        .map(|r| self.agent.run(r))
-                }
-            }
-            .map_err(|e| RegistryError::Protocol {
-                url: url.clone(),
-                message: format!("cannot build the request: {e}"),
-            })?;
+            let auth = if same_host {
+                self.auth.lock().ok().and_then(|map| map.get(&key).cloned())
+            } else {
+                None
+            };
+            let result = self.run(method, &url, headers, auth.as_deref(), payload)?;
             let failure = match result {
                 Err(e) if unresolvable(&e) => {
                     return Err(RegistryError::Unresolvable {
@@ -661,42 +637,7 @@ impl RegistryClient {
                         200..=299 => return Ok(resp),
                         301 | 302 | 303 | 307 | 308 => {
                             redirects += 1;
-                            let loc = header(&resp, "location").ok_or_else(|| {
-                                RegistryError::Protocol {
-                                    url: url.clone(),
-                                    message: format!("redirect {status} without Location"),
-                                }
-                            })?;
-                            let next =
-                                url::Url::parse(&url)
-                                    .and_then(|u| u.join(&loc))
-                                    .map_err(|e| RegistryError::Protocol {
-                                        url: url.clone(),
-                                        message: format!("bad redirect Location: {e}"),
-                                    })?;
-                            if redirects > 5 {
-                                return Err(RegistryError::Protocol {
-                                    url,
-                                    message: "more than 5 redirects".into(),
-                                });
-                            }
-                            let next_host = host_of(next.as_str()).unwrap_or_default();
-                            if next.scheme() == "http"
-                                && !(is_loopback(&next_host)
-                                    || self.settings.allows_http(&next_host)
-                                    || ep.scheme == "http")
-                            {
-                                return Err(RegistryError::Protocol {
-                                    url,
-                                    message: format!("refusing redirect to plain HTTP {next}"),
-                                });
-                            }
-                            if next.scheme() != "http" && next.scheme() != "https" {
-                                return Err(RegistryError::Protocol {
-                                    url,
-                                    message: format!("refusing redirect to {next}"),
-                                });
-                            }
+                            let next = self.redirect(ep, &url, &resp, redirects)?;
                             same_host = same_host && same_origin(&next);
                             url = next.to_string();
                             continue;
@@ -749,6 +690,82 @@ impl RegistryClient {
             std::thread::sleep(self.retry.backoff(attempt));
             attempt += 1;
         }
+    }
+
+    /// Builds and runs one request; `Err` only when it cannot be built or
+    /// its payload cannot be read.
+    fn run(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        auth: Option<&str>,
+        payload: &Payload<'_>,
+    ) -> Result<Result<Response<ureq::Body>, ureq::Error>, RegistryError> {
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        match payload {
+            Payload::Empty => req.body(()).map(|r| self.agent.run(r)),
+            Payload::Bytes(b) => req
+                .header("content-length", b.len())
+                .body(*b)
+                .map(|r| self.agent.run(r)),
+            Payload::Reader { open, len } => {
+                let mut reader = open().map_err(|e| RegistryError::Transport {
+                    url: url.to_owned(),
+                    message: format!("cannot read what to send: {e}"),
+                })?;
+                req.header("content-length", *len)
+                    .body(ureq::SendBody::from_reader(&mut reader))
+                    .map(|r| self.agent.run(r))
+            }
+        }
+        .map_err(|e| RegistryError::Protocol {
+            url: url.to_owned(),
+            message: format!("cannot build the request: {e}"),
+        })
+    }
+
+    /// Where a redirect answer sends the request next: at most 5 in a row,
+    /// to HTTP or HTTPS only, never down to plain HTTP from a registry
+    /// that speaks HTTPS (unless loopback or allowed).
+    fn redirect(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        resp: &Response<ureq::Body>,
+        redirects: u32,
+    ) -> Result<url::Url, RegistryError> {
+        let status = resp.status().as_u16();
+        let protocol = |message: String| RegistryError::Protocol {
+            url: url.to_owned(),
+            message,
+        };
+        let loc = header(resp, "location")
+            .ok_or_else(|| protocol(format!("redirect {status} without Location")))?;
+        let next = url::Url::parse(url)
+            .and_then(|u| u.join(&loc))
+            .map_err(|e| protocol(format!("bad redirect Location: {e}")))?;
+        if redirects > 5 {
+            return Err(protocol("more than 5 redirects".into()));
+        }
+        let next_host = host_of(next.as_str()).unwrap_or_default();
+        if next.scheme() == "http"
+            && !(is_loopback(&next_host)
+                || self.settings.allows_http(&next_host)
+                || ep.scheme == "http")
+        {
+            return Err(protocol(format!("refusing redirect to plain HTTP {next}")));
+        }
+        if next.scheme() != "http" && next.scheme() != "https" {
+            return Err(protocol(format!("refusing redirect to {next}")));
+        }
+        Ok(next)
     }
 
     /// Answers a 401 challenge with an `Authorization` header value.

@@ -2,7 +2,6 @@
 //! cosign key its upstream signature must verify with.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
 
 use serde_spanned::Spanned;
@@ -11,7 +10,7 @@ use super::{ImageSpec, LocatedError};
 use crate::reference::ImageSource;
 use crate::validate::check_relative_target;
 
-type Err<'a> = &'a dyn Fn(Range<usize>, String) -> LocatedError;
+use super::Err;
 
 /// Parses `[images]`; `bundle_key` is `[bundle] cosign_key`, the default
 /// of every entry. With `check_fs`, OCI layouts and key files must exist

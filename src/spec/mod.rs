@@ -11,8 +11,8 @@ use serde_spanned::Spanned;
 
 pub use crate::located::LocatedError;
 use crate::reference::ImageSource;
-use crate::validate::{check_relative_target, check_target};
 
+mod files;
 mod images;
 mod secrets;
 mod targets;
@@ -260,37 +260,7 @@ impl BundleSpec {
                 format!("version `{}` is not semver: {e}", bundle.version.get_ref()),
             )
         })?;
-        let mut platforms = Vec::new();
-        match &bundle.platforms {
-            None => platforms.push(Platform {
-                os: "linux".into(),
-                architecture: "amd64".into(),
-                variant: None,
-            }),
-            Some(list) if list.is_empty() => {
-                return Err(err(raw.bundle.span(), "platforms is empty".into()));
-            }
-            Some(list) => {
-                for p in list {
-                    let parsed = Platform::parse(p.get_ref()).ok_or_else(|| {
-                        err(
-                            p.span(),
-                            format!(
-                                "platform `{}` is not os/architecture[/variant]",
-                                p.get_ref()
-                            ),
-                        )
-                    })?;
-                    if let Err(m) = parsed.check_known() {
-                        return Err(err(p.span(), m));
-                    }
-                    if !platforms.contains(&parsed) {
-                        platforms.push(parsed);
-                    }
-                }
-            }
-        }
-
+        let platforms = platforms(&raw.bundle, &err)?;
         let images = images::parse(
             &raw.images,
             bundle.cosign_key.as_ref(),
@@ -308,136 +278,25 @@ impl BundleSpec {
             };
             return Err(LocatedError::at(path, text, at, what.into()));
         }
-
-        let check_source = |s: &Spanned<String>, what: &str| -> Result<bool, LocatedError> {
-            let rel = s.get_ref();
-            check_relative_target(rel).map_err(|m| {
-                err(
-                    s.span(),
-                    format!("{what} source: {}", m.replace("target", "path")),
-                )
-            })?;
-            if !check_fs {
-                return Ok(false);
-            }
-            let full = root.join(rel);
-            let meta = std::fs::symlink_metadata(&full).map_err(|e| {
-                err(
-                    s.span(),
-                    format!("{what} source `{}` cannot be read: {e}", full.display()),
-                )
-            })?;
-            if meta.file_type().is_symlink() {
-                return Err(err(
-                    s.span(),
-                    format!(
-                        "{what} source `{}` is a symbolic link: bale copies only regular files and directories",
-                        full.display()
-                    ),
-                ));
-            }
-            if !meta.is_file() && !meta.is_dir() {
-                return Err(err(
-                    s.span(),
-                    format!(
-                        "{what} source `{}` is neither a regular file nor a directory",
-                        full.display()
-                    ),
-                ));
-            }
-            Ok(meta.is_dir())
+        let sources = files::Sources {
+            root,
+            check_fs,
+            err: &err,
         };
-
         let mut targets = BTreeSet::new();
-        let mut overlays = Vec::new();
-        for o in &raw.overlays {
-            let o = o.get_ref();
-            let is_dir = check_source(&o.source, "overlay")?;
-            check_target(o.target.get_ref()).map_err(|m| err(o.target.span(), m))?;
-            if !targets.insert(o.target.get_ref().clone()) {
-                return Err(err(
-                    o.target.span(),
-                    format!("target `{}` is declared twice", o.target.get_ref()),
-                ));
-            }
-            overlays.push(Overlay {
-                source: o.source.get_ref().clone(),
-                target: o.target.get_ref().clone(),
-                is_dir,
-                template: o.template,
-            });
-        }
-
-        let compose = match &raw.compose {
-            None => None,
-            Some(c) => {
-                let c = c.get_ref();
-                if check_source(&c.file, "compose")? {
-                    return Err(err(c.file.span(), "compose file is a directory".into()));
-                }
-                let target = match &c.target {
-                    Some(t) => {
-                        check_target(t.get_ref()).map_err(|m| err(t.span(), m))?;
-                        t.get_ref().clone()
-                    }
-                    None => "docker-compose.yml".to_owned(),
-                };
-                if !targets.insert(target.clone()) {
-                    let span = c.target.as_ref().map_or(c.file.span(), |t| t.span());
-                    return Err(err(span, format!("target `{target}` is declared twice")));
-                }
-                let project = match &c.project {
-                    Some(p) if valid_name(p.get_ref()) => p.get_ref().clone(),
-                    Some(p) => {
-                        return Err(err(
-                            p.span(),
-                            format!(
-                                "project `{}` must be lowercase letters, digits, `-`, `_`",
-                                p.get_ref()
-                            ),
-                        ));
-                    }
-                    None => name.clone(),
-                };
-                for j in &c.jobs {
-                    if !raw.images.contains_key(j.get_ref()) {
-                        return Err(err(
-                            j.span(),
-                            format!("job `{}` is not a service of [images]", j.get_ref()),
-                        ));
-                    }
-                }
-                Some(Compose {
-                    source: c.file.get_ref().clone(),
-                    target,
-                    project,
-                    template: c.template,
-                    jobs: c.jobs.iter().map(|j| j.get_ref().clone()).collect(),
-                })
-            }
-        };
-
+        let overlays = files::overlays(&raw.overlays, &sources, &mut targets)?;
+        let compose = raw
+            .compose
+            .as_ref()
+            .map(|c| files::compose(c.get_ref(), &raw.images, &name, &sources, &mut targets))
+            .transpose()?;
         let values = values::parse(&raw.values, &err)?;
         let secrets = secrets::parse(&raw.secrets, &values, &err)?;
         let preflight = match &raw.preflight {
             Some(p) => values::parse_preflight(p, &err)?,
             None => Preflight::default(),
         };
-
-        let supplier = match &bundle.supplier {
-            None => None,
-            Some(s) => {
-                let v = s.get_ref().trim();
-                if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
-                    return Err(err(
-                        s.span(),
-                        "supplier: the organisation that supplies the bundle, at most 200 printable characters".into(),
-                    ));
-                }
-                Some(v.to_owned())
-            }
-        };
-
+        let supplier = supplier(bundle, &err)?;
         Ok(BundleSpec {
             path: path.to_owned(),
             root: root.to_owned(),
@@ -493,6 +352,62 @@ impl BundleSpec {
         }
         p
     }
+}
+
+/// How a located error is made: at a span of the file being parsed.
+pub(super) type Err<'a> = &'a dyn Fn(Range<usize>, String) -> LocatedError;
+
+/// `[bundle] platforms`, each known and listed once; linux/amd64 by default.
+fn platforms(bundle: &Spanned<RawBundle>, err: Err<'_>) -> Result<Vec<Platform>, LocatedError> {
+    let mut platforms = Vec::new();
+    match &bundle.get_ref().platforms {
+        None => platforms.push(Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }),
+        Some(list) if list.is_empty() => {
+            return Err(err(bundle.span(), "platforms is empty".into()));
+        }
+        Some(list) => {
+            for p in list {
+                let parsed = Platform::parse(p.get_ref()).ok_or_else(|| {
+                    err(
+                        p.span(),
+                        format!(
+                            "platform `{}` is not os/architecture[/variant]",
+                            p.get_ref()
+                        ),
+                    )
+                })?;
+                if let Err(m) = parsed.check_known() {
+                    return Err(err(p.span(), m));
+                }
+                if !platforms.contains(&parsed) {
+                    platforms.push(parsed);
+                }
+            }
+        }
+    }
+
+    Ok(platforms)
+}
+
+/// `[bundle] supplier`: printable, at most 200 characters.
+fn supplier(bundle: &RawBundle, err: Err<'_>) -> Result<Option<String>, LocatedError> {
+    Ok(match &bundle.supplier {
+        None => None,
+        Some(s) => {
+            let v = s.get_ref().trim();
+            if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
+                return Err(err(
+                    s.span(),
+                    "supplier: the organisation that supplies the bundle, at most 200 printable characters".into(),
+                ));
+            }
+            Some(v.to_owned())
+        }
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! declared in bundle.toml, supplied at install.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -167,7 +166,7 @@ pub(super) struct RawPreflight {
     runtime_version: Option<Spanned<String>>,
 }
 
-type Err<'a> = &'a dyn Fn(Range<usize>, String) -> LocatedError;
+use super::Err;
 
 /// Checks `[values.*]`.
 pub(super) fn parse(
