@@ -265,32 +265,7 @@ impl Store {
             .open(&partial)
             .map_err(io_err(&partial))?;
         // Continue an earlier attempt: re-hash what it left.
-        let mut hasher = Sha256::new();
-        let mut have = file.metadata().map_err(io_err(&partial))?.len();
-        if have > size {
-            file.set_len(0).map_err(io_err(&partial))?;
-            have = 0;
-        }
-        if have > 0 {
-            let mut buf = vec![0u8; 1 << 20];
-            let mut left = have;
-            file.seek(SeekFrom::Start(0)).map_err(io_err(&partial))?;
-            while left > 0 {
-                let n = file
-                    .read(&mut buf[..left.min(1 << 20) as usize])
-                    .map_err(io_err(&partial))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                left -= n as u64;
-            }
-            if left > 0 {
-                file.set_len(0).map_err(io_err(&partial))?;
-                hasher = Sha256::new();
-                have = 0;
-            }
-        }
+        let (mut hasher, mut have) = rehash_partial(&mut file, &partial, size)?;
         let mut transferred = 0u64;
         let mut resumes = 0u32;
         let mut buf = vec![0u8; 1 << 20];
@@ -370,6 +345,43 @@ impl Store {
         sync_dir(dest.parent());
         Ok(Ingested::Written { transferred })
     }
+}
+
+/// What an earlier attempt left in `file`, hashed: the hasher and the
+/// length kept, or an emptied file where it was longer than `size` or
+/// could not be read whole.
+fn rehash_partial(
+    file: &mut File,
+    partial: &Path,
+    size: u64,
+) -> Result<(Sha256, u64), IngestError> {
+    let mut hasher = Sha256::new();
+    let mut have = file.metadata().map_err(io_err(partial))?.len();
+    if have > size {
+        file.set_len(0).map_err(io_err(partial))?;
+        return Ok((hasher, 0));
+    }
+    if have > 0 {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = have;
+        file.seek(SeekFrom::Start(0)).map_err(io_err(partial))?;
+        while left > 0 {
+            let n = file
+                .read(&mut buf[..left.min(1 << 20) as usize])
+                .map_err(io_err(partial))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        if left > 0 {
+            file.set_len(0).map_err(io_err(partial))?;
+            hasher = Sha256::new();
+            have = 0;
+        }
+    }
+    Ok((hasher, have))
 }
 
 fn sync_dir(dir: Option<&Path>) {

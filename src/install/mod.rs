@@ -375,6 +375,40 @@ pub fn install_opened(
     result
 }
 
+/// A delta installs only over its base (or over the release it stands
+/// for, as a repair).
+fn check_delta_base(
+    bundle: &OpenBundle,
+    current: Option<&(PathBuf, Release)>,
+    manifest_digest: &Digest,
+    opts: &InstallOptions<'_>,
+) -> Result<(), InstallError> {
+    let Some(b) = &bundle.manifest.base else {
+        return Ok(());
+    };
+    match current {
+        Some((_, r)) if r.manifest_digest == b.manifest => {}
+        Some((_, r)) if &r.manifest_digest == manifest_digest => {}
+        other => {
+            return Err(InstallError::Refused(format!(
+                "this delta installs over {} {} (manifest {}); {} holds {}: install that release (or this version's full bundle) first",
+                b.name,
+                b.version,
+                b.manifest,
+                opts.target.display(),
+                other
+                    .as_ref()
+                    .map(|(_, r)| format!(
+                        "{} {} (manifest {})",
+                        r.name, r.version, r.manifest_digest
+                    ))
+                    .unwrap_or_else(|| "nothing".into())
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn install_locked(
     bundle: &OpenBundle,
     target: &Target,
@@ -392,28 +426,7 @@ fn install_locked(
     // only over its base.
     let current = current_release(&target.root)?;
     let action = decide(current.as_ref(), &name, &version, &manifest_digest, opts)?;
-    if let Some(b) = &bundle.manifest.base {
-        match &current {
-            Some((_, r)) if r.manifest_digest == b.manifest => {}
-            Some((_, r)) if r.manifest_digest == manifest_digest => {}
-            other => {
-                return Err(InstallError::Refused(format!(
-                    "this delta installs over {} {} (manifest {}); {} holds {}: install that release (or this version's full bundle) first",
-                    b.name,
-                    b.version,
-                    b.manifest,
-                    opts.target.display(),
-                    other
-                        .as_ref()
-                        .map(|(_, r)| format!(
-                            "{} {} (manifest {})",
-                            r.name, r.version, r.manifest_digest
-                        ))
-                        .unwrap_or_else(|| "nothing".into())
-                )));
-            }
-        }
-    }
+    check_delta_base(bundle, current.as_ref(), &manifest_digest, opts)?;
     let previous = current.as_ref().map(|(_, r)| r.version.clone());
 
     // 3. Images: load what the runtime lacks, then check every ID.

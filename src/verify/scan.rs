@@ -262,45 +262,19 @@ fn scan_entries<R: io::Read>(
             || kind.is_pax_local_extensions()
             || kind.is_pax_global_extensions();
         if extension {
-            if size > MAX_TAR_EXTENSION {
-                problems.push(malformed(
-                    offset,
-                    format!(
-                        "a {} header extension of {size} bytes (at most {MAX_TAR_EXTENSION} are accepted)",
-                        extension_name(kind)
-                    ),
-                ));
-                break;
-            }
-            let mut data = Vec::with_capacity(size as usize);
-            if let Err(err) = io::Read::read_to_end(&mut e, &mut data) {
-                problems.push(malformed(
-                    offset,
-                    format!("cannot read a header extension ({:?})", err.kind()),
-                ));
-                break;
-            }
-            if data.len() as u64 != size {
-                problems.push(malformed(offset, "a header extension is cut short".into()));
-                break;
-            }
-            if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
-                let (name, size_record, bad) = if kind.is_gnu_longname() {
-                    let n = data.split(|b| *b == 0).next().unwrap_or_default().to_vec();
-                    (Some(n), None, None)
-                } else {
-                    pax_records(&data)
-                };
-                if let Some(m) = bad {
+            match read_extension(&mut e, kind, size) {
+                Ok((name, size_record)) => {
+                    if name.is_some() && long_name.is_some() {
+                        problems.push(malformed(offset, "two long names for one entry".into()));
+                        break;
+                    }
+                    long_name = name.or(long_name.take());
+                    pax_size = size_record.or(pax_size);
+                }
+                Err(m) => {
                     problems.push(malformed(offset, m));
                     break;
                 }
-                if name.is_some() && long_name.is_some() {
-                    problems.push(malformed(offset, "two long names for one entry".into()));
-                    break;
-                }
-                long_name = name.or(long_name.take());
-                pax_size = size_record.or(pax_size);
             }
             continue;
         }
@@ -344,6 +318,41 @@ fn scan_entries<R: io::Read>(
         ));
     }
     end
+}
+
+/// A GNU long name or PAX extension of `size` bytes, read whole (at most
+/// [`MAX_TAR_EXTENSION`]): the long name and PAX size it gives, or why it
+/// is malformed.
+fn read_extension<R: io::Read>(
+    e: &mut tar::Entry<'_, R>,
+    kind: tar::EntryType,
+    size: u64,
+) -> Result<(Option<Vec<u8>>, Option<u64>), String> {
+    if size > MAX_TAR_EXTENSION {
+        return Err(format!(
+            "a {} header extension of {size} bytes (at most {MAX_TAR_EXTENSION} are accepted)",
+            extension_name(kind)
+        ));
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    if let Err(err) = io::Read::read_to_end(e, &mut data) {
+        return Err(format!("cannot read a header extension ({:?})", err.kind()));
+    }
+    if data.len() as u64 != size {
+        return Err("a header extension is cut short".into());
+    }
+    if kind.is_gnu_longname() {
+        let n = data.split(|b| *b == 0).next().unwrap_or_default().to_vec();
+        return Ok((Some(n), None));
+    }
+    if kind.is_pax_local_extensions() {
+        let (name, size_record, bad) = pax_records(&data);
+        return match bad {
+            Some(m) => Err(m),
+            None => Ok((name, size_record)),
+        };
+    }
+    Ok((None, None))
 }
 
 fn extension_name(kind: tar::EntryType) -> &'static str {
