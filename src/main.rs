@@ -29,98 +29,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches as _;
 
 use bale::error::exit;
-use cli::args::{Cli, Command};
-use cli::{bundle, help, output, pipeline, site};
-
-fn run(command: Command) -> Result<(), bale::Error> {
-    match command {
-        Command::Lock {
-            spec,
-            update,
-            check,
-            net,
-        } => pipeline::lock(&spec, update, check, &net),
-        Command::Outdated { spec, json, net } => pipeline::outdated(&spec, json.json, &net),
-        Command::Fetch {
-            spec,
-            blobs,
-            json,
-            net,
-        } => pipeline::fetch(&spec, blobs, json, &net),
-        Command::Build(a) => pipeline::build(a),
-        Command::Keygen {
-            public_key,
-            secret_key,
-            no_password,
-            force,
-        } => pipeline::keygen(&public_key, &secret_key, no_password, force),
-        Command::Verify {
-            bundle,
-            public_key,
-            allow_unsigned,
-            base,
-            json,
-        } => bundle::verify(
-            &bundle,
-            public_key.as_deref(),
-            allow_unsigned,
-            base.as_deref(),
-            json.json,
-        ),
-        Command::Install(a) => site::install(a),
-        Command::Audit {
-            bundle,
-            target,
-            public_key,
-            report,
-            runtime,
-            json,
-        } => site::audit(
-            bundle.as_deref(),
-            &target,
-            public_key.as_deref(),
-            report.as_deref(),
-            &runtime,
-            json.json,
-        ),
-        Command::Inspect { bundle, json } => bundle::inspect(&bundle, json.json),
-        Command::Sbom {
-            bundle,
-            public_key,
-            allow_unsigned,
-        } => bundle::sbom(&bundle, public_key.as_deref(), allow_unsigned),
-        Command::Serve(a) => bundle::serve(a),
-        Command::Push(a) => bundle::push(a),
-        Command::Split(a) => pipeline::split(a),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut help::command(), "bale", &mut std::io::stdout());
-            Ok(())
-        }
-        Command::Man { command, dir } => help::man(command.as_deref(), dir.as_deref()),
-    }
-}
-
-/// Whether the command prints JSON, and whether it streams events (whose
-/// closing object then carries `"event": "summary"`).
-fn json_mode(command: &Command) -> Option<Option<&'static str>> {
-    match command {
-        Command::Fetch { json: true, .. } => Some(Some("summary")),
-        Command::Build(a) if a.json.json => Some(None),
-        Command::Split(a) if a.json.json => Some(None),
-        Command::Install(a) if a.json.json => Some(None),
-        Command::Serve(a) if a.json => Some(Some("summary")),
-        Command::Push(a) if a.json.json => Some(Some("summary")),
-        Command::Outdated { json, .. }
-        | Command::Verify { json, .. }
-        | Command::Audit { json, .. }
-        | Command::Inspect { json, .. }
-            if json.json =>
-        {
-            Some(None)
-        }
-        _ => None,
-    }
-}
+use cli::args::Cli;
+use cli::{help, output};
 
 fn main() -> ExitCode {
     let cli = match help::command()
@@ -146,13 +56,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE as u8);
         }
     };
-    let json = json_mode(&cli.command);
-    match run(cli.command) {
+    let resolved = cli::resolve(cli.command);
+    match resolved.command.run(&resolved.output) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(event) = json {
-                output::failure(&e, event);
-            }
+            resolved.output.failure(&e);
             errln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }

@@ -96,8 +96,10 @@ pub enum BlobHow {
     Uploaded,
 }
 
-/// What a push reports while it runs.
-#[derive(Clone, Debug)]
+/// What a push reports while it runs; as JSON, an object whose `event`
+/// names the kind.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
 pub enum PushEvent {
     /// A blob is being uploaded: `sent` of `size` bytes so far.
     Progress {

@@ -288,7 +288,7 @@ fn modules_and_the_files_of_each_folder_import_each_other_without_a_cycle() {
                 && p.len() > 1
                 && p[0] == from
                 && p[1] != f.module[1]
-                && files_of.contains(&p[..2].to_vec())
+                && files_of.contains(&p[..2])
             {
                 siblings
                     .entry(from.clone())

@@ -65,7 +65,7 @@ pub struct Blobs {
 /// `--json`, for every command that has a result to report.
 #[derive(Args, Clone, Copy)]
 pub struct Json {
-    /// Print the result as JSON on stdout; its last object always has `ok` (and `error` on failure).
+    /// Print the result as JSON on stdout (fetch, push and serve: a line per event, then a summary); the last object always has `ok` (and `error` on failure).
     #[arg(long)]
     pub json: bool,
 }
@@ -101,9 +101,8 @@ pub enum Command {
         spec: SpecFile,
         #[command(flatten)]
         blobs: Blobs,
-        /// Print events and the summary as JSON lines on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
         #[command(flatten)]
         net: Net,
     },
@@ -330,9 +329,8 @@ pub struct ServeArgs {
     /// Connections served at once; more wait until one closes.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_connections: usize,
-    /// Log as JSON lines on stdout (listening, each request, the summary) instead of text on stderr.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: Json,
 }
 
 /// `bale push`.

@@ -1,9 +1,139 @@
 //! The command line: flags (one definition for help, completions and the
-//! man page), output, and one function per command.
+//! man page), resolved once into a command and an output mode, then run.
 
 pub mod args;
-pub mod bundle;
+pub mod command;
 pub mod help;
+pub mod keys;
 pub mod output;
-pub mod pipeline;
-pub mod site;
+pub mod resolve;
+
+use args::Command;
+use command::Run;
+use output::{Json, Output};
+
+/// A command line resolved: what to run, and how to print.
+pub struct Resolved {
+    /// The output mode.
+    pub output: Output,
+    /// The command.
+    pub command: Box<dyn Run>,
+}
+
+/// `--json` of a command that prints one document, or of one that
+/// streams events.
+fn json(on: bool, lines: bool) -> Json {
+    match (on, lines) {
+        (false, _) => Json::Off,
+        (true, false) => Json::Document,
+        (true, true) => Json::Lines,
+    }
+}
+
+/// Resolves the parsed command line, once: every flag into the library's
+/// request for the command, and the output mode.
+pub fn resolve(command: Command) -> Resolved {
+    use command::*;
+    let (mode, command): (Json, Box<dyn Run>) = match command {
+        Command::Lock {
+            spec,
+            update,
+            check,
+            net,
+        } => (
+            Json::Off,
+            Box::new(lock::Lock::new(spec, update, check, net)),
+        ),
+        Command::Outdated { spec, json: j, net } => (
+            json(j.json, false),
+            Box::new(outdated::Outdated {
+                spec: resolve::spec(spec, net),
+            }),
+        ),
+        Command::Fetch {
+            spec,
+            blobs,
+            json: j,
+            net,
+        } => (
+            json(j.json, true),
+            Box::new(fetch::Fetch::new(spec, blobs, net)),
+        ),
+        Command::Build(a) => (json(a.json.json, false), Box::new(build::Build::new(a))),
+        Command::Keygen {
+            public_key,
+            secret_key,
+            no_password,
+            force,
+        } => (
+            Json::Off,
+            Box::new(keygen::Keygen::new(
+                public_key,
+                secret_key,
+                no_password,
+                force,
+            )),
+        ),
+        Command::Verify {
+            bundle,
+            public_key,
+            allow_unsigned,
+            base,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(verify::Verify {
+                request: bale::ops::verify::VerifyRequest {
+                    bundle,
+                    public_key,
+                    allow_unsigned,
+                    base,
+                },
+            }),
+        ),
+        Command::Install(a) => (json(a.json.json, false), Box::new(install::Install::new(a))),
+        Command::Audit {
+            bundle,
+            target,
+            public_key,
+            report,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(audit::Audit {
+                request: bale::ops::audit::AuditRequest {
+                    bundle,
+                    public_key,
+                    target,
+                    report,
+                    runtime: resolve::runtime(runtime),
+                },
+            }),
+        ),
+        Command::Inspect { bundle, json: j } => {
+            (json(j.json, false), Box::new(inspect::Inspect { bundle }))
+        }
+        Command::Sbom {
+            bundle,
+            public_key,
+            allow_unsigned,
+        } => (
+            Json::Off,
+            Box::new(sbom::Sbom {
+                bundle,
+                public_key,
+                allow_unsigned,
+            }),
+        ),
+        Command::Serve(a) => (json(a.json.json, true), Box::new(serve::Serve::new(a))),
+        Command::Push(a) => (json(a.json.json, true), Box::new(push::Push::new(a))),
+        Command::Split(a) => (json(a.json.json, false), Box::new(split::Split::new(a))),
+        Command::Completions { shell } => (Json::Off, Box::new(meta::Completions { shell })),
+        Command::Man { command, dir } => (Json::Off, Box::new(meta::Man { command, dir })),
+    };
+    Resolved {
+        output: Output::new(mode),
+        command,
+    }
+}

@@ -162,28 +162,6 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// The fetch reporter for this output: JSON lines, bars on a terminal,
-/// plain lines otherwise.
-pub fn reporter(json: bool, silent: bool) -> Box<dyn Reporter> {
-    if json && !silent {
-        Box::new(JsonLines)
-    } else if json {
-        Box::new(Silent)
-    } else if std::io::stderr().is_terminal() {
-        Box::new(Bars {
-            total: indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            ),
-            state: Mutex::new(()),
-        })
-    } else {
-        Box::new(Lines)
-    }
-}
-
 /// Which image is being resolved, on a terminal only: resolution can wait
 /// on a slow registry, and silence there looks like a hang.
 pub fn resolving(service: &str, image: &str) {
@@ -236,9 +214,52 @@ impl Reporter for JsonLines {
     }
 }
 
-/// Progress bars on a terminal.
+/// The one progress bar bale draws, on a terminal's stderr: bytes done of
+/// a total, with a message (the image, or the blob being pushed).
+pub struct Progress(indicatif::ProgressBar);
+
+impl Progress {
+    fn new() -> Progress {
+        Progress(
+            indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            ),
+        )
+    }
+
+    /// Sets where it stands.
+    pub fn set(&self, done: u64, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(done);
+    }
+
+    /// Adds to what is done.
+    pub fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    /// Sets its message.
+    pub fn message(&self, m: String) {
+        self.0.set_message(m);
+    }
+
+    /// Prints a line above the bar.
+    pub fn println(&self, line: &str) {
+        self.0.println(for_terminal(line));
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// The fetch reporter that drives a [`Progress`].
 struct Bars {
-    total: indicatif::ProgressBar,
+    bar: Progress,
     state: Mutex<()>,
 }
 
@@ -250,17 +271,110 @@ impl Reporter for Bars {
                 bytes,
                 present_bytes,
                 ..
-            } => {
-                self.total.set_length(bytes);
-                self.total.set_position(present_bytes);
-            }
-            Event::Progress { bytes, .. } => self.total.inc(bytes),
-            Event::Finished { image, .. } => self.total.set_message(image),
+            } => self.bar.set(present_bytes, bytes),
+            Event::Progress { bytes, .. } => self.bar.advance(bytes),
+            Event::Finished { image, .. } => self.bar.message(image),
             Event::Started { .. } => {}
         }
     }
 
     fn finish(&self) {
-        self.total.finish_and_clear();
+        self.bar.finish();
+    }
+}
+
+/// How a command prints JSON, if it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Json {
+    /// Text on stderr.
+    Off,
+    /// One JSON document on stdout at the end.
+    Document,
+    /// A JSON line per event on stdout, closed by a summary line.
+    Lines,
+}
+
+/// A command's output mode, resolved once from its flags and the
+/// terminal: JSON or text, and whether progress is drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    /// JSON, and of which shape.
+    pub json: Json,
+    /// Whether stderr is a terminal (progress bars, "resolving" lines).
+    pub terminal: bool,
+    /// Whether stdin is a terminal (prompts for passwords and values).
+    pub interactive: bool,
+}
+
+impl Output {
+    /// The mode for `json`, on this process's terminal.
+    pub fn new(json: Json) -> Output {
+        Output {
+            json,
+            terminal: std::io::stderr().is_terminal(),
+            interactive: std::io::stdin().is_terminal(),
+        }
+    }
+
+    /// Whether JSON is printed.
+    pub fn is_json(&self) -> bool {
+        self.json != Json::Off
+    }
+
+    /// Prints `value` as the command's closing JSON result, with `ok` set
+    /// (and, after events, `"event": "summary"`).
+    pub fn result(&self, value: &impl serde::Serialize, ok: bool) {
+        let mut v = serde_json::to_value(value).unwrap_or_default();
+        match self.json {
+            Json::Lines => {
+                v["event"] = "summary".into();
+                result_line(v, ok);
+            }
+            _ => result(v, ok),
+        }
+    }
+
+    /// Prints one event as a JSON line.
+    pub fn event(&self, value: &impl serde::Serialize) {
+        if let Ok(line) = serde_json::to_string(value) {
+            jsonln!("{line}");
+        }
+    }
+
+    /// On a failure under `--json`: the closing object, unless the
+    /// command printed its own.
+    pub fn failure(&self, error: &bale::Error) {
+        match self.json {
+            Json::Off => {}
+            Json::Document => failure(error, None),
+            Json::Lines => failure(error, Some("summary")),
+        }
+    }
+
+    /// The fetch reporter: JSON lines when events are printed, nothing
+    /// under a JSON document, bars on a terminal, plain lines otherwise.
+    pub fn reporter(&self) -> Box<dyn Reporter> {
+        match self.json {
+            Json::Lines => Box::new(JsonLines),
+            Json::Document => Box::new(Silent),
+            Json::Off if self.terminal => Box::new(Bars {
+                bar: Progress::new(),
+                state: Mutex::new(()),
+            }),
+            Json::Off => Box::new(Lines),
+        }
+    }
+
+    /// A progress bar, where text goes to a terminal.
+    pub fn progress(&self) -> Option<Progress> {
+        (self.json == Json::Off && self.terminal).then(Progress::new)
+    }
+
+    /// A line of text on stderr, above `bar` when there is one.
+    pub fn line(&self, bar: Option<&Progress>, line: &str) {
+        match bar {
+            Some(b) => b.println(line),
+            None => errln!("{line}"),
+        }
     }
 }

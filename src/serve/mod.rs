@@ -119,11 +119,15 @@ pub struct RequestLog {
     pub millis: u64,
 }
 
-/// What the server reports while it runs.
-#[derive(Clone, Debug)]
+/// What the server reports while it runs; as JSON, an object whose
+/// `event` names the kind.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
 pub enum ServeEvent {
     /// Verified and listening.
     Listening {
+        /// `http://ADDR` or `https://ADDR`.
+        url: String,
         /// The address bound.
         addr: SocketAddr,
         /// Whether it speaks HTTPS.
@@ -133,6 +137,7 @@ pub enum ServeEvent {
         /// Tags served.
         tags: usize,
         /// Bundle name.
+        #[serde(rename = "bundle")]
         name: String,
         /// Bundle version.
         version: String,
@@ -217,9 +222,11 @@ async fn run(
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let tls = acceptor.is_some();
     (state.events)(ServeEvent::Listening {
+        url: format!("{}://{addr}", if tls { "https" } else { "http" }),
         addr,
-        tls: acceptor.is_some(),
+        tls,
         repositories: state.catalog.repositories.len(),
         tags: state
             .catalog

@@ -1,0 +1,25 @@
+//! One file per command: what it prints around its library call
+//! (`bale::ops`). Each holds its resolved arguments and runs once.
+
+pub mod audit;
+pub mod build;
+pub mod fetch;
+pub mod inspect;
+pub mod install;
+pub mod keygen;
+pub mod lock;
+pub mod meta;
+pub mod outdated;
+pub mod push;
+pub mod sbom;
+pub mod serve;
+pub mod split;
+pub mod verify;
+
+use super::output::Output;
+
+/// A command with its arguments resolved.
+pub trait Run {
+    /// Runs it, printing in `out`'s mode.
+    fn run(&self, out: &Output) -> Result<(), bale::Error>;
+}
