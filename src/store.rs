@@ -428,10 +428,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn wrong_bytes_leave_nothing_under_the_digest() {
+    /// An empty store in a temporary directory (kept while the guard lives).
+    fn fresh() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        (dir, store)
+    }
+
+    #[test]
+    fn wrong_bytes_leave_nothing_under_the_digest() {
+        let (_dir, store) = fresh();
         let d = Digest::of(b"good");
         let r = store.ingest(&d, 4, &mut opener(b"evil".to_vec()), 0, &mut |_| {});
         assert!(matches!(
@@ -444,8 +450,7 @@ mod tests {
 
     #[test]
     fn long_source_is_cut_and_refused() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let (_dir, store) = fresh();
         let d = Digest::of(b"good");
         let r = store.ingest(&d, 4, &mut opener(b"goodmore".to_vec()), 0, &mut |_| {});
         assert!(matches!(
@@ -457,8 +462,7 @@ mod tests {
 
     #[test]
     fn good_blob_is_stored_once() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let (dir, store) = fresh();
         let d = Digest::of(b"good");
         let r = store.ingest(&d, 4, &mut opener(b"good".to_vec()), 0, &mut |_| {});
         assert_eq!(r.ok(), Some(Ingested::Written { transferred: 4 }));

@@ -618,6 +618,23 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         .ok();
     p.bale(&["verify", "borgstack.bale", "--public-key", "keys/k.pub"])
         .ok();
+    each_tls_mode_renders_a_caddyfile_caddy_and_compose_accept(&p);
+    redis_conf_runs_in_a_real_redis_server(&p);
+    lowcoder_seaweedfs_and_backups_are_wired_as_the_architecture_asks(&p);
+    postgresql_reads_its_sizing_for_both_host_sizes(&p);
+    init_databases_sql_runs_in_a_real_postgresql(&p);
+}
+
+/// Value `key` of the `t-internal` install's `.env`.
+fn env_value(p: &Project, key: &str) -> String {
+    p.read("t-internal/.env")
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {key} in .env"))
+}
+
+/// Installed once per TLS mode (`t-internal`, `t-acme`, `t-files`): each Caddyfile names the sites, keeps S3 internal, carries the architecture's headers and passes `caddy validate`; each compose file passes `docker-compose config`.
+fn each_tls_mode_renders_a_caddyfile_caddy_and_compose_accept(p: &Project) {
     self_signed_cert(p.path(), "*.borgstack.example");
     for (tls, extra) in [
         ("internal", vec![]),
@@ -638,7 +655,7 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         // This machine is smaller than the architecture's host.
         let mut extra = extra;
         extra.extend(["--skip-preflight", "disk"]);
-        let target = install_tls(&p, "borgstack.bale", ("BORGSTACK_TLS", tls), &extra, None);
+        let target = install_tls(p, "borgstack.bale", ("BORGSTACK_TLS", tls), &extra, None);
         let caddyfile = p
             .path()
             .join(&target)
@@ -668,15 +685,13 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         let check = p.path().join(format!("Caddyfile-{tls}"));
         std::fs::write(&check, host_view).unwrap_or_else(|e| panic!("{e}"));
         caddy_validate(p.path(), &check);
-        compose_config(&p, &target);
+        compose_config(p, &target);
     }
-    let env = p.read("t-internal/.env");
-    let get = |k: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("no {k} in .env"))
-            .to_owned()
-    };
+}
+
+/// redis.conf in a real redis-server; the compose file gives the password on the command line, so does this.
+fn redis_conf_runs_in_a_real_redis_server(p: &Project) {
+    let get = |k: &str| env_value(p, k);
     // redis.conf in a real redis-server; the compose file gives the password
     // on the command line, so does this.
     let conf = p.path().join("t-internal/current/config/redis/redis.conf");
@@ -696,6 +711,11 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         p.read("t-internal/current/config/redis/redis.conf")
             .contains("maxmemory 4gb")
     );
+}
+
+/// Lowcoder's own MongoDB user, Directus and Chatwoot on SeaweedFS, SeaweedFS' private S3 identities, and backup scripts that parse and run.
+fn lowcoder_seaweedfs_and_backups_are_wired_as_the_architecture_asks(p: &Project) {
+    let get = |k: &str| env_value(p, k);
     // Lowcoder connects as its own MongoDB user, made by the mongodb-init job.
     let compose = p.read("t-internal/current/docker-compose.yml");
     assert!(
@@ -758,6 +778,10 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         &p.path()
             .join("t-internal/current/config/backup/duplicati-backup.sh"),
     );
+}
+
+/// PostgreSQL reads the sizing for the architecture's 36 GB server, and for its 16 GB minimum; and the site's time zone.
+fn postgresql_reads_its_sizing_for_both_host_sizes(p: &Project) {
     // PostgreSQL reads the sizing for the architecture's 36 GB server, and
     // for its 16 GB minimum; and the site's time zone.
     let pgconf = p
@@ -799,6 +823,11 @@ fn borgstack_root_bundle_builds_installs_and_its_configs_pass_their_validators()
         p.read("t-16/current/config/redis/redis.conf")
             .contains("maxmemory 2gb")
     );
+}
+
+/// init-databases.sql in a real PostgreSQL, its passwords from the environment.
+fn init_databases_sql_runs_in_a_real_postgresql(p: &Project) {
+    let get = |k: &str| env_value(p, k);
     // init-databases.sql in a real PostgreSQL, its passwords from the environment.
     let sql = p.read("t-internal/current/config/postgresql/init-databases.sql");
     let pw: Vec<(String, String)> = [

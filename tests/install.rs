@@ -80,7 +80,8 @@ length = 40
     )
 }
 
-struct Stack {
+/// The three-service stack on a private dockerd, installed into `target/`.
+struct Site {
     p: Project,
     docker: Dockerd,
     web_port: u16,
@@ -101,8 +102,8 @@ fn stack_project() -> Project {
     p
 }
 
-impl Stack {
-    fn new() -> Stack {
+impl Site {
+    fn new() -> Site {
         let p = stack_project();
         let docker = Dockerd::start();
         let (web_port, api_port) = (free_port(), free_port());
@@ -111,7 +112,7 @@ impl Stack {
             "target/.env",
             &format!("# site settings\nWEB_PORT={web_port}\nAPI_PORT={api_port}\n"),
         );
-        Stack {
+        Site {
             p,
             docker,
             web_port,
@@ -174,7 +175,7 @@ impl Stack {
     }
 }
 
-impl Drop for Stack {
+impl Drop for Site {
     fn drop(&mut self) {
         // Stop the project's containers before dockerd goes.
         let _ = self.docker.docker(&[
@@ -239,11 +240,26 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrade() {
-    let s = Stack::new();
+    let s = Site::new();
     let v1 = s.build("1.0.0", "web v1\n");
+    let token = first_install_starts_every_service_with_its_secret(&s, &v1);
+    let web_config = image_ids_are_the_locked_config_digests(&s);
+    audit_passes_and_names_a_stopped_or_removed_service(&s, &v1);
+    a_reinstall_changes_nothing(&s, &v1);
+    let v2 = s.build("1.1.0", "web v2\n");
+    an_upgrade_keeps_the_previous_release_and_the_secrets(&s, &v2, &token);
+    an_older_version_is_refused_and_changes_nothing(&s, &v1);
+    a_retagged_image_is_a_finding_until_put_back(&s, &web_config);
+    drifted_files_are_findings_and_a_reinstall_restores_them(&s, &v2);
+    let v3 = s.build("1.2.0", "web v3\n");
+    a_tampered_bundle_installs_nothing(&s, &v3);
+    a_killed_upgrade_leaves_the_old_release_and_a_rerun_completes(&s, &v3);
+}
 
+/// Into an empty target with `--up`: every service answers, and the generated secret is private, kept apart from the operator's settings, never printed, and reaches the stack; returns it.
+fn first_install_starts_every_service_with_its_secret(s: &Site, v1: &str) -> String {
     // Install into an empty target and start: every service answers.
-    let r = s.install(&v1, &["--up"]);
+    let r = s.install(v1, &["--up"]);
     r.ok();
     r.says("stack 1.0.0 installed");
     for svc in ["web", "api", "worker"] {
@@ -289,7 +305,11 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         token,
         "the stack gets the generated secret"
     );
+    token
+}
 
+/// Each image ID equals its locked config digest; returns web's.
+fn image_ids_are_the_locked_config_digests(s: &Site) -> String {
     // Image IDs equal the locked config digests.
     let lock: toml::Value =
         toml::from_str(&s.p.read("bundle.lock")).unwrap_or_else(|e| panic!("{e}"));
@@ -307,10 +327,14 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         "localhost/bale-demo/web:1.0",
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), web_config);
+    web_config
+}
 
+/// Audit passes against the record and the signed bundle (JSON is evidence); a stopped and a removed service are findings until a re-install starts them.
+fn audit_passes_and_names_a_stopped_or_removed_service(s: &Site, v1: &str) {
     // Audit passes, against the record and against the signed bundle; JSON is evidence.
     s.audit(&[]).ok();
-    s.audit(&[&v1, "--public-key", "keys/k.pub"]).ok();
+    s.audit(&[v1, "--public-key", "keys/k.pub"]).ok();
     let r = s.audit(&["--json"]);
     let v: serde_json::Value =
         serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
@@ -333,12 +357,15 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     r.says("FINDING service api: stopped");
     r.says("FINDING service worker: missing");
     // Re-installing with --up starts them again.
-    s.install(&v1, &["--up"]).ok();
+    s.install(v1, &["--up"]).ok();
     s.audit(&[]).ok();
+}
 
+/// The same bundle again changes nothing on disk.
+fn a_reinstall_changes_nothing(s: &Site, v1: &str) {
     // Re-install is a no-op.
     let before = snapshot(&s.target());
-    let r = s.install(&v1, &["--up"]);
+    let r = s.install(v1, &["--up"]);
     r.ok();
     assert!(
         r.stderr().contains("already installed; nothing changed")
@@ -347,10 +374,12 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         r.describe()
     );
     assert_eq!(snapshot(&s.target()), before);
+}
 
+/// A newer version upgrades; the previous release and the secrets are kept.
+fn an_upgrade_keeps_the_previous_release_and_the_secrets(s: &Site, v2: &str, token: &str) {
     // A newer version upgrades; the previous release is kept.
-    let v2 = s.build("1.1.0", "web v2\n");
-    let r = s.install(&v2, &["--up"]);
+    let r = s.install(v2, &["--up"]);
     r.ok();
     r.says("stack 1.1.0 upgraded from 1.0.0");
     assert!(http_get(s.web_port).contains("web v2"));
@@ -369,14 +398,20 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         "secrets kept on upgrade"
     );
     s.audit(&[]).ok();
+}
 
+/// An older version is refused and changes nothing.
+fn an_older_version_is_refused_and_changes_nothing(s: &Site, v1: &str) {
     // An older version is refused and changes nothing.
     let before = snapshot(&s.target());
-    let r = s.install(&v1, &[]);
+    let r = s.install(v1, &[]);
     r.fails(exit::REFUSED);
     r.says("older than the installed 1.1.0");
     assert_eq!(snapshot(&s.target()), before);
+}
 
+/// A tag re-pointed to other content: audit names each service that uses it.
+fn a_retagged_image_is_a_finding_until_put_back(s: &Site, web_config: &str) {
     // A tag re-pointed to other content: audit names the service.
     let out = s.docker.docker(&[
         "tag",
@@ -402,12 +437,15 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     );
     assert!(
         s.docker
-            .docker(&["tag", &web_config, "localhost/bale-demo/web:1.0"])
+            .docker(&["tag", web_config, "localhost/bale-demo/web:1.0"])
             .status
             .success()
     );
     s.audit(&[]).ok();
+}
 
+/// An edited and an added file are findings, file by file; re-installing the same bundle puts the signed content back.
+fn drifted_files_are_findings_and_a_reinstall_restores_them(s: &Site, v2: &str) {
     // An edited config file: audit reports the drift, file by file.
     let page = s.target().join("current/site/index.html");
     std::fs::write(&page, "defaced\n").unwrap_or_else(|e| panic!("{e}"));
@@ -423,7 +461,7 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     );
     r.says("FINDING file site/extra.html: added");
     // Re-installing the same bundle puts the signed content back.
-    let r = s.install(&v2, &[]);
+    let r = s.install(v2, &[]);
     r.ok();
     for line in [
         "restored modified  site/index.html",
@@ -436,13 +474,15 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         "web v2\n"
     );
     s.audit(&[]).ok();
+}
 
+/// A tampered bundle installs nothing and leaves the target and the images as they were.
+fn a_tampered_bundle_installs_nothing(s: &Site, v3: &str) {
     // A tampered bundle installs nothing and leaves the target as it was.
-    let v3 = s.build("1.2.0", "web v3\n");
     let tampered = s.p.path().join("tampered.bale");
-    let mut bytes = std::fs::read(s.p.path().join(&v3)).unwrap_or_default();
+    let mut bytes = std::fs::read(s.p.path().join(v3)).unwrap_or_default();
     let f =
-        bale::bundle::source::Source::file(&s.p.path().join(&v3)).unwrap_or_else(|e| panic!("{e}"));
+        bale::bundle::source::Source::file(&s.p.path().join(v3)).unwrap_or_else(|e| panic!("{e}"));
     let (entries, _) = bale::verify::scan(&f, bytes.len() as u64);
     let page_entry = entries
         .iter()
@@ -471,14 +511,17 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     r.says("files/site/index.html");
     assert_eq!(snapshot(&s.target()), before);
     assert_eq!(images(), images_before);
+}
 
+/// Killed in the middle of an upgrade, the old version stays intact and current; the re-run completes and leaves nothing behind.
+fn a_killed_upgrade_leaves_the_old_release_and_a_rerun_completes(s: &Site, v3: &str) {
     // Killed in the middle of an upgrade: the old version stays intact and
     // current; the re-run completes.
     for step in ["load", "stage", "secrets"] {
         let r = s.bale_fault(
             &[
                 "install",
-                &v3,
+                v3,
                 "--public-key",
                 "keys/k.pub",
                 "--target",
@@ -504,11 +547,11 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
         );
         s.audit(&[]).ok();
     }
-    let r = s.install(&v3, &["--up"]);
+    let r = s.install(v3, &["--up"]);
     r.ok();
     r.says("stack 1.2.0 upgraded from 1.1.0");
     assert!(http_get(s.web_port).contains("web v3"));
-    s.audit(&[&v3, "--public-key", "keys/k.pub"]).ok();
+    s.audit(&[v3, "--public-key", "keys/k.pub"]).ok();
     let leftovers: Vec<String> = std::fs::read_dir(s.target().join(".bale"))
         .map(|r| {
             r.flatten()

@@ -6,16 +6,6 @@ use bale::error::exit;
 
 use common::*;
 
-fn bundle(images: &[(&str, String)], platforms: &[&str]) -> String {
-    let mut s = String::from("[bundle]\nname = \"t\"\nversion = \"1.0.0\"\n");
-    let p: Vec<String> = platforms.iter().map(|p| format!("\"{p}\"")).collect();
-    s.push_str(&format!("platforms = [{}]\n[images]\n", p.join(", ")));
-    for (svc, r) in images {
-        s.push_str(&format!("{svc} = \"{r}\"\n"));
-    }
-    s
-}
-
 fn platform_json(os: &str, arch: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) => format!("{{\"os\":\"{os}\",\"architecture\":\"{arch}\",\"variant\":\"{v}\"}}"),
@@ -102,10 +92,10 @@ fn digest_of_platform_in_raw_index(raw: &[u8], arch: &str) -> String {
 fn lock_records_index_and_platform_digests_as_skopeo_sees_them() {
     let reg = Registry::start();
     let (index, amd, _) = push_multiarch(&reg, "multi/app", "1.0");
-    let p = Project::new(&bundle(
-        &[("app", format!("{}/multi/app:1.0", reg.host))],
-        &["linux/amd64", "linux/arm64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64", "linux/arm64"])
+        .image("app", &format!("{}/multi/app:1.0", reg.host))
+        .project();
     p.bale(&["lock"]).ok();
     let e = lock_entry(&p, "app");
     let raw = skopeo_raw(&format!("{}/multi/app:1.0", reg.host));
@@ -164,10 +154,10 @@ fn lock_handles_docker_manifest_lists() {
         ],
         true,
     );
-    let p = Project::new(&bundle(
-        &[("svc", format!("{}/dock/list:2", reg.host))],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("svc", &format!("{}/dock/list:2", reg.host))
+        .project();
     p.bale(&["lock"]).ok();
     let e = lock_entry(&p, "svc");
     let raw = skopeo_raw(&format!("{}/dock/list:2", reg.host));
@@ -211,14 +201,12 @@ fn fetch_stores_every_blob_verified_and_second_runs_change_nothing() {
         &[zstd_layer(&[("z", &noise(9, 300_000))])],
         false,
     );
-    let p = Project::new(&bundle(
-        &[
-            ("app", format!("{}/multi/app:1.0", reg.host)),
-            ("many", format!("{}/many/layers:3", reg.host)),
-            ("zed", format!("{}/zstd/img:1", reg.host)),
-        ],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("app", &format!("{}/multi/app:1.0", reg.host))
+        .image("many", &format!("{}/many/layers:3", reg.host))
+        .image("zed", &format!("{}/zstd/img:1", reg.host))
+        .project();
     p.bale(&["lock"]).ok();
     let lock1 = p.read("bundle.lock");
     assert!(lock1.contains(OCI_LAYER_ZSTD), "{lock1}");
@@ -277,13 +265,11 @@ fn pins_are_kept_until_update_is_asked() {
         &[gzip_layer(&[("v", b"one")])],
         false,
     );
-    let p = Project::new(&bundle(
-        &[
-            ("web", format!("{}/moving/tag:1", reg.host)),
-            ("db", format!("{}/moving/tag:1", reg.host)),
-        ],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("web", &format!("{}/moving/tag:1", reg.host))
+        .image("db", &format!("{}/moving/tag:1", reg.host))
+        .project();
     p.bale(&["lock"]).ok();
     let before = p.read("bundle.lock");
     let second = reg.push_image(
@@ -313,34 +299,21 @@ fn pins_are_kept_until_update_is_asked() {
 #[test]
 fn check_and_locked_fail_when_bundle_and_lock_disagree() {
     let reg = Registry::start();
-    reg.push_image(
-        "a/b",
-        Some("1"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("x", b"1")])],
-        false,
-    );
-    reg.push_image(
-        "a/b",
-        Some("2"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("x", b"2")])],
-        false,
-    );
-    let p = Project::new(&bundle(
-        &[("web", format!("{}/a/b:1", reg.host))],
-        &["linux/amd64"],
-    ));
+    reg.push_app("a/b", "1", b"1");
+    reg.push_app("a/b", "2", b"2");
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("web", &format!("{}/a/b:1", reg.host))
+        .project();
     p.bale(&["lock", "--check"]).fails(exit::LOCK_OUT_OF_DATE);
     p.bale(&["lock"]).ok();
     p.bale(&["lock", "--check"]).ok();
     p.write(
         "bundle.toml",
-        &bundle(&[("web", format!("{}/a/b:2", reg.host))], &["linux/amd64"]),
+        &Stack::new("t")
+            .platforms(&["linux/amd64"])
+            .image("web", &format!("{}/a/b:2", reg.host))
+            .toml_text(),
     );
     let before = p.read("bundle.lock");
     let run = p.bale(&["lock", "--check"]);
@@ -370,10 +343,10 @@ fn missing_platform_is_an_error_never_a_fallback() {
         &[gzip_layer(&[("x", b"arm")])],
         false,
     );
-    let p = Project::new(&bundle(
-        &[("app", format!("{}/multi/app:1.0", reg.host))],
-        &["linux/s390x"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/s390x"])
+        .image("app", &format!("{}/multi/app:1.0", reg.host))
+        .project();
     let run = p.bale(&["lock"]);
     run.fails(exit::INVALID_INPUT);
     assert!(
@@ -381,10 +354,10 @@ fn missing_platform_is_an_error_never_a_fallback() {
         "{}",
         run.describe()
     );
-    let p = Project::new(&bundle(
-        &[("arm", format!("{}/single/arm:1", reg.host))],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("arm", &format!("{}/single/arm:1", reg.host))
+        .project();
     let run = p.bale(&["lock"]);
     run.fails(exit::INVALID_INPUT);
     assert!(
@@ -398,29 +371,21 @@ fn missing_platform_is_an_error_never_a_fallback() {
 #[test]
 fn pinned_digest_must_match() {
     let reg = Registry::start();
-    let img = reg.push_image(
-        "pin/me",
-        Some("1"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("x", b"1")])],
-        false,
-    );
-    let p = Project::new(&bundle(
-        &[("web", format!("{}/pin/me:1@{}", reg.host, img.manifest))],
-        &["linux/amd64"],
-    ));
+    let img = reg.push_app("pin/me", "1", b"1");
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("web", &format!("{}/pin/me:1@{}", reg.host, img.manifest))
+        .project();
     p.bale(&["lock"]).ok();
     assert_eq!(
         lock_entry(&p, "web")["digest"].as_str(),
         Some(img.manifest.as_str())
     );
     let wrong = sha(b"not it");
-    let p = Project::new(&bundle(
-        &[("web", format!("{}/pin/me:1@{wrong}", reg.host))],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("web", &format!("{}/pin/me:1@{wrong}", reg.host))
+        .project();
     let run = p.bale(&["lock"]);
     assert_ne!(run.code(), 0, "{}", run.describe());
     assert!(run.stderr().contains("service `web`"), "{}", run.describe());
@@ -429,19 +394,11 @@ fn pinned_digest_must_match() {
 #[test]
 fn basic_auth_uses_docker_config_credentials() {
     let reg = Registry::start_with(Some(("alice", "s3cret-pw")));
-    reg.push_image(
-        "private/app",
-        Some("1"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("x", b"private")])],
-        false,
-    );
-    let p = Project::new(&bundle(
-        &[("app", format!("{}/private/app:1", reg.host))],
-        &["linux/amd64"],
-    ));
+    reg.push_app("private/app", "1", b"private");
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("app", &format!("{}/private/app:1", reg.host))
+        .project();
     let run = p.bale(&["lock"]);
     run.fails(exit::REGISTRY);
     assert!(
@@ -499,7 +456,10 @@ fn mirror_serves_but_lock_records_canonical_names() {
         &[gzip_layer(&[("m", b"mirror")])],
         false,
     );
-    let p = Project::new(&bundle(&[("m", "mirrored:7".into())], &["linux/amd64"]));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("m", "mirrored:7")
+        .project();
     // Never let a test fall back to the real Docker Hub.
     p.write(
         "config/bale.toml",
@@ -547,10 +507,10 @@ fn two_fetches_at_once_leave_the_store_consistent() {
         .map(|i| gzip_layer(&[("f", &noise(100 + i, 400_000))]))
         .collect();
     reg.push_image("big/one", Some("1"), "linux", "amd64", None, &layers, false);
-    let p = Project::new(&bundle(
-        &[("app", format!("{}/big/one:1", reg.host))],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("app", &format!("{}/big/one:1", reg.host))
+        .project();
     p.bale(&["lock"]).ok();
     let bin = env!("CARGO_BIN_EXE_bale");
     let spawn = || {
@@ -603,13 +563,11 @@ fn outdated_reports_a_tag_that_moved_after_lock() {
         &[gzip_layer(&[("bin/db", b"db")])],
         false,
     );
-    let p = Project::new(&bundle(
-        &[
-            ("web", format!("{}/stack/web:1.0", reg.host)),
-            ("db", format!("{}/stack/db:2.0", reg.host)),
-        ],
-        &["linux/amd64"],
-    ));
+    let p = Stack::new("t")
+        .platforms(&["linux/amd64"])
+        .image("web", &format!("{}/stack/web:1.0", reg.host))
+        .image("db", &format!("{}/stack/db:2.0", reg.host))
+        .project();
     p.bale(&["lock"]).ok();
     p.bale(&["outdated"]).ok();
 

@@ -140,12 +140,14 @@ fn free_run() -> u16 {
     panic!("no three free ports in a row");
 }
 
-#[test]
-fn values_templates_per_item_secrets_and_jobs_with_docker() {
-    let p = project();
-    let docker = Dockerd::start();
-    let env = [("DOCKER_HOST", docker.host.as_str())];
-    let install = |extra: &[&str]| {
+/// The multi-tenant site on a private dockerd, installed into `target/`.
+struct Tenants {
+    p: Project,
+    docker: Dockerd,
+}
+
+impl Tenants {
+    fn install(&self, extra: &[&str]) -> Run {
         let mut args = vec![
             "install",
             "site.bale",
@@ -157,11 +159,51 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
             "120",
         ];
         args.extend_from_slice(extra);
-        p.bale_env(&args, &env)
-    };
+        self.p
+            .bale_env(&args, &[("DOCKER_HOST", self.docker.host.as_str())])
+    }
 
+    fn audit(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["audit", "--target", "target"];
+        args.extend_from_slice(extra);
+        self.p
+            .bale_env(&args, &[("DOCKER_HOST", self.docker.host.as_str())])
+    }
+}
+
+impl Drop for Tenants {
+    fn drop(&mut self) {
+        let _ = self.docker.docker(&[
+            "rm",
+            "-f",
+            "-v",
+            "siteproj_tenant-acme_1",
+            "siteproj_tenant-beta_1",
+            "siteproj_tenant-gamma_1",
+            "siteproj_setup_1",
+        ]);
+    }
+}
+
+#[test]
+fn values_templates_per_item_secrets_and_jobs_with_docker() {
+    let t = Tenants {
+        p: project(),
+        docker: Dockerd::start(),
+    };
+    missing_values_are_each_named_and_nothing_is_touched(&t);
+    invalid_values_are_each_named(&t);
+    let (base, token, key_acme) = a_values_file_brings_every_tenant_up_privately(&t);
+    one_more_tenant_is_one_more_service_and_secrets_are_kept(&t, base, &key_acme);
+    a_rendered_file_edited_and_a_value_edited_by_hand_are_findings(&t);
+    a_changed_value_rerenders_and_restarts_what_mounts_it(&t, base);
+    a_failing_job_fails_up_with_its_log_redacted(&t, &token);
+}
+
+/// No values and no terminal: every missing one named, nothing touched, no image loaded.
+fn missing_values_are_each_named_and_nothing_is_touched(t: &Tenants) {
     // No values and no terminal: every missing one named, nothing touched.
-    let r = install(&["--up"]);
+    let r = t.install(&["--up"]);
     r.fails(exit::INVALID_INPUT);
     for name in ["DOMAIN", "TENANTS", "API_TOKEN", "BASE_PORT"] {
         assert!(
@@ -171,17 +213,20 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         );
     }
     assert!(
-        !p.path().join("target").exists(),
+        !t.p.path().join("target").exists(),
         "a refused install touched the target"
     );
-    let images = docker.docker(&["images", "-q"]);
+    let images = t.docker.docker(&["images", "-q"]);
     assert!(
         String::from_utf8_lossy(&images.stdout).trim().is_empty(),
         "an image was loaded"
     );
+}
 
+/// Invalid values: each named, the secret one without its value.
+fn invalid_values_are_each_named(t: &Tenants) {
     // Invalid values: each named, the secret one without its value.
-    let r = install(&[
+    let r = t.install(&[
         "--set",
         "DOMAIN=Not A Domain",
         "--set",
@@ -202,15 +247,18 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
     ] {
         assert!(r.stderr().contains(want), "{want}\n{}", r.describe());
     }
+}
 
+/// With a values file every tenant is up and answering, no secret is printed, the compose file holding per-tenant secrets is private, and the setup job completed; returns the base port, the token and acme's key.
+fn a_values_file_brings_every_tenant_up_privately(t: &Tenants) -> (u16, String, String) {
     // With a values file: every tenant up and answering.
     let base = free_run();
     let token = "tok-secret-123456";
-    p.write(
+    t.p.write(
         "site.toml",
         &format!("DOMAIN = \"example.org\"\nTENANTS = [\"acme\", \"beta\"]\nAPI_TOKEN = \"{token}\"\nBASE_PORT = \"{base}\"\n"),
     );
-    let r = install(&["--values", "site.toml", "--up"]);
+    let r = t.install(&["--values", "site.toml", "--up"]);
     r.ok();
     for port in [base, base + 1] {
         assert!(
@@ -218,7 +266,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
             "port {port}"
         );
     }
-    let envfile = p.read("target/.env");
+    let envfile = t.p.read("target/.env");
     let key_acme = envfile
         .lines()
         .find_map(|l| l.strip_prefix("TENANT_KEY_ACME="))
@@ -236,13 +284,13 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
     // The compose file holds per-tenant secrets: it is private.
     use std::os::unix::fs::PermissionsExt as _;
     let mode = |rel: &str| {
-        std::fs::metadata(p.path().join("target/current").join(rel))
+        std::fs::metadata(t.p.path().join("target/current").join(rel))
             .map(|m| m.permissions().mode() & 0o777)
             .unwrap_or(0)
     };
     assert_eq!(mode("docker-compose.yml"), 0o600);
     assert_eq!(mode("www/index.html"), 0o644);
-    let a = p.bale_env(&["audit", "--target", "target", "--json"], &env);
+    let a = t.audit(&["--json"]);
     a.ok();
     let v: serde_json::Value =
         serde_json::from_str(&a.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", a.describe()));
@@ -253,9 +301,17 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         .unwrap_or_default();
     assert_eq!(setup["status"], "completed", "{v}");
     assert!(!a.stdout().contains(token));
+    (base, token.to_owned(), key_acme)
+}
 
+/// One more tenant: exactly one more service, existing secrets kept.
+fn one_more_tenant_is_one_more_service_and_secrets_are_kept(
+    t: &Tenants,
+    base: u16,
+    key_acme: &str,
+) {
     // One more tenant: exactly one more service, existing secrets kept.
-    let r = install(&[
+    let r = t.install(&[
         "--values",
         "site.toml",
         "--set",
@@ -265,13 +321,13 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
     r.ok();
     r.says("reconfigured");
     assert!(http_get(base + 2).contains("example.org"));
-    let envfile = p.read("target/.env");
+    let envfile = t.p.read("target/.env");
     assert!(
         envfile.contains(&format!("TENANT_KEY_ACME={key_acme}")),
         "{envfile}"
     );
     assert!(envfile.contains("TENANT_KEY_GAMMA="), "{envfile}");
-    let ps = docker.docker(&[
+    let ps = t.docker.docker(&[
         "ps",
         "--filter",
         "label=com.docker.compose.project=siteproj",
@@ -284,20 +340,23 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         3,
         "{names}"
     );
-    p.bale_env(&["audit", "--target", "target"], &env).ok();
-    let caddy = p.read("target/current/conf/Caddyfile");
+    t.audit(&[]).ok();
+    let caddy = t.p.read("target/current/conf/Caddyfile");
     assert!(
         caddy.contains("gamma.example.org {") && caddy.contains("tls internal"),
         "{caddy}"
     );
+}
 
+/// An edited rendered file is drift; a value edited by hand in .env is named, its value never printed.
+fn a_rendered_file_edited_and_a_value_edited_by_hand_are_findings(t: &Tenants) {
     // An edited rendered file is drift; a value edited by hand in .env is named.
-    p.write("target/current/conf/Caddyfile", "edited\n");
-    let envfile = p
-        .read("target/.env")
-        .replace("DOMAIN=example.org", "DOMAIN=other.example.org");
-    p.write("target/.env", &envfile);
-    let a = p.bale_env(&["audit", "--target", "target"], &env);
+    t.p.write("target/current/conf/Caddyfile", "edited\n");
+    let envfile =
+        t.p.read("target/.env")
+            .replace("DOMAIN=example.org", "DOMAIN=other.example.org");
+    t.p.write("target/.env", &envfile);
+    let a = t.audit(&[]);
     a.fails(exit::INTEGRITY);
     a.says("FINDING file conf/Caddyfile: modified");
     a.says("FINDING value DOMAIN: changed");
@@ -305,11 +364,14 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         !a.stderr().contains("other.example.org"),
         "audit printed a value"
     );
+}
 
+/// Reconfiguring: a changed value re-renders what uses it, and the services that mount a re-rendered file are restarted.
+fn a_changed_value_rerenders_and_restarts_what_mounts_it(t: &Tenants, base: u16) {
     // Reconfiguring: a changed value re-renders what uses it, and the
     // services that mount a re-rendered file are restarted.
     let started = || {
-        let o = docker.docker(&[
+        let o = t.docker.docker(&[
             "inspect",
             "--format",
             "{{.State.StartedAt}}",
@@ -318,7 +380,7 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     };
     let before = started();
-    let r = install(&[
+    let r = t.install(&[
         "--values",
         "site.toml",
         "--set",
@@ -336,10 +398,13 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
         before,
         "tenant-acme mounts ./www and was not restarted"
     );
-    p.bale_env(&["audit", "--target", "target"], &env).ok();
+    t.audit(&[]).ok();
+}
 
+/// A failing job fails --up and shows its log, every site value redacted.
+fn a_failing_job_fails_up_with_its_log_redacted(t: &Tenants, token: &str) {
     // A failing job fails --up and shows its log.
-    let r = install(&[
+    let r = t.install(&[
         "--values",
         "site.toml",
         "--set",
@@ -353,16 +418,6 @@ fn values_templates_per_item_secrets_and_jobs_with_docker() {
     // Its log, with every site value redacted (site values never enter a log).
     r.says("setup running for <redacted>");
     assert!(!r.stderr().contains(token));
-
-    let _ = docker.docker(&[
-        "rm",
-        "-f",
-        "-v",
-        "siteproj_tenant-acme_1",
-        "siteproj_tenant-beta_1",
-        "siteproj_tenant-gamma_1",
-        "siteproj_setup_1",
-    ]);
 }
 
 #[test]

@@ -339,12 +339,12 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
 
 /// Installs a bundle already opened (and so verified) with `opts.key`.
 /// Every entry is hashed again as it is read: a bundle file that changed
-/// since [`OpenBundle::open`] fails with [`InstallError::Changed`].
-pub fn install_opened(
+/// The target's `.env` (empty where there is no target yet) and the site
+/// values resolved against it: what was supplied, prompted for, or kept.
+fn site_values(
     bundle: &OpenBundle,
     opts: &InstallOptions<'_>,
-) -> Result<InstallReport, InstallError> {
-    // Site values are checked before anything on the host changes.
+) -> Result<(EnvFile, values::Resolved), InstallError> {
     let env = if opts.target.is_dir() {
         secrets::read_env(&opts.target)?
     } else {
@@ -357,6 +357,16 @@ pub fn install_opened(
         &opts.values,
         opts.prompt,
     )?;
+    Ok((env, resolved))
+}
+
+/// since [`OpenBundle::open`] fails with [`InstallError::Changed`].
+pub fn install_opened(
+    bundle: &OpenBundle,
+    opts: &InstallOptions<'_>,
+) -> Result<InstallReport, InstallError> {
+    // Site values are checked before anything on the host changes.
+    let (_, resolved) = site_values(bundle, opts)?;
     let checks = preflight::check_host(bundle, opts)?;
     // What a failed first install removes again: only what was missing.
     let made: Vec<&str> = [".env", "values"]

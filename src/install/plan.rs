@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 
-use super::env::EnvFile;
 use super::release::{self, PlannedFile};
 use super::{
     Action, ImageOutcome, InstallError, InstallOptions, OpenBundle, current_release, decide,
@@ -43,18 +42,7 @@ pub struct Plan {
 /// nothing (no directory is created, no lock taken, no image loaded).
 pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, InstallError> {
     let exists = opts.target.is_dir();
-    let env = if exists {
-        secrets::read_env(&opts.target)?
-    } else {
-        EnvFile::default()
-    };
-    let resolved = values::resolve(
-        &bundle.spec.values,
-        &bundle.spec.secrets,
-        &env,
-        &opts.values,
-        opts.prompt,
-    )?;
+    let (env, resolved) = super::site_values(bundle, opts)?;
     let preflight = preflight::check_host(bundle, opts)?;
     let current = if exists {
         current_release(&opts.target)?

@@ -7,6 +7,9 @@ pub mod daemons;
 pub mod evidence;
 pub mod forge;
 pub mod hostile;
+pub mod stack;
+#[allow(unused_imports)]
+pub use stack::Stack;
 
 use std::io::Write;
 use std::net::TcpListener;
