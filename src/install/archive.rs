@@ -259,9 +259,7 @@ impl<R: io::BufRead> io::Read for Unzstd<R> {
 /// integrity failure recognisable.
 fn to_io(e: InstallError) -> io::Error {
     match e {
-        InstallError::Changed { entry } | InstallError::Open(OpenError::Changed { entry }) => {
-            io::Error::other(ChangedEntry(entry))
-        }
+        InstallError::Open(OpenError::Changed { entry }) => io::Error::other(ChangedEntry(entry)),
         e => io::Error::other(e.to_string()),
     }
 }

@@ -104,17 +104,6 @@ pub enum InstallError {
         /// `service (state/health)` for each.
         services: Vec<String>,
     },
-    /// An entry of the bundle no longer matches what was verified.
-    #[error(
-        "{entry} changed after it was verified: the bundle file is being modified; nothing more was read from it"
-    )]
-    Changed {
-        /// The entry.
-        entry: String,
-    },
-    /// The signed manifest or image list holds a field bale refuses.
-    #[error("the bundle's signed content is refused:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<String>),
     /// Site values missing or invalid; nothing was changed.
     #[error("site values missing or invalid; nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Values(Vec<String>),
@@ -360,7 +349,7 @@ fn site_values(
     Ok((env, resolved))
 }
 
-/// since [`OpenBundle::open`] fails with [`InstallError::Changed`].
+/// since [`OpenBundle::open`] fails with [`OpenError::Changed`].
 pub fn install_opened(
     bundle: &OpenBundle,
     opts: &InstallOptions<'_>,
@@ -428,7 +417,7 @@ fn install_locked(
     target.clear_leftovers();
     let name = bundle.manifest.name.clone();
     let version = validate::bundle_version(&bundle.manifest.version)
-        .map_err(|e| InstallError::Invalid(vec![e]))?;
+        .map_err(|e| OpenError::Invalid(vec![e]))?;
     // A delta installs as the full bundle it stands for.
     let manifest_digest = bundle.content_digest();
 
@@ -640,7 +629,7 @@ fn load_images(
         })
     });
     if let Some(entry) = changed.into_inner() {
-        return Err(InstallError::Changed { entry });
+        return Err(OpenError::Changed { entry }.into());
     }
     loaded?;
     for r in images {

@@ -50,7 +50,7 @@ pub fn plan(bundle: &OpenBundle, opts: &InstallOptions<'_>) -> Result<Plan, Inst
         None
     };
     let version = validate::bundle_version(&bundle.manifest.version)
-        .map_err(|e| InstallError::Invalid(vec![e]))?;
+        .map_err(|e| crate::verify::OpenError::Invalid(vec![e]))?;
     let action = decide(
         current.as_ref(),
         &bundle.manifest.name,

@@ -141,7 +141,8 @@ pub(super) fn files_of(bundle: &OpenBundle) -> Result<Vec<InstalledFile>, Instal
     let mut files = Vec::new();
     for e in &bundle.manifest.entries {
         if let Some(t) = e.path.strip_prefix(FILES_PREFIX) {
-            crate::validate::check_target(t).map_err(|m| InstallError::Invalid(vec![m]))?;
+            crate::validate::check_target(t)
+                .map_err(|m| crate::verify::OpenError::Invalid(vec![m]))?;
             files.push(InstalledFile {
                 target: t.to_owned(),
                 sha256: e.sha256.clone(),
