@@ -172,6 +172,73 @@ pub fn check_any(
     Err(CosignError::Refused(why.join("; ")))
 }
 
+/// Reads a blob by digest, at most the size given, checked against it.
+pub type ReadBlob<'a, E> = dyn Fn(&Digest, u64) -> Result<Vec<u8>, E> + 'a;
+
+/// Why [`recheck`] failed: a blob could not be read, or the signature is
+/// refused (said in words).
+#[derive(Debug)]
+pub enum Recheck<E> {
+    /// `read` failed.
+    Read(E),
+    /// The artifact is unusable or does not verify.
+    Refused(String),
+}
+
+impl Recheck<String> {
+    /// Either failure, in words.
+    pub fn message(self) -> String {
+        match self {
+            Recheck::Read(m) | Recheck::Refused(m) => m,
+        }
+    }
+}
+
+/// Checks a signature artifact: the manifest `manifest` (of `media_type`)
+/// must hold a simple-signing layer that names `signed` and verifies with
+/// `key` (as `cosign verify` does: other signers' layers may stand beside
+/// it). `read` gives a blob's bytes (at most the size given), checked
+/// against its digest: the registry's at lock, the store's after fetch, the
+/// bundle's at verify.
+pub fn recheck<E>(
+    manifest: &Digest,
+    media_type: &str,
+    signed: &Digest,
+    key: &CosignKey,
+    read: &ReadBlob<'_, E>,
+) -> Result<(), Recheck<E>> {
+    let bytes = read(manifest, crate::manifest::MAX_MANIFEST_BYTES).map_err(Recheck::Read)?;
+    let layers = match crate::manifest::parse(&bytes, Some(media_type)) {
+        Ok((_, crate::manifest::Parsed::Image { layers, .. })) => layers,
+        Ok(_) => {
+            return Err(Recheck::Refused(format!(
+                "signature manifest {manifest} is an index"
+            )));
+        }
+        Err(e) => {
+            return Err(Recheck::Refused(format!(
+                "signature manifest {manifest}: {e}"
+            )));
+        }
+    };
+    let mut payloads = Vec::new();
+    for l in layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING) {
+        if l.size > MAX_PAYLOAD_BYTES {
+            return Err(Recheck::Refused(format!(
+                "payload {} is {} bytes",
+                l.digest, l.size
+            )));
+        }
+        let sig = l
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SIGNATURE_ANNOTATION))
+            .cloned();
+        payloads.push((read(&l.digest, l.size).map_err(Recheck::Read)?, sig));
+    }
+    check_any(key, &payloads, signed).map_err(|e| Recheck::Refused(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ mod file;
 mod repo;
 mod resolve;
 
-pub use artifacts::{ArtifactLayer, LockedArtifact, PREDICATE_TYPE, Recheck, recheck};
+pub use artifacts::{ArtifactLayer, LockedArtifact, PREDICATE_TYPE};
 
 pub use repo::{ImageRepo, LayoutRepo, RegistryRepo};
 pub use resolve::{MAX_CONFIG_BYTES, ResolveOptions, current_digest, resolve_image};

@@ -138,7 +138,7 @@ impl Context {
             let read = |d: &crate::digest::Digest, size: u64| {
                 store.read_verified(d, size).map_err(|e| e.to_string())
             };
-            lock::recheck(
+            crate::cosign::recheck(
                 &sig.manifest,
                 &sig.manifest_media_type,
                 &img.digest,

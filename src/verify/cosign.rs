@@ -8,8 +8,8 @@ use super::{RawEntry, read_entry};
 use crate::bundle::source::Source;
 use crate::bundle::{ImageRecord, SignatureRecord};
 use crate::cosign::CosignKey;
+use crate::cosign::Recheck;
 use crate::digest::Digest;
-use crate::lock::Recheck;
 
 /// What became of one image's signature check.
 pub(super) enum Outcome {
@@ -60,7 +60,7 @@ pub(super) fn check(
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let read = |d: &Digest, limit: u64| read_path(&format!("blobs/sha256/{}", d.hex()), d, limit);
-    match crate::lock::recheck(
+    match crate::cosign::recheck(
         &sig.manifest,
         &sig.manifest_media_type,
         &r.digest,
