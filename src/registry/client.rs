@@ -18,6 +18,9 @@ use crate::config::{Settings, is_loopback};
 use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
 use crate::reference::DOCKER_HUB;
 
+use super::error::RegistryError;
+use super::http::{excerpt, header, host_of, parse_challenge, retry_after, unresolvable};
+
 /// How long a connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a registry may stay silent: before its answer starts, and
@@ -53,120 +56,6 @@ impl RetryPolicy {
         self.base_delay
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.max_delay)
-    }
-}
-
-/// Errors talking to a registry. None of them carries a credential.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// Connection or I/O failure.
-    #[error("{url}: {message}")]
-    Transport {
-        /// The URL.
-        url: String,
-        /// What failed.
-        message: String,
-    },
-    /// The registry does not have it.
-    #[error("{url}: not found (404)")]
-    NotFound {
-        /// The URL.
-        url: String,
-    },
-    /// Refused credentials, or credentials needed and missing.
-    #[error("{registry}: unauthorized: {message}")]
-    Unauthorized {
-        /// The registry host.
-        registry: String,
-        /// Why.
-        message: String,
-    },
-    /// Any other client error status, which is not retried.
-    #[error("{url}: HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
-    Status {
-        /// The URL.
-        url: String,
-        /// The status code.
-        status: u16,
-        /// The start of the body, for registries' error messages.
-        body: String,
-    },
-    /// Retries used up.
-    #[error("{url}: gave up after {attempts} attempts: {last}")]
-    GaveUp {
-        /// The URL.
-        url: String,
-        /// How many attempts were made.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-    },
-    /// A body over the limit.
-    #[error("{url}: response larger than {limit} bytes")]
-    TooLarge {
-        /// The URL.
-        url: String,
-        /// The limit.
-        limit: u64,
-    },
-    /// Every mirror and the registry failed; each failure in order.
-    #[error("{domain}: every host failed, mirrors first:\n{}", failures.iter().map(|f| format!("      {f}")).collect::<Vec<_>>().join("\n"))]
-    Endpoints {
-        /// The registry.
-        domain: String,
-        /// `host: error`, mirrors first.
-        failures: Vec<String>,
-        /// Whether every host answered 404.
-        not_found: bool,
-    },
-    /// The host's name does not resolve (no network, or no DNS for it):
-    /// not retried, since a few seconds will not bring a network.
-    #[error("cannot resolve {host} (no network, or no DNS for it)")]
-    Unresolvable {
-        /// The host.
-        host: String,
-    },
-    /// A protocol violation.
-    #[error("{url}: {message}")]
-    Protocol {
-        /// The URL.
-        url: String,
-        /// What was wrong.
-        message: String,
-    },
-}
-
-impl RegistryError {
-    /// Whether every host answered that it does not have it (404).
-    pub fn not_found(&self) -> bool {
-        match self {
-            RegistryError::NotFound { .. } => true,
-            RegistryError::Endpoints { not_found, .. } => *not_found,
-            _ => false,
-        }
-    }
-
-    /// Whether the registry could not be reached at all (as opposed to
-    /// answering with an error), where a mirror is the usual remedy.
-    pub fn unreachable(&self) -> bool {
-        match self {
-            RegistryError::Transport { .. }
-            | RegistryError::GaveUp { .. }
-            | RegistryError::Unresolvable { .. } => true,
-            RegistryError::Endpoints { not_found, .. } => !not_found,
-            _ => false,
-        }
-    }
-
-    /// Whether trying the next mirror (or the registry itself) may help.
-    fn try_next_endpoint(&self) -> bool {
-        matches!(
-            self,
-            RegistryError::NotFound { .. }
-                | RegistryError::Transport { .. }
-                | RegistryError::GaveUp { .. }
-                | RegistryError::Unresolvable { .. }
-        )
     }
 }
 
@@ -241,81 +130,6 @@ pub struct RegistryClient {
     // With a site CA given, registries are reached over HTTPS even where
     // plain HTTP would be allowed (loopback, insecure hosts).
     https_only: bool,
-}
-
-struct Challenge {
-    scheme: String,
-    params: HashMap<String, String>,
-}
-
-fn parse_challenge(h: &str) -> Option<Challenge> {
-    let h = h.trim();
-    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-    let mut params = HashMap::new();
-    let mut rest = rest.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let key = key.trim().to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, remaining) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"')?;
-            (q[..end].to_owned(), &q[end + 1..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
-        };
-        params.insert(key, value);
-        rest = remaining.trim_start().trim_start_matches(',').trim_start();
-    }
-    Some(Challenge {
-        scheme: scheme.to_ascii_lowercase(),
-        params,
-    })
-}
-
-/// Header `name` of `resp`, if present and text.
-pub(crate) fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-fn retry_after(resp: &Response<ureq::Body>) -> Option<Duration> {
-    header(resp, "retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
-
-/// Whether `e` is a name that does not resolve (getaddrinfo's failure,
-/// which ureq reports as an I/O error with its message).
-fn unresolvable(e: &ureq::Error) -> bool {
-    match e {
-        ureq::Error::HostNotFound => true,
-        ureq::Error::Io(io) => {
-            let m = io.to_string();
-            m.contains("failed to lookup address") || m.contains("Name or service not known")
-        }
-        _ => false,
-    }
-}
-
-fn host_of(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    let host = u.host_str()?.to_owned();
-    Some(match u.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    })
-}
-
-fn excerpt(mut resp: Response<ureq::Body>) -> String {
-    let mut buf = Vec::new();
-    let _ = resp.body_mut().as_reader().take(300).read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
 }
 
 impl RegistryClient {

@@ -1,8 +1,11 @@
-//! The OCI distribution protocol: the pull client bale locks and fetches
-//! with (`client`), and the read-only registry `bale serve` runs over a
-//! verified bundle (`server`), and the push of a bundle into an existing
-//! registry (`push`).
+//! The OCI distribution protocol's client: the pull side bale locks and
+//! fetches with, and the requests `bale push` makes (`client`); what can go
+//! wrong (`error`); the HTTP details that need no client (`http`).
 
 mod client;
+mod error;
+mod http;
 
 pub use client::*;
+pub use error::RegistryError;
+pub(crate) use http::header;
