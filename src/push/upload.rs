@@ -1,0 +1,268 @@
+//! One blob into one repository: found there, mounted from a repository
+//! this push filled, or uploaded in chunks, each failed chunk taken up
+//! again where the registry says it stands.
+
+use std::io::{self, Read};
+
+use ureq::http::Response;
+
+use super::{BlobHow, PushError, PushEvent, Pusher, reg_err};
+use crate::catalog::Span;
+use crate::digest::Digest;
+use crate::registry::{Payload, RegistryError, header};
+
+/// Chunk failures a blob may survive before the push gives up on it.
+const MAX_RESUMES: u32 = 8;
+/// Answers in a row that confirm less of a chunk than was sent, before
+/// the upload of that blob fails.
+const MAX_SHORT_ANSWERS: u32 = 3;
+
+impl Pusher<'_> {
+    /// Puts blob `d` into `repo`: present, mounted or uploaded.
+    pub(super) fn blob(&mut self, repo: &str, d: &Digest, span: Span) -> Result<(), PushError> {
+        let what = format!("{}/{repo}@{d}", self.host);
+        let head = self.client.send(
+            &self.ep,
+            repo,
+            "HEAD",
+            &self.url(repo, &format!("blobs/{d}")),
+            &[],
+            &Payload::Empty,
+            true,
+        );
+        let how = match head {
+            Ok(_) => BlobHow::Present,
+            Err(RegistryError::NotFound { .. }) => {
+                let query = match self.holders.get(d) {
+                    Some(from) if from != repo => format!("?mount={d}&from={from}"),
+                    _ => String::new(),
+                };
+                match self.start_upload(repo, &query, &what)? {
+                    None => BlobHow::Mounted,
+                    Some(location) => {
+                        self.upload(repo, d, span, location, &what)?;
+                        BlobHow::Uploaded
+                    }
+                }
+            }
+            Err(e) => return Err(reg_err(what)(e)),
+        };
+        match how {
+            BlobHow::Present => self.report.blobs_present += 1,
+            BlobHow::Mounted => self.report.blobs_mounted += 1,
+            BlobHow::Uploaded => self.report.blobs_uploaded += 1,
+        }
+        self.holders
+            .entry(d.clone())
+            .or_insert_with(|| repo.to_owned());
+        (self.events)(PushEvent::Blob {
+            repository: repo.to_owned(),
+            digest: d.clone(),
+            size: span.size,
+            how,
+        });
+        Ok(())
+    }
+
+    /// A chunked upload of `d` at `location`, resumed where a chunk fails.
+    fn upload(
+        &mut self,
+        repo: &str,
+        d: &Digest,
+        span: Span,
+        mut location: String,
+        what: &str,
+    ) -> Result<(), PushError> {
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        let mut short = 0u32;
+        while offset < span.size {
+            let len = (span.size - offset).min(self.chunk);
+            let end = offset + len - 1;
+            let url = self.absolute(&location);
+            let file = &self.file;
+            let start = span.offset + offset;
+            let open = move || -> io::Result<Box<dyn Read + '_>> {
+                Ok(Box::new(SpanReader {
+                    file,
+                    pos: start,
+                    left: len,
+                }))
+            };
+            let sent = self.client.send(
+                &self.ep,
+                repo,
+                "PATCH",
+                &url,
+                &[
+                    ("content-type", "application/octet-stream".into()),
+                    ("content-range", format!("{offset}-{end}")),
+                ],
+                &Payload::Reader { open: &open, len },
+                false,
+            );
+            match sent {
+                Ok(resp) => {
+                    location = header(&resp, "location").unwrap_or(location);
+                    let next = confirmed(&resp).unwrap_or(end + 1).min(end + 1);
+                    // A registry that confirms less than it was sent is
+                    // answered by sending the rest again, a few times: one
+                    // that never takes all of a chunk would be sent the
+                    // same bytes without end.
+                    if next < end + 1 {
+                        short += 1;
+                        if short >= MAX_SHORT_ANSWERS {
+                            return Err(PushError::Stalled {
+                                what: what.to_owned(),
+                                sent: end + 1,
+                                confirmed: next,
+                                tries: short,
+                            });
+                        }
+                    } else {
+                        short = 0;
+                    }
+                    offset = next;
+                    self.report.bytes_uploaded += len;
+                    (self.events)(PushEvent::Progress {
+                        digest: d.clone(),
+                        sent: offset,
+                        size: span.size,
+                    });
+                }
+                Err(e) if failures < MAX_RESUMES && resumable(&e) => {
+                    failures += 1;
+                    self.report.resumes += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(200 << failures.min(5)));
+                    (location, offset) = self.where_now(repo, &url, what)?;
+                    (self.events)(PushEvent::Resumed {
+                        digest: d.clone(),
+                        offset,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => return Err(reg_err(what)(e)),
+            }
+        }
+        let url = self.absolute(&location);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let resp = self
+            .client
+            .send(
+                &self.ep,
+                repo,
+                "PUT",
+                &format!("{url}{sep}digest={d}"),
+                &[],
+                &Payload::Empty,
+                true,
+            )
+            .map_err(reg_err(what))?;
+        if let Some(got) = header(&resp, "docker-content-digest")
+            && got != d.to_string()
+        {
+            return Err(PushError::Digest {
+                what: what.to_owned(),
+                want: d.clone(),
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// After a failed chunk: where the upload at `url` stands, or a new
+    /// upload when the registry dropped it (distribution cancels an upload
+    /// whose size no longer matches its state).
+    fn where_now(&self, repo: &str, url: &str, what: &str) -> Result<(String, u64), PushError> {
+        if let Ok(resp) = self
+            .client
+            .send(&self.ep, repo, "GET", url, &[], &Payload::Empty, true)
+            && let Some(next) = confirmed(&resp)
+        {
+            return Ok((
+                header(&resp, "location").unwrap_or_else(|| url.to_owned()),
+                next,
+            ));
+        }
+        let location = self.start_upload(repo, "", what)?.ok_or_else(|| {
+            reg_err(what)(RegistryError::Protocol {
+                url: self.url(repo, "blobs/uploads/"),
+                message: "201 to a new upload without a mount".into(),
+            })
+        })?;
+        Ok((location, 0))
+    }
+
+    /// POSTs a new upload to `repo` (`query`: a mount, or empty): `None`
+    /// when the registry mounted the blob (201), else the upload's Location.
+    fn start_upload(
+        &self,
+        repo: &str,
+        query: &str,
+        what: &str,
+    ) -> Result<Option<String>, PushError> {
+        let url = self.url(repo, &format!("blobs/uploads/{query}"));
+        let resp = self
+            .client
+            .send(&self.ep, repo, "POST", &url, &[], &Payload::Empty, true)
+            .map_err(reg_err(what))?;
+        if resp.status().as_u16() == 201 {
+            return Ok(None);
+        }
+        header(&resp, "location").map(Some).ok_or_else(|| {
+            reg_err(what)(RegistryError::Protocol {
+                url,
+                message: "202 without Location".into(),
+            })
+        })
+    }
+}
+
+/// The next offset an upload response confirms (`Range: 0-N` → N+1).
+/// `0-0` is ambiguous (nothing, or one byte): read as nothing, so the
+/// upload starts again rather than guess.
+fn confirmed(resp: &Response<ureq::Body>) -> Option<u64> {
+    let r = header(resp, "range")?;
+    let end: u64 = r
+        .trim()
+        .strip_prefix("bytes=")
+        .unwrap_or(r.trim())
+        .split_once('-')?
+        .1
+        .parse()
+        .ok()?;
+    Some(if end == 0 { 0 } else { end + 1 })
+}
+
+fn resumable(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::Transport { .. } | RegistryError::GaveUp { .. }
+    ) || matches!(e, RegistryError::Status { status, .. } if *status == 416 || *status >= 500)
+}
+
+/// Reads `left` bytes of the bundle from `pos`.
+struct SpanReader<'a> {
+    file: &'a crate::bundle::source::Source,
+    pos: u64,
+    left: u64,
+}
+
+impl Read for SpanReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(self.left) as usize;
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "bundle shrank",
+            ));
+        }
+        self.pos += n as u64;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
