@@ -670,15 +670,7 @@ fn overlay_directory_with_a_symlink_is_refused() {
 #[test]
 fn offline_build_with_registry_blobs_missing_names_them() {
     let reg = Registry::start();
-    reg.push_image(
-        "off/line",
-        Some("1"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("x", b"1")])],
-        false,
-    );
+    reg.push_app("off/line", "1", "x", b"1");
     let p = Project::new(&format!(
         "[bundle]\nname = \"off\"\nversion = \"1.0.0\"\n[images]\napp = \"{}/off/line:1\"\n",
         reg.host

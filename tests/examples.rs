@@ -798,22 +798,18 @@ fn postgresql_reads_its_sizing_for_both_host_sizes(p: &Project) {
         postgres_conf_value(&pgconf, "idle_in_transaction_session_timeout"),
         "60000"
     );
-    p.bale(&[
-        "install",
+    p.install_none_with(
         "borgstack.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
         "t-16",
-        "--runtime",
-        "none",
-        "--values",
-        "site.example.toml",
-        "--set",
-        "BORGSTACK_HOST_MEMORY_GIB=16",
-        "--skip-preflight",
-        "disk",
-    ])
+        &[
+            "--values",
+            "site.example.toml",
+            "--set",
+            "BORGSTACK_HOST_MEMORY_GIB=16",
+            "--skip-preflight",
+            "disk",
+        ],
+    )
     .ok();
     let pgconf = p
         .path()

@@ -93,19 +93,9 @@ fn an_unquoted_version_suggests_quotes() {
 fn a_dry_run_says_what_would_happen_in_lowercase() {
     let p = Project::demo();
     p.build_demo("demo.bale");
-    p.bale(&[
-        "install",
-        "demo.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        "t",
-        "--runtime",
-        "none",
-        "--dry-run",
-    ])
-    .ok()
-    .says("would be installed (nothing was changed)");
+    p.install_none_with("demo.bale", "t", &["--dry-run"])
+        .ok()
+        .says("would be installed (nothing was changed)");
 }
 
 #[test]
@@ -332,15 +322,7 @@ fn every_sbom_package_names_its_supplier_and_the_ntia_checker_agrees() {
         layer.blob.len()
     );
     reg.push_manifest("acme/app", "1.0", OCI_MANIFEST, manifest.as_bytes());
-    reg.push_image(
-        "plain/tool",
-        Some("2.0"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("t", b"t\n")])],
-        false,
-    );
+    reg.push_app("plain/tool", "2.0", "t", b"t\n");
     let p = Project::new(&format!(
         "[bundle]\nname = \"sup\"\nversion = \"1.0.0\"\nsupplier = \"Example Site Operations\"\nplatforms = [\"linux/amd64\"]\n[images]\napp = \"{0}/acme/app:1.0\"\ntool = \"{0}/plain/tool:2.0\"\n",
         reg.host

@@ -567,17 +567,7 @@ fn a_killed_upgrade_leaves_the_old_release_and_a_rerun_completes(s: &Site, v3: &
 fn another_bundle_into_the_same_target_is_refused() {
     let p = Project::demo();
     p.build_demo("demo.bale");
-    p.bale(&[
-        "install",
-        "demo.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        "t",
-        "--runtime",
-        "none",
-    ])
-    .ok();
+    p.install_none("demo.bale", "t").ok();
     let other = p
         .read("demo/bundle.toml")
         .replace("name = \"bale-demo\"", "name = \"other\"");
@@ -593,31 +583,13 @@ fn another_bundle_into_the_same_target_is_refused() {
         "other.bale",
     ])
     .ok();
-    let r = p.bale(&[
-        "install",
-        "other.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        "t",
-        "--runtime",
-        "none",
-    ]);
+    let r = p.install_none("other.bale", "t");
     r.fails(exit::REFUSED);
     r.says("holds bundle `bale-demo`");
     // A `current` that is not bale's symlink is never touched.
     let q = Project::new("");
     q.write("t/current", "operator's own file");
-    let r = p.bale(&[
-        "install",
-        "demo.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--target",
-        &q.path().join("t").display().to_string(),
-        "--runtime",
-        "none",
-    ]);
+    let r = p.install_none("demo.bale", &q.path().join("t").display().to_string());
     assert_ne!(r.code(), 0);
     assert_eq!(q.read("t/current"), "operator's own file");
 }

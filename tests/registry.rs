@@ -256,15 +256,7 @@ fn fetch_stores_every_blob_verified_and_second_runs_change_nothing() {
 #[test]
 fn pins_are_kept_until_update_is_asked() {
     let reg = Registry::start();
-    reg.push_image(
-        "moving/tag",
-        Some("1"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("v", b"one")])],
-        false,
-    );
+    reg.push_app("moving/tag", "1", "v", b"one");
     let p = Stack::new("t")
         .platforms(&["linux/amd64"])
         .image("web", &format!("{}/moving/tag:1", reg.host))
@@ -272,15 +264,7 @@ fn pins_are_kept_until_update_is_asked() {
         .project();
     p.bale(&["lock"]).ok();
     let before = p.read("bundle.lock");
-    let second = reg.push_image(
-        "moving/tag",
-        Some("1"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("v", b"two")])],
-        false,
-    );
+    let second = reg.push_app("moving/tag", "1", "v", b"two");
     p.bale(&["lock"]).ok();
     assert_eq!(p.read("bundle.lock"), before, "a plain lock must keep pins");
     let run = p.bale(&["lock", "--update", "web"]);
@@ -299,8 +283,8 @@ fn pins_are_kept_until_update_is_asked() {
 #[test]
 fn check_and_locked_fail_when_bundle_and_lock_disagree() {
     let reg = Registry::start();
-    reg.push_app("a/b", "1", b"1");
-    reg.push_app("a/b", "2", b"2");
+    reg.push_app("a/b", "1", "x", b"1");
+    reg.push_app("a/b", "2", "x", b"2");
     let p = Stack::new("t")
         .platforms(&["linux/amd64"])
         .image("web", &format!("{}/a/b:1", reg.host))
@@ -371,7 +355,7 @@ fn missing_platform_is_an_error_never_a_fallback() {
 #[test]
 fn pinned_digest_must_match() {
     let reg = Registry::start();
-    let img = reg.push_app("pin/me", "1", b"1");
+    let img = reg.push_app("pin/me", "1", "x", b"1");
     let p = Stack::new("t")
         .platforms(&["linux/amd64"])
         .image("web", &format!("{}/pin/me:1@{}", reg.host, img.manifest))
@@ -394,7 +378,7 @@ fn pinned_digest_must_match() {
 #[test]
 fn basic_auth_uses_docker_config_credentials() {
     let reg = Registry::start_with(Some(("alice", "s3cret-pw")));
-    reg.push_app("private/app", "1", b"private");
+    reg.push_app("private/app", "1", "x", b"private");
     let p = Stack::new("t")
         .platforms(&["linux/amd64"])
         .image("app", &format!("{}/private/app:1", reg.host))
@@ -447,15 +431,7 @@ fn basic_auth_uses_docker_config_credentials() {
 #[test]
 fn mirror_serves_but_lock_records_canonical_names() {
     let mirror = Registry::start();
-    let img = mirror.push_image(
-        "library/mirrored",
-        Some("7"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("m", b"mirror")])],
-        false,
-    );
+    let img = mirror.push_app("library/mirrored", "7", "m", b"mirror");
     let p = Stack::new("t")
         .platforms(&["linux/amd64"])
         .image("m", "mirrored:7")
@@ -473,15 +449,7 @@ fn mirror_serves_but_lock_records_canonical_names() {
     let first = p.read("bundle.lock");
     // The same content through another mirror, named in config/, locks the same bytes.
     let other = Registry::start();
-    other.push_image(
-        "library/mirrored",
-        Some("7"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("m", b"mirror")])],
-        false,
-    );
+    other.push_app("library/mirrored", "7", "m", b"mirror");
     p.write(
         "config/bale.toml",
         &format!(
@@ -545,24 +513,8 @@ fn two_fetches_at_once_leave_the_store_consistent() {
 #[test]
 fn outdated_reports_a_tag_that_moved_after_lock() {
     let reg = Registry::start();
-    let first = reg.push_image(
-        "stack/web",
-        Some("1.0"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("bin/app", b"release one")])],
-        false,
-    );
-    reg.push_image(
-        "stack/db",
-        Some("2.0"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("bin/db", b"db")])],
-        false,
-    );
+    let first = reg.push_app("stack/web", "1.0", "bin/app", b"release one");
+    reg.push_app("stack/db", "2.0", "bin/db", b"db");
     let p = Stack::new("t")
         .platforms(&["linux/amd64"])
         .image("web", &format!("{}/stack/web:1.0", reg.host))
@@ -572,15 +524,7 @@ fn outdated_reports_a_tag_that_moved_after_lock() {
     p.bale(&["outdated"]).ok();
 
     // Other content pushed to the same tag.
-    let second = reg.push_image(
-        "stack/web",
-        Some("1.0"),
-        "linux",
-        "amd64",
-        None,
-        &[gzip_layer(&[("bin/app", b"release two")])],
-        false,
-    );
+    let second = reg.push_app("stack/web", "1.0", "bin/app", b"release two");
     assert_ne!(first.manifest, second.manifest);
     // The lock stays on the locked digest...
     p.bale(&["lock", "--check"]).ok();

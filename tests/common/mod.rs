@@ -563,7 +563,12 @@ impl Project {
 
     /// `bale install BUNDLE` into `target` with `--runtime none` and `keys/k.pub`.
     pub fn install_none(&self, bundle: &str, target: &str) -> Run {
-        self.bale(&[
+        self.install_none_with(bundle, target, &[])
+    }
+
+    /// [`Project::install_none`], then `extra`.
+    pub fn install_none_with(&self, bundle: &str, target: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
             "install",
             bundle,
             "--public-key",
@@ -572,7 +577,9 @@ impl Project {
             target,
             "--runtime",
             "none",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        self.bale(&args)
     }
 
     /// `bale install BUNDLE` into `target` with `--runtime containerd` at

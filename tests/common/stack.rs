@@ -138,16 +138,16 @@ impl Stack {
 }
 
 impl Registry {
-    /// A linux/amd64 image of one layer holding file `x` = `content`,
+    /// A linux/amd64 image of one layer holding file `path` = `content`,
     /// pushed as `repo:tag`.
-    pub fn push_app(&self, repo: &str, tag: &str, content: &[u8]) -> Pushed {
+    pub fn push_app(&self, repo: &str, tag: &str, path: &str, content: &[u8]) -> Pushed {
         self.push_image(
             repo,
             Some(tag),
             "linux",
             "amd64",
             None,
-            &[gzip_layer(&[("x", content)])],
+            &[gzip_layer(&[(path, content)])],
             false,
         )
     }
