@@ -1,5 +1,7 @@
 //! What the commands that read bundle.toml share: the spec, the settings
-//! that apply to it (loaded here and only here) and a registry client.
+//! that apply to it and a registry client. Settings files are read here
+//! only ([`settings`], which push uses too); the registry a swarm pulls
+//! from is reached with the defaults and the site's CA alone.
 
 use std::path::{Path, PathBuf};
 
