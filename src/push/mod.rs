@@ -416,27 +416,14 @@ impl<'a> Pusher<'a> {
                 Err(e) => return Err(reg_err(shown)(e)),
             };
         if !present {
-            let resp = self
-                .client
-                .send(
-                    &self.ep,
-                    repo,
-                    "PUT",
-                    &url,
-                    &[("content-type", m.media_type.clone())],
-                    &Payload::Bytes(&m.bytes),
-                    true,
-                )
-                .map_err(reg_err(shown.clone()))?;
-            if let Some(got) = header(&resp, "docker-content-digest")
-                && got != digest.to_string()
-            {
-                return Err(PushError::Digest {
-                    what: shown,
-                    want: digest.clone(),
-                    got,
-                });
-            }
+            self.put_checked(
+                repo,
+                &url,
+                &[("content-type", m.media_type.clone())],
+                &Payload::Bytes(&m.bytes),
+                digest,
+                &shown,
+            )?;
         }
         (self.events)(PushEvent::Manifest {
             reference: shown,
@@ -502,6 +489,33 @@ impl<'a> Pusher<'a> {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// PUTs `payload` to `url` (a manifest, or an upload's last request)
+    /// and checks the digest the registry says it stored, where it says one.
+    fn put_checked(
+        &self,
+        repo: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
+        want: &Digest,
+        what: &str,
+    ) -> Result<(), PushError> {
+        let resp = self
+            .client
+            .send(&self.ep, repo, "PUT", url, headers, payload, true)
+            .map_err(reg_err(what))?;
+        if let Some(got) = header(&resp, "docker-content-digest")
+            && got != want.to_string()
+        {
+            return Err(PushError::Digest {
+                what: what.to_owned(),
+                want: want.clone(),
+                got,
+            });
+        }
+        Ok(())
     }
 
     /// A pusher for one worker: the same registry and bundle, its own

@@ -146,28 +146,14 @@ impl Pusher<'_> {
         }
         let url = self.absolute(&location);
         let sep = if url.contains('?') { '&' } else { '?' };
-        let resp = self
-            .client
-            .send(
-                &self.ep,
-                repo,
-                "PUT",
-                &format!("{url}{sep}digest={d}"),
-                &[],
-                &Payload::Empty,
-                true,
-            )
-            .map_err(reg_err(what))?;
-        if let Some(got) = header(&resp, "docker-content-digest")
-            && got != d.to_string()
-        {
-            return Err(PushError::Digest {
-                what: what.to_owned(),
-                want: d.clone(),
-                got,
-            });
-        }
-        Ok(())
+        self.put_checked(
+            repo,
+            &format!("{url}{sep}digest={d}"),
+            &[],
+            &Payload::Empty,
+            d,
+            what,
+        )
     }
 
     /// After a failed chunk: where the upload at `url` stands, or a new
