@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod cosign;
 pub mod digest;
@@ -27,6 +28,7 @@ pub mod runtime;
 pub mod serve;
 pub mod sign;
 pub mod spec;
+pub mod status;
 pub mod store;
 pub mod templates;
 pub mod validate;

@@ -189,6 +189,27 @@ impl Drop for Site {
     }
 }
 
+/// `bale status --json`'s services: `status state health` by service.
+fn service_states(s: &Site) -> BTreeMap<String, String> {
+    let r = s.bale(&["status", "--target", "target", "--json"]);
+    r.ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
+    assert_eq!(v["project"], "balestack", "{v}");
+    v["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            let f = |k: &str| x[k].as_str().unwrap_or_default().to_owned();
+            (
+                f("service"),
+                format!("{} {} {}", f("status"), f("state"), f("health")),
+            )
+        })
+        .collect()
+}
+
 /// Every path under `dir` with its type and content hash (or link target).
 fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -273,6 +294,10 @@ fn first_install_starts_every_service_with_its_secret(s: &Site, v1: &str) -> Str
     }
     assert!(http_get(s.web_port).contains("web v1"));
     assert!(http_get(s.api_port).contains("api v1"));
+    let states = service_states(s);
+    for svc in ["web", "api", "worker"] {
+        assert_eq!(states[svc], "ok running healthy", "{states:?}");
+    }
 
     // Secrets: generated, mode 0600, operator settings kept, never printed.
     let env = std::fs::read_to_string(s.target().join(".env")).unwrap_or_default();
@@ -356,6 +381,12 @@ fn audit_passes_and_names_a_stopped_or_removed_service(s: &Site, v1: &str) {
     r.fails(exit::INTEGRITY);
     r.says("FINDING service api: stopped");
     r.says("FINDING service worker: missing");
+    // `bale status` shows the same, and exits 0: a screen, not a check.
+    let states = service_states(s);
+    assert_eq!(states["web"], "ok running healthy", "{states:?}");
+    // (dockerd keeps the last health of a stopped container, or none)
+    assert!(states["api"].starts_with("stopped exited"), "{states:?}");
+    assert_eq!(states["worker"], "missing  ", "{states:?}");
     // Re-installing with --up starts them again.
     s.install(v1, &["--up"]).ok();
     s.audit(&[]).ok();
@@ -862,6 +893,18 @@ fn podman_install_up_audit_reinstall_and_a_stopped_service() {
     let a = bale(&["audit", "--target", "target"]);
     a.fails(exit::INTEGRITY);
     a.says("FINDING service api: stopped");
+    // `bale status` finds podman from the record too, and says the same.
+    let st = bale(&["status", "--target", "target"]);
+    st.ok();
+    assert!(
+        st.stdout().contains("runtime podman")
+            && st
+                .stdout()
+                .lines()
+                .any(|l| l.trim_start().starts_with("api ") && l.ends_with("stopped")),
+        "{}",
+        st.describe()
+    );
     bale(&install).ok();
     bale(&["audit", "--target", "target"]).ok();
 }

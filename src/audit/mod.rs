@@ -149,6 +149,25 @@ impl AuditReport {
     }
 }
 
+/// Every service of the release installed in `release_dir` as `runtime`
+/// runs it (empty where the runtime runs no compose projects, or the
+/// bundle has no compose file): what `bale status` shows.
+pub fn services(
+    release_dir: &Path,
+    release: &crate::install::Release,
+    runtime: &dyn Runtime,
+) -> Result<Vec<ServiceAudit>, InstallError> {
+    let expected = Expected::from_record(release_dir, release)?;
+    let (found, _) = services::audit(
+        &expected,
+        release_dir,
+        release,
+        runtime,
+        &mut Findings::default(),
+    )?;
+    Ok(found)
+}
+
 /// Findings as the steps make them.
 #[derive(Default)]
 struct Findings(Vec<Finding>);

@@ -159,6 +159,16 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Show an install directory: the current release and since when, the releases kept, each service's state and health.
+    Status {
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Cut a bundle into parts for removable media (BUNDLE.001, …) with a signed part list; `cat` rejoins them.
     Split(SplitArgs),
     /// Verify a bundle, then push every image, all its platforms, byte for byte into an existing registry.

@@ -43,6 +43,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "bale audit --target /srv/borgstack --report audit.html",
     ),
     (
+        "status",
+        "bale status --target /srv/borgstack      # releases kept, each service's state and health",
+    ),
+    (
         "split",
         "bale split borgstack-1.0.0.bale --sign-key bale.key   # parts under 4 GiB; cat rejoins them",
     ),

@@ -111,6 +111,19 @@ pub fn resolve(command: Command) -> Resolved {
                 },
             }),
         ),
+        Command::Status {
+            target,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(status::Status {
+                request: bale::ops::status::StatusRequest {
+                    target,
+                    runtime: resolve::runtime(runtime),
+                },
+            }),
+        ),
         Command::Inspect { bundle, json: j } => {
             (json(j.json, false), Box::new(inspect::Inspect { bundle }))
         }

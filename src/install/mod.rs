@@ -53,7 +53,7 @@ pub use values::{Prompt, Supplied, changed_since_install};
 pub use crate::verify::{OpenBundle, OpenError};
 pub use compose::{compose_pins, compose_project, compose_text, service_images};
 pub use secrets::generate_secret;
-pub use target::current_release;
+pub use target::{KeptRelease, current_release, kept_releases};
 
 /// Errors of install and audit.
 #[derive(Debug, thiserror::Error)]

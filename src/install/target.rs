@@ -275,6 +275,59 @@ pub fn current_release(target: &Path) -> Result<Option<(PathBuf, Release)>, Inst
     Ok(Some((dir, release)))
 }
 
+/// One release kept under `.bale/releases`.
+#[derive(Debug, Clone)]
+pub struct KeptRelease {
+    /// Its directory name, `<version>-<12 hex digits>`.
+    pub id: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its record.
+    pub release: Release,
+    /// When its record was last written (at install, or at a repair).
+    pub recorded: std::time::SystemTime,
+}
+
+/// Every release kept in `target`, oldest version first; a directory that
+/// is not one bale made (a bad name, a link, no readable record) is left
+/// out.
+pub fn kept_releases(target: &Path) -> Result<Vec<KeptRelease>, InstallError> {
+    let root = target.join(".bale").join("releases");
+    let entries = match fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(&root)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let dir = entry.path();
+        let is_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        if !valid_release_id(&id) || !is_dir {
+            continue;
+        }
+        let Ok(release) = current_record(&dir) else {
+            continue;
+        };
+        let recorded = fs::symlink_metadata(dir.join(".bale").join("release.json"))
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        out.push(KeptRelease {
+            id,
+            dir,
+            release,
+            recorded,
+        });
+    }
+    out.sort_by(|a, b| {
+        let v = |r: &KeptRelease| semver::Version::parse(&r.release.version).ok();
+        v(a).cmp(&v(b)).then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(out)
+}
+
 /// Whether `id` is a release directory name bale makes:
 /// `<semver>-<12 hex digits of the manifest digest>`.
 fn valid_release_id(id: &str) -> bool {

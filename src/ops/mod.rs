@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod sbom;
 pub mod serve;
 pub mod split;
+pub mod status;
 pub mod verify;
 
 pub use context::{Context, NetOptions, Resolving, settings};

@@ -14,6 +14,7 @@ pub mod push;
 pub mod sbom;
 pub mod serve;
 pub mod split;
+pub mod status;
 pub mod verify;
 
 use super::output::Output;

@@ -1,0 +1,74 @@
+//! `bale status`.
+
+use std::io::Write;
+
+use bale::ops::status::StatusRequest;
+
+use super::Run;
+use crate::cli::output::{Output, Terminal};
+
+/// `bale status`, resolved.
+pub struct Status {
+    /// Which install directory, with which runtime.
+    pub request: StatusRequest,
+}
+
+impl Run for Status {
+    fn run(&self, out: &Output) -> Result<(), bale::Error> {
+        let status = bale::ops::status::run(&self.request)?;
+        if out.is_json() {
+            out.result(&status, true);
+        } else {
+            print(&status);
+        }
+        Ok(())
+    }
+}
+
+/// The status as text on stdout.
+fn print(s: &bale::status::Status) {
+    let mut w = Terminal::stdout();
+    let _ = writeln!(
+        w,
+        "{} {} (manifest {}) in {}: current since {}; runtime {}",
+        s.name,
+        s.version,
+        s.manifest_digest,
+        s.target.display(),
+        s.current_since,
+        s.runtime
+    );
+    let _ = writeln!(w, "\nreleases kept: {}", s.releases.len());
+    for r in &s.releases {
+        let _ = writeln!(
+            w,
+            "{} {:<12} {:<32} installed {}",
+            if r.current { "*" } else { " " },
+            r.version,
+            r.id,
+            r.installed
+        );
+    }
+    match &s.project {
+        None => {
+            let _ = writeln!(w, "\nservices: the bundle has no compose file");
+        }
+        Some(p) if s.services.is_empty() => {
+            let _ = writeln!(
+                w,
+                "\nservices of project {p}: none shown (runtime {} runs no compose projects)",
+                s.runtime
+            );
+        }
+        Some(p) => {
+            let _ = writeln!(w, "\nservices of project {p}:");
+            for svc in &s.services {
+                let _ = writeln!(
+                    w,
+                    "  {:<20} {:<10} {:<10} {}",
+                    svc.service, svc.state, svc.health, svc.status
+                );
+            }
+        }
+    }
+}
