@@ -216,7 +216,7 @@ fn catalog_code(c: &CatalogError) -> i32 {
 fn install_code(i: &InstallError) -> i32 {
     match i {
         InstallError::Open(o) => open_code(o),
-        InstallError::Image { .. } => exit::INTEGRITY,
+        InstallError::Image { .. } | InstallError::Drifted { .. } => exit::INTEGRITY,
         InstallError::Values(_) | InstallError::Template { .. } => exit::INVALID_INPUT,
         InstallError::Refused(_) | InstallError::Preflight(_) => exit::REFUSED,
         InstallError::Runtime(_)

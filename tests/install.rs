@@ -275,6 +275,22 @@ fn install_up_audit_reinstall_upgrade_refuse_drift_tamper_and_interrupted_upgrad
     let v3 = s.build("1.2.0", "web v3\n");
     a_tampered_bundle_installs_nothing(&s, &v3);
     a_killed_upgrade_leaves_the_old_release_and_a_rerun_completes(&s, &v3);
+    a_rollback_with_up_runs_the_kept_release_again(&s, &v2);
+}
+
+/// `bale rollback --up` goes back to the release kept before (1.1.0)
+/// without its bundle file, starts it, and the host is as that bundle
+/// signed it.
+fn a_rollback_with_up_runs_the_kept_release_again(s: &Site, v2: &str) {
+    let r = s.bale(&["rollback", "--target", "target", "--up", "--timeout", "120"]);
+    r.ok();
+    r.says("rolled back from 1.2.0 to 1.1.0");
+    assert!(http_get(s.web_port).contains("web v2"));
+    let states = service_states(s);
+    for svc in ["web", "api", "worker"] {
+        assert_eq!(states[svc], "ok running healthy", "{states:?}");
+    }
+    s.audit(&[v2, "--public-key", "keys/k.pub"]).ok();
 }
 
 /// Into an empty target with `--up`: every service answers, and the generated secret is private, kept apart from the operator's settings, never printed, and reaches the stack; returns it.

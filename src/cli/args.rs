@@ -159,6 +159,25 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Go back to a release kept in the install directory, without its bundle: files and images checked first.
+    Rollback {
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        /// The release to go back to, by version or id [default: the one other release kept].
+        #[arg(long, value_name = "RELEASE")]
+        to: Option<String>,
+        /// Start it with compose and wait for every healthcheck.
+        #[arg(long)]
+        up: bool,
+        /// Seconds --up waits for healthchecks.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Show an install directory: the current release and since when, the releases kept, each service's state and health.
     Status {
         /// Install directory.

@@ -43,6 +43,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "bale audit --target /srv/borgstack --report audit.html",
     ),
     (
+        "rollback",
+        "bale rollback --target /srv/borgstack --up        # back to the release kept before this one",
+    ),
+    (
         "status",
         "bale status --target /srv/borgstack      # releases kept, each service's state and health",
     ),

@@ -111,6 +111,25 @@ pub fn resolve(command: Command) -> Resolved {
                 },
             }),
         ),
+        Command::Rollback {
+            target,
+            to,
+            up,
+            timeout,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(rollback::Rollback {
+                request: bale::ops::rollback::RollbackRequest {
+                    target,
+                    to,
+                    runtime: resolve::runtime(runtime),
+                    up,
+                    timeout: std::time::Duration::from_secs(timeout),
+                },
+            }),
+        ),
         Command::Status {
             target,
             runtime,

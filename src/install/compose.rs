@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{InstallError, InstallOptions, Release};
+use super::{InstallError, Release};
 use crate::bundle::ImageRecord;
-use crate::runtime::{ComposeProject, Container};
+use crate::runtime::{ComposeProject, Container, Runtime};
 
 /// Each service of the compose file `text` with the bundle image it runs:
 /// a service named in `[images]` runs that image; any other (one a
@@ -132,28 +132,29 @@ pub(super) fn up(
     target: &Path,
     release_dir: &Path,
     release: &Release,
-    opts: &InstallOptions<'_>,
+    runtime: &dyn Runtime,
+    timeout: Duration,
     restart: &[String],
     images: &[&ImageRecord],
 ) -> Result<Vec<Container>, InstallError> {
     let project = compose_project(target, release_dir, release)
         .ok_or_else(|| InstallError::Bundle("the bundle has no compose file to start".into()))?;
-    let said = opts.runtime.up(&project, restart)?;
+    let said = runtime.up(&project, restart)?;
     let text = compose_text(release_dir, release);
     let images = service_images(text.as_deref(), images);
     let pinned: BTreeMap<&str, String> = images
         .iter()
-        .map(|(s, r)| (s.as_str(), opts.runtime.reference(r)))
+        .map(|(s, r)| (s.as_str(), runtime.reference(r)))
         .collect();
-    let deadline = Instant::now() + opts.timeout;
+    let deadline = Instant::now() + timeout;
     let mut poked = Instant::now();
     loop {
-        let containers = opts.runtime.containers(&project.name)?;
+        let containers = runtime.containers(&project.name)?;
         // Where no service manager runs healthchecks, run them here, about
         // once a second (compose intervals are seconds, not milliseconds).
         if poked.elapsed() >= Duration::from_secs(1) {
             for c in containers.iter().filter(|c| c.health == "starting") {
-                opts.runtime.check_health(&c.name);
+                runtime.check_health(&c.name);
             }
             poked = Instant::now();
         }
@@ -161,7 +162,7 @@ pub(super) fn up(
         // Where nodes pull (a swarm), a task of the image before an
         // update is not the release running yet.
         let stale = |c: &Container| {
-            opts.runtime.pulls()
+            runtime.pulls()
                 && pinned
                     .get(c.service.as_str())
                     .is_some_and(|want| want != &c.image)
@@ -171,7 +172,7 @@ pub(super) fn up(
             .iter()
             .find(|c| is_job(c) && c.state == "exited" && c.exit_code != Some(0))
         {
-            return Err(job_failed(j, &project, opts));
+            return Err(job_failed(j, &project, runtime));
         }
         let waiting: Vec<String> = containers
             .iter()
@@ -205,7 +206,7 @@ pub(super) fn up(
         }
         if failed || Instant::now() >= deadline {
             return Err(InstallError::Unhealthy {
-                seconds: opts.timeout.as_secs(),
+                seconds: timeout.as_secs(),
                 services: if waiting.is_empty() && containers.is_empty() {
                     // Some compose tools exit 0 when nothing started: show why.
                     vec![format!(
@@ -227,15 +228,11 @@ fn last_lines(text: &str, n: usize) -> String {
 }
 
 /// A failed job, with its last log lines (every `.env` value redacted).
-fn job_failed(
-    job: &Container,
-    project: &ComposeProject,
-    opts: &InstallOptions<'_>,
-) -> InstallError {
+fn job_failed(job: &Container, project: &ComposeProject, runtime: &dyn Runtime) -> InstallError {
     let env = std::fs::read_to_string(&project.env_file).unwrap_or_default();
     let env = crate::runtime::env_values(&env);
     let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
-    let log = opts.runtime.logs(&job.name, 20).unwrap_or_default();
+    let log = runtime.logs(&job.name, 20).unwrap_or_default();
     InstallError::JobFailed {
         job: job.service.clone(),
         code: job.exit_code.unwrap_or(-1),

@@ -23,6 +23,7 @@ mod env;
 mod plan;
 pub mod preflight;
 mod release;
+mod rollback;
 mod secrets;
 mod target;
 mod values;
@@ -52,6 +53,7 @@ pub use values::{Prompt, Supplied, changed_since_install};
 
 pub use crate::verify::{OpenBundle, OpenError};
 pub use compose::{compose_pins, compose_project, compose_text, service_images};
+pub use rollback::{RollbackOptions, RollbackReport, rollback};
 pub use secrets::generate_secret;
 pub use target::{KeptRelease, current_release, kept_releases};
 
@@ -103,6 +105,14 @@ pub enum InstallError {
         seconds: u64,
         /// `service (state/health)` for each.
         services: Vec<String>,
+    },
+    /// A kept release's files are not as its record says.
+    #[error("release {release} is not as it was installed; nothing was changed:\n{}", files.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Drifted {
+        /// The release.
+        release: String,
+        /// Each file that differs.
+        files: Vec<String>,
     },
     /// Site values missing or invalid; nothing was changed.
     #[error("site values missing or invalid; nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
@@ -489,7 +499,8 @@ fn install_locked(
             &target.root,
             &release_dir,
             &release,
-            opts,
+            opts.runtime,
+            opts.timeout,
             &restart,
             &images,
         )?

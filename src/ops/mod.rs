@@ -13,6 +13,7 @@ pub mod keygen;
 pub mod lock;
 pub mod outdated;
 pub mod push;
+pub mod rollback;
 pub mod runtime;
 pub mod sbom;
 pub mod serve;

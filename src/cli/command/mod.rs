@@ -11,6 +11,7 @@ pub mod lock;
 pub mod meta;
 pub mod outdated;
 pub mod push;
+pub mod rollback;
 pub mod sbom;
 pub mod serve;
 pub mod split;
