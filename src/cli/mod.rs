@@ -82,14 +82,12 @@ pub fn resolve(command: Command) -> Resolved {
             json: j,
         } => (
             json(j.json, false),
-            Box::new(verify::Verify {
-                request: bale::ops::verify::VerifyRequest {
-                    bundle,
-                    public_key,
-                    allow_unsigned,
-                    base,
-                },
-            }),
+            Box::new(verify::Verify::new(
+                bundle,
+                public_key,
+                allow_unsigned,
+                base,
+            )),
         ),
         Command::Install(a) => (json(a.json.json, false), Box::new(install::Install::new(a))),
         Command::Audit {
@@ -101,15 +99,9 @@ pub fn resolve(command: Command) -> Resolved {
             json: j,
         } => (
             json(j.json, false),
-            Box::new(audit::Audit {
-                request: bale::ops::audit::AuditRequest {
-                    bundle,
-                    public_key,
-                    target,
-                    report,
-                    runtime: resolve::runtime(runtime),
-                },
-            }),
+            Box::new(audit::Audit::new(
+                bundle, public_key, target, report, runtime,
+            )),
         ),
         Command::Rollback {
             target,
@@ -120,15 +112,7 @@ pub fn resolve(command: Command) -> Resolved {
             json: j,
         } => (
             json(j.json, false),
-            Box::new(rollback::Rollback {
-                request: bale::ops::rollback::RollbackRequest {
-                    target,
-                    to,
-                    runtime: resolve::runtime(runtime),
-                    up,
-                    timeout: std::time::Duration::from_secs(timeout),
-                },
-            }),
+            Box::new(rollback::Rollback::new(target, to, up, timeout, runtime)),
         ),
         Command::Status {
             target,
@@ -136,12 +120,7 @@ pub fn resolve(command: Command) -> Resolved {
             json: j,
         } => (
             json(j.json, false),
-            Box::new(status::Status {
-                request: bale::ops::status::StatusRequest {
-                    target,
-                    runtime: resolve::runtime(runtime),
-                },
-            }),
+            Box::new(status::Status::new(target, runtime)),
         ),
         Command::Inspect { bundle, json: j } => {
             (json(j.json, false), Box::new(inspect::Inspect { bundle }))

@@ -3,13 +3,38 @@
 use bale::audit::AuditReport;
 use bale::ops::audit::AuditRequest;
 
+use std::path::PathBuf;
+
 use super::Run;
+use crate::cli::args::RuntimeArgs;
 use crate::cli::output::Output;
+use crate::cli::resolve;
 
 /// `bale audit`, resolved.
 pub struct Audit {
     /// What to audit, against what.
     pub request: AuditRequest,
+}
+
+impl Audit {
+    /// From `bale audit`'s flags.
+    pub fn new(
+        bundle: Option<PathBuf>,
+        public_key: Option<PathBuf>,
+        target: PathBuf,
+        report: Option<PathBuf>,
+        runtime: RuntimeArgs,
+    ) -> Audit {
+        Audit {
+            request: AuditRequest {
+                bundle,
+                public_key,
+                target,
+                report,
+                runtime: resolve::runtime(runtime),
+            },
+        }
+    }
 }
 
 impl Run for Audit {

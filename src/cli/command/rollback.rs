@@ -2,13 +2,38 @@
 
 use bale::ops::rollback::RollbackRequest;
 
+use std::path::PathBuf;
+
 use super::Run;
+use crate::cli::args::RuntimeArgs;
 use crate::cli::output::Output;
+use crate::cli::resolve;
 
 /// `bale rollback`, resolved.
 pub struct Rollback {
     /// Where, to which release, how.
     pub request: RollbackRequest,
+}
+
+impl Rollback {
+    /// From `bale rollback`'s flags.
+    pub fn new(
+        target: PathBuf,
+        to: Option<String>,
+        up: bool,
+        timeout: u64,
+        runtime: RuntimeArgs,
+    ) -> Rollback {
+        Rollback {
+            request: RollbackRequest {
+                target,
+                to,
+                runtime: resolve::runtime(runtime),
+                up,
+                timeout: std::time::Duration::from_secs(timeout),
+            },
+        }
+    }
 }
 
 impl Run for Rollback {

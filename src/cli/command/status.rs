@@ -4,13 +4,29 @@ use std::io::Write;
 
 use bale::ops::status::StatusRequest;
 
+use std::path::PathBuf;
+
 use super::Run;
+use crate::cli::args::RuntimeArgs;
 use crate::cli::output::{Output, Terminal};
+use crate::cli::resolve;
 
 /// `bale status`, resolved.
 pub struct Status {
     /// Which install directory, with which runtime.
     pub request: StatusRequest,
+}
+
+impl Status {
+    /// From `bale status`'s flags.
+    pub fn new(target: PathBuf, runtime: RuntimeArgs) -> Status {
+        Status {
+            request: StatusRequest {
+                target,
+                runtime: resolve::runtime(runtime),
+            },
+        }
+    }
 }
 
 impl Run for Status {

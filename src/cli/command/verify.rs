@@ -4,11 +4,31 @@ use bale::ops::verify::VerifyRequest;
 
 use super::Run;
 use crate::cli::output::{Output, human};
+use std::path::PathBuf;
 
 /// `bale verify`, resolved.
 pub struct Verify {
     /// What to verify, with which key.
     pub request: VerifyRequest,
+}
+
+impl Verify {
+    /// From `bale verify`'s flags.
+    pub fn new(
+        bundle: PathBuf,
+        public_key: Option<PathBuf>,
+        allow_unsigned: bool,
+        base: Option<PathBuf>,
+    ) -> Verify {
+        Verify {
+            request: VerifyRequest {
+                bundle,
+                public_key,
+                allow_unsigned,
+                base,
+            },
+        }
+    }
 }
 
 impl Run for Verify {
