@@ -78,6 +78,12 @@ fn a_kept_release_whose_files_drifted_is_refused_and_nothing_changes() {
         .map(|e| e.path())
         .find(|d| d.display().to_string().contains("1.0.0-"))
         .unwrap_or_else(|| panic!("no 1.0.0 release kept"));
+    std::fs::write(kept.join("site/extra.html"), "planted\n").unwrap_or_else(|e| panic!("{e}"));
+    let r = p.bale(&["rollback", "--target", "t"]);
+    r.fails(exit::INTEGRITY);
+    r.says("site/extra.html: added");
+    assert_eq!(current_link(&p), before);
+    std::fs::remove_file(kept.join("site/extra.html")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(kept.join("site/index.html"), "defaced\n").unwrap_or_else(|e| panic!("{e}"));
     let r = p.bale(&["rollback", "--target", "t"]);
     r.fails(exit::INTEGRITY);

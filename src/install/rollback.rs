@@ -135,7 +135,8 @@ fn choose(target: &Path, current: &Path, to: Option<&str>) -> Result<KeptRelease
 }
 
 /// Every file of the release's record, byte for byte as recorded (a
-/// template as rendered), each a regular file; returns how many.
+/// template as rendered), each a regular file, and nothing else beside
+/// them; returns how many.
 fn check_files(k: &KeptRelease) -> Result<usize, InstallError> {
     // The record is read again: it must be the one the listing saw.
     let release = current_record(&k.dir)?;
@@ -146,6 +147,27 @@ fn check_files(k: &KeptRelease) -> Result<usize, InstallError> {
             Ok((d, size)) if d == f.sha256 && size == f.size => {}
             Ok((d, _)) => drifted.push(format!("{}: {d} instead of {}", f.target, f.sha256)),
             Err(_) => drifted.push(format!("{}: missing or not a regular file", f.target)),
+        }
+    }
+    // Nothing beside them: what the release would serve is what it recorded.
+    let recorded: std::collections::BTreeSet<&str> =
+        release.files.iter().map(|f| f.target.as_str()).collect();
+    for e in walkdir::WalkDir::new(&k.dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() != 1 || e.file_name() != ".bale")
+        .flatten()
+        .filter(|e| !e.file_type().is_dir())
+    {
+        let rel = e
+            .path()
+            .strip_prefix(&k.dir)
+            .ok()
+            .and_then(|p| p.to_str())
+            .unwrap_or_default();
+        if !recorded.contains(rel) {
+            drifted.push(format!("{rel}: added, not part of the release"));
         }
     }
     if drifted.is_empty() {
