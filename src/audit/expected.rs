@@ -74,14 +74,7 @@ impl Expected {
 
     /// From the installed release's record in `release_dir`.
     pub fn from_record(release_dir: &Path, release: &Release) -> Result<Self, InstallError> {
-        let path = release_dir.join(".bale").join("images.json");
-        let images: ImagesFile = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| InstallError::Unsafe {
-                path: path.clone(),
-                message: "missing or unreadable".into(),
-            })?;
+        let images = crate::install::recorded_images(release_dir)?;
         let sbom = std::fs::read(release_dir.join(".bale").join("sbom.spdx.json")).ok();
         Ok(Expected {
             reference: "record",
@@ -93,11 +86,6 @@ impl Expected {
 
     /// The images of the platform the runtime runs: the bundle's first.
     pub fn platform_images(&self) -> Vec<&ImageRecord> {
-        let first = self.images.images.first().map(|i| &i.platform);
-        self.images
-            .images
-            .iter()
-            .filter(|i| Some(&i.platform) == first)
-            .collect()
+        self.images.runtime_images()
     }
 }

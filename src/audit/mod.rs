@@ -157,7 +157,13 @@ pub fn services(
     release: &crate::install::Release,
     runtime: &dyn Runtime,
 ) -> Result<Vec<ServiceAudit>, InstallError> {
-    let expected = Expected::from_record(release_dir, release)?;
+    // Only the image list is needed here, not the files or the SBOM.
+    let expected = Expected {
+        reference: "record",
+        files: Vec::new(),
+        images: crate::install::recorded_images(release_dir)?,
+        sbom: None,
+    };
     let (found, _) = services::audit(
         &expected,
         release_dir,

@@ -101,6 +101,17 @@ pub struct ImagesFile {
     pub project: Option<String>,
 }
 
+impl ImagesFile {
+    /// The images of the platform a runtime gets: the bundle's first.
+    pub fn runtime_images(&self) -> Vec<&ImageRecord> {
+        let first = self.images.first().map(|i| &i.platform);
+        self.images
+            .iter()
+            .filter(|i| Some(&i.platform) == first)
+            .collect()
+    }
+}
+
 /// Image records of a lock: one per image and platform. `key_of` gives
 /// the cosign key path bundle.toml names for a service.
 pub fn image_records(lock: &Lockfile, key_of: &dyn Fn(&str) -> Option<String>) -> Vec<ImageRecord> {

@@ -55,7 +55,7 @@ pub use crate::verify::{OpenBundle, OpenError};
 pub use compose::{compose_pins, compose_project, compose_text, service_images};
 pub use rollback::{RollbackOptions, RollbackReport, rollback};
 pub use secrets::generate_secret;
-pub use target::{KeptRelease, current_release, kept_releases};
+pub use target::{KeptRelease, current_release, kept_releases, recorded_images};
 
 /// Errors of install and audit.
 #[derive(Debug, thiserror::Error)]

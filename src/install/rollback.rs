@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::target::{KeptRelease, Target, current_record, kept_releases};
 use super::{InstallError, compose, current_release, release};
-use crate::bundle::{ImageRecord, ImagesFile};
+use crate::bundle::ImageRecord;
 use crate::runtime::{Container, Runtime};
 
 /// What a rollback is asked to do.
@@ -59,12 +59,8 @@ pub fn rollback(opts: &RollbackOptions<'_>) -> Result<RollbackReport, InstallErr
         .ok_or_else(|| InstallError::NotInstalled(opts.target.clone()))?;
     let chosen = choose(&target.root, &current_dir, opts.to.as_deref())?;
     let files_checked = check_files(&chosen)?;
-    let images = images_of(&chosen.dir)?;
-    let first = images.first().map(|i| i.platform.clone());
-    let platform: Vec<&ImageRecord> = images
-        .iter()
-        .filter(|i| Some(&i.platform) == first.as_ref())
-        .collect();
+    let images = super::target::recorded_images(&chosen.dir)?;
+    let platform = images.runtime_images();
     let images_checked = check_images(&platform, opts.runtime)?;
     release::switch(&target, &chosen.id, Some(&current_dir))?;
     let services = if opts.up {
@@ -178,20 +174,6 @@ fn check_files(k: &KeptRelease) -> Result<usize, InstallError> {
             files: drifted,
         })
     }
-}
-
-/// The image list the release recorded.
-fn images_of(dir: &Path) -> Result<Vec<ImageRecord>, InstallError> {
-    let path = dir.join(".bale").join("images.json");
-    let bytes = super::target::read_nofollow(&path)?.ok_or_else(|| InstallError::Unsafe {
-        path: path.clone(),
-        message: "missing: the release has no image list".into(),
-    })?;
-    let list: ImagesFile = serde_json::from_slice(&bytes).map_err(|e| InstallError::Unsafe {
-        path: path.clone(),
-        message: format!("unreadable: {e}"),
-    })?;
-    Ok(list.images)
 }
 
 /// Every image in the runtime with its locked config digest (the image

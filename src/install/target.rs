@@ -340,6 +340,18 @@ fn valid_release_id(id: &str) -> bool {
     })
 }
 
+/// The image list the release in `dir` recorded, read without following
+/// symlinks.
+pub fn recorded_images(dir: &Path) -> Result<crate::bundle::ImagesFile, InstallError> {
+    let path = dir.join(".bale").join("images.json");
+    read_nofollow(&path)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| InstallError::Unsafe {
+            path,
+            message: "missing or unreadable".into(),
+        })
+}
+
 /// The record of the release in `dir`, read without following symlinks.
 pub(super) fn current_record(dir: &Path) -> Result<Release, InstallError> {
     let path = dir.join(".bale").join("release.json");

@@ -297,12 +297,7 @@ impl OpenBundle {
 
     /// The images of the platform a runtime gets: the first one of the bundle.
     pub fn runtime_images(&self) -> Vec<&ImageRecord> {
-        let first = self.images.images.first().map(|i| i.platform.clone());
-        self.images
-            .images
-            .iter()
-            .filter(|i| Some(&i.platform) == first.as_ref())
-            .collect()
+        self.images.runtime_images()
     }
 }
 
