@@ -33,5 +33,6 @@ pub mod store;
 pub mod templates;
 pub mod validate;
 pub mod verify;
+pub mod volume_archive;
 
 pub use error::Error;
