@@ -35,6 +35,9 @@ pub mod exit {
     pub const REFUSED: i32 = 7;
     /// The container runtime failed, or services did not become healthy.
     pub const RUNTIME: i32 = 8;
+    /// An upgrade failed and bale undid it: the previous release runs
+    /// again on the data it had before the upgrade.
+    pub const ROLLED_BACK: i32 = 9;
 }
 
 /// Any error of bale.
@@ -216,7 +219,11 @@ fn catalog_code(c: &CatalogError) -> i32 {
 fn install_code(i: &InstallError) -> i32 {
     match i {
         InstallError::Open(o) => open_code(o),
-        InstallError::Image { .. } | InstallError::Drifted { .. } => exit::INTEGRITY,
+        InstallError::Image { .. } | InstallError::Drifted { .. } | InstallError::Altered { .. } => {
+            exit::INTEGRITY
+        }
+        InstallError::RolledBack { .. } => exit::ROLLED_BACK,
+        InstallError::RollbackFailed { .. } => exit::RUNTIME,
         InstallError::Values(_) | InstallError::Template { .. } => exit::INVALID_INPUT,
         InstallError::Refused(_) | InstallError::Preflight(_) => exit::REFUSED,
         InstallError::Runtime(_)

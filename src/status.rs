@@ -28,6 +28,23 @@ pub struct ReleaseStatus {
     pub current: bool,
 }
 
+/// One snapshot kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotStatus {
+    /// Its id.
+    pub id: String,
+    /// The version it was taken of.
+    pub version: String,
+    /// When it was taken (UTC).
+    pub taken: String,
+    /// Its age in seconds.
+    pub age_seconds: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Archives (volumes and data paths).
+    pub archives: usize,
+}
+
 /// What `bale status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -47,6 +64,11 @@ pub struct Status {
     pub project: Option<String>,
     /// Every kept release, oldest version first.
     pub releases: Vec<ReleaseStatus>,
+    /// Every kept snapshot, oldest first.
+    pub snapshots: Vec<SnapshotStatus>,
+    /// An upgrade under way or cut short (`.bale/upgrade.json`): the next
+    /// `bale install` of it or `bale rollback` finishes it.
+    pub upgrade: Option<install::Journal>,
     /// Each service of the project, as the runtime runs it.
     pub services: Vec<ServiceAudit>,
 }
@@ -70,6 +92,21 @@ pub fn status(target: &Path, runtime: &dyn Runtime) -> Result<Status, InstallErr
             manifest_digest: k.release.manifest_digest,
         })
         .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let snapshots = install::list_snapshots(target)?
+        .into_iter()
+        .map(|s| SnapshotStatus {
+            age_seconds: u64::try_from(now - s.manifest.taken_unix).unwrap_or(0),
+            id: s.manifest.id,
+            version: s.manifest.version,
+            taken: s.manifest.taken,
+            bytes: s.bytes,
+            archives: s.manifest.archives.len(),
+        })
+        .collect();
+    let upgrade = install::journal(target)?;
     let services = audit::services(&current_dir, &current, runtime)?;
     Ok(Status {
         target: target.to_owned(),
@@ -85,6 +122,8 @@ pub fn status(target: &Path, runtime: &dyn Runtime) -> Result<Status, InstallErr
         current_since: since,
         runtime: runtime.name().to_owned(),
         releases,
+        snapshots,
+        upgrade,
         services,
     })
 }

@@ -173,6 +173,72 @@ pub enum Command {
         /// Seconds --up waits for healthchecks.
         #[arg(long, default_value_t = 300, value_name = "SECONDS")]
         timeout: u64,
+        /// Restore the snapshot taken before the upgrade away from that release too (and start it).
+        #[arg(long)]
+        with_data: bool,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Snapshot the installed stack's data: every named volume and [data] path, one zstd archive each, under DIR/.bale/snapshots.
+    Snapshot {
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Put a snapshot's data back byte for byte, with the release it was taken of, and start it.
+    Restore {
+        /// The snapshot's id [default: the newest].
+        snapshot: Option<String>,
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        /// Seconds to wait for healthchecks once started.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Stop and remove the stack and its images; keep volumes, .env and snapshots unless --purge.
+    Uninstall {
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        /// Keep the images in the runtime.
+        #[arg(long)]
+        keep_images: bool,
+        /// Remove the site's data too: volumes, [data] paths, .env, values and snapshots.
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask before --purge (needed where stdin is no terminal).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove older releases, the images only they use, and older snapshots; say how many bytes were freed.
+    Prune {
+        /// Install directory.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        target: PathBuf,
+        /// Releases to keep, the current one included.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep: u64,
+        /// Snapshots to keep, newest first [default: as many as --keep].
+        #[arg(long, value_name = "M")]
+        keep_snapshots: Option<u64>,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         runtime: RuntimeArgs,
         #[command(flatten)]
@@ -285,6 +351,12 @@ pub struct InstallArgs {
     /// For a delta: the base bundle, for what the runtime and the installed base lack.
     #[arg(long, value_name = "OLD.bale")]
     pub base: Option<PathBuf>,
+    /// Upgrade with --up without snapshotting the data first (and so without rolling back on its own).
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Leave a failed upgrade as it failed, for debugging; `bale rollback` undoes it later.
+    #[arg(long)]
+    pub no_rollback: bool,
     #[command(flatten)]
     pub json: Json,
 }

@@ -47,6 +47,22 @@ const EXAMPLES: &[(&str, &str)] = &[
         "bale rollback --target /srv/borgstack --up        # back to the release kept before this one",
     ),
     (
+        "snapshot",
+        "bale snapshot --target /srv/borgstack     # every volume and [data] path, services stopped for the copy",
+    ),
+    (
+        "restore",
+        "bale restore --target /srv/borgstack      # the newest snapshot back, with its release, started",
+    ),
+    (
+        "uninstall",
+        "bale uninstall --target /srv/borgstack    # keeps volumes, .env and snapshots\n  bale uninstall --target /srv/borgstack --purge --yes   # removes them too",
+    ),
+    (
+        "prune",
+        "bale prune --target /srv/borgstack --keep 2 --dry-run   # what older releases, images and snapshots would free",
+    ),
+    (
         "status",
         "bale status --target /srv/borgstack      # releases kept, each service's state and health",
     ),
@@ -87,7 +103,8 @@ const EXIT_STATUS: &str = "Exit status:
   5  a registry or the network failed
   6  content that does not match its digest; a bundle that fails verification; an audit with findings
   7  refused by policy (a downgrade, another bundle in the target, a delta over another release, preflight)
-  8  the container runtime failed, or services did not become healthy";
+  8  the container runtime failed, or services did not become healthy
+  9  an upgrade failed and was rolled back: the previous release runs again on its data";
 
 /// The command line: the derive's definitions, each command given its
 /// examples and the exit codes after its long help.

@@ -108,11 +108,66 @@ pub fn resolve(command: Command) -> Resolved {
             to,
             up,
             timeout,
+            with_data,
             runtime,
             json: j,
         } => (
             json(j.json, false),
-            Box::new(rollback::Rollback::new(target, to, up, timeout, runtime)),
+            Box::new(rollback::Rollback::new(
+                target, to, up, timeout, with_data, runtime,
+            )),
+        ),
+        Command::Snapshot {
+            target,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(snapshot::Snapshot::new(target, runtime)),
+        ),
+        Command::Restore {
+            snapshot,
+            target,
+            timeout,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(restore::Restore::new(target, snapshot, timeout, runtime)),
+        ),
+        Command::Uninstall {
+            target,
+            keep_images,
+            purge,
+            yes,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(uninstall::Uninstall::new(
+                target,
+                keep_images,
+                purge,
+                yes,
+                runtime,
+            )),
+        ),
+        Command::Prune {
+            target,
+            keep,
+            keep_snapshots,
+            dry_run,
+            runtime,
+            json: j,
+        } => (
+            json(j.json, false),
+            Box::new(prune::Prune::new(
+                target,
+                keep,
+                keep_snapshots,
+                dry_run,
+                runtime,
+            )),
         ),
         Command::Status {
             target,

@@ -205,7 +205,14 @@ pub(super) fn up(
             return Ok(containers);
         }
         if failed || Instant::now() >= deadline {
+            let first = containers
+                .iter()
+                .find(|c| {
+                    !is_job(c) && (c.state == "exited" || c.state == "dead" || c.health == "unhealthy")
+                })
+                .or_else(|| containers.iter().find(|c| c.state != "running" || c.health != "healthy" && !c.health.is_empty()));
             return Err(InstallError::Unhealthy {
+                log: first.map(|c| (c.service.clone(), redacted_log(c, &project, runtime))),
                 seconds: timeout.as_secs(),
                 services: if waiting.is_empty() && containers.is_empty() {
                     // Some compose tools exit 0 when nothing started: show why.
@@ -229,15 +236,20 @@ fn last_lines(text: &str, n: usize) -> String {
 
 /// A failed job, with its last log lines (every `.env` value redacted).
 fn job_failed(job: &Container, project: &ComposeProject, runtime: &dyn Runtime) -> InstallError {
-    let env = std::fs::read_to_string(&project.env_file).unwrap_or_default();
-    let env = crate::runtime::env_values(&env);
-    let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
-    let log = runtime.logs(&job.name, 20).unwrap_or_default();
     InstallError::JobFailed {
         job: job.service.clone(),
         code: job.exit_code.unwrap_or(-1),
-        log: crate::runtime::redact(&last_lines(&log, 20), &values),
+        log: redacted_log(job, project, runtime),
     }
+}
+
+/// A container's last 20 log lines, every `.env` value redacted.
+fn redacted_log(c: &Container, project: &ComposeProject, runtime: &dyn Runtime) -> String {
+    let env = std::fs::read_to_string(&project.env_file).unwrap_or_default();
+    let env = crate::runtime::env_values(&env);
+    let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+    let log = runtime.logs(&c.name, 20).unwrap_or_default();
+    crate::runtime::redact(&last_lines(&log, 20), &values)
 }
 
 /// The services of the compose file in `release_dir` that bind-mount one of

@@ -20,12 +20,18 @@
 mod archive;
 mod compose;
 mod env;
+mod kept;
 mod plan;
 pub mod preflight;
+mod prune;
 mod release;
+mod restore;
 mod rollback;
+mod snapshot;
 mod secrets;
 mod target;
+mod uninstall;
+mod upgrade;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,8 +60,15 @@ pub use values::{Prompt, Supplied, changed_since_install};
 pub use crate::verify::{OpenBundle, OpenError};
 pub use compose::{compose_pins, compose_project, compose_text, service_images};
 pub use rollback::{RollbackOptions, RollbackReport, rollback};
+pub use prune::{PruneOptions, PruneReport, Removed, prune};
+pub use restore::{RestoreReport, RestoredArchive, restore};
 pub use secrets::generate_secret;
+pub use snapshot::{
+    DataKind, KeptSnapshot, SnapshotArchive, SnapshotManifest, list_snapshots, snapshot, verify_snapshot,
+};
 pub use target::{KeptRelease, current_release, kept_releases, recorded_images};
+pub use uninstall::{UninstallOptions, UninstallReport, uninstall};
+pub use upgrade::{Journal, Phase, journal};
 
 /// Errors of install and audit.
 #[derive(Debug, thiserror::Error)]
@@ -99,12 +112,15 @@ pub enum InstallError {
         message: String,
     },
     /// Services did not become healthy in time.
-    #[error("services not healthy after {seconds} s: {}", services.join(", "))]
+    #[error("services not healthy after {seconds} s: {}{}", services.join(", "), log.as_ref().map(|(s, l)| format!("\nthe last log lines of `{s}`:\n{l}")).unwrap_or_default())]
     Unhealthy {
         /// Seconds waited.
         seconds: u64,
         /// `service (state/health)` for each.
         services: Vec<String>,
+        /// The first failing service and its last log lines, `.env`
+        /// values redacted.
+        log: Option<(String, String)>,
     },
     /// A kept release's files are not as its record says.
     #[error("release {release} is not as it was installed; nothing was changed:\n{}", files.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
@@ -147,6 +163,38 @@ pub enum InstallError {
     /// Nothing installed in the target.
     #[error("{}: no bale installation here (no `current`)", .0.display())]
     NotInstalled(PathBuf),
+    /// A snapshot's archive is not what its manifest says; nothing was
+    /// restored.
+    #[error("snapshot {snapshot}: archive {archive} is altered: {message}; nothing was restored")]
+    Altered {
+        /// The snapshot.
+        snapshot: String,
+        /// The archive, relative to the snapshot.
+        archive: String,
+        /// What differs.
+        message: String,
+    },
+    /// An upgrade failed and was undone: the previous release runs again
+    /// on the data it had.
+    #[error("{failure}\nThe upgrade to {to} failed and was rolled back: the site runs {from} again, on the data of snapshot {snapshot}.")]
+    RolledBack {
+        /// Why the upgrade failed.
+        failure: Box<InstallError>,
+        /// The version that failed.
+        to: String,
+        /// The version running again.
+        from: String,
+        /// The snapshot restored.
+        snapshot: String,
+    },
+    /// An upgrade failed and undoing it failed too.
+    #[error("{failure}\nRolling back failed too: {rollback}\nRun `bale rollback --target DIR` to finish it.")]
+    RollbackFailed {
+        /// Why the upgrade failed.
+        failure: Box<InstallError>,
+        /// Why the rollback failed.
+        rollback: Box<InstallError>,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
@@ -204,6 +252,13 @@ pub struct Release {
     /// One-shot services of the compose project.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<String>,
+    /// Directories (relative to the install directory) holding the site's
+    /// data, snapshotted with the volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_paths: Vec<String>,
+    /// Services run to completion before a live snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_jobs: Vec<String>,
     /// Every file laid out (a template with its rendered digest).
     pub files: Vec<InstalledFile>,
     /// Keyed digests of the site values installed with, so that audit can
@@ -245,6 +300,12 @@ pub struct InstallOptions<'a> {
     pub timeout: Duration,
     /// For a delta: the base bundle file, for what the runtime lacks.
     pub base: Option<PathBuf>,
+    /// Snapshot the data before an upgrade with `up` (`--no-snapshot`
+    /// turns it off; so does the bundle's `[upgrade] snapshot = false`).
+    pub snapshot: bool,
+    /// Undo an upgrade whose release does not come up healthy
+    /// (`--no-rollback` leaves it for debugging).
+    pub rollback: bool,
 }
 
 /// What happened to the install directory.
@@ -430,6 +491,9 @@ fn install_locked(
         .map_err(|e| OpenError::Invalid(vec![e]))?;
     // A delta installs as the full bundle it stands for.
     let manifest_digest = bundle.content_digest();
+    let id = release_id(&version, &manifest_digest);
+    // An upgrade cut short is rolled back or resumed before anything else.
+    upgrade::settle(target, &id, opts)?;
 
     // 2. Policy: same bundle, upgrade, downgrade, other bundle; a delta
     // only over its base.
@@ -437,7 +501,94 @@ fn install_locked(
     let action = decide(current.as_ref(), &name, &version, &manifest_digest, opts)?;
     check_delta_base(bundle, current.as_ref(), &manifest_digest, opts)?;
     let previous = current.as_ref().map(|(_, r)| r.version.clone());
+    // An upgrade with `--up` snapshots the data first, before any change.
+    let resumed = upgrade::journal(&target.root)?.is_some_and(|j| j.to == id);
+    let journal = upgrade::begin(
+        target,
+        current.as_ref(),
+        &id,
+        &version.to_string(),
+        action,
+        opts,
+        opts.snapshot && bundle.spec.lifecycle.upgrade_snapshot,
+    )?;
+    let staged = stage_and_switch(bundle, target, opts, resolved, current.as_ref(), &id);
+    let (images, outcomes, release_dir, release, repaired, added) = match staged {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing was switched: the data the snapshot holds is not
+            // needed to undo anything.
+            if journal.is_some() && !resumed {
+                let _ = upgrade::remove_journal(target);
+            }
+            return Err(e);
+        }
+    };
 
+    // 7. Start and wait; a reconfigured file reaches its services by a
+    // restart (compose itself recreates what its own file changed).
+    let started = if opts.up {
+        let rerendered: Vec<String> = repaired
+            .iter()
+            .filter(|r| r.was != "added")
+            .map(|r| r.target.clone())
+            .collect();
+        let restart = compose::dependents(&release_dir, &release, &rerendered);
+        up(
+            &target.root,
+            &release_dir,
+            &release,
+            opts.runtime,
+            opts.timeout,
+            &restart,
+            &images.iter().collect::<Vec<_>>(),
+        )
+    } else {
+        Ok(Vec::new())
+    };
+    fault_point("up");
+    let services = upgrade::end(target, journal, started, opts)?;
+    Ok(InstallReport {
+        name,
+        version: version.to_string(),
+        previous,
+        action: match action {
+            Action::Unchanged if !resolved.changed.is_empty() => Action::Reconfigured,
+            Action::Unchanged if !repaired.is_empty() => Action::Repaired,
+            a => a,
+        },
+        manifest_digest,
+        release: release_dir,
+        images: outcomes,
+        repaired,
+        secrets_added: added,
+        values_changed: resolved.changed.clone(),
+        preflight: Vec::new(),
+        services,
+    })
+}
+
+/// What staging a release gives the start: its images, their outcomes,
+/// its directory and record, the files repaired and the secrets added.
+type Staged = (
+    Vec<ImageRecord>,
+    Vec<ImageOutcome>,
+    PathBuf,
+    Release,
+    Vec<RepairedFile>,
+    Vec<String>,
+);
+
+/// Steps 3 to 6: images loaded, the release staged (or repaired), values
+/// and secrets written, and `current` switched.
+fn stage_and_switch(
+    bundle: &OpenBundle,
+    target: &Target,
+    opts: &InstallOptions<'_>,
+    resolved: &values::Resolved,
+    current: Option<&(PathBuf, Release)>,
+    id: &str,
+) -> Result<Staged, InstallError> {
     // 3. Images: load what the runtime lacks, then check every ID.
     let images = bundle.runtime_images();
     let outcomes = load_images(bundle, &images, opts.runtime)?;
@@ -451,8 +602,7 @@ fn install_locked(
     let mut env = secrets::read_env(&target.root)?;
     let added = secrets::plan(&mut env, &site_values, &bundle.spec.secrets);
     let ctx = release::context(bundle, &site_values, &env, &images);
-    let id = release_id(&version, &manifest_digest);
-    let release_dir = target.meta.join("releases").join(&id);
+    let release_dir = target.meta.join("releases").join(id);
     let is_current = current.as_ref().is_some_and(|(d, _)| d == &release_dir);
     let mut release = release::record(bundle, opts, &images, &site_values, target)?;
     let repaired = if is_current {
@@ -482,49 +632,17 @@ fn install_locked(
 
     // 6. Switch: one rename makes the new release current.
     if !is_current {
-        release::switch(target, &id, current.as_ref().map(|(d, _)| d.as_path()))?;
+        release::switch(target, id)?;
     }
     fault_point("switch");
-
-    // 7. Start and wait; a reconfigured file reaches its services by a
-    // restart (compose itself recreates what its own file changed).
-    let services = if opts.up {
-        let rerendered: Vec<String> = repaired
-            .iter()
-            .filter(|r| r.was != "added")
-            .map(|r| r.target.clone())
-            .collect();
-        let restart = compose::dependents(&release_dir, &release, &rerendered);
-        up(
-            &target.root,
-            &release_dir,
-            &release,
-            opts.runtime,
-            opts.timeout,
-            &restart,
-            &images,
-        )?
-    } else {
-        Vec::new()
-    };
-    Ok(InstallReport {
-        name,
-        version: version.to_string(),
-        previous,
-        action: match action {
-            Action::Unchanged if !resolved.changed.is_empty() => Action::Reconfigured,
-            Action::Unchanged if !repaired.is_empty() => Action::Repaired,
-            a => a,
-        },
-        manifest_digest,
-        release: release_dir,
-        images: outcomes,
+    Ok((
+        images.into_iter().cloned().collect(),
+        outcomes,
+        release_dir,
+        release,
         repaired,
-        secrets_added: added,
-        values_changed: resolved.changed.clone(),
-        preflight: Vec::new(),
-        services,
-    })
+        added,
+    ))
 }
 
 /// What installing `version` over `current` means, or why it is refused.

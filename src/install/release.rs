@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::env::EnvFile;
-use super::target::{Target, create_dirs, prune, sync_dir, sync_tree, write_private};
+use super::target::{Target, create_dirs, sync_dir, sync_tree, write_private};
 use super::{
     InstallError, InstallOptions, InstalledFile, OpenBundle, Release, compose_pins, io_err,
 };
@@ -123,6 +123,8 @@ pub(super) fn record(
         runtime_namespace: opts.runtime_namespace.clone(),
         runtime_registry: opts.runtime.registry(),
         jobs: bundle.spec.jobs(),
+        data_paths: bundle.spec.lifecycle.data_paths.clone(),
+        snapshot_jobs: bundle.spec.lifecycle.snapshot_jobs.clone(),
         files,
         values,
     })
@@ -439,11 +441,7 @@ fn rewrite(
 
 /// Makes release `id` current by renaming a new symlink over `current`,
 /// then removes releases other than it and `previous`.
-pub(super) fn switch(
-    target: &Target,
-    id: &str,
-    previous: Option<&Path>,
-) -> Result<(), InstallError> {
+pub(super) fn switch(target: &Target, id: &str) -> Result<(), InstallError> {
     let link_tmp = target.meta.join(format!("current-{}", std::process::id()));
     let _ = fs::remove_file(&link_tmp);
     std::os::unix::fs::symlink(Path::new(".bale/releases").join(id), &link_tmp)
@@ -451,7 +449,6 @@ pub(super) fn switch(
     let current = target.root.join("current");
     fs::rename(&link_tmp, &current).map_err(io_err(&current))?;
     sync_dir(&target.root);
-    prune(&target.meta.join("releases"), id, previous);
     Ok(())
 }
 

@@ -3,14 +3,17 @@
 //! images in the runtime by image ID before `current` moves; nothing is
 //! read from a bundle, so nothing unverified is installed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::target::{KeptRelease, Target, current_record, kept_releases};
+use super::kept::{check_files, check_images, choose};
+use super::restore::restore_locked;
+use super::snapshot::list_snapshots;
+use super::target::Target;
+use super::upgrade::{finish_rollback, journal};
 use super::{InstallError, compose, current_release, release};
-use crate::bundle::ImageRecord;
 use crate::runtime::{Container, Runtime};
 
 /// What a rollback is asked to do.
@@ -26,6 +29,9 @@ pub struct RollbackOptions<'a> {
     pub up: bool,
     /// How long to wait.
     pub timeout: Duration,
+    /// Restore the snapshot taken before the upgrade away from the
+    /// release too (and start it).
+    pub with_data: bool,
 }
 
 /// What a rollback did.
@@ -45,6 +51,10 @@ pub struct RollbackReport {
     pub files_checked: usize,
     /// With `--up`: each container as it ended.
     pub services: Vec<Container>,
+    /// The snapshot whose data was restored (`--with-data`, or an
+    /// interrupted upgrade finished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// Goes back to a kept release: checked, switched, and started with `up`.
@@ -57,12 +67,34 @@ pub fn rollback(opts: &RollbackOptions<'_>) -> Result<RollbackReport, InstallErr
     // Read again under the lock: another run may have switched meanwhile.
     let (current_dir, current) = current_release(&target.root)?
         .ok_or_else(|| InstallError::NotInstalled(opts.target.clone()))?;
+    // An upgrade cut short (or failed with --no-rollback): back to the
+    // release it started from, on the data from before it.
+    if let Some(j) = journal(&target.root)?
+        && opts.to.as_ref().is_none_or(|t| *t == j.from || *t == j.from_version)
+    {
+        let r = finish_rollback(&target, &j, opts.runtime, opts.timeout)?;
+        return Ok(from_restore(&current, r, &target.root));
+    }
     let chosen = choose(&target.root, &current_dir, opts.to.as_deref())?;
+    if opts.with_data {
+        let snap = list_snapshots(&target.root)?
+            .into_iter()
+            .rev()
+            .find(|s| s.manifest.release == chosen.id)
+            .ok_or_else(|| {
+                InstallError::Refused(format!(
+                    "no snapshot of release {} is kept, so its data cannot come back; roll back without --with-data",
+                    chosen.id
+                ))
+            })?;
+        let r = restore_locked(&target, opts.runtime, &snap, opts.timeout)?;
+        return Ok(from_restore(&current, r, &target.root));
+    }
     let files_checked = check_files(&chosen)?;
     let images = super::target::recorded_images(&chosen.dir)?;
     let platform = images.runtime_images();
     let images_checked = check_images(&platform, opts.runtime)?;
-    release::switch(&target, &chosen.id, Some(&current_dir))?;
+    release::switch(&target, &chosen.id)?;
     let services = if opts.up {
         compose::up(
             &target.root,
@@ -84,131 +116,30 @@ pub fn rollback(opts: &RollbackOptions<'_>) -> Result<RollbackReport, InstallErr
         images_checked,
         files_checked,
         services,
+        snapshot: None,
     })
 }
 
-/// The kept release `to` names (by id or version), or the one other kept
-/// release.
-fn choose(target: &Path, current: &Path, to: Option<&str>) -> Result<KeptRelease, InstallError> {
-    let others: Vec<KeptRelease> = kept_releases(target)?
-        .into_iter()
-        .filter(|k| k.dir != current)
-        .collect();
-    let listed = || {
-        let names: Vec<String> = others
-            .iter()
-            .map(|k| format!("{} ({})", k.release.version, k.id))
-            .collect();
-        if names.is_empty() {
-            "none".to_owned()
-        } else {
-            names.join(", ")
-        }
-    };
-    let found: Vec<&KeptRelease> = match to {
-        Some(t) => others
-            .iter()
-            .filter(|k| k.id == t || k.release.version == t)
-            .collect(),
-        None => others.iter().collect(),
-    };
-    match (found.as_slice(), to) {
-        ([one], _) => Ok((*one).clone()),
-        ([], Some(t)) => Err(InstallError::Refused(format!(
-            "no kept release is `{}`; kept besides the current one: {}",
-            crate::quote::quote(t),
-            listed()
-        ))),
-        ([], None) => Err(InstallError::Refused(format!(
-            "no earlier release is kept in {}: install the bundle of the release to go back to",
-            target.display()
-        ))),
-        (_, _) => Err(InstallError::Refused(format!(
-            "several releases are kept; name one with --to: {}",
-            listed()
-        ))),
+/// A rollback done by restoring a snapshot (which checked the release's
+/// files and images when it switched).
+fn from_restore(
+    current: &super::Release,
+    r: super::RestoreReport,
+    root: &std::path::Path,
+) -> RollbackReport {
+    let dir = root.join(".bale").join("releases").join(&r.release);
+    let files_checked = super::target::current_record(&dir).map_or(0, |rec| rec.files.len());
+    let images_checked = super::target::recorded_images(&dir)
+        .map_or(0, |i| i.runtime_images().len());
+    RollbackReport {
+        name: current.name.clone(),
+        from: current.version.clone(),
+        to: r.version,
+        release: dir,
+        images_checked,
+        files_checked,
+        services: r.services,
+        snapshot: Some(r.snapshot),
     }
 }
 
-/// Every file of the release's record, byte for byte as recorded (a
-/// template as rendered), each a regular file, and nothing else beside
-/// them; returns how many.
-fn check_files(k: &KeptRelease) -> Result<usize, InstallError> {
-    // The record is read again: it must be the one the listing saw.
-    let release = current_record(&k.dir)?;
-    let mut drifted = Vec::new();
-    for f in &release.files {
-        let path = k.dir.join(&f.target);
-        match crate::digest::hash_regular(&path) {
-            Ok((d, size)) if d == f.sha256 && size == f.size => {}
-            Ok((d, _)) => drifted.push(format!("{}: {d} instead of {}", f.target, f.sha256)),
-            Err(_) => drifted.push(format!("{}: missing or not a regular file", f.target)),
-        }
-    }
-    // Nothing beside them: what the release would serve is what it recorded.
-    let recorded: std::collections::BTreeSet<&str> =
-        release.files.iter().map(|f| f.target.as_str()).collect();
-    for e in walkdir::WalkDir::new(&k.dir)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() != 1 || e.file_name() != ".bale")
-        .flatten()
-        .filter(|e| !e.file_type().is_dir())
-    {
-        let rel = e
-            .path()
-            .strip_prefix(&k.dir)
-            .ok()
-            .and_then(|p| p.to_str())
-            .unwrap_or_default();
-        if !recorded.contains(rel) {
-            drifted.push(format!("{rel}: added, not part of the release"));
-        }
-    }
-    if drifted.is_empty() {
-        Ok(release.files.len())
-    } else {
-        Err(InstallError::Drifted {
-            release: k.id.clone(),
-            files: drifted,
-        })
-    }
-}
-
-/// Every image in the runtime with its locked config digest (the image
-/// ID); returns how many were checked (none where the runtime keeps no
-/// images).
-fn check_images(images: &[&ImageRecord], runtime: &dyn Runtime) -> Result<usize, InstallError> {
-    if runtime.name() == "none" {
-        return Ok(0);
-    }
-    for r in images {
-        match runtime.image(&runtime.reference(r))? {
-            None => {
-                return Err(InstallError::Refused(format!(
-                    "image {} (service `{}`) is no longer in {}: install the release's bundle instead",
-                    r.name,
-                    r.service,
-                    runtime.name()
-                )));
-            }
-            Some(img) if img.config.as_ref() != Some(&r.config) => {
-                return Err(InstallError::Image {
-                    service: r.service.clone(),
-                    name: r.name.clone(),
-                    message: format!(
-                        "is {} in {}, the release ran {}",
-                        img.config
-                            .as_ref()
-                            .map_or("unknown".into(), |d| d.to_string()),
-                        runtime.name(),
-                        r.config
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(images.len())
-}

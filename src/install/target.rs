@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{InstallError, Release, io_err};
 
 /// What bale keeps in `DIR/.bale`; anything else there was not made by bale.
-const OWNED: &[&str] = &["lock", "releases", "values.key"];
+const OWNED: &[&str] = &["lock", "releases", "snapshots", "upgrade.json", "values.key"];
 /// Prefixes of what an interrupted run leaves in `.bale`, cleared on the next.
 const LEFTOVER_PREFIXES: &[&str] = &["staging-", "current-"];
 /// How often opening the lock is retried when a concurrent failed first
@@ -135,8 +135,16 @@ impl Target {
         Ok(key)
     }
 
-    /// Clears what a killed run left in `.bale` (staging trees, link temps).
+    /// Clears what a killed run left in `.bale` (staging trees, link temps,
+    /// half-written snapshots).
     pub fn clear_leftovers(&self) {
+        if let Ok(rd) = fs::read_dir(self.meta.join("snapshots")) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("staging-") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
         if let Ok(rd) = fs::read_dir(&self.meta) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
@@ -417,19 +425,5 @@ pub(super) fn sync_tree(root: &Path) {
         if e.file_type().is_dir() {
             sync_dir(e.path());
         }
-    }
-}
-
-/// Removes releases other than the new and the previous one.
-pub(super) fn prune(releases: &Path, keep: &str, previous: Option<&Path>) {
-    let Ok(rd) = fs::read_dir(releases) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if e.file_name().to_str() == Some(keep) || Some(p.as_path()) == previous {
-            continue;
-        }
-        let _ = fs::remove_dir_all(&p);
     }
 }

@@ -34,6 +34,10 @@ pub struct InstallRequest {
     pub dry_run: bool,
     /// For a delta: its base bundle.
     pub base: Option<PathBuf>,
+    /// `--no-snapshot` not given.
+    pub snapshot: bool,
+    /// `--no-rollback` not given.
+    pub rollback: bool,
 }
 
 /// What `bale install` did, or would do.
@@ -66,6 +70,8 @@ pub fn run(req: &InstallRequest, prompt: Option<Prompt<'_>>) -> Result<InstallOu
         prompt,
         skip_preflight: req.skip_preflight.clone(),
         base: req.base.clone(),
+        snapshot: req.snapshot,
+        rollback: req.rollback,
     };
     if req.dry_run {
         let bundle = OpenBundle::open_with_base(&req.bundle, &key, req.base.as_deref())?;

@@ -12,13 +12,17 @@ pub mod install;
 pub mod keygen;
 pub mod lock;
 pub mod outdated;
+pub mod prune;
 pub mod push;
+pub mod restore;
 pub mod rollback;
 pub mod runtime;
 pub mod sbom;
 pub mod serve;
+pub mod snapshot;
 pub mod split;
 pub mod status;
+pub mod uninstall;
 pub mod verify;
 
 pub use context::{Context, NetOptions, Resolving, settings};

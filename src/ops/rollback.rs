@@ -20,6 +20,8 @@ pub struct RollbackRequest {
     pub up: bool,
     /// How long to wait.
     pub timeout: Duration,
+    /// Restore the data from before the upgrade away from it too.
+    pub with_data: bool,
 }
 
 /// Runs `bale rollback`.
@@ -35,5 +37,6 @@ pub fn run(req: &RollbackRequest) -> Result<RollbackReport, Error> {
         runtime: chosen.runtime.as_ref(),
         up: req.up,
         timeout: req.timeout,
+        with_data: req.with_data,
     })?)
 }

@@ -86,3 +86,13 @@ impl RuntimeChoice {
         })
     }
 }
+
+/// The runtime for a command on an installed target: the one named, else
+/// the one its current release recorded, else Docker.
+pub fn for_target(choice: &RuntimeChoice, target: &std::path::Path) -> Result<Chosen, Error> {
+    let recorded = crate::install::current_release(target)
+        .ok()
+        .flatten()
+        .map(|(_, r)| r);
+    choice.choose(recorded.as_ref())
+}

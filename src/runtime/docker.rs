@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use crate::digest::Digest;
 
 use super::{
-    ArchiveFormat, ComposeProject, Container, Present, Runtime, RuntimeError, RuntimeImage,
+    ArchiveFormat, ComposeProject, Container, Present, Runtime, RuntimeError, RuntimeImage, Volume,
     chain_ids, command_line, env_values, full_id, load_via, redact, run, run_ok, tail,
 };
 
@@ -349,6 +349,96 @@ impl Runtime for DockerCli {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ))
+    }
+
+    fn volumes(&self, project: &str) -> Result<Vec<Volume>, RuntimeError> {
+        // docker-compose and podman-compose both label what they create
+        // with the project.
+        let names = run_ok(
+            &self.program,
+            &[
+                "volume".into(),
+                "ls".into(),
+                "-q".into(),
+                "--filter".into(),
+                format!("label=com.docker.compose.project={project}"),
+            ],
+        )?;
+        let mut names: Vec<String> = names.split_whitespace().map(str::to_owned).collect();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            let args = vec![
+                "volume".to_owned(),
+                "inspect".to_owned(),
+                "--format".to_owned(),
+                "{{.Mountpoint}}".to_owned(),
+                name.clone(),
+            ];
+            let at = run_ok(&self.program, &args)?;
+            let at = at.trim();
+            if !at.starts_with('/') {
+                return Err(RuntimeError::Output {
+                    command: command_line(&self.program, &args[..2]),
+                    message: format!("volume {name} has no local mountpoint (another volume driver)"),
+                });
+            }
+            out.push(Volume {
+                name,
+                mountpoint: PathBuf::from(at),
+            });
+        }
+        Ok(out)
+    }
+
+    fn stop(&self, containers: &[String], grace: u64) -> Result<(), RuntimeError> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["stop".to_owned(), "-t".to_owned(), grace.to_string()];
+        args.extend(containers.iter().cloned());
+        run_ok(&self.program, &args).map(drop)
+    }
+
+    fn start(&self, containers: &[String]) -> Result<(), RuntimeError> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["start".to_owned()];
+        args.extend(containers.iter().cloned());
+        run_ok(&self.program, &args).map(drop)
+    }
+
+    fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        run_ok(&self.program, &["volume".into(), "rm".into(), name.into()]).map(drop)
+    }
+
+    fn remove_image(&self, id: &Digest) -> Result<Option<u64>, RuntimeError> {
+        let Some(size) = self.image_size(id)? else {
+            return Ok(None);
+        };
+        // Never forced: an image a container uses, or one tagged under
+        // other names too, stays.
+        let out = run(&self.program, &["image".into(), "rm".into(), id.to_string()])?;
+        Ok(out.status.success().then_some(size))
+    }
+
+    fn image_size(&self, id: &Digest) -> Result<Option<u64>, RuntimeError> {
+        let out = run(
+            &self.program,
+            &[
+                "image".into(),
+                "inspect".into(),
+                "--format".into(),
+                "{{.Size}}".into(),
+                id.to_string(),
+            ],
+        )?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
     }
 
     fn check_health(&self, container: &str) {

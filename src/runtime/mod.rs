@@ -115,6 +115,15 @@ pub struct ComposeProject {
     pub files: Vec<PathBuf>,
 }
 
+/// A named volume of a compose project, as the runtime keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Volume {
+    /// The runtime's name for it (`<project>_<volume>` as compose names it).
+    pub name: String,
+    /// Where its data is on this host (root's to read and write).
+    pub mountpoint: PathBuf,
+}
+
 /// What a runtime loads: a `docker save` archive or an OCI layout archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -199,6 +208,41 @@ pub trait Runtime {
     /// can be expected to be running.
     fn runs_compose(&self) -> bool {
         false
+    }
+    /// The named volumes of compose project `project` on this host.
+    fn volumes(&self, _project: &str) -> Result<Vec<Volume>, RuntimeError> {
+        Err(self.unsupported("named volumes"))
+    }
+    /// Stops the containers named (waiting up to `grace` for each).
+    fn stop(&self, _containers: &[String], _grace: u64) -> Result<(), RuntimeError> {
+        Err(self.unsupported("stopping containers"))
+    }
+    /// Starts the containers named again.
+    fn start(&self, _containers: &[String]) -> Result<(), RuntimeError> {
+        Err(self.unsupported("starting containers"))
+    }
+    /// Stops and removes the project's containers and networks (volumes
+    /// are kept).
+    fn down(&self, project: &ComposeProject) -> Result<String, RuntimeError> {
+        self.compose(project, &["down".into(), "--remove-orphans".into()])
+    }
+    /// Removes volume `name`.
+    fn remove_volume(&self, _name: &str) -> Result<(), RuntimeError> {
+        Err(self.unsupported("removing volumes"))
+    }
+    /// Removes the image with ID `id` unless a container uses it or other
+    /// names still point to it; returns its size when it was removed,
+    /// `None` when it was kept (or was not there).
+    fn remove_image(&self, _id: &Digest) -> Result<Option<u64>, RuntimeError> {
+        Ok(None)
+    }
+    /// The size of the image with ID `id`, when the runtime has it.
+    fn image_size(&self, _id: &Digest) -> Result<Option<u64>, RuntimeError> {
+        Ok(None)
+    }
+    /// The error for what this runtime does not do.
+    fn unsupported(&self, what: &str) -> RuntimeError {
+        RuntimeError::Unsupported(format!("{what}: not done through {}", self.name()))
     }
 }
 

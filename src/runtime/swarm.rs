@@ -315,6 +315,13 @@ impl Runtime for Swarm {
         ))
     }
 
+    fn down(&self, project: &ComposeProject) -> Result<String, RuntimeError> {
+        run_ok(
+            "docker",
+            &["stack".into(), "rm".into(), project.name.clone()],
+        )
+    }
+
     fn data_root(&self) -> Option<PathBuf> {
         None
     }

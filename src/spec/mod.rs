@@ -14,11 +14,13 @@ use crate::reference::ImageSource;
 
 mod files;
 mod images;
+mod lifecycle;
 mod secrets;
 mod targets;
 mod values;
 
 pub use crate::platform::Platform;
+pub use lifecycle::Lifecycle;
 pub use secrets::{Alphabet, SecretSpec};
 use targets::valid_name;
 pub use values::{Preflight, Value, ValueSpec, ValueType, lenient_version};
@@ -159,6 +161,8 @@ pub struct BundleSpec {
     pub attestations: bool,
     /// Who supplies the bundle (`[bundle] supplier`), for its SBOM.
     pub supplier: Option<String>,
+    /// Data paths, snapshot jobs and the upgrade's snapshot.
+    pub lifecycle: Lifecycle,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +179,9 @@ struct RawSpec {
     #[serde(default)]
     values: BTreeMap<String, Spanned<values::RawValueSpec>>,
     preflight: Option<values::RawPreflight>,
+    data: Option<lifecycle::RawData>,
+    snapshot: Option<lifecycle::RawSnapshot>,
+    upgrade: Option<lifecycle::RawUpgrade>,
 }
 
 #[derive(Deserialize)]
@@ -297,7 +304,16 @@ impl BundleSpec {
             None => Preflight::default(),
         };
         let supplier = supplier(bundle, &err)?;
+        let lifecycle = lifecycle::parse(
+            raw.data.as_ref(),
+            raw.snapshot.as_ref(),
+            raw.upgrade.as_ref(),
+            &raw.images,
+            raw.compose.is_some(),
+            &err,
+        )?;
         Ok(BundleSpec {
+            lifecycle,
             path: path.to_owned(),
             root: root.to_owned(),
             name,

@@ -35,6 +35,8 @@ impl Install {
                 skip_preflight: a.skip_preflight,
                 dry_run: a.dry_run,
                 base: a.base,
+                snapshot: !a.no_snapshot,
+                rollback: !a.no_rollback,
             },
         }
     }

@@ -10,12 +10,16 @@ pub mod keygen;
 pub mod lock;
 pub mod meta;
 pub mod outdated;
+pub mod prune;
 pub mod push;
+pub mod restore;
 pub mod rollback;
 pub mod sbom;
 pub mod serve;
+pub mod snapshot;
 pub mod split;
 pub mod status;
+pub mod uninstall;
 pub mod verify;
 
 use super::output::Output;

@@ -22,6 +22,7 @@ impl Rollback {
         to: Option<String>,
         up: bool,
         timeout: u64,
+        with_data: bool,
         runtime: RuntimeArgs,
     ) -> Rollback {
         Rollback {
@@ -31,6 +32,7 @@ impl Rollback {
                 runtime: resolve::runtime(runtime),
                 up,
                 timeout: std::time::Duration::from_secs(timeout),
+                with_data,
             },
         }
     }
@@ -52,6 +54,9 @@ impl Run for Rollback {
             report.files_checked,
             report.images_checked
         );
+        if let Some(s) = &report.snapshot {
+            errln!("  data restored from snapshot {s}");
+        }
         for c in &report.services {
             errln!("  service {:<20} {} {}", c.service, c.state, c.health);
         }

@@ -65,6 +65,25 @@ fn print(s: &bale::status::Status) {
             r.installed
         );
     }
+    let _ = writeln!(w, "\nsnapshots kept: {}", s.snapshots.len());
+    for snap in &s.snapshots {
+        let _ = writeln!(
+            w,
+            "  {:<32} {:<12} {} ago, {} archives, {}",
+            snap.id,
+            snap.version,
+            age(snap.age_seconds),
+            snap.archives,
+            super::snapshot::bytes(snap.bytes)
+        );
+    }
+    if let Some(j) = &s.upgrade {
+        let _ = writeln!(
+            w,
+            "\nupgrade from {} to {} {:?} (snapshot {}): run `bale install` of {} again to finish it, or `bale rollback` to go back",
+            j.from_version, j.to_version, j.phase, j.snapshot, j.to_version
+        );
+    }
     match &s.project {
         None => {
             let _ = writeln!(w, "\nservices: the bundle has no compose file");
@@ -86,5 +105,15 @@ fn print(s: &bale::status::Status) {
                 );
             }
         }
+    }
+}
+
+/// An age in the largest whole unit.
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
