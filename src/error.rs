@@ -219,9 +219,9 @@ fn catalog_code(c: &CatalogError) -> i32 {
 fn install_code(i: &InstallError) -> i32 {
     match i {
         InstallError::Open(o) => open_code(o),
-        InstallError::Image { .. } | InstallError::Drifted { .. } | InstallError::Altered { .. } => {
-            exit::INTEGRITY
-        }
+        InstallError::Image { .. }
+        | InstallError::Drifted { .. }
+        | InstallError::Altered { .. } => exit::INTEGRITY,
         InstallError::RolledBack { .. } => exit::ROLLED_BACK,
         InstallError::RollbackFailed { .. } => exit::RUNTIME,
         InstallError::Values(_) | InstallError::Template { .. } => exit::INVALID_INPUT,

@@ -399,6 +399,8 @@ fn a_bundle_changed_after_verification_exits_with_the_integrity_code() {
                 allow_downgrade: false,
                 timeout: std::time::Duration::from_secs(1),
                 base: None,
+                snapshot: true,
+                rollback: true,
             },
         )
         .err()

@@ -208,9 +208,14 @@ pub(super) fn up(
             let first = containers
                 .iter()
                 .find(|c| {
-                    !is_job(c) && (c.state == "exited" || c.state == "dead" || c.health == "unhealthy")
+                    !is_job(c)
+                        && (c.state == "exited" || c.state == "dead" || c.health == "unhealthy")
                 })
-                .or_else(|| containers.iter().find(|c| c.state != "running" || c.health != "healthy" && !c.health.is_empty()));
+                .or_else(|| {
+                    containers.iter().find(|c| {
+                        c.state != "running" || c.health != "healthy" && !c.health.is_empty()
+                    })
+                });
             return Err(InstallError::Unhealthy {
                 log: first.map(|c| (c.service.clone(), redacted_log(c, &project, runtime))),
                 seconds: timeout.as_secs(),

@@ -10,7 +10,11 @@ use crate::runtime::Runtime;
 
 /// The kept release `to` names (by id or version), or the one other kept
 /// release.
-pub(super) fn choose(target: &Path, current: &Path, to: Option<&str>) -> Result<KeptRelease, InstallError> {
+pub(super) fn choose(
+    target: &Path,
+    current: &Path,
+    to: Option<&str>,
+) -> Result<KeptRelease, InstallError> {
     let others: Vec<KeptRelease> = kept_releases(target)?
         .into_iter()
         .filter(|k| k.dir != current)
@@ -100,7 +104,10 @@ pub(super) fn check_files(k: &KeptRelease) -> Result<usize, InstallError> {
 /// Every image in the runtime with its locked config digest (the image
 /// ID); returns how many were checked (none where the runtime keeps no
 /// images).
-pub(super) fn check_images(images: &[&ImageRecord], runtime: &dyn Runtime) -> Result<usize, InstallError> {
+pub(super) fn check_images(
+    images: &[&ImageRecord],
+    runtime: &dyn Runtime,
+) -> Result<usize, InstallError> {
     if runtime.name() == "none" {
         return Ok(0);
     }

@@ -27,8 +27,8 @@ mod prune;
 mod release;
 mod restore;
 mod rollback;
-mod snapshot;
 mod secrets;
+mod snapshot;
 mod target;
 mod uninstall;
 mod upgrade;
@@ -59,12 +59,13 @@ pub use values::{Prompt, Supplied, changed_since_install};
 
 pub use crate::verify::{OpenBundle, OpenError};
 pub use compose::{compose_pins, compose_project, compose_text, service_images};
-pub use rollback::{RollbackOptions, RollbackReport, rollback};
 pub use prune::{PruneOptions, PruneReport, Removed, prune};
 pub use restore::{RestoreReport, RestoredArchive, restore};
+pub use rollback::{RollbackOptions, RollbackReport, rollback};
 pub use secrets::generate_secret;
 pub use snapshot::{
-    DataKind, KeptSnapshot, SnapshotArchive, SnapshotManifest, list_snapshots, snapshot, verify_snapshot,
+    DataKind, KeptSnapshot, SnapshotArchive, SnapshotManifest, list_snapshots, snapshot,
+    verify_snapshot,
 };
 pub use target::{KeptRelease, current_release, kept_releases, recorded_images};
 pub use uninstall::{UninstallOptions, UninstallReport, uninstall};
@@ -176,7 +177,9 @@ pub enum InstallError {
     },
     /// An upgrade failed and was undone: the previous release runs again
     /// on the data it had.
-    #[error("{failure}\nThe upgrade to {to} failed and was rolled back: the site runs {from} again, on the data of snapshot {snapshot}.")]
+    #[error(
+        "{failure}\nThe upgrade to {to} failed and was rolled back: the site runs {from} again, on the data of snapshot {snapshot}."
+    )]
     RolledBack {
         /// Why the upgrade failed.
         failure: Box<InstallError>,
@@ -188,7 +191,9 @@ pub enum InstallError {
         snapshot: String,
     },
     /// An upgrade failed and undoing it failed too.
-    #[error("{failure}\nRolling back failed too: {rollback}\nRun `bale rollback --target DIR` to finish it.")]
+    #[error(
+        "{failure}\nRolling back failed too: {rollback}\nRun `bale rollback --target DIR` to finish it."
+    )]
     RollbackFailed {
         /// Why the upgrade failed.
         failure: Box<InstallError>,

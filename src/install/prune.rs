@@ -62,7 +62,9 @@ pub struct PruneReport {
 /// Prunes `opts.target`.
 pub fn prune(opts: &PruneOptions<'_>) -> Result<PruneReport, InstallError> {
     if opts.keep == 0 {
-        return Err(InstallError::Refused("--keep must be at least 1: the current release always stays".into()));
+        return Err(InstallError::Refused(
+            "--keep must be at least 1: the current release always stays".into(),
+        ));
     }
     if current_release(&opts.target)?.is_none() {
         return Err(InstallError::NotInstalled(opts.target.clone()));
@@ -78,7 +80,10 @@ pub fn prune(opts: &PruneOptions<'_>) -> Result<PruneReport, InstallError> {
         (b.dir == current_dir, b.recorded).cmp(&(a.dir == current_dir, a.recorded))
     });
     let protected = |k: &KeptRelease| {
-        k.dir == current_dir || pending.as_ref().is_some_and(|j| j.from == k.id || j.to == k.id)
+        k.dir == current_dir
+            || pending
+                .as_ref()
+                .is_some_and(|j| j.from == k.id || j.to == k.id)
     };
     let (mut keep, mut gone) = (Vec::new(), Vec::new());
     for (i, k) in releases.into_iter().enumerate() {
@@ -115,7 +120,9 @@ pub fn prune(opts: &PruneOptions<'_>) -> Result<PruneReport, InstallError> {
     snapshots.reverse();
     let mut left = keep_snapshots;
     for s in snapshots {
-        let needed = pending.as_ref().is_some_and(|j| j.snapshot == s.manifest.id);
+        let needed = pending
+            .as_ref()
+            .is_some_and(|j| j.snapshot == s.manifest.id);
         let usable = kept_ids.contains(s.manifest.release.as_str());
         if needed || (usable && left > 0) {
             left = left.saturating_sub(usize::from(!needed));

@@ -142,8 +142,16 @@ fn destinations(
     runtime: &dyn Runtime,
     snapshot: &KeptSnapshot,
 ) -> Result<Vec<(SnapshotArchive, PathBuf)>, InstallError> {
-    let volumes = if snapshot.manifest.archives.iter().any(|a| a.kind == DataKind::Volume) {
-        let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+    let volumes = if snapshot
+        .manifest
+        .archives
+        .iter()
+        .any(|a| a.kind == DataKind::Volume)
+    {
+        let project = release
+            .project
+            .clone()
+            .unwrap_or_else(|| release.name.clone());
         runtime.volumes(&project)?
     } else {
         Vec::new()
@@ -179,7 +187,12 @@ fn destinations(
     Ok(out)
 }
 
-type Staged = (SnapshotArchive, PathBuf, PathBuf, crate::volume_archive::Counts);
+type Staged = (
+    SnapshotArchive,
+    PathBuf,
+    PathBuf,
+    crate::volume_archive::Counts,
+);
 
 /// Extracts every archive beside its destination, hashing as it reads;
 /// on any mismatch removes what it made and names the archive.
@@ -274,8 +287,10 @@ fn swap_in(staging: &Path, dest: &Path) -> Result<(), InstallError> {
         fs::rename(staging, dest).map_err(io_err(dest))?;
         return Ok(());
     }
-    let a = CString::new(staging.as_os_str().as_bytes()).map_err(|e| io_err(staging)(io::Error::other(e)))?;
-    let b = CString::new(dest.as_os_str().as_bytes()).map_err(|e| io_err(dest)(io::Error::other(e)))?;
+    let a = CString::new(staging.as_os_str().as_bytes())
+        .map_err(|e| io_err(staging)(io::Error::other(e)))?;
+    let b =
+        CString::new(dest.as_os_str().as_bytes()).map_err(|e| io_err(dest)(io::Error::other(e)))?;
     // SAFETY: valid C strings; renameat2 follows no link in the last part.
     let r = unsafe {
         libc::renameat2(
@@ -321,9 +336,16 @@ pub fn restore(
                 "no snapshot `{}` in {}; kept: {}",
                 crate::quote::quote(id),
                 t.root.display(),
-                if kept.is_empty() { "none".into() } else { kept.join(", ") }
+                if kept.is_empty() {
+                    "none".into()
+                } else {
+                    kept.join(", ")
+                }
             ),
-            None => format!("no snapshot in {}: take one with `bale snapshot`", t.root.display()),
+            None => format!(
+                "no snapshot in {}: take one with `bale snapshot`",
+                t.root.display()
+            ),
         })
     })?;
     let report = restore_locked(&t, runtime, snapshot, timeout)?;

@@ -70,7 +70,10 @@ pub fn rollback(opts: &RollbackOptions<'_>) -> Result<RollbackReport, InstallErr
     // An upgrade cut short (or failed with --no-rollback): back to the
     // release it started from, on the data from before it.
     if let Some(j) = journal(&target.root)?
-        && opts.to.as_ref().is_none_or(|t| *t == j.from || *t == j.from_version)
+        && opts
+            .to
+            .as_ref()
+            .is_none_or(|t| *t == j.from || *t == j.from_version)
     {
         let r = finish_rollback(&target, &j, opts.runtime, opts.timeout)?;
         return Ok(from_restore(&current, r, &target.root));
@@ -129,8 +132,8 @@ fn from_restore(
 ) -> RollbackReport {
     let dir = root.join(".bale").join("releases").join(&r.release);
     let files_checked = super::target::current_record(&dir).map_or(0, |rec| rec.files.len());
-    let images_checked = super::target::recorded_images(&dir)
-        .map_or(0, |i| i.runtime_images().len());
+    let images_checked =
+        super::target::recorded_images(&dir).map_or(0, |i| i.runtime_images().len());
     RollbackReport {
         name: current.name.clone(),
         from: current.version.clone(),
@@ -142,4 +145,3 @@ fn from_restore(
         snapshot: Some(r.snapshot),
     }
 }
-

@@ -141,7 +141,10 @@ pub(super) fn data_of(
 ) -> Result<Vec<(DataKind, String, PathBuf)>, InstallError> {
     let mut out = Vec::new();
     if runtime.runs_compose() && release.compose.is_some() {
-        let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+        let project = release
+            .project
+            .clone()
+            .unwrap_or_else(|| release.name.clone());
         for Volume { name, mountpoint } in runtime.volumes(&project)? {
             out.push((DataKind::Volume, name, mountpoint));
         }
@@ -175,16 +178,23 @@ pub(super) fn data_path(root: &Path, rel: &str) -> Result<Option<PathBuf>, Insta
     Ok(Some(cur))
 }
 
+/// How long containers started again after a copy get to be healthy.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The project's running containers, stopped; `start_again` undoes it.
 pub(super) struct Stopped<'a> {
     runtime: &'a dyn Runtime,
+    project: String,
     names: Vec<String>,
 }
 
 impl<'a> Stopped<'a> {
     /// Stops every running container of the release's project.
     pub fn stop(runtime: &'a dyn Runtime, release: &Release) -> Result<Self, InstallError> {
-        let project = release.project.clone().unwrap_or_else(|| release.name.clone());
+        let project = release
+            .project
+            .clone()
+            .unwrap_or_else(|| release.name.clone());
         let names: Vec<String> = if runtime.runs_compose() && release.compose.is_some() {
             runtime
                 .containers(&project)?
@@ -196,7 +206,11 @@ impl<'a> Stopped<'a> {
             Vec::new()
         };
         runtime.stop(&names, STOP_GRACE)?;
-        Ok(Stopped { runtime, names })
+        Ok(Stopped {
+            runtime,
+            project,
+            names,
+        })
     }
 
     /// Whether anything was running.
@@ -204,9 +218,38 @@ impl<'a> Stopped<'a> {
         !self.names.is_empty()
     }
 
-    /// Starts what was stopped.
+    /// Starts what was stopped, and waits until each is running and
+    /// healthy again (where it has a healthcheck).
     pub fn start_again(self) -> Result<(), InstallError> {
-        Ok(self.runtime.start(&self.names)?)
+        self.runtime.start(&self.names)?;
+        let deadline = std::time::Instant::now() + RESTART_WAIT;
+        loop {
+            let containers = self.runtime.containers(&self.project)?;
+            let waiting: Vec<String> = containers
+                .iter()
+                .filter(|c| self.names.contains(&c.name))
+                .filter(|c| c.state != "running" || !(c.health.is_empty() || c.health == "healthy"))
+                .map(|c| format!("{} ({}/{})", c.service, c.state, c.health))
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline
+                || containers
+                    .iter()
+                    .any(|c| self.names.contains(&c.name) && c.health == "unhealthy")
+            {
+                return Err(InstallError::Unhealthy {
+                    seconds: RESTART_WAIT.as_secs(),
+                    services: waiting,
+                    log: None,
+                });
+            }
+            for c in containers.iter().filter(|c| c.health == "starting") {
+                self.runtime.check_health(&c.name);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
     }
 }
 
@@ -282,7 +325,11 @@ fn copy_consistent(
     }
     let stopped = Stopped::stop(runtime, release)?;
     fault_point("snapshot-stopped");
-    let consistency = if stopped.any() { "stopped" } else { "not-running" };
+    let consistency = if stopped.any() {
+        "stopped"
+    } else {
+        "not-running"
+    };
     let archives = archive_all(data, staging);
     let started = stopped.start_again();
     let archives = archives?;
@@ -333,7 +380,9 @@ fn archive_all(
 
 pub(super) fn archive_err(e: crate::volume_archive::ArchiveError) -> InstallError {
     match e {
-        crate::volume_archive::ArchiveError::Io { path, source } => InstallError::Io { path, source },
+        crate::volume_archive::ArchiveError::Io { path, source } => {
+            InstallError::Io { path, source }
+        }
         crate::volume_archive::ArchiveError::Invalid { entry, message } => {
             InstallError::Bundle(format!("snapshot archive entry {entry}: {message}"))
         }
@@ -386,9 +435,7 @@ pub(super) fn current_id(root: &Path) -> Result<String, InstallError> {
 pub(super) fn private_dir(dir: &Path) -> Result<(), InstallError> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            super::target::ensure_dir(dir)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => super::target::ensure_dir(dir),
         Err(e) => Err(io_err(dir)(e)),
     }
 }
@@ -425,7 +472,9 @@ pub(super) fn archive_path(
 ) -> Result<PathBuf, InstallError> {
     let ok = a.file.split('/').count() == 2
         && (a.file.starts_with("volumes/") || a.file.starts_with("paths/"))
-        && a.file.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+        && a.file
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..");
     if !ok {
         return Err(InstallError::Altered {
             snapshot: snapshot.manifest.id.clone(),

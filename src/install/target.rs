@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 use super::{InstallError, Release, io_err};
 
 /// What bale keeps in `DIR/.bale`; anything else there was not made by bale.
-const OWNED: &[&str] = &["lock", "releases", "snapshots", "upgrade.json", "values.key"];
+const OWNED: &[&str] = &[
+    "lock",
+    "releases",
+    "snapshots",
+    "upgrade.json",
+    "values.key",
+];
 /// Prefixes of what an interrupted run leaves in `.bale`, cleared on the next.
 const LEFTOVER_PREFIXES: &[&str] = &["staging-", "current-"];
 /// How often opening the lock is retried when a concurrent failed first

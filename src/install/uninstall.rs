@@ -96,7 +96,10 @@ pub fn uninstall(opts: &UninstallOptions<'_>) -> Result<UninstallReport, Install
         }
     }
     // 3. Volumes: listed; removed only when purging.
-    let project_name = release.project.clone().unwrap_or_else(|| release.name.clone());
+    let project_name = release
+        .project
+        .clone()
+        .unwrap_or_else(|| release.name.clone());
     let volumes = match runtime.volumes(&project_name) {
         Ok(v) => v,
         Err(RuntimeError::Unsupported(_)) => Vec::new(),

@@ -115,7 +115,11 @@ pub(super) fn finish_rollback(
 /// Before an install reads what is current: an upgrade cut short while
 /// rolling back, or one to another release than `id`, is rolled back
 /// first; one to `id` itself is left for [`begin`] to resume.
-pub(super) fn settle(target: &Target, id: &str, opts: &InstallOptions<'_>) -> Result<(), InstallError> {
+pub(super) fn settle(
+    target: &Target,
+    id: &str,
+    opts: &InstallOptions<'_>,
+) -> Result<(), InstallError> {
     let Some(j) = journal(&target.root)? else {
         return Ok(());
     };
@@ -140,10 +144,10 @@ pub(super) fn begin(
     let Some((dir, release)) = current else {
         return Ok(None);
     };
-    if let Some(j) = journal(&target.root)? {
-        if j.to == id {
-            return Ok(Some(j));
-        }
+    if let Some(j) = journal(&target.root)?
+        && j.to == id
+    {
+        return Ok(Some(j));
     }
     let upgrading = matches!(action, Action::Upgraded | Action::Downgraded);
     if !(opts.up && upgrading && wanted) {

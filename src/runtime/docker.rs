@@ -92,6 +92,29 @@ struct InspectHealth {
     status: String,
 }
 
+impl DockerCli {
+    /// Whether a container of `project` was made by compose running in
+    /// another directory than the project's (another release).
+    fn made_elsewhere(&self, project: &ComposeProject) -> Result<bool, RuntimeError> {
+        let out = run_ok(
+            &self.program,
+            &[
+                "ps".into(),
+                "-a".into(),
+                "--filter".into(),
+                format!("label=com.docker.compose.project={}", project.name),
+                "--format".into(),
+                "{{ index .Labels \"com.docker.compose.project.working_dir\" }}".into(),
+            ],
+        )?;
+        let here = project.directory.display().to_string();
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .any(|d| !d.is_empty() && d != here))
+    }
+}
+
 impl Runtime for DockerCli {
     fn name(&self) -> &str {
         &self.program
@@ -351,6 +374,34 @@ impl Runtime for DockerCli {
         ))
     }
 
+    fn up(&self, project: &ComposeProject, restart: &[String]) -> Result<String, RuntimeError> {
+        let mut args = vec![
+            "up".to_owned(),
+            "-d".to_owned(),
+            "--remove-orphans".to_owned(),
+        ];
+        // podman-compose (1.0) never recreates a container whose
+        // configuration changed: it starts the old one again. A container
+        // made from another release's directory is recreated by hand.
+        if self
+            .compose_command()?
+            .first()
+            .is_some_and(|c| c.ends_with("podman-compose"))
+            && self.made_elsewhere(project)?
+        {
+            // (Its `-t` is passed on as a float, which `podman stop`
+            // refuses: the default 10 s grace stays.)
+            args = vec!["up".into(), "-d".into(), "--force-recreate".into()];
+        }
+        let said = self.compose(project, &args)?;
+        if !restart.is_empty() {
+            let mut args = vec!["restart".to_owned()];
+            args.extend(restart.iter().cloned());
+            self.compose(project, &args)?;
+        }
+        Ok(said)
+    }
+
     fn volumes(&self, project: &str) -> Result<Vec<Volume>, RuntimeError> {
         // docker-compose and podman-compose both label what they create
         // with the project.
@@ -381,7 +432,9 @@ impl Runtime for DockerCli {
             if !at.starts_with('/') {
                 return Err(RuntimeError::Output {
                     command: command_line(&self.program, &args[..2]),
-                    message: format!("volume {name} has no local mountpoint (another volume driver)"),
+                    message: format!(
+                        "volume {name} has no local mountpoint (another volume driver)"
+                    ),
                 });
             }
             out.push(Volume {
@@ -420,7 +473,10 @@ impl Runtime for DockerCli {
         };
         // Never forced: an image a container uses, or one tagged under
         // other names too, stays.
-        let out = run(&self.program, &["image".into(), "rm".into(), id.to_string()])?;
+        let out = run(
+            &self.program,
+            &["image".into(), "rm".into(), id.to_string()],
+        )?;
         Ok(out.status.success().then_some(size))
     }
 

@@ -71,13 +71,19 @@ pub(super) fn parse(
     let mut data_paths = Vec::new();
     for p in data.map(|d| d.paths.as_slice()).unwrap_or_default() {
         let plain = p.get_ref().trim_end_matches('/');
-        check_relative_target(plain)
-            .map_err(|m| err(p.span(), format!("[data] path: {}", m.replace("target", "path"))))?;
+        check_relative_target(plain).map_err(|m| {
+            err(
+                p.span(),
+                format!("[data] path: {}", m.replace("target", "path")),
+            )
+        })?;
         let first = plain.split('/').next().unwrap_or_default();
         if [".bale", "current", ".env", "values"].contains(&first) {
             return Err(err(
                 p.span(),
-                format!("[data] path `{plain}` is bale's own; name a directory of the stack's data"),
+                format!(
+                    "[data] path `{plain}` is bale's own; name a directory of the stack's data"
+                ),
             ));
         }
         if !data_paths.contains(&plain.to_owned()) {

@@ -59,7 +59,10 @@ pub fn extract(input: impl Read, dest: &Path) -> Result<Counts, ArchiveError> {
         }
         let parent = rel.parent().unwrap_or(Path::new("")).to_owned();
         if !made_dirs.contains(&parent) {
-            return Err(invalid(&name, "its parent is not a directory of the archive"));
+            return Err(invalid(
+                &name,
+                "its parent is not a directory of the archive",
+            ));
         }
         let path = dest.join(&rel);
         match kind {
@@ -227,7 +230,10 @@ fn copy_content(
     if !sparse {
         let copied = io::copy(&mut from, &mut file).map_err(io_at(path))?;
         if copied != size {
-            return Err(invalid(&path.display().to_string(), "the archive ends inside it"));
+            return Err(invalid(
+                &path.display().to_string(),
+                "the archive ends inside it",
+            ));
         }
         return Ok(());
     }
@@ -239,14 +245,18 @@ fn copy_content(
             break;
         }
         if buf[..n].iter().all(|b| *b == 0) {
-            file.seek(SeekFrom::Current(n as i64)).map_err(io_at(path))?;
+            file.seek(SeekFrom::Current(n as i64))
+                .map_err(io_at(path))?;
         } else {
             file.write_all(&buf[..n]).map_err(io_at(path))?;
         }
         done += n as u64;
     }
     if done != size {
-        return Err(invalid(&path.display().to_string(), "the archive ends inside it"));
+        return Err(invalid(
+            &path.display().to_string(),
+            "the archive ends inside it",
+        ));
     }
     file.set_len(size).map_err(io_at(path))
 }

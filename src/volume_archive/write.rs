@@ -34,12 +34,16 @@ pub fn write(dir: &Path, out: impl Write) -> Result<Counts, ArchiveError> {
     for entry in walk {
         let entry = entry.map_err(|e| ArchiveError::Io {
             path: e.path().unwrap_or(dir).to_owned(),
-            source: e.into_io_error().unwrap_or_else(|| io::Error::other("walk")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| io::Error::other("walk")),
         })?;
         let path = entry.path();
         let meta = entry.metadata().map_err(|e| ArchiveError::Io {
             path: path.to_owned(),
-            source: e.into_io_error().unwrap_or_else(|| io::Error::other("stat")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| io::Error::other("stat")),
         })?;
         let rel = match path.strip_prefix(dir) {
             Ok(r) if r.as_os_str().is_empty() => ".".to_owned(),
@@ -72,8 +76,14 @@ fn append<W: Write>(
     h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
     h.set_size(0);
     let mut pax: Vec<(String, Vec<u8>)> = vec![
-        ("mtime".into(), time(meta.mtime(), meta.mtime_nsec()).into_bytes()),
-        ("atime".into(), time(meta.atime(), meta.atime_nsec()).into_bytes()),
+        (
+            "mtime".into(),
+            time(meta.mtime(), meta.mtime_nsec()).into_bytes(),
+        ),
+        (
+            "atime".into(),
+            time(meta.atime(), meta.atime_nsec()).into_bytes(),
+        ),
     ];
     pax.extend(xattrs(path).map_err(io_at(path))?);
     counts.entries += 1;
@@ -89,8 +99,13 @@ fn append<W: Write>(
     if ft.is_dir() {
         h.set_entry_type(tar::EntryType::Directory);
         put_pax(tar, &pax, path)?;
-        let name = if rel == "." { "./".to_owned() } else { format!("{rel}/") };
-        tar.append_data(&mut h, name, io::empty()).map_err(io_at(path))
+        let name = if rel == "." {
+            "./".to_owned()
+        } else {
+            format!("{rel}/")
+        };
+        tar.append_data(&mut h, name, io::empty())
+            .map_err(io_at(path))
     } else if ft.is_symlink() {
         h.set_entry_type(tar::EntryType::Symlink);
         let to = std::fs::read_link(path).map_err(io_at(path))?;
@@ -124,7 +139,8 @@ fn append<W: Write>(
             h.set_device_minor(libc::minor(rdev)).map_err(io_at(path))?;
         }
         put_pax(tar, &pax, path)?;
-        tar.append_data(&mut h, rel, io::empty()).map_err(io_at(path))
+        tar.append_data(&mut h, rel, io::empty())
+            .map_err(io_at(path))
     }
 }
 
@@ -186,7 +202,9 @@ impl Read for Exactly {
         }
         let n = self.file.read(buf)?;
         let n = if n == 0 {
-            let pad = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            let pad = buf
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
             buf[..pad].fill(0);
             pad
         } else {
@@ -212,10 +230,7 @@ pub(super) fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
             // SAFETY: as above; `cname` is a valid C string.
             libc::lgetxattr(c.as_ptr(), cname.as_ptr(), buf.cast(), len)
         })?;
-        out.push((
-            format!("{XATTR}{}", String::from_utf8_lossy(name)),
-            value,
-        ));
+        out.push((format!("{XATTR}{}", String::from_utf8_lossy(name)), value));
     }
     Ok(out)
 }

@@ -46,7 +46,11 @@ impl Run for Prune {
             return Ok(());
         }
         let verb = if r.dry_run { "would remove" } else { "removed" };
-        for (what, list) in [("release", &r.releases), ("image", &r.images), ("snapshot", &r.snapshots)] {
+        for (what, list) in [
+            ("release", &r.releases),
+            ("image", &r.images),
+            ("snapshot", &r.snapshots),
+        ] {
             for x in list {
                 errln!("  {verb} {what} {} ({})", x.name, bytes(x.bytes));
             }

@@ -48,7 +48,11 @@ impl Run for Snapshot {
         for a in &m.archives {
             errln!(
                 "  {:<7} {:<30} {} files, {} -> {}",
-                if a.kind == bale::install::DataKind::Volume { "volume" } else { "path" },
+                if a.kind == bale::install::DataKind::Volume {
+                    "volume"
+                } else {
+                    "path"
+                },
                 a.name,
                 a.contents.files,
                 bytes(a.contents.bytes),
@@ -68,5 +72,9 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

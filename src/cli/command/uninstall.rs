@@ -60,7 +60,9 @@ impl Run for Uninstall {
                 ));
             }
             if !confirm(&self.request.target) {
-                return Err(bale::Error::Usage("not confirmed; nothing was removed".into()));
+                return Err(bale::Error::Usage(
+                    "not confirmed; nothing was removed".into(),
+                ));
             }
         }
         let r = bale::ops::uninstall::run(&self.request)?;
@@ -83,9 +85,15 @@ impl Run for Uninstall {
             errln!("  image kept: {i}");
         }
         if r.purged {
-            errln!("  purged: volumes {}, data paths, .env and snapshots removed", r.volumes.join(", "));
+            errln!(
+                "  purged: volumes {}, data paths, .env and snapshots removed",
+                r.volumes.join(", ")
+            );
         } else if !r.volumes.is_empty() {
-            errln!("  kept: volumes {}, .env and snapshots (--purge removes them)", r.volumes.join(", "));
+            errln!(
+                "  kept: volumes {}, .env and snapshots (--purge removes them)",
+                r.volumes.join(", ")
+            );
         } else {
             errln!("  kept: .env and snapshots (--purge removes them)");
         }
