@@ -559,3 +559,209 @@ fn dump_jobs_make_a_live_snapshot_and_restore_brings_their_dump_back() {
     );
     assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
 }
+
+/// A third release that runs well: a changed command, another image ID.
+const GOOD_V3: &str = r#"services:
+  app:
+    image: localhost/bale-demo/web:1.0
+    command: ["/bin/sh", "-c", "/bin/busybox touch /tmp/ready; trap 'exit 0' TERM; /bin/busybox sleep 100000 & wait"]
+    volumes: ["data:/data"]
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+volumes:
+  data: {}
+"#;
+
+fn image_ids(l: &Life) -> Vec<String> {
+    let out = l.runtime_cli(&["image", "ls", "-q", "--no-trunc"]);
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|s| s.trim_start_matches("sha256:").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn prune_removes_older_releases_their_images_and_snapshots_and_counts_the_bytes() {
+    let l = Life::docker();
+    let v1 = l.build("1.0.0", GOOD, false);
+    l.install(&v1, &[]).ok();
+    l.write_data();
+    // 3.0.0 runs another image (web) and upgrades with a snapshot.
+    l.p.write(
+        "bundle.toml",
+        &bundle_toml("3.0.0", false).replace(
+            "localhost/bale-demo/worker:1.0",
+            "localhost/bale-demo/web:1.0",
+        ),
+    );
+    l.p.write("compose.yml", GOOD_V3);
+    l.bale(&["build", "--sign-key", "keys/k.sec", "-o", "life-3.0.0.bale"])
+        .ok();
+    l.install("life-3.0.0.bale", &[]).ok();
+    assert_eq!(l.running(), ("3.0.0".into(), "running/healthy".into()));
+    let st = l.status();
+    assert_eq!(st["releases"].as_array().map(Vec::len), Some(2), "{st}");
+    assert_eq!(st["snapshots"].as_array().map(Vec::len), Some(1), "{st}");
+    let images = image_ids(&l);
+    assert_eq!(images.len(), 2, "{images:?}");
+
+    // A dry run says what would go and removes nothing.
+    let r = l.bale(&[
+        "prune",
+        "--target",
+        "t",
+        "--keep",
+        "1",
+        "--dry-run",
+        "--json",
+    ]);
+    r.ok();
+    let dry: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        dry["releases"][0]["name"]
+            .as_str()
+            .map(|s| s.starts_with("1.0.0-")),
+        Some(true),
+        "{dry}"
+    );
+    assert_eq!(
+        dry["images"][0]["name"], "localhost/bale-demo/worker:1.0",
+        "{dry}"
+    );
+    assert_eq!(dry["snapshots"].as_array().map(Vec::len), Some(1), "{dry}");
+    assert!(
+        dry["bytes_freed"].as_u64().unwrap_or(0) > 1_000_000,
+        "{dry}"
+    );
+    assert_eq!(image_ids(&l), images);
+    assert_eq!(l.status()["releases"].as_array().map(Vec::len), Some(2));
+
+    // The prune itself: the same, and done.
+    let r = l.bale(&["prune", "--target", "t", "--keep", "1", "--json"]);
+    r.ok();
+    let done: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done["bytes_freed"], dry["bytes_freed"], "{done}");
+    let st = l.status();
+    assert_eq!(st["releases"].as_array().map(Vec::len), Some(1), "{st}");
+    assert_eq!(st["snapshots"].as_array().map(Vec::len), Some(0), "{st}");
+    assert_eq!(image_ids(&l).len(), 1);
+    assert_eq!(l.running(), ("3.0.0".into(), "running/healthy".into()));
+    l.bale(&["audit", "--target", "t"]).ok();
+    let r = l.bale(&["prune", "--target", "t", "--keep", "0"]);
+    r.fails(exit::USAGE);
+}
+
+fn uninstall_scenario(l: &Life) {
+    let v1 = l.build("1.0.0", GOOD, false);
+    l.install(&v1, &[]).ok();
+    l.write_data();
+    let before = l.data();
+    l.bale(&["snapshot", "--target", "t"]).ok();
+
+    // Without a terminal, --purge needs --yes; nothing changes.
+    let r = l.bale(&["uninstall", "--target", "t", "--purge"]);
+    r.fails(exit::USAGE);
+    assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
+
+    // Uninstall: containers and images gone; volume, .env, snapshot kept.
+    let r = l.bale(&["uninstall", "--target", "t", "--json"]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["volumes"][0], "lifestack_data", "{v}");
+    assert_eq!(v["images"].as_array().map(Vec::len), Some(1), "{v}");
+    let ps = l.runtime_cli(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        "label=com.docker.compose.project=lifestack",
+    ]);
+    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());
+    assert!(image_ids(&l).is_empty(), "{:?}", image_ids(&l));
+    assert!(!l.target().join("current").exists());
+    assert!(l.target().join(".env").is_file());
+    assert_eq!(l.data(), before);
+    l.bale(&["status", "--target", "t"]).fails(exit::FAILURE);
+
+    // The same bundle again, and its snapshot restores.
+    l.install(&v1, &[]).ok();
+    std::fs::write(l.volume().join("db/state"), "changed since\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    l.bale(&["restore", "--target", "t"]).ok();
+    assert_eq!(l.data(), before);
+    assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
+
+    // --purge --yes: the data goes too.
+    l.bale(&["uninstall", "--target", "t", "--purge", "--yes"])
+        .ok();
+    let vols = l.runtime_cli(&["volume", "ls", "-q"]);
+    assert!(!String::from_utf8_lossy(&vols.stdout).contains("lifestack_data"));
+    assert!(!l.target().exists(), "the install directory is left");
+}
+
+#[test]
+fn docker_uninstall_keeps_the_data_unless_purged() {
+    uninstall_scenario(&Life::docker());
+}
+
+#[test]
+fn podman_uninstall_keeps_the_data_unless_purged() {
+    uninstall_scenario(&Life::podman());
+}
+
+#[test]
+fn without_a_snapshot_a_failed_upgrade_stays_failed_as_asked() {
+    let l = Life::docker();
+    let v1 = l.build("1.0.0", GOOD, false);
+    let v2 = l.build("2.0.0", MIGRATING, false);
+    l.install(&v1, &[]).ok();
+    let r = l.install(&v2, &["--no-snapshot"]);
+    r.fails(exit::RUNTIME);
+    r.says("app");
+    let st = l.status();
+    assert_eq!(
+        (
+            st["version"].as_str(),
+            st["snapshots"].as_array().map(Vec::len)
+        ),
+        (Some("2.0.0"), Some(0)),
+        "{st}"
+    );
+    assert!(st["upgrade"].is_null(), "{st}");
+    // The bundle may say so itself: `[upgrade] snapshot = false`.
+    l.p.write(
+        "bundle.toml",
+        &format!(
+            "{}\n[upgrade]\nsnapshot = false\n",
+            bundle_toml("2.0.1", false)
+        ),
+    );
+    l.bale(&["build", "--sign-key", "keys/k.sec", "-o", "life-2.0.1.bale"])
+        .ok();
+    let r = l.install("life-2.0.1.bale", &[]);
+    r.fails(exit::RUNTIME);
+    let st = l.status();
+    assert_eq!(
+        (
+            st["version"].as_str(),
+            st["snapshots"].as_array().map(Vec::len)
+        ),
+        (Some("2.0.1"), Some(0)),
+        "{st}"
+    );
+    // Back without data: the files and images of 1.0.0.
+    l.bale(&["rollback", "--target", "t", "--to", "1.0.0", "--up"])
+        .ok();
+    assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
+    let r = l.bale(&["rollback", "--target", "t", "--to", "2.0.0", "--with-data"]);
+    r.fails(exit::REFUSED);
+    r.says("no snapshot of release 2.0.0-");
+}

@@ -402,6 +402,19 @@ impl Runtime for DockerCli {
         Ok(said)
     }
 
+    fn down(&self, project: &ComposeProject) -> Result<String, RuntimeError> {
+        // podman-compose (1.0) knows no --remove-orphans for `down`.
+        let standalone = self
+            .compose_command()?
+            .first()
+            .is_some_and(|c| c.ends_with("podman-compose"));
+        let mut args = vec!["down".to_owned()];
+        if !standalone {
+            args.push("--remove-orphans".into());
+        }
+        self.compose(project, &args)
+    }
+
     fn volumes(&self, project: &str) -> Result<Vec<Volume>, RuntimeError> {
         // docker-compose and podman-compose both label what they create
         // with the project.

@@ -440,6 +440,36 @@ mod tests {
         "[bundle]\nname = \"demo\"\nversion = \"1.0.0\"\n[images]\nweb = \"nginx:1.27\"\n";
 
     #[test]
+    fn data_paths_snapshot_jobs_and_the_upgrade_snapshot_are_read_and_checked() {
+        let compose = "[compose]\nfile = \"a.conf\"\n";
+        let ok = parse(&format!(
+            "{HEAD}{compose}[data]\npaths = [\"data/\", \"uploads/files\"]\n[snapshot]\njobs = [\"web\"]\n[upgrade]\nsnapshot = false\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.lifecycle.data_paths, ["data", "uploads/files"]);
+        assert_eq!(ok.lifecycle.snapshot_jobs, ["web"]);
+        assert!(!ok.lifecycle.upgrade_snapshot);
+        assert!(
+            parse(HEAD)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .lifecycle
+                .upgrade_snapshot
+        );
+        for (bad, says) in [
+            ("[data]\npaths = [\"../etc\"]\n", "contains `..`"),
+            ("[data]\npaths = [\"/var/lib\"]\n", "absolute"),
+            ("[data]\npaths = [\".bale/x\"]\n", "is bale's own"),
+            ("[snapshot]\njobs = [\"db\"]\n", "not a service of [images]"),
+            ("[upgrade]\nsnapshots = true\n", "unknown field"),
+        ] {
+            let e = parse(&format!("{HEAD}{compose}{bad}"))
+                .err()
+                .unwrap_or_default();
+            assert!(e.contains(says) && e.contains("bundle.toml:"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn minimal_bundle_defaults_to_linux_amd64() {
         let s = parse(HEAD).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.platforms[0].to_string(), "linux/amd64");
