@@ -55,6 +55,8 @@ const DUMP_SERVICE: &str = r#"  dump:
     image: localhost/bale-demo/worker:1.0
     command: ["/bin/sh", "-c", "/bin/busybox cp /data/db/state /data/dump.sql"]
     volumes: ["data:/data"]
+    depends_on:
+      app: {condition: service_healthy}
 "#;
 
 fn bundle_toml(version: &str, dump: bool) -> String {
@@ -463,6 +465,21 @@ fn kill_9_during_snapshot_upgrade_and_rollback_leaves_what_the_next_run_finishes
     assert_eq!(l.data(), before);
     assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
     assert!(l.status()["upgrade"].is_null());
+
+    // Killed with the data swapped back but 2.0.0 still current:
+    // `bale rollback` restores again and switches.
+    let r = l.install_fault(&v2, &[], Some("restore-swapped"));
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    let st = l.status();
+    assert_eq!(
+        (st["version"].as_str(), st["upgrade"]["phase"].as_str()),
+        (Some("2.0.0"), Some("rolling-back")),
+        "{st}"
+    );
+    l.bale(&["rollback", "--target", "t"]).ok();
+    assert_eq!(l.data(), before);
+    assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
+    assert!(l.status()["upgrade"].is_null());
 }
 
 #[test]
@@ -545,6 +562,12 @@ fn dump_jobs_make_a_live_snapshot_and_restore_brings_their_dump_back() {
     let v: serde_json::Value =
         serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
     assert_eq!(v["manifest"]["consistency"], "dump-jobs", "{v}");
+    // The site's data is readable by root alone.
+    let dir = PathBuf::from(v["dir"].as_str().unwrap_or_default());
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.mode() & 0o777).unwrap_or(0);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("snapshot.json")), 0o600);
+    assert_eq!(mode(&volume_archive(&l)), 0o600);
     let dump = l.volume().join("dump.sql");
     assert_eq!(
         std::fs::read_to_string(&dump).unwrap_or_default(),
@@ -685,7 +708,7 @@ fn uninstall_scenario(l: &Life) {
         "label=com.docker.compose.project=lifestack",
     ]);
     assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());
-    assert!(image_ids(&l).is_empty(), "{:?}", image_ids(&l));
+    assert!(image_ids(l).is_empty(), "{:?}", image_ids(l));
     assert!(!l.target().join("current").exists());
     assert!(l.target().join(".env").is_file());
     assert_eq!(l.data(), before);
@@ -764,4 +787,44 @@ fn without_a_snapshot_a_failed_upgrade_stays_failed_as_asked() {
     let r = l.bale(&["rollback", "--target", "t", "--to", "2.0.0", "--with-data"]);
     r.fails(exit::REFUSED);
     r.says("no snapshot of release 2.0.0-");
+}
+
+#[test]
+fn rollback_with_data_brings_back_the_data_from_before_the_upgrade() {
+    let l = Life::docker();
+    let v1 = l.build("1.0.0", GOOD, false);
+    l.install(&v1, &[]).ok();
+    l.write_data();
+    let before = l.data();
+    l.p.write("compose.yml", GOOD_V3);
+    l.p.write("bundle.toml", &bundle_toml("3.0.0", false));
+    l.bale(&["build", "--sign-key", "keys/k.sec", "-o", "life-3.0.0.bale"])
+        .ok();
+    l.install("life-3.0.0.bale", &[]).ok();
+    // 3.0.0 runs well and the site writes new data under it.
+    std::fs::write(l.volume().join("db/state"), "written under 3.0.0\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(l.target().join("uploads/logo.png")).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(l.data(), before);
+    // Without --with-data, only the release goes back.
+    l.bale(&["rollback", "--target", "t", "--up"]).ok();
+    assert_ne!(l.data(), before);
+    l.bale(&["rollback", "--target", "t", "--to", "3.0.0", "--up"])
+        .ok();
+    let r = l.bale(&["rollback", "--target", "t", "--with-data", "--json"]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str()),
+        (Some("3.0.0"), Some("1.0.0")),
+        "{v}"
+    );
+    assert!(
+        v["snapshot"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("-1.0.0")),
+        "{v}"
+    );
+    assert_eq!(l.data(), before);
+    assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
 }

@@ -289,7 +289,15 @@ fn a_stack_deploys_to_a_swarm_from_bale_serve_and_bale_push_and_is_audited() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = d.docker(&["stack", "rm", "swarmstack"]);
+    // Uninstall removes the stack (`docker stack rm`); `.env` stays.
+    p.bale_env(&["uninstall", "--target", "target"], &env).ok();
+    let out = d.docker(&["stack", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("swarmstack"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(p.path().join("target/.env").is_file());
     drop(served);
 }
 

@@ -20,7 +20,6 @@ use sha2::Digest as _;
 use super::kept::{check_files, check_images};
 use super::snapshot::{
     DataKind, KeptSnapshot, SnapshotArchive, Stopped, archive_err, archive_path, data_path,
-    verify_snapshot,
 };
 use super::target::{Target, kept_releases, recorded_images};
 use super::{InstallError, compose, current_release, fault_point, io_err, release};
@@ -54,6 +53,11 @@ pub struct RestoreReport {
     pub archives: Vec<RestoredArchive>,
     /// The containers once started.
     pub services: Vec<Container>,
+    /// Seconds spent extracting and checking the archives (the stack kept
+    /// running meanwhile).
+    pub extract_seconds: f64,
+    /// Seconds the stack was stopped for the swap.
+    pub stopped_seconds: f64,
 }
 
 /// Restores `snapshot` into `target` (locked) and starts its release.
@@ -63,8 +67,9 @@ pub(super) fn restore_locked(
     snapshot: &KeptSnapshot,
     timeout: Duration,
 ) -> Result<RestoreReport, InstallError> {
-    // 1. Nothing is touched before the snapshot and its release check out.
-    verify_snapshot(snapshot)?;
+    // 1. Nothing is touched before the snapshot and its release check out:
+    // every archive is extracted beside its destination first, hashed
+    // as it is read, while the stack still runs on its old data.
     let (current_dir, current) = current_release(&target.root)?
         .ok_or_else(|| InstallError::NotInstalled(target.root.clone()))?;
     let kept = kept_releases(&target.root)?
@@ -83,22 +88,25 @@ pub(super) fn restore_locked(
         check_files(&kept)?;
         check_images(&platform, runtime)?;
     }
+    sizes_match(snapshot)?;
     let places = destinations(&target.root, &kept.release, runtime, snapshot)?;
-
-    // 2. Stop, extract beside each destination, check, swap.
-    let stopped = Stopped::stop(runtime, &current)?;
-    let staged = match stage_all(snapshot, &places) {
-        Ok(s) => s,
-        Err(e) => {
-            // Nothing was swapped: the stack runs on as it was.
-            let _ = stopped.start_again();
-            return Err(e);
-        }
-    };
+    let started = std::time::Instant::now();
+    let staged = stage_all(snapshot, &places)?;
+    let extract_seconds = started.elapsed().as_secs_f64();
     fault_point("restore-staged");
+
+    // 2. Stop, swap every directory in, switch.
+    let stopped_at = std::time::Instant::now();
+    let stopped = Stopped::stop(runtime, &current);
+    if let Err(e) = stopped {
+        remove_all(staged.iter().map(|(_, _, s, _)| s.clone()).collect());
+        return Err(e);
+    }
     let mut archives = Vec::new();
+    let mut old = Vec::new();
     for (a, dest, staging, counts) in &staged {
         swap_in(staging, dest)?;
+        old.push(staging.clone());
         archives.push(RestoredArchive {
             kind: a.kind,
             name: a.name.clone(),
@@ -110,7 +118,9 @@ pub(super) fn restore_locked(
     if switching {
         release::switch(target, &kept.id)?;
     }
-    // 3. Start the release the data belongs to.
+    let stopped_seconds = stopped_at.elapsed().as_secs_f64();
+    // 3. Start the release the data belongs to, while the old data goes.
+    let removing = std::thread::spawn(move || remove_all(old));
     let services = if runtime.runs_compose() && kept.release.compose.is_some() {
         compose::up(
             &target.root,
@@ -120,10 +130,12 @@ pub(super) fn restore_locked(
             timeout,
             &[],
             &platform,
-        )?
+        )
     } else {
-        Vec::new()
+        Ok(Vec::new())
     };
+    let _ = removing.join();
+    let services = services?;
     Ok(RestoreReport {
         snapshot: snapshot.manifest.id.clone(),
         release: kept.id.clone(),
@@ -131,7 +143,38 @@ pub(super) fn restore_locked(
         switched_from: switching.then(|| current.version.clone()),
         archives,
         services,
+        extract_seconds,
+        stopped_seconds,
     })
+}
+
+/// Every archive has the size its manifest says (the digest is checked
+/// while it is extracted): a truncated snapshot is named at once.
+fn sizes_match(snapshot: &KeptSnapshot) -> Result<(), InstallError> {
+    for a in &snapshot.manifest.archives {
+        let path = archive_path(snapshot, a)?;
+        let size = std::fs::symlink_metadata(&path).map(|m| m.len()).ok();
+        if size != Some(a.size) {
+            return Err(InstallError::Altered {
+                snapshot: snapshot.manifest.id.clone(),
+                archive: a.file.clone(),
+                message: format!(
+                    "{} instead of {} bytes",
+                    size.map_or("missing".into(), |s| s.to_string()),
+                    a.size
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Removes directories made beside the volumes (old data, or staging
+/// never swapped in).
+fn remove_all(dirs: Vec<PathBuf>) {
+    for d in dirs {
+        let _ = fs::remove_dir_all(&d);
+    }
 }
 
 /// Where each archive goes: its volume's mountpoint (the volume must
@@ -307,8 +350,8 @@ fn swap_in(staging: &Path, dest: &Path) -> Result<(), InstallError> {
     if let Some(parent) = dest.parent() {
         super::target::sync_dir(parent);
     }
-    // The old data, now under the staging name.
-    fs::remove_dir_all(staging).map_err(io_err(staging))
+    // The old data is now under the staging name; the caller removes it.
+    Ok(())
 }
 
 /// `bale restore`: snapshot `id` (the newest when `None`) of `target`

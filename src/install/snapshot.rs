@@ -91,6 +91,12 @@ pub struct KeptSnapshot {
     pub manifest: SnapshotManifest,
     /// Bytes it takes on disk (its archives and manifest).
     pub bytes: u64,
+    /// When just taken: seconds spent writing the archives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_seconds: Option<f64>,
+    /// When just taken: seconds the stack was stopped for the copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_seconds: Option<f64>,
 }
 
 /// Every whole snapshot in `target`, oldest first; a directory without a
@@ -124,6 +130,8 @@ pub fn list_snapshots(target: &Path) -> Result<Vec<KeptSnapshot>, InstallError> 
             dir,
             manifest,
             bytes: size,
+            copy_seconds: None,
+            stopped_seconds: None,
         });
     }
     out.sort_by(|a, b| {
@@ -268,7 +276,8 @@ pub(super) fn take(target: &Target, runtime: &dyn Runtime) -> Result<KeptSnapsho
     let staging = snapshots.join(format!("staging-{id}"));
     private_dir(&staging)?;
     let result = (|| {
-        let (consistency, archives) = copy_consistent(target, &release, runtime, &data, &staging)?;
+        let (consistency, archives, times) =
+            copy_consistent(target, &release, runtime, &data, &staging)?;
         let manifest = SnapshotManifest {
             format: 1,
             id: id.clone(),
@@ -293,6 +302,8 @@ pub(super) fn take(target: &Target, runtime: &dyn Runtime) -> Result<KeptSnapsho
             dir,
             manifest,
             bytes,
+            copy_seconds: Some(times.0),
+            stopped_seconds: Some(times.1),
         })
     })();
     if result.is_err() {
@@ -304,13 +315,17 @@ pub(super) fn take(target: &Target, runtime: &dyn Runtime) -> Result<KeptSnapsho
 /// Copies every volume and path while the data is still: dump jobs run
 /// first, or the running containers are stopped (and started again,
 /// whatever happened to the copy).
+/// How a copy went: its consistency, its archives, and the seconds it
+/// spent copying and with the stack stopped.
+type Copied = (String, Vec<SnapshotArchive>, (f64, f64));
+
 fn copy_consistent(
     target: &Target,
     release: &Release,
     runtime: &dyn Runtime,
     data: &[(DataKind, String, PathBuf)],
     staging: &Path,
-) -> Result<(String, Vec<SnapshotArchive>), InstallError> {
+) -> Result<Copied, InstallError> {
     if !release.snapshot_jobs.is_empty() {
         let dir = target.root.join("current");
         let project = compose::compose_project(&target.root, &dir, release)
@@ -321,8 +336,15 @@ fn copy_consistent(
                 &["run".into(), "--rm".into(), "--no-deps".into(), job.clone()],
             )?;
         }
-        return Ok(("dump-jobs".into(), archive_all(data, staging)?));
+        let copying = std::time::Instant::now();
+        let archives = archive_all(data, staging)?;
+        return Ok((
+            "dump-jobs".into(),
+            archives,
+            (copying.elapsed().as_secs_f64(), 0.0),
+        ));
     }
+    let stopping = std::time::Instant::now();
     let stopped = Stopped::stop(runtime, release)?;
     fault_point("snapshot-stopped");
     let consistency = if stopped.any() {
@@ -330,11 +352,18 @@ fn copy_consistent(
     } else {
         "not-running"
     };
+    let copying = std::time::Instant::now();
     let archives = archive_all(data, staging);
+    let copy_seconds = copying.elapsed().as_secs_f64();
+    let stopped_seconds = stopping.elapsed().as_secs_f64();
     let started = stopped.start_again();
     let archives = archives?;
     started?;
-    Ok((consistency.into(), archives))
+    Ok((
+        consistency.into(),
+        archives,
+        (copy_seconds, stopped_seconds),
+    ))
 }
 
 fn archive_all(
