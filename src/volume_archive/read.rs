@@ -24,18 +24,111 @@ struct Meta {
 /// not exist (it is created, mode 0700 until the archive's own root mode
 /// is applied last). On an error, what was made stays for the caller to
 /// remove with the directory.
-pub fn extract(input: impl Read, dest: &Path) -> Result<Counts, ArchiveError> {
+pub fn extract(input: impl Read + Send, dest: &Path) -> Result<Counts, ArchiveError> {
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(dest)
         .map_err(io_at(dest))?;
-    let dec = zstd::Decoder::new(input).map_err(io_at(dest))?;
-    let mut archive = tar::Archive::new(dec);
+    // Decompression runs on its own core, a few chunks ahead of the
+    // writes, as `zstd -dc | tar -x` does in two processes.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_AHEAD);
+        // Emptied chunks go back to be filled again: no page faults for
+        // fresh memory on every megabyte.
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let decoder = scope.spawn(move || decompress(input, &tx, &back_rx));
+        let out = extract_tar(
+            Chunks {
+                rx,
+                back: back_tx,
+                cur: Vec::new(),
+                pos: 0,
+            },
+            dest,
+        );
+        let _ = decoder.join();
+        out
+    })
+}
+
+/// Chunks of decompressed bytes in flight between the two threads.
+const CHUNKS_AHEAD: usize = 8;
+/// Size of one chunk.
+const CHUNK: usize = 1 << 20;
+
+/// Sends `input`, decompressed, in chunks (reusing those sent `back`),
+/// until the receiver stops taking them (the tar stream ended) or the
+/// input ends.
+fn decompress(
+    input: impl Read,
+    tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    back: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let mut dec = match zstd::Decoder::new(input) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut buf = back.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        match read_full(&mut dec, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// The receiving end, as a reader.
+struct Chunks {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    let done = std::mem::replace(&mut self.cur, chunk?);
+                    if done.capacity() >= CHUNK {
+                        let _ = self.back.send(done);
+                    }
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Extracts the (decompressed) tar stream `input` into `dest`.
+fn extract_tar(input: impl Read, dest: &Path) -> Result<Counts, ArchiveError> {
+    let mut archive = tar::Archive::new(input);
     let mut made_dirs: HashSet<PathBuf> = HashSet::from([PathBuf::new()]);
     // Directories get their owner, mode and times last, deepest first:
     // a read-only directory must take its entries before it is closed.
     let mut dirs: BTreeMap<PathBuf, Meta> = BTreeMap::new();
     let mut counts = Counts::default();
+    // One buffer for every file's content: large writes, one allocation.
+    let mut buf = vec![0u8; HOLE_BLOCK];
     let entries = archive.entries().map_err(io_at(dest))?;
     for (n, entry) in entries.enumerate() {
         let mut entry = entry.map_err(|e| invalid(&format!("#{n}"), &e.to_string()))?;
@@ -77,7 +170,7 @@ pub fn extract(input: impl Read, dest: &Path) -> Result<Counts, ArchiveError> {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.header().size().map_err(io_at(&path))?;
                 let file = create_file(&path)?;
-                copy_content(&mut entry, &file, size, sparse, &path)?;
+                copy_content(&mut entry, &file, size, sparse, &path, &mut buf)?;
                 apply_fd(&file, &meta, &path)?;
                 counts.files += 1;
                 counts.bytes += size;
@@ -225,26 +318,17 @@ fn copy_content(
     size: u64,
     sparse: bool,
     path: &Path,
+    buf: &mut [u8],
 ) -> Result<(), ArchiveError> {
     let mut from = from.take(size);
-    if !sparse {
-        let copied = io::copy(&mut from, &mut file).map_err(io_at(path))?;
-        if copied != size {
-            return Err(invalid(
-                &path.display().to_string(),
-                "the archive ends inside it",
-            ));
-        }
-        return Ok(());
-    }
-    let mut buf = vec![0u8; HOLE_BLOCK];
     let mut done = 0u64;
     loop {
-        let n = read_full(&mut from, &mut buf).map_err(io_at(path))?;
+        let n = read_full(&mut from, buf).map_err(io_at(path))?;
         if n == 0 {
             break;
         }
-        if buf[..n].iter().all(|b| *b == 0) {
+        // A sparse file's blocks of zeros become holes again.
+        if sparse && buf[..n].iter().all(|b| *b == 0) {
             file.seek(SeekFrom::Current(n as i64))
                 .map_err(io_at(path))?;
         } else {
@@ -258,7 +342,10 @@ fn copy_content(
             "the archive ends inside it",
         ));
     }
-    file.set_len(size).map_err(io_at(path))
+    if sparse {
+        file.set_len(size).map_err(io_at(path))?;
+    }
+    Ok(())
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
