@@ -160,100 +160,17 @@ pub enum Command {
         json: Json,
     },
     /// Go back to a release kept in the install directory, without its bundle: files and images checked first.
-    Rollback {
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        /// The release to go back to, by version or id [default: the one other release kept].
-        #[arg(long, value_name = "RELEASE")]
-        to: Option<String>,
-        /// Start it with compose and wait for every healthcheck.
-        #[arg(long)]
-        up: bool,
-        /// Seconds --up waits for healthchecks.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
-        /// Restore the snapshot taken before the upgrade away from that release too (and start it).
-        #[arg(long)]
-        with_data: bool,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        json: Json,
-    },
+    Rollback(RollbackArgs),
     /// Snapshot the installed stack's data: every named volume and [data] path, one zstd archive each, under DIR/.bale/snapshots.
-    Snapshot {
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        json: Json,
-    },
+    Snapshot(SnapshotArgs),
     /// Put a snapshot's data back byte for byte, with the release it was taken of, and start it.
-    Restore {
-        /// The snapshot's id [default: the newest].
-        snapshot: Option<String>,
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        /// Seconds to wait for healthchecks once started.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        json: Json,
-    },
+    Restore(RestoreArgs),
     /// Stop and remove the stack and its images; keep volumes, .env and snapshots unless --purge.
-    Uninstall {
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        /// Keep the images in the runtime.
-        #[arg(long)]
-        keep_images: bool,
-        /// Remove the site's data too: volumes, [data] paths, .env, values and snapshots.
-        #[arg(long)]
-        purge: bool,
-        /// Do not ask before --purge (needed where stdin is no terminal).
-        #[arg(long)]
-        yes: bool,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        json: Json,
-    },
+    Uninstall(UninstallArgs),
     /// Remove older releases, the images only they use, and older snapshots; say how many bytes were freed.
-    Prune {
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        /// Releases to keep, the current one included.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        keep: u64,
-        /// Snapshots to keep, newest first [default: as many as --keep].
-        #[arg(long, value_name = "M")]
-        keep_snapshots: Option<u64>,
-        /// Say what would be removed; remove nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        json: Json,
-    },
+    Prune(PruneArgs),
     /// Show an install directory: the current release and since when, the releases kept, each service's state and health.
-    Status {
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        json: Json,
-    },
+    Status(StatusArgs),
     /// Cut a bundle into parts for removable media (BUNDLE.001, …) with a signed part list; `cat` rejoins them.
     Split(SplitArgs),
     /// Verify a bundle, then push every image, all its platforms, byte for byte into an existing registry.
@@ -482,4 +399,111 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some(v) => Ok(v),
         None => Err(format!("`{s}` is too large")),
     }
+}
+
+/// The arguments of `bale rollback`.
+#[derive(Args)]
+pub struct RollbackArgs {
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    /// The release to go back to, by version or id [default: the one other release kept].
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// Start it with compose and wait for every healthcheck.
+    #[arg(long)]
+    pub up: bool,
+    /// Seconds --up waits for healthchecks.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Restore the snapshot taken before the upgrade away from that release too (and start it).
+    #[arg(long)]
+    pub with_data: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale snapshot`.
+#[derive(Args)]
+pub struct SnapshotArgs {
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale restore`.
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The snapshot's id [default: the newest].
+    pub snapshot: Option<String>,
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    /// Seconds to wait for healthchecks once started.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale uninstall`.
+#[derive(Args)]
+pub struct UninstallArgs {
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    /// Keep the images in the runtime.
+    #[arg(long)]
+    pub keep_images: bool,
+    /// Remove the site's data too: volumes, [data] paths, .env, values and snapshots.
+    #[arg(long)]
+    pub purge: bool,
+    /// Do not ask before --purge (needed where stdin is no terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale prune`.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    /// Releases to keep, the current one included.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: u64,
+    /// Snapshots to keep, newest first [default: as many as --keep].
+    #[arg(long, value_name = "M")]
+    pub keep_snapshots: Option<u64>,
+    /// Say what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
 }

@@ -103,80 +103,21 @@ pub fn resolve(command: Command) -> Resolved {
                 bundle, public_key, target, report, runtime,
             )),
         ),
-        Command::Rollback {
-            target,
-            to,
-            up,
-            timeout,
-            with_data,
-            runtime,
-            json: j,
-        } => (
-            json(j.json, false),
-            Box::new(rollback::Rollback::new(
-                target, to, up, timeout, with_data, runtime,
-            )),
+        Command::Rollback(a) => (
+            json(a.json.json, false),
+            Box::new(rollback::Rollback::new(a)),
         ),
-        Command::Snapshot {
-            target,
-            runtime,
-            json: j,
-        } => (
-            json(j.json, false),
-            Box::new(snapshot::Snapshot::new(target, runtime)),
+        Command::Snapshot(a) => (
+            json(a.json.json, false),
+            Box::new(snapshot::Snapshot::new(a)),
         ),
-        Command::Restore {
-            snapshot,
-            target,
-            timeout,
-            runtime,
-            json: j,
-        } => (
-            json(j.json, false),
-            Box::new(restore::Restore::new(target, snapshot, timeout, runtime)),
+        Command::Restore(a) => (json(a.json.json, false), Box::new(restore::Restore::new(a))),
+        Command::Uninstall(a) => (
+            json(a.json.json, false),
+            Box::new(uninstall::Uninstall::new(a)),
         ),
-        Command::Uninstall {
-            target,
-            keep_images,
-            purge,
-            yes,
-            runtime,
-            json: j,
-        } => (
-            json(j.json, false),
-            Box::new(uninstall::Uninstall::new(
-                target,
-                keep_images,
-                purge,
-                yes,
-                runtime,
-            )),
-        ),
-        Command::Prune {
-            target,
-            keep,
-            keep_snapshots,
-            dry_run,
-            runtime,
-            json: j,
-        } => (
-            json(j.json, false),
-            Box::new(prune::Prune::new(
-                target,
-                keep,
-                keep_snapshots,
-                dry_run,
-                runtime,
-            )),
-        ),
-        Command::Status {
-            target,
-            runtime,
-            json: j,
-        } => (
-            json(j.json, false),
-            Box::new(status::Status::new(target, runtime)),
-        ),
+        Command::Prune(a) => (json(a.json.json, false), Box::new(prune::Prune::new(a))),
+        Command::Status(a) => (json(a.json.json, false), Box::new(status::Status::new(a))),
         Command::Inspect { bundle, json: j } => {
             (json(j.json, false), Box::new(inspect::Inspect { bundle }))
         }

@@ -394,7 +394,7 @@ pub fn restore(
     let report = restore_locked(&t, runtime, snapshot, timeout)?;
     // A restore of the snapshot an interrupted upgrade took finishes it.
     if super::journal(&t.root)?.is_some_and(|j| j.snapshot == report.snapshot) {
-        super::upgrade::remove_journal(&t)?;
+        super::journal::remove_journal(&t)?;
     }
     Ok(report)
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::journal::journal;
 use super::kept::{check_files, check_images, choose};
 use super::restore::restore_locked;
 use super::snapshot::list_snapshots;
 use super::target::Target;
-use super::upgrade::{finish_rollback, journal};
+use super::upgrade::finish_rollback;
 use super::{InstallError, compose, current_release, release};
 use crate::runtime::{Container, Runtime};
 

@@ -117,7 +117,7 @@ pub fn uninstall(opts: &UninstallOptions<'_>) -> Result<UninstallReport, Install
     super::target::sync_dir(&target.root);
     let releases_dir = target.meta.join("releases");
     std::fs::remove_dir_all(&releases_dir).map_err(io_err(&releases_dir))?;
-    let _ = super::upgrade::remove_journal(&target);
+    let _ = super::journal::remove_journal(&target);
     if opts.purge {
         purge(&target, &release)?;
     }

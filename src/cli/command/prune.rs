@@ -1,12 +1,10 @@
 //! `bale prune`.
 
-use std::path::PathBuf;
-
 use bale::ops::prune::PruneRequest;
 
 use super::Run;
 use super::snapshot::bytes;
-use crate::cli::args::RuntimeArgs;
+use crate::cli::args::PruneArgs;
 use crate::cli::output::Output;
 use crate::cli::resolve;
 
@@ -18,21 +16,15 @@ pub struct Prune {
 
 impl Prune {
     /// From `bale prune`'s flags.
-    pub fn new(
-        target: PathBuf,
-        keep: u64,
-        keep_snapshots: Option<u64>,
-        dry_run: bool,
-        runtime: RuntimeArgs,
-    ) -> Prune {
+    pub fn new(a: PruneArgs) -> Prune {
         let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Prune {
             request: PruneRequest {
-                target,
-                runtime: resolve::runtime(runtime),
-                keep: count(keep),
-                keep_snapshots: keep_snapshots.map(count),
-                dry_run,
+                target: a.target,
+                runtime: resolve::runtime(a.runtime),
+                keep: count(a.keep),
+                keep_snapshots: a.keep_snapshots.map(count),
+                dry_run: a.dry_run,
             },
         }
     }

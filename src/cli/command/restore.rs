@@ -1,12 +1,10 @@
 //! `bale restore`.
 
-use std::path::PathBuf;
-
 use bale::ops::restore::RestoreRequest;
 
 use super::Run;
 use super::snapshot::bytes;
-use crate::cli::args::RuntimeArgs;
+use crate::cli::args::RestoreArgs;
 use crate::cli::output::Output;
 use crate::cli::resolve;
 
@@ -18,18 +16,13 @@ pub struct Restore {
 
 impl Restore {
     /// From `bale restore`'s flags.
-    pub fn new(
-        target: PathBuf,
-        snapshot: Option<String>,
-        timeout: u64,
-        runtime: RuntimeArgs,
-    ) -> Restore {
+    pub fn new(a: RestoreArgs) -> Restore {
         Restore {
             request: RestoreRequest {
-                target,
-                snapshot,
-                runtime: resolve::runtime(runtime),
-                timeout: std::time::Duration::from_secs(timeout),
+                target: a.target,
+                snapshot: a.snapshot,
+                runtime: resolve::runtime(a.runtime),
+                timeout: std::time::Duration::from_secs(a.timeout),
             },
         }
     }

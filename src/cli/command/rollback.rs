@@ -2,10 +2,8 @@
 
 use bale::ops::rollback::RollbackRequest;
 
-use std::path::PathBuf;
-
 use super::Run;
-use crate::cli::args::RuntimeArgs;
+use crate::cli::args::RollbackArgs;
 use crate::cli::output::Output;
 use crate::cli::resolve;
 
@@ -17,22 +15,15 @@ pub struct Rollback {
 
 impl Rollback {
     /// From `bale rollback`'s flags.
-    pub fn new(
-        target: PathBuf,
-        to: Option<String>,
-        up: bool,
-        timeout: u64,
-        with_data: bool,
-        runtime: RuntimeArgs,
-    ) -> Rollback {
+    pub fn new(a: RollbackArgs) -> Rollback {
         Rollback {
             request: RollbackRequest {
-                target,
-                to,
-                runtime: resolve::runtime(runtime),
-                up,
-                timeout: std::time::Duration::from_secs(timeout),
-                with_data,
+                target: a.target,
+                to: a.to,
+                runtime: resolve::runtime(a.runtime),
+                up: a.up,
+                timeout: std::time::Duration::from_secs(a.timeout),
+                with_data: a.with_data,
             },
         }
     }

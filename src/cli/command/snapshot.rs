@@ -1,11 +1,9 @@
 //! `bale snapshot`.
 
-use std::path::PathBuf;
-
 use bale::ops::snapshot::SnapshotRequest;
 
 use super::Run;
-use crate::cli::args::RuntimeArgs;
+use crate::cli::args::SnapshotArgs;
 use crate::cli::output::Output;
 use crate::cli::resolve;
 
@@ -17,11 +15,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// From `bale snapshot`'s flags.
-    pub fn new(target: PathBuf, runtime: RuntimeArgs) -> Snapshot {
+    pub fn new(a: SnapshotArgs) -> Snapshot {
         Snapshot {
             request: SnapshotRequest {
-                target,
-                runtime: resolve::runtime(runtime),
+                target: a.target,
+                runtime: resolve::runtime(a.runtime),
             },
         }
     }

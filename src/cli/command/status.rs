@@ -4,10 +4,8 @@ use std::io::Write;
 
 use bale::ops::status::StatusRequest;
 
-use std::path::PathBuf;
-
 use super::Run;
-use crate::cli::args::RuntimeArgs;
+use crate::cli::args::StatusArgs;
 use crate::cli::output::{Output, Terminal};
 use crate::cli::resolve;
 
@@ -19,11 +17,11 @@ pub struct Status {
 
 impl Status {
     /// From `bale status`'s flags.
-    pub fn new(target: PathBuf, runtime: RuntimeArgs) -> Status {
+    pub fn new(a: StatusArgs) -> Status {
         Status {
             request: StatusRequest {
-                target,
-                runtime: resolve::runtime(runtime),
+                target: a.target,
+                runtime: resolve::runtime(a.runtime),
             },
         }
     }

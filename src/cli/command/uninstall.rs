@@ -1,13 +1,12 @@
 //! `bale uninstall`.
 
 use std::io::{BufRead as _, Write as _};
-use std::path::PathBuf;
 
 use bale::ops::uninstall::UninstallRequest;
 
 use super::Run;
 use super::snapshot::bytes;
-use crate::cli::args::RuntimeArgs;
+use crate::cli::args::UninstallArgs;
 use crate::cli::output::Output;
 use crate::cli::resolve;
 
@@ -21,21 +20,15 @@ pub struct Uninstall {
 
 impl Uninstall {
     /// From `bale uninstall`'s flags.
-    pub fn new(
-        target: PathBuf,
-        keep_images: bool,
-        purge: bool,
-        yes: bool,
-        runtime: RuntimeArgs,
-    ) -> Uninstall {
+    pub fn new(a: UninstallArgs) -> Uninstall {
         Uninstall {
             request: UninstallRequest {
-                target,
-                runtime: resolve::runtime(runtime),
-                keep_images,
-                purge,
+                target: a.target,
+                runtime: resolve::runtime(a.runtime),
+                keep_images: a.keep_images,
+                purge: a.purge,
             },
-            yes,
+            yes: a.yes,
         }
     }
 }
