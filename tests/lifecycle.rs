@@ -722,6 +722,14 @@ fn uninstall_scenario(l: &Life) {
     assert_eq!(l.data(), before);
     assert_eq!(l.running(), ("1.0.0".into(), "running/healthy".into()));
 
+    // --keep-images leaves them for the next install.
+    let images = image_ids(l);
+    assert_eq!(images.len(), 1);
+    l.bale(&["uninstall", "--target", "t", "--keep-images"])
+        .ok();
+    assert_eq!(image_ids(l), images);
+    l.install(&v1, &[]).ok().says("image present");
+
     // --purge --yes: the data goes too.
     l.bale(&["uninstall", "--target", "t", "--purge", "--yes"])
         .ok();

@@ -139,3 +139,41 @@ fn a_rollback_whose_images_left_the_runtime_is_refused_naming_them() {
     r.says("localhost/bale-demo/worker:1.0");
     assert_eq!(current_link(&p), after);
 }
+
+#[test]
+fn with_several_releases_kept_a_rollback_goes_to_the_one_installed_last_before() {
+    let p = Project::demo();
+    two_releases(&p, &|b| p.install_none(b, "t"));
+    let toml = p.read("demo/bundle.toml");
+    p.write(
+        "demo/bundle.toml",
+        &toml.replace("version = \"1.1.0\"", "version = \"1.2.0\""),
+    );
+    p.write("demo/site/index.html", "version three\n");
+    p.build_demo("v3.bale");
+    // Each install records its release a moment after the last.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    p.install_none("v3.bale", "t").ok();
+    p.bale(&["rollback", "--target", "t"])
+        .ok()
+        .says("rolled back from 1.2.0 to 1.1.0");
+    // And back: the release it left is now the latest besides it.
+    p.bale(&["rollback", "--target", "t"])
+        .ok()
+        .says("rolled back from 1.1.0 to 1.2.0");
+    // Prune keeps the current one and the latest before it.
+    let r = p.bale(&["prune", "--target", "t", "--keep", "2", "--json"]);
+    r.ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.describe()));
+    assert_eq!(v["releases"].as_array().map(Vec::len), Some(1), "{v}");
+    assert!(
+        v["releases"][0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("1.0.0-")),
+        "{v}"
+    );
+    assert!(v["bytes_freed"].as_u64().unwrap_or(0) > 0, "{v}");
+    p.bale(&["rollback", "--target", "t", "--to", "1.0.0"])
+        .fails(exit::REFUSED);
+}

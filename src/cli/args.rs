@@ -407,7 +407,7 @@ pub struct RollbackArgs {
     /// Install directory.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub target: PathBuf,
-    /// The release to go back to, by version or id [default: the one other release kept].
+    /// The release to go back to, by version or id [default: the one installed most recently before the current one].
     #[arg(long, value_name = "RELEASE")]
     pub to: Option<String>,
     /// Start it with compose and wait for every healthcheck.

@@ -8,8 +8,8 @@ use super::target::{KeptRelease, current_record, kept_releases};
 use crate::bundle::ImageRecord;
 use crate::runtime::Runtime;
 
-/// The kept release `to` names (by id or version), or the one other kept
-/// release.
+/// The kept release `to` names (by id or version), or the one installed
+/// most recently besides the current one.
 pub(super) fn choose(
     target: &Path,
     current: &Path,
@@ -35,7 +35,13 @@ pub(super) fn choose(
             .iter()
             .filter(|k| k.id == t || k.release.version == t)
             .collect(),
-        None => others.iter().collect(),
+        // The release installed most recently besides the current one:
+        // the one an upgrade left (and, after a rollback, the one it left).
+        None => others
+            .iter()
+            .max_by(|a, b| a.recorded.cmp(&b.recorded).then_with(|| a.id.cmp(&b.id)))
+            .into_iter()
+            .collect(),
     };
     match (found.as_slice(), to) {
         ([one], _) => Ok((*one).clone()),

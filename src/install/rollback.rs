@@ -21,8 +21,8 @@ use crate::runtime::{Container, Runtime};
 pub struct RollbackOptions<'a> {
     /// The install directory.
     pub target: PathBuf,
-    /// The release to go to: its id or its version; the one other kept
-    /// release when `None`.
+    /// The release to go to: its id or its version; the one installed most
+    /// recently besides the current one when `None`.
     pub to: Option<String>,
     /// The runtime its images must be in.
     pub runtime: &'a dyn Runtime,
