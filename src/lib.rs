@@ -33,6 +33,7 @@ pub mod store;
 pub mod templates;
 pub mod validate;
 pub mod verify;
+pub mod versions;
 pub mod volume_archive;
 
 pub use error::Error;
