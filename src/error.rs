@@ -149,7 +149,11 @@ impl Error {
             }
             Error::Fetch(FetchError::Store(_)) | Error::Store(_) => exit::FAILURE,
             Error::Bundle(b) => match b {
-                BundleError::Corrupt { .. } => exit::INTEGRITY,
+                BundleError::Corrupt { .. }
+                | BundleError::Inventory(crate::inventory::InventoryError::Corrupt { .. }) => {
+                    exit::INTEGRITY
+                }
+                BundleError::Inventory(_) => exit::FAILURE,
                 BundleError::Overlay { .. }
                 | BundleError::Base { .. }
                 | BundleError::Compose { .. }

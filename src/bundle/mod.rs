@@ -28,6 +28,7 @@ use crate::store::Store;
 
 pub mod checks;
 mod layout;
+mod licenses;
 mod overlays;
 mod records;
 pub mod sbom;
@@ -123,6 +124,9 @@ pub enum BundleError {
         /// What is wrong.
         message: String,
     },
+    /// An image's layers could not be read for its packages.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
     /// The base given for a delta cannot be one.
     #[error("--base {path}: {message}")]
     Base {

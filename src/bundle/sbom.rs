@@ -15,9 +15,12 @@ use std::io::Read as _;
 
 use serde_json::{Value, json};
 
+use super::licenses::Extracted;
 use super::{BundleError, Entry, FILES_PREFIX, ImageRecord, Source, io_err};
 use crate::digest::Digest;
-use crate::lock::{LockedArtifact, Lockfile};
+use crate::inventory::{self, Inventory};
+use crate::lock::{LockedArtifact, LockedPlatform, Lockfile};
+use crate::packages::{Distro, Manager, Package};
 use crate::spec::BundleSpec;
 use crate::store::Store;
 
@@ -46,22 +49,15 @@ pub(super) fn document(
         "relatedSpdxElement": "SPDXRef-Bundle",
     })];
     let contains = |from: &str, to: &str| json!({"spdxElementId": from, "relationshipType": "CONTAINS", "relatedSpdxElement": to});
-    // Services that share an image share its attestations: each is read once.
-    let mut read: BTreeMap<Digest, Vec<Upstream>> = BTreeMap::new();
-    for (n, r) in records.iter().enumerate() {
-        let id = image_id(n, &r.service);
-        let supplier = image_supplier(lock, r, store);
-        packages.push(image_package(&id, r, &supplier));
-        relationships.push(contains("SPDXRef-Bundle", &id));
-        for (m, p) in upstream_packages(lock, r, store, &mut read)?
-            .into_iter()
-            .enumerate()
-        {
-            let up = format!("{id}-Upstream-{}", m + 1);
-            packages.push(upstream_package(&up, &p, &supplier));
-            relationships.push(contains(&id, &up));
-        }
-    }
+    let mut licenses = Extracted::default();
+    image_packages(
+        lock,
+        records,
+        store,
+        &mut licenses,
+        &mut packages,
+        &mut relationships,
+    )?;
     let mut file_values = Vec::new();
     let mut sha1s = Vec::new();
     for (n, e) in files
@@ -131,9 +127,61 @@ pub(super) fn document(
         "files": file_values,
         "relationships": relationships,
     });
+    let infos = licenses.infos();
+    let mut doc = doc;
+    if !infos.is_empty()
+        && let Some(d) = doc.as_object_mut()
+    {
+        d.insert("hasExtractedLicensingInfos".into(), Value::Array(infos));
+    }
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');
     Ok(out)
+}
+
+/// Each image as a package the bundle CONTAINS, and what each image
+/// CONTAINS: its OS packages and its SPDX attestations' packages.
+fn image_packages(
+    lock: &Lockfile,
+    records: &[ImageRecord],
+    store: &Store,
+    licenses: &mut Extracted,
+    packages: &mut Vec<Value>,
+    relationships: &mut Vec<Value>,
+) -> Result<(), BundleError> {
+    let contains = |from: &str, to: &str| json!({"spdxElementId": from, "relationshipType": "CONTAINS", "relatedSpdxElement": to});
+    // Services that share an image share its attestations and its
+    // packages: each is read once.
+    let mut read: BTreeMap<Digest, Vec<Upstream>> = BTreeMap::new();
+    let mut inventories: BTreeMap<Digest, Inventory> = BTreeMap::new();
+    for (n, r) in records.iter().enumerate() {
+        let id = image_id(n, &r.service);
+        let supplier = image_supplier(lock, r, store);
+        let inv = match inventories.get(&r.manifest) {
+            Some(inv) => inv.clone(),
+            None => {
+                let inv = inventory_of(lock, r, store)?;
+                inventories.insert(r.manifest.clone(), inv.clone());
+                inv
+            }
+        };
+        packages.push(image_package(&id, r, &supplier, &inv));
+        relationships.push(contains("SPDXRef-Bundle", &id));
+        for (m, p) in inv.packages.iter().enumerate() {
+            let pid = format!("{id}-Package-{}", m + 1);
+            packages.push(os_package(&pid, p, inv.distro.as_ref(), licenses));
+            relationships.push(contains(&id, &pid));
+        }
+        for (m, p) in upstream_packages(lock, r, store, &mut read)?
+            .into_iter()
+            .enumerate()
+        {
+            let up = format!("{id}-Upstream-{}", m + 1);
+            packages.push(upstream_package(&up, &p, &supplier));
+            relationships.push(contains(&id, &up));
+        }
+    }
+    Ok(())
 }
 
 /// The SPDX identifier of the `n`th image record (from 0).
@@ -202,7 +250,7 @@ fn image_supplier(lock: &Lockfile, r: &ImageRecord, store: &Store) -> String {
     )
 }
 
-fn image_package(id: &str, r: &ImageRecord, supplier: &str) -> Value {
+fn image_package(id: &str, r: &ImageRecord, supplier: &str, inv: &Inventory) -> Value {
     let (repo, tag) = split_name(&r.name);
     let short = repo.rsplit('/').next().unwrap_or(repo);
     let arch = r.platform.split('/').nth(1).unwrap_or("");
@@ -231,6 +279,22 @@ fn image_package(id: &str, r: &ImageRecord, supplier: &str) -> Value {
     if let Some(s) = &r.signature {
         comment.push_str(&format!("; cosign signature {}", s.manifest));
     }
+    if let Some(d) = &inv.distro {
+        comment.push_str(&format!(
+            "; distribution {}",
+            d.pretty_name.as_deref().unwrap_or(&d.qualifier())
+        ));
+    }
+    if !inv.databases.is_empty() {
+        comment.push_str(&format!(
+            "; {} OS packages from {}",
+            inv.packages.len(),
+            inv.databases.join(", ")
+        ));
+    }
+    for note in &inv.notes {
+        comment.push_str(&format!("; not cataloged: {note}"));
+    }
     json!({
         "SPDXID": id,
         "name": r.name,
@@ -247,6 +311,78 @@ fn image_package(id: &str, r: &ImageRecord, supplier: &str) -> Value {
             "referenceCategory": "PACKAGE-MANAGER",
             "referenceType": "purl",
             "referenceLocator": purl,
+        }],
+        "comment": comment,
+    })
+}
+
+/// The lock's platform entry for an image record.
+fn locked_platform<'a>(lock: &'a Lockfile, r: &ImageRecord) -> Option<&'a LockedPlatform> {
+    lock.images
+        .iter()
+        .filter(|i| i.service == r.service)
+        .flat_map(|i| i.platforms.iter())
+        .find(|p| p.platform == r.platform && p.manifest == r.manifest)
+}
+
+/// The OS packages of `r`, read from its layers in the store.
+fn inventory_of(lock: &Lockfile, r: &ImageRecord, store: &Store) -> Result<Inventory, BundleError> {
+    let Some(p) = locked_platform(lock, r) else {
+        return Ok(Inventory::default());
+    };
+    let layers: Vec<inventory::Layer> = p
+        .layers
+        .iter()
+        .map(|b| inventory::Layer {
+            digest: &b.digest,
+            size: b.size,
+            media_type: &b.media_type,
+        })
+        .collect();
+    Ok(inventory::of_image(store, &layers)?)
+}
+
+/// An OS package of an image as an SPDX package: supplied by its
+/// distribution (an rpm's own vendor where its database names one), with
+/// the licence its database states and a purl qualified by the distribution.
+fn os_package(id: &str, p: &Package, distro: Option<&Distro>, licenses: &mut Extracted) -> Value {
+    let supplier = match (&p.vendor, distro) {
+        (Some(v), _) if p.manager == Manager::Rpm => v.clone(),
+        (_, Some(d)) => d.supplier(),
+        _ => match p.manager {
+            Manager::Apk => "Alpine Linux",
+            Manager::Dpkg => "Debian",
+            Manager::Rpm => "NOASSERTION",
+        }
+        .to_owned(),
+    };
+    let declared = p
+        .license
+        .as_deref()
+        .map_or_else(|| "NOASSERTION".to_owned(), |l| licenses.expression(l));
+    let database = match p.manager {
+        Manager::Apk => "apk",
+        Manager::Dpkg => "dpkg",
+        Manager::Rpm => "rpm",
+    };
+    let mut comment = format!("from the image's {database} database");
+    if let Some(s) = &p.source {
+        comment.push_str(&format!("; source package {s}"));
+    }
+    json!({
+        "SPDXID": id,
+        "name": p.name,
+        "versionInfo": p.version,
+        "supplier": if supplier == "NOASSERTION" { supplier } else { format!("Organization: {supplier}") },
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": declared,
+        "copyrightText": "NOASSERTION",
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": p.purl(distro),
         }],
         "comment": comment,
     })

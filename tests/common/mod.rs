@@ -4,6 +4,7 @@
 
 pub mod bundles;
 pub mod daemons;
+pub mod distros;
 pub mod evidence;
 pub mod forge;
 pub mod hostile;

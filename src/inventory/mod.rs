@@ -1,0 +1,188 @@
+//! What OS packages an image holds: its layers read from the store in
+//! order, with whiteouts and opaque directories applied, and the package
+//! databases found at the end parsed (`packages`).
+//!
+//! Each layer is read once, decompressed as a stream and hashed as it is
+//! read; only the few files that matter (`os-release`, the apk, dpkg and
+//! rpm databases) are kept, bounded. What one layer holds is cached in the
+//! store (`catalogs/v1/<digest>.json`) after its digest checked, so a
+//! second build of the same images reads no layer again. The cache is
+//! derived data under the store's own trust: whoever can write the store
+//! can already change what a build packs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::packages::{Distro, Package};
+use crate::store::Store;
+
+mod layer;
+
+/// One layer of an image, as its manifest describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    /// Its digest.
+    pub digest: &'a Digest,
+    /// Its size.
+    pub size: u64,
+    /// Its media type (gzip, zstd or plain tar).
+    pub media_type: &'a str,
+}
+
+/// The packages of one image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// The distribution its `os-release` names.
+    pub distro: Option<Distro>,
+    /// The installed OS packages, sorted.
+    pub packages: Vec<Package>,
+    /// Which databases they came from (`var/lib/dpkg/status`, …).
+    pub databases: Vec<String>,
+    /// What could not be read, and why (an unsupported rpm database).
+    pub notes: Vec<String>,
+}
+
+/// Errors reading an image's layers.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// A layer could not be read from the store.
+    #[error("layer {digest}: {}: {source}", path.display())]
+    Io {
+        /// The layer.
+        digest: Digest,
+        /// Its file in the store.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A layer's bytes are not those its digest names.
+    #[error(
+        "layer {digest} in the store reads as {actual} ({size} bytes): the store is corrupt; delete the file and fetch again"
+    )]
+    Corrupt {
+        /// The layer's digest.
+        digest: Digest,
+        /// What it hashed to.
+        actual: Digest,
+        /// How many bytes were read.
+        size: u64,
+    },
+}
+
+/// What one layer contributes: the files that matter, and what it deletes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Findings {
+    files: BTreeMap<String, Found>,
+    deleted: Vec<String>,
+    opaque: Vec<String>,
+}
+
+/// One file that matters, as read from a layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Found {
+    Packages(Vec<Package>),
+    OsRelease(Distro),
+    Link(String),
+    Note(String),
+}
+
+/// Where the files that matter live.
+const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
+const APK: &str = "lib/apk/db/installed";
+const DPKG: &str = "var/lib/dpkg/status";
+const DPKG_D: &str = "var/lib/dpkg/status.d/";
+const RPM_SQLITE: [&str; 2] = [
+    "var/lib/rpm/rpmdb.sqlite",
+    "usr/lib/sysimage/rpm/rpmdb.sqlite",
+];
+const RPM_OLD: [&str; 4] = [
+    "var/lib/rpm/Packages",
+    "var/lib/rpm/Packages.db",
+    "usr/lib/sysimage/rpm/Packages",
+    "usr/lib/sysimage/rpm/Packages.db",
+];
+
+/// Whether a deletion of `path` can touch a file that matters.
+fn covers(path: &str) -> bool {
+    let all = OS_RELEASE
+        .iter()
+        .chain(RPM_SQLITE.iter())
+        .chain(RPM_OLD.iter())
+        .chain([APK, DPKG, DPKG_D].iter());
+    all.into_iter()
+        .any(|f| *f == path || f.starts_with(&format!("{path}/")) || path.starts_with(DPKG_D))
+}
+
+/// The packages of the image whose layers, bottom first, are `layers`.
+pub fn of_image(store: &Store, layers: &[Layer]) -> Result<Inventory, InventoryError> {
+    let mut state: BTreeMap<String, Found> = BTreeMap::new();
+    let mut notes = Vec::new();
+    for l in layers {
+        let f = findings(store, l, &mut notes)?;
+        let under = |dir: &str, p: &str| p.starts_with(&format!("{dir}/"));
+        for d in &f.opaque {
+            state.retain(|p, _| !under(d, p));
+        }
+        for d in &f.deleted {
+            state.retain(|p, _| p != d && !under(d, p));
+        }
+        state.extend(f.files);
+    }
+    let distro = OS_RELEASE.iter().find_map(|p| match state.get(*p) {
+        Some(Found::OsRelease(d)) => Some(d.clone()),
+        _ => None,
+    });
+    let mut inv = Inventory {
+        distro,
+        ..Inventory::default()
+    };
+    for (path, found) in state {
+        match found {
+            Found::Packages(ps) => {
+                inv.packages.extend(ps);
+                inv.databases.push(path);
+            }
+            Found::Note(n) => notes.push(format!("{path}: {n}")),
+            Found::OsRelease(_) | Found::Link(_) => {}
+        }
+    }
+    inv.packages.sort();
+    inv.packages.dedup();
+    notes.sort();
+    notes.dedup();
+    inv.notes = notes;
+    Ok(inv)
+}
+
+/// A layer's findings: from the cache when present, else read.
+fn findings(store: &Store, l: &Layer, notes: &mut Vec<String>) -> Result<Findings, InventoryError> {
+    let cache = store
+        .root()
+        .join("catalogs")
+        .join("v1")
+        .join(format!("{}.json", l.digest.hex()));
+    if let Ok(bytes) = crate::digest::read_regular(&cache, 64 * 1024 * 1024)
+        && let Ok(f) = serde_json::from_slice::<Findings>(&bytes)
+    {
+        return Ok(f);
+    }
+    let Some(compression) = layer::Compression::of(l.media_type) else {
+        notes.push(format!(
+            "layer {} ({}) is not a tar layer; not read",
+            l.digest, l.media_type
+        ));
+        return Ok(Findings::default());
+    };
+    let f = layer::read(store, l, compression)?;
+    // A cache that cannot be written only costs a re-read next time.
+    if let Ok(bytes) = serde_json::to_vec(&f)
+        && let Some(dir) = cache.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = crate::store::write_atomic(&cache, &bytes);
+    }
+    Ok(f)
+}
