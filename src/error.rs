@@ -103,6 +103,9 @@ pub enum Error {
     /// A combination of flags that cannot work, said in words.
     #[error("{0}")]
     Usage(String),
+    /// An input bale cannot use, said in words (never its bytes).
+    #[error("{0}")]
+    Invalid(String),
     /// A cosign key that cannot be used.
     #[error(transparent)]
     Cosign(#[from] crate::cosign::CosignError),
@@ -171,6 +174,7 @@ impl Error {
             Error::OutdatedUnknown(_) => exit::REGISTRY,
             Error::Output { .. } => exit::FAILURE,
             Error::Usage(_) => exit::USAGE,
+            Error::Invalid(_) => exit::INVALID_INPUT,
             Error::Split(crate::bundle::split::SplitError::Refused(_)) => exit::INVALID_INPUT,
             Error::Split(crate::bundle::split::SplitError::Io { .. }) => exit::FAILURE,
             Error::Serve(s) => serve_code(s),

@@ -387,3 +387,91 @@ fn packages_inside_the_images_match_dpkg_query_and_rpm_and_the_sbom_validates() 
     );
     drop(d.reg);
 }
+
+/// Runs tests/fixtures/validate_schema.py (Python's jsonschema).
+pub fn schema_valid(schema: &str, doc: &Path, referenced: &[&str]) -> (bool, String) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = Command::new("python3")
+        .arg(fixtures.join("validate_schema.py"))
+        .arg(fixtures.join("schemas").join(schema))
+        .arg(doc)
+        .args(referenced.iter().map(|r| fixtures.join("schemas").join(r)))
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn cyclonedx_is_made_from_the_same_data_and_validates_against_its_schema() {
+    let d = distros();
+    let p = &d.p;
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "e.bale"])
+        .ok();
+    let (spdx, _) = sbom(p);
+    let run = p.bale(&[
+        "sbom",
+        "e.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--format",
+        "cyclonedx",
+    ]);
+    run.ok();
+    let file = p.path().join("bom.json");
+    std::fs::write(&file, &run.out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let (valid, said) = schema_valid(
+        "bom-1.5.schema.json",
+        &file,
+        &["spdx.schema.json", "jsf-0.82.schema.json"],
+    );
+    assert!(valid, "the CycloneDX schema rejects the document:\n{said}");
+    let bom: Value = serde_json::from_slice(&run.out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bom["specVersion"], "1.5");
+    assert_eq!(bom["metadata"]["component"]["name"], "distros");
+    // Every image, with the same packages (by purl) as the SPDX document.
+    for service in ["deb", "distroless", "alpine", "rocky"] {
+        let mut want: Vec<String> = packages_of(&spdx, service)
+            .iter()
+            .map(|p| purl(p).to_owned())
+            .collect();
+        want.sort();
+        let image = bom["components"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter().find(|c| {
+                    c["type"] == "container"
+                        && c["bom-ref"]
+                            .as_str()
+                            .is_some_and(|r| r.ends_with(&format!("-{service}")))
+                })
+            })
+            .unwrap_or_else(|| panic!("no container component for {service}"));
+        let mut got: Vec<String> = image["components"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|c| c["purl"].as_str().map(str::to_owned))
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{service}");
+        assert!(!got.is_empty());
+    }
+    // Deterministic, and the same for the same bundle.
+    let again = p.bale(&[
+        "sbom",
+        "e.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--format",
+        "cyclonedx",
+    ]);
+    assert_eq!(again.out.stdout, run.out.stdout);
+}

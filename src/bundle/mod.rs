@@ -27,6 +27,7 @@ use crate::spec::BundleSpec;
 use crate::store::Store;
 
 pub mod checks;
+pub mod cyclonedx;
 mod layout;
 mod licenses;
 mod overlays;

@@ -194,6 +194,9 @@ pub enum Command {
         /// Print it without checking the signature (a warning on stderr says so).
         #[arg(long)]
         allow_unsigned: bool,
+        /// The document's format: SPDX 2.3 as signed into the bundle, or CycloneDX 1.5 made from it.
+        #[arg(long, value_enum, default_value = "spdx")]
+        format: bale::ops::sbom::Format,
     },
     /// Print a shell completion script (source it, or install it where your shell looks).
     Completions {

@@ -125,12 +125,14 @@ pub fn resolve(command: Command) -> Resolved {
             bundle,
             public_key,
             allow_unsigned,
+            format,
         } => (
             Json::Off,
             Box::new(sbom::Sbom {
                 bundle,
                 public_key,
                 allow_unsigned,
+                format,
             }),
         ),
         Command::Serve(a) => (json(a.json.json, true), Box::new(serve::Serve::new(a))),

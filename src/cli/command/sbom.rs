@@ -13,6 +13,8 @@ pub struct Sbom {
     pub public_key: Option<PathBuf>,
     /// Print it without checking the signature.
     pub allow_unsigned: bool,
+    /// SPDX or CycloneDX.
+    pub format: bale::ops::sbom::Format,
 }
 
 impl Run for Sbom {
@@ -21,6 +23,7 @@ impl Run for Sbom {
             &self.bundle,
             self.public_key.as_deref(),
             self.allow_unsigned,
+            self.format,
         )?;
         if signature != "verified" {
             errln!(
