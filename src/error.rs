@@ -38,6 +38,8 @@ pub mod exit {
     /// An upgrade failed and bale undid it: the previous release runs
     /// again on the data it had before the upgrade.
     pub const ROLLED_BACK: i32 = 9;
+    /// `bale scan --fail-on`: an open finding at or above the level.
+    pub const VULNERABLE: i32 = 10;
 }
 
 /// Any error of bale.
@@ -106,6 +108,23 @@ pub enum Error {
     /// An input bale cannot use, said in words (never its bytes).
     #[error("{0}")]
     Invalid(String),
+    /// `bale scan`.
+    #[error(transparent)]
+    Scan(#[from] crate::scan::ScanError),
+    /// A VEX document.
+    #[error(transparent)]
+    Vex(#[from] crate::vex::VexError),
+    /// An audit receipt that does not verify.
+    #[error("receipt: {0}")]
+    Receipt(#[from] crate::audit::receipt::ReceiptError),
+    /// `bale scan --fail-on` found open findings at or above the level.
+    #[error("{count} open finding(s) at {level} or above")]
+    Vulnerable {
+        /// How many.
+        count: usize,
+        /// The level asked for.
+        level: &'static str,
+    },
     /// A cosign key that cannot be used.
     #[error(transparent)]
     Cosign(#[from] crate::cosign::CosignError),
@@ -174,7 +193,22 @@ impl Error {
             Error::OutdatedUnknown(_) => exit::REGISTRY,
             Error::Output { .. } => exit::FAILURE,
             Error::Usage(_) => exit::USAGE,
-            Error::Invalid(_) => exit::INVALID_INPUT,
+            Error::Invalid(_) | Error::Vex(_) => exit::INVALID_INPUT,
+            Error::Scan(s) => match s {
+                crate::scan::ScanError::Osv(crate::osv::OsvError::Io { source, .. })
+                    if source.kind() != std::io::ErrorKind::NotFound =>
+                {
+                    exit::FAILURE
+                }
+                _ => exit::INVALID_INPUT,
+            },
+            Error::Vulnerable { .. } => exit::VULNERABLE,
+            Error::Receipt(r) => match r {
+                crate::audit::receipt::ReceiptError::Dsse(crate::dsse::DsseError::Malformed(_)) => {
+                    exit::INVALID_INPUT
+                }
+                _ => exit::INTEGRITY,
+            },
             Error::Split(crate::bundle::split::SplitError::Refused(_)) => exit::INVALID_INPUT,
             Error::Split(crate::bundle::split::SplitError::Io { .. }) => exit::FAILURE,
             Error::Serve(s) => serve_code(s),

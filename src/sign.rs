@@ -69,6 +69,8 @@ pub struct SigningKey {
 pub struct VerifyingKey {
     key: minisign_verify::PublicKey,
     keynum: [u8; 8],
+    /// The Ed25519 public key itself, for signatures over raw bytes (DSSE).
+    raw: [u8; 32],
 }
 
 /// The hex key ID minisign prints (`{:016X}` of the little-endian key number).
@@ -154,6 +156,17 @@ impl SigningKey {
         key_id(&self.keynum)
     }
 
+    /// A plain Ed25519 signature over `data` (RFC 8032, no prehash): what
+    /// DSSE envelopes carry, checkable by any Ed25519 implementation.
+    pub fn sign_raw(&self, data: &[u8]) -> [u8; 64] {
+        self.key.sign(data).to_bytes()
+    }
+
+    /// The Ed25519 public key, raw.
+    pub fn public_raw(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
     /// Signs `data` in minisign's prehashed format, with `trusted_comment`.
     /// Returns the `.minisig` file content.
     pub fn sign(&self, data: &[u8], trusted_comment: &str) -> String {
@@ -191,8 +204,14 @@ impl VerifyingKey {
         }
         let mut keynum = [0u8; 8];
         keynum.copy_from_slice(&raw[2..10]);
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(&raw[10..42]);
         let key = minisign_verify::PublicKey::from_base64(line).map_err(|e| bad(e.to_string()))?;
-        Ok(VerifyingKey { key, keynum })
+        Ok(VerifyingKey {
+            key,
+            keynum,
+            raw: pk,
+        })
     }
 
     /// Reads a public key file.
@@ -207,6 +226,21 @@ impl VerifyingKey {
     /// The key ID.
     pub fn key_id(&self) -> String {
         key_id(&self.keynum)
+    }
+
+    /// The Ed25519 public key, raw (what securesystemslib and openssl take).
+    pub fn public_raw(&self) -> [u8; 32] {
+        self.raw
+    }
+
+    /// Whether `signature` is a plain Ed25519 signature of `data` by this
+    /// key (strict: no malleable or small-order forms).
+    pub fn verify_raw(&self, data: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        ed25519_dalek::VerifyingKey::from_bytes(&self.raw)
+            .is_ok_and(|k| k.verify_strict(data, &sig).is_ok())
     }
 
     /// Checks `signature` (a `.minisig` file's content) over `data`; returns

@@ -18,6 +18,7 @@ use crate::sign::VerifyingKey;
 mod expected;
 mod files;
 mod images;
+pub mod receipt;
 pub mod report;
 mod services;
 
@@ -113,7 +114,11 @@ pub struct FileAudit {
 /// The auditor's evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
-    /// Install directory.
+    /// When the audit ran (UTC).
+    pub time: String,
+    /// The host it ran on.
+    pub host: crate::host::Host,
+    /// Install directory, absolute.
     pub target: PathBuf,
     /// Installed bundle name.
     pub name: String,
@@ -140,6 +145,10 @@ pub struct AuditReport {
     pub files: Vec<FileAudit>,
     /// Every finding; empty when the host is as signed.
     pub findings: Vec<Finding>,
+    /// The vulnerability scan of the release's packages, when the audit
+    /// was given a database (`--db`); informational, not a finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<crate::scan::ScanReport>,
 }
 
 impl AuditReport {
@@ -204,6 +213,7 @@ pub fn audit(
         .transpose()?;
     let (release_dir, release) =
         current_release(target)?.ok_or_else(|| InstallError::NotInstalled(target.to_owned()))?;
+    let target = &std::path::absolute(target).unwrap_or_else(|_| target.to_owned());
     let mut findings = Findings::default();
     let expected = match &opened {
         Some(b) => Expected::from_bundle(b, &release, &mut findings),
@@ -214,6 +224,8 @@ pub fn audit(
         services::audit(&expected, &release_dir, &release, runtime, &mut findings)?;
     let files = files::audit(&expected, target, &release_dir, &release, &mut findings);
     Ok(AuditReport {
+        time: crate::clock::utc(crate::clock::now()),
+        host: crate::host::this(),
         target: target.to_owned(),
         name: release.name.clone(),
         version: release.version.clone(),
@@ -227,5 +239,6 @@ pub fn audit(
         services,
         files,
         findings: findings.0,
+        scan: None,
     })
 }

@@ -54,6 +54,8 @@ pub const MANIFEST_PATH: &str = "bale-manifest";
 pub const SIGNATURE_PATH: &str = "bale-manifest.minisig";
 /// The image list's entry name.
 pub const IMAGES_PATH: &str = "bale/images.json";
+/// The bundle's own OpenVEX document (`[bundle] vex`), where it has one.
+pub const VEX_PATH: &str = "bale/vex.json";
 /// Prefix of overlay entries.
 pub const FILES_PREFIX: &str = "files/";
 /// Largest manifest or signature a reader accepts.
@@ -357,6 +359,9 @@ fn gather(
     }
     let sbom = sbom::document(spec, lock, &images.images, &entries, store, &lock_digest)?;
     entries.push(Entry::bytes(SBOM_PATH, sbom));
+    if let Some(vex) = &spec.vex {
+        entries.push(Entry::bytes(VEX_PATH, read(&spec.source_path(vex))?));
+    }
     Ok((images, entries))
 }
 

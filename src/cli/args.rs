@@ -142,20 +142,14 @@ pub enum Command {
     /// Verify a bundle, load its images, lay out its files and secrets, and optionally start it.
     Install(InstallArgs),
     /// Check that the images, services and files on this host are exactly what was signed.
-    Audit {
-        /// The installed bundle, to audit against the signed original (needs --public-key).
-        bundle: Option<PathBuf>,
-        /// Install directory.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        target: PathBuf,
-        /// minisign public key, to verify BUNDLE.
-        #[arg(long, value_name = "PATH", requires = "bundle")]
-        public_key: Option<PathBuf>,
-        /// Also write the audit as a self-contained report an auditor can file: FILE.html or FILE.md.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
+    Audit(AuditArgs),
+    /// Check an audit receipt's signature and show what it says, offline.
+    VerifyReceipt {
+        /// The receipt (a DSSE envelope written by `bale audit --receipt`).
+        file: PathBuf,
+        /// The minisign public key of the site key that signed it.
+        #[arg(long, value_name = "PATH")]
+        public_key: PathBuf,
         #[command(flatten)]
         json: Json,
     },
@@ -184,6 +178,8 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Match the OS packages inside the images against an OSV database carried in, with VEX applied; offline.
+    Scan(ScanArgs),
     /// Print the bundle's SPDX 2.3 SBOM (JSON), as built and signed into it.
     Sbom {
         /// The bundle file.
@@ -495,6 +491,69 @@ pub struct PruneArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// The installed bundle, to audit against the signed original (needs --public-key).
+    pub bundle: Option<PathBuf>,
+    /// Install directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub target: PathBuf,
+    /// minisign public key, to verify BUNDLE.
+    #[arg(long, value_name = "PATH", requires = "bundle")]
+    pub public_key: Option<PathBuf>,
+    /// Also write the audit as a self-contained report an auditor can file: FILE.html or FILE.md.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Also scan the release's packages against this OSV database (as `bale scan --db`); repeat for several.
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
+    /// An OpenVEX document for that scan, applied after the bundle's own.
+    #[arg(long, value_name = "FILE", requires = "db")]
+    pub vex: Vec<PathBuf>,
+    /// Also write a signed receipt of the audit: an in-toto statement in a DSSE envelope.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: Option<PathBuf>,
+    /// The site's secret key (`bale keygen`) that signs the receipt; else the key in BALE_SIGN_KEY.
+    #[arg(long, value_name = "PATH", requires = "receipt")]
+    pub sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// The arguments of `bale scan`.
+#[derive(Args)]
+pub struct ScanArgs {
+    /// The bundle whose signed SBOM to scan (or --target).
+    #[arg(required_unless_present = "target", conflicts_with = "target")]
+    pub bundle: Option<PathBuf>,
+    /// Scan the release installed in this directory instead (its SBOM as installed).
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+    /// minisign public key the bundle must be signed with.
+    #[arg(long, value_name = "PATH")]
+    pub public_key: Option<PathBuf>,
+    /// Scan a bundle without checking its signature (a warning says so).
+    #[arg(long, conflicts_with = "public_key")]
+    pub allow_unsigned: bool,
+    /// OSV database: osv.dev's per-ecosystem export (Debian/all.zip, Alpine/all.zip), a directory of OSV JSON records, or one record; repeat for several.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub db: Vec<PathBuf>,
+    /// An OpenVEX document to apply after the bundle's own; repeat for several (the last statement that matches wins).
+    #[arg(long, value_name = "FILE")]
+    pub vex: Vec<PathBuf>,
+    /// Also write the scan as a report an auditor can file: FILE.html or FILE.md.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Exit 10 when an open finding (one no VEX statement settles) is at this level or above; a finding without severity counts only for `low`.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub fail_on: Option<bale::osv::Level>,
     #[command(flatten)]
     pub json: Json,
 }

@@ -90,18 +90,14 @@ pub fn resolve(command: Command) -> Resolved {
             )),
         ),
         Command::Install(a) => (json(a.json.json, false), Box::new(install::Install::new(a))),
-        Command::Audit {
-            bundle,
-            target,
+        Command::Audit(a) => (json(a.json.json, false), Box::new(audit::Audit::new(a))),
+        Command::VerifyReceipt {
+            file,
             public_key,
-            report,
-            runtime,
             json: j,
         } => (
             json(j.json, false),
-            Box::new(audit::Audit::new(
-                bundle, public_key, target, report, runtime,
-            )),
+            Box::new(audit::VerifyReceipt { file, public_key }),
         ),
         Command::Rollback(a) => (
             json(a.json.json, false),
@@ -118,6 +114,7 @@ pub fn resolve(command: Command) -> Resolved {
         ),
         Command::Prune(a) => (json(a.json.json, false), Box::new(prune::Prune::new(a))),
         Command::Status(a) => (json(a.json.json, false), Box::new(status::Status::new(a))),
+        Command::Scan(a) => (json(a.json.json, false), Box::new(scan::Scan::new(a))),
         Command::Inspect { bundle, json: j } => {
             (json(j.json, false), Box::new(inspect::Inspect { bundle }))
         }

@@ -265,6 +265,12 @@ fn write_meta(
         bundle.copy_entry(crate::bundle::SBOM_PATH, &mut sbom)?;
         write_private(&meta.join("sbom.spdx.json"), &sbom, 0o644)?;
     }
+    // So is its VEX document, for `bale scan --target`.
+    if bundle.expected(crate::bundle::VEX_PATH).is_ok() {
+        let mut vex = Vec::new();
+        bundle.copy_entry(crate::bundle::VEX_PATH, &mut vex)?;
+        write_private(&meta.join("vex.json"), &vex, 0o644)?;
+    }
     let compose = super::compose_text(dir, release);
     write_private(
         &meta.join("compose.pins.yml"),

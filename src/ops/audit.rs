@@ -6,7 +6,7 @@ use super::runtime::RuntimeChoice;
 use crate::audit::report::{self, Format};
 use crate::audit::{self, AuditReport};
 use crate::error::Error;
-use crate::sign::{SignError, VerifyingKey};
+use crate::sign::{SignError, SigningKey, VerifyingKey};
 
 /// What `bale audit` is asked to check.
 #[derive(Clone, Debug)]
@@ -21,11 +21,23 @@ pub struct AuditRequest {
     pub report: Option<PathBuf>,
     /// The runtime.
     pub runtime: RuntimeChoice,
+    /// OSV databases to scan the release's packages against.
+    pub db: Vec<PathBuf>,
+    /// OpenVEX documents for that scan, after the bundle's own.
+    pub vex: Vec<PathBuf>,
+    /// Where to write the signed receipt (needs a key).
+    pub receipt: Option<PathBuf>,
 }
 
-/// Runs `bale audit`, writing the report file when asked for; the report
-/// lists every finding.
-pub fn run(req: &AuditRequest) -> Result<AuditReport, Error> {
+/// Runs `bale audit`, scanning when given a database and writing the
+/// report file and the receipt (signed with `receipt_key`) when asked
+/// for; the report lists every finding.
+pub fn run(req: &AuditRequest, receipt_key: Option<&SigningKey>) -> Result<AuditReport, Error> {
+    if req.receipt.is_some() && receipt_key.is_none() {
+        return Err(Error::Usage(
+            "--receipt needs the site's secret key to sign it".into(),
+        ));
+    }
     let format = req
         .report
         .as_deref()
@@ -58,11 +70,57 @@ pub fn run(req: &AuditRequest) -> Result<AuditReport, Error> {
         .map(|(_, r)| r);
     let chosen = req.runtime.choose(recorded.as_ref())?;
     let against = req.bundle.as_deref().zip(key.as_ref());
-    let found = audit::audit(&req.target, chosen.runtime.as_ref(), against)?;
+    let mut found = audit::audit(&req.target, chosen.runtime.as_ref(), against)?;
+    if !req.db.is_empty() {
+        found.scan = Some(scan(req, key.as_ref(), &found)?);
+    }
     if let (Some(path), Some(format)) = (&req.report, format) {
-        crate::store::write_atomic(path, report::render(&found, format).as_bytes())?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        crate::store::write_atomic(path, report::render(&found, format, Some(&abs)).as_bytes())?;
+    }
+    if let (Some(path), Some(k)) = (&req.receipt, receipt_key) {
+        crate::store::write_atomic(path, &crate::audit::receipt::sign(&found, k))?;
     }
     Ok(found)
+}
+
+/// The scan of the audited release: the signed bundle's SBOM and VEX when
+/// auditing against it, else the installed release's.
+fn scan(
+    req: &AuditRequest,
+    key: Option<&VerifyingKey>,
+    found: &AuditReport,
+) -> Result<crate::scan::ScanReport, Error> {
+    let (sbom, vex) = match (&req.bundle, key) {
+        (Some(b), Some(k)) => {
+            let e = crate::verify::evidence(b, Some(k), false)?;
+            (e.sbom, e.vex)
+        }
+        _ => {
+            let (dir, _) = crate::install::current_release(&found.target)?
+                .ok_or_else(|| crate::install::InstallError::NotInstalled(found.target.clone()))?;
+            let meta = dir.join(".bale");
+            let sbom = crate::digest::read_regular(
+                &meta.join("sbom.spdx.json"),
+                crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4,
+            )
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "--db: the installed release has no readable SBOM to scan ({e})"
+                ))
+            })?;
+            let vex =
+                crate::digest::read_regular(&meta.join("vex.json"), crate::vex::MAX_VEX_BYTES).ok();
+            (sbom, vex)
+        }
+    };
+    super::scan::scan_sbom(
+        found.target.clone(),
+        &sbom,
+        vex.as_deref(),
+        &req.db,
+        &req.vex,
+    )
 }
 
 /// Ok when the host is as signed; else the error that exits 6.
@@ -72,4 +130,16 @@ pub fn verdict(report: &AuditReport) -> Result<(), Error> {
     } else {
         Err(Error::Findings(report.findings.len()))
     }
+}
+
+/// `bale verify-receipt`: the receipt at `file` checked against the public
+/// key at `public_key`.
+pub fn verify_receipt(
+    file: &std::path::Path,
+    public_key: &std::path::Path,
+) -> Result<crate::audit::receipt::Verified, Error> {
+    let key = VerifyingKey::from_file(public_key)?;
+    let bytes = crate::digest::read_regular(file, crate::dsse::MAX_ENVELOPE_BYTES + 1)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
+    Ok(crate::audit::receipt::verify(&bytes, &key)?)
 }

@@ -18,6 +18,7 @@ pub mod restore;
 pub mod rollback;
 pub mod runtime;
 pub mod sbom;
+pub mod scan;
 pub mod serve;
 pub mod snapshot;
 pub mod split;

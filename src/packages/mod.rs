@@ -21,7 +21,7 @@ mod rpm;
 pub use apk::parse_installed as parse_apk;
 pub use dpkg::parse_status as parse_dpkg;
 pub use osrelease::parse as parse_os_release;
-pub use purl::Purl;
+pub use purl::{Purl, encode};
 pub use rpm::{parse_header as parse_rpm_header, read_sqlite as read_rpmdb};
 
 /// Largest package database read.

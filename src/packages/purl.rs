@@ -23,7 +23,7 @@ pub struct Purl {
 }
 
 /// Percent-encodes all but purl's unreserved characters.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {

@@ -147,3 +147,28 @@ pub(super) fn compose(
         jobs: c.jobs.iter().map(|j| j.get_ref().clone()).collect(),
     })
 }
+
+/// `[bundle] vex`: a regular file that is an OpenVEX document bale can
+/// apply, checked now so a bad one fails the build, not a scan at the site.
+pub(super) fn vex(
+    raw: Option<&Spanned<String>>,
+    sources: &Sources,
+) -> Result<Option<String>, LocatedError> {
+    let Some(s) = raw else {
+        return Ok(None);
+    };
+    if sources.check(s, "vex")? {
+        return Err((sources.err)(
+            s.span(),
+            "vex must name a file (an OpenVEX JSON document), not a directory".into(),
+        ));
+    }
+    if sources.check_fs {
+        let full = sources.root.join(s.get_ref());
+        let bytes = crate::digest::read_regular(&full, crate::vex::MAX_VEX_BYTES + 1)
+            .map_err(|e| (sources.err)(s.span(), format!("vex `{}`: {e}", full.display())))?;
+        crate::vex::parse(&bytes, s.get_ref())
+            .map_err(|e| (sources.err)(s.span(), e.to_string()))?;
+    }
+    Ok(Some(s.get_ref().clone()))
+}

@@ -163,6 +163,9 @@ pub struct BundleSpec {
     pub supplier: Option<String>,
     /// Data paths, snapshot jobs and the upgrade's snapshot.
     pub lifecycle: Lifecycle,
+    /// The bundle's OpenVEX document (`[bundle] vex`), relative to
+    /// bundle.toml: carried signed as `bale/vex.json`, applied by `bale scan`.
+    pub vex: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +196,7 @@ struct RawBundle {
     attestations: Option<bool>,
     cosign_key: Option<Spanned<String>>,
     supplier: Option<Spanned<String>>,
+    vex: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +308,7 @@ impl BundleSpec {
             None => Preflight::default(),
         };
         let supplier = supplier(bundle, &err)?;
+        let vex = files::vex(bundle.vex.as_ref(), &sources)?;
         let lifecycle = lifecycle::parse(
             raw.data.as_ref(),
             raw.snapshot.as_ref(),
@@ -327,6 +332,7 @@ impl BundleSpec {
             preflight,
             attestations: bundle.attestations.unwrap_or(true),
             supplier,
+            vex,
         })
     }
 

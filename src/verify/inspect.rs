@@ -179,6 +179,28 @@ pub fn sbom(
     key: Option<&crate::sign::VerifyingKey>,
     allow_unsigned: bool,
 ) -> Result<(Vec<u8>, &'static str), InspectError> {
+    let e = evidence(path, key, allow_unsigned)?;
+    Ok((e.sbom, e.signature))
+}
+
+/// What `bale scan` reads from a bundle, each checked as [`sbom`] checks
+/// the SBOM.
+pub struct Evidence {
+    /// The SPDX document.
+    pub sbom: Vec<u8>,
+    /// The bundle's OpenVEX document, where it carries one.
+    pub vex: Option<Vec<u8>>,
+    /// The signature's verdict.
+    pub signature: &'static str,
+}
+
+/// The SBOM and VEX document of the bundle at `path`, checked against the
+/// manifest, and the manifest against its signature.
+pub fn evidence(
+    path: &Path,
+    key: Option<&crate::sign::VerifyingKey>,
+    allow_unsigned: bool,
+) -> Result<Evidence, InspectError> {
     let invalid = |message: String| InspectError::Invalid {
         path: path.to_owned(),
         message,
@@ -203,23 +225,29 @@ pub fn sbom(
         &opts,
     )
     .map_err(|p| invalid(p.message))?;
-    let listed = o
-        .manifest
-        .entries
-        .iter()
-        .find(|e| e.path == SBOM_PATH)
+    let checked = |name: &str, max: u64| -> Result<Option<Vec<u8>>, InspectError> {
+        let Some(listed) = o.manifest.entries.iter().find(|e| e.path == name) else {
+            return Ok(None);
+        };
+        let e = o
+            .entries
+            .iter()
+            .find(|e| e.path.as_deref() == Ok(name))
+            .ok_or_else(|| invalid(format!("{name} is listed but missing")))?;
+        let bytes = read_entry(&o.file, e, max).map_err(invalid)?;
+        if Digest::of(&bytes) != listed.sha256 {
+            return Err(invalid(format!("{name} does not match the manifest")));
+        }
+        Ok(Some(bytes))
+    };
+    let sbom = checked(SBOM_PATH, crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4)?
         .ok_or_else(|| invalid(format!("no {SBOM_PATH}: built by a bale without SBOMs")))?;
-    let e = o
-        .entries
-        .iter()
-        .find(|e| e.path.as_deref() == Ok(SBOM_PATH))
-        .ok_or_else(|| invalid(format!("{SBOM_PATH} is listed but missing")))?;
-    let bytes =
-        read_entry(&o.file, e, crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4).map_err(invalid)?;
-    if Digest::of(&bytes) != listed.sha256 {
-        return Err(invalid(format!("{SBOM_PATH} does not match the manifest")));
-    }
-    Ok((bytes, signature))
+    let vex = checked(crate::bundle::VEX_PATH, crate::vex::MAX_VEX_BYTES)?;
+    Ok(Evidence {
+        sbom,
+        vex,
+        signature,
+    })
 }
 
 /// A bundle's signed manifest (not checked against its signature: for a

@@ -27,7 +27,7 @@ mod inspect;
 pub mod open;
 mod scan;
 
-pub use inspect::{InspectError, Inspection, inspect, manifest_of, sbom};
+pub use inspect::{Evidence, InspectError, Inspection, evidence, inspect, manifest_of, sbom};
 pub use open::{OpenBundle, OpenError};
 pub use scan::{MAX_TAR_EXTENSION, RawEntry, scan};
 

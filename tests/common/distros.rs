@@ -6,8 +6,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde_json::Value;
 
 use super::*;
 
@@ -209,4 +212,212 @@ pub fn gzip_tar_layer(t: Vec<u8>) -> LayerSpec {
         blob: gzip(&t),
         media_type: OCI_LAYER_GZIP.into(),
     }
+}
+
+/// A registry with the four test images, and a project that locks them.
+pub struct Distros {
+    pub reg: Registry,
+    pub p: Project,
+    pub deb_expected: Vec<String>,
+    pub distroless_expected: Vec<String>,
+    pub rpm_expected: Vec<String>,
+}
+
+fn without_status(para: &str) -> String {
+    para.lines()
+        .filter(|l| !l.starts_with("Status:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+pub fn distros() -> Distros {
+    distros_with("")
+}
+
+/// [`distros`] with `extra` lines in `[bundle]`.
+pub fn distros_with(extra: &str) -> Distros {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Debian: the base layer's status, a status.d file the next layer
+    // deletes (a whiteout), and a later layer's fuller status.
+    let base = real_dpkg_status(20);
+    let later = real_dpkg_status(28);
+    let stale = "Package: stale-package\nVersion: 0.1-1\nArchitecture: amd64\n";
+    let deb1 = gzip_tar_layer(tar_with_links(
+        &[
+            ("usr/lib/os-release", DEBIAN_OS_RELEASE.as_bytes()),
+            ("var/lib/dpkg/status", base.as_bytes()),
+            ("var/lib/dpkg/status.d/stale", stale.as_bytes()),
+        ],
+        &[("etc/os-release", "../usr/lib/os-release")],
+    ));
+    let deb2 = zstd_layer(&[
+        ("var/lib/dpkg/status", later.as_bytes()),
+        ("var/lib/dpkg/status.d/.wh.stale", b""),
+        ("srv/app", b"app\n"),
+    ]);
+    reg.push_image(
+        "os/debian",
+        Some("12"),
+        "linux",
+        "amd64",
+        None,
+        &[deb1, deb2],
+        false,
+    );
+    let deb_expected = dpkg_query(&later, work.path());
+
+    // Distroless: one status.d file per package, no Status fields.
+    let paras: Vec<String> = real_dpkg_status(3)
+        .split("\n\n")
+        .map(without_status)
+        .collect();
+    let names: Vec<String> = paras
+        .iter()
+        .map(|p| {
+            p.lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("Package: ")
+                .to_owned()
+        })
+        .collect();
+    let mut files: Vec<(String, Vec<u8>)> =
+        vec![("etc/os-release".into(), DEBIAN_OS_RELEASE.into())];
+    for (n, p) in names.iter().zip(&paras) {
+        files.push((format!("var/lib/dpkg/status.d/{n}"), p.clone().into_bytes()));
+        files.push((
+            format!("var/lib/dpkg/status.d/{n}.md5sums"),
+            b"0123  /usr/x\n".to_vec(),
+        ));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_slice()))
+        .collect();
+    reg.push_image(
+        "os/distroless",
+        Some("12"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&refs)],
+        false,
+    );
+    let with_status: Vec<String> = paras
+        .iter()
+        .map(|p| p.replacen('\n', "\nStatus: install ok installed\n", 1))
+        .collect();
+    let distroless_expected = dpkg_query(&with_status.join("\n"), &work.path().join("dl"));
+
+    // Alpine: the base layer's database, replaced by the next layer's
+    // through an opaque directory.
+    let apk1 = gzip_layer(&[
+        ("etc/os-release", ALPINE_OS_RELEASE.as_bytes()),
+        (
+            "lib/apk/db/installed",
+            apk_installed(&ALPINE_PACKAGES[..4]).as_bytes(),
+        ),
+        ("lib/apk/db/triggers", b""),
+    ]);
+    let apk2 = gzip_layer(&[
+        ("lib/apk/db/.wh..wh..opq", b""),
+        (
+            "lib/apk/db/installed",
+            apk_installed(&ALPINE_PACKAGES[3..]).as_bytes(),
+        ),
+    ]);
+    reg.push_image(
+        "os/alpine",
+        Some("3.19"),
+        "linux",
+        "amd64",
+        None,
+        &[apk1, apk2],
+        false,
+    );
+
+    // Rocky: an rpmdb.sqlite written by rpm itself.
+    let db = rpm_database(work.path(), ROCKY_PACKAGES);
+    let sqlite = std::fs::read(&db).unwrap_or_else(|e| panic!("{e}"));
+    let rpm_expected = rpm_qa(db.parent().unwrap_or(Path::new(".")));
+    reg.push_image(
+        "os/rocky",
+        Some("9.3"),
+        "linux",
+        "amd64",
+        None,
+        &[gzip_layer(&[
+            ("etc/os-release", ROCKY_OS_RELEASE.as_bytes()),
+            ("var/lib/rpm/rpmdb.sqlite", &sqlite),
+        ])],
+        false,
+    );
+
+    let p = Project::new(&format!(
+        "[bundle]\nname = \"distros\"\nversion = \"1.0.0\"\nsupplier = \"Example Site Operations\"\nplatforms = [\"linux/amd64\"]\n{extra}\n[images]\ndeb = \"{0}/os/debian:12\"\ndistroless = \"{0}/os/distroless:12\"\nalpine = \"{0}/os/alpine:3.19\"\nrocky = \"{0}/os/rocky:9.3\"\n",
+        reg.host
+    ));
+    p.keygen();
+    Distros {
+        reg,
+        p,
+        deb_expected,
+        distroless_expected,
+        rpm_expected,
+    }
+}
+
+/// The SBOM of `p`'s signed bundle `e.bale`.
+pub fn sbom(p: &Project) -> (Value, Vec<u8>) {
+    let run = p.bale(&["sbom", "e.bale", "--public-key", "keys/k.pub"]);
+    run.ok();
+    let doc = serde_json::from_slice(&run.out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    (doc, run.out.stdout.clone())
+}
+
+/// The packages the image of `service` CONTAINS.
+pub fn packages_of<'a>(doc: &'a Value, service: &str) -> Vec<&'a Value> {
+    let all = doc["packages"].as_array().map_or(&[][..], Vec::as_slice);
+    let image = all
+        .iter()
+        .find(|p| {
+            p["primaryPackagePurpose"] == "CONTAINER"
+                && p["SPDXID"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with(&format!("-{service}")))
+        })
+        .unwrap_or_else(|| panic!("no image package for {service}"));
+    let id = image["SPDXID"].as_str().unwrap_or_default();
+    let contained: BTreeSet<&str> = doc["relationships"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(|r| r["spdxElementId"] == id && r["relationshipType"] == "CONTAINS")
+        .filter_map(|r| r["relatedSpdxElement"].as_str())
+        .collect();
+    all.iter()
+        .filter(|p| p["SPDXID"].as_str().is_some_and(|s| contained.contains(s)))
+        .collect()
+}
+
+/// Runs tests/fixtures/validate_schema.py (Python's jsonschema).
+pub fn schema_valid(schema: &str, doc: &Path, referenced: &[&str]) -> (bool, String) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = Command::new("python3")
+        .arg(fixtures.join("validate_schema.py"))
+        .arg(fixtures.join("schemas").join(schema))
+        .arg(doc)
+        .args(referenced.iter().map(|r| fixtures.join("schemas").join(r)))
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }

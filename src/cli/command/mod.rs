@@ -15,6 +15,7 @@ pub mod push;
 pub mod restore;
 pub mod rollback;
 pub mod sbom;
+pub mod scan;
 pub mod serve;
 pub mod snapshot;
 pub mod split;
