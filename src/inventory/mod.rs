@@ -186,3 +186,97 @@ fn findings(store: &Store, l: &Layer, notes: &mut Vec<String>) -> Result<Finding
     }
     Ok(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            match link {
+                Some(l) => b.append_link(&mut h, path, l).unwrap(),
+                None => b.append_data(&mut h, path, *data).unwrap(),
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn image(layers: &[Vec<u8>]) -> (tempfile::TempDir, Result<Inventory, InventoryError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let digests: Vec<(Digest, u64)> = layers
+            .iter()
+            .map(|l| {
+                let d = Digest::of(l);
+                store.put_bytes(&d, l).unwrap();
+                (d, l.len() as u64)
+            })
+            .collect();
+        let refs: Vec<Layer> = digests
+            .iter()
+            .map(|(d, n)| Layer {
+                digest: d,
+                size: *n,
+                media_type: "application/vnd.oci.image.layer.v1.tar",
+            })
+            .collect();
+        let inv = of_image(&store, &refs);
+        (dir, inv)
+    }
+
+    #[test]
+    fn a_package_database_that_links_out_of_the_image_is_never_followed() {
+        use tar::EntryType::{Link, Regular, Symlink};
+        let status = b"Package: real\nStatus: install ok installed\nVersion: 1\n";
+        let (_d, inv) = image(&[
+            tar(&[("var/lib/dpkg/status", Regular, status, None)]),
+            // The next layer replaces it by a link to the host's files,
+            // and points apk's database at another file by a hard link.
+            tar(&[
+                ("var/lib/dpkg/status", Symlink, b"", Some("/etc/shadow")),
+                ("etc/passwd", Regular, b"root:x:0:0\n", None),
+                ("lib/apk/db/installed", Link, b"", Some("etc/passwd")),
+            ]),
+        ]);
+        let inv = inv.unwrap();
+        assert!(inv.packages.is_empty(), "{:?}", inv.packages);
+        assert!(
+            inv.notes.iter().any(|n| n.contains("hard link")),
+            "{:?}",
+            inv.notes
+        );
+    }
+
+    #[test]
+    fn a_layer_altered_in_the_store_is_refused_not_cataloged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let good = tar(&[(
+            "etc/os-release",
+            tar::EntryType::Regular,
+            b"ID=debian\n",
+            None,
+        )]);
+        let d = Digest::of(&good);
+        store.put_bytes(&d, &good).unwrap();
+        let mut bad = good.clone();
+        bad[600] ^= 1;
+        std::fs::write(store.blob_path(&d), &bad).unwrap();
+        let err = of_image(
+            &store,
+            &[Layer {
+                digest: &d,
+                size: good.len() as u64,
+                media_type: "application/vnd.oci.image.layer.v1.tar",
+            }],
+        )
+        .unwrap_err();
+        assert!(matches!(err, InventoryError::Corrupt { .. }), "{err}");
+        assert!(!dir.path().join("catalogs").exists(), "nothing cached");
+    }
+}
