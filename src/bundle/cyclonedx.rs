@@ -22,20 +22,7 @@ pub fn from_spdx(spdx: &[u8]) -> Option<Vec<u8>> {
         .chain(doc["files"].as_array().map_or(&[][..], Vec::as_slice))
         .filter_map(|p| Some((p["SPDXID"].as_str()?, p)))
         .collect();
-    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in doc["relationships"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice)
-    {
-        if r["relationshipType"] == "CONTAINS"
-            && let (Some(a), Some(b)) = (
-                r["spdxElementId"].as_str(),
-                r["relatedSpdxElement"].as_str(),
-            )
-        {
-            children.entry(a).or_default().push(b);
-        }
-    }
+    let children = crate::bundle::sbom::contains(&doc);
     let extracted: BTreeMap<&str, &str> = doc["hasExtractedLicensingInfos"]
         .as_array()
         .map_or(&[][..], Vec::as_slice)
@@ -139,11 +126,7 @@ impl Context<'_> {
         if !hashes.is_empty() {
             c.insert("hashes".into(), Value::Array(hashes));
         }
-        if let Some(purl) = p["externalRefs"]
-            .as_array()
-            .and_then(|r| r.iter().find(|x| x["referenceType"] == "purl"))
-            .and_then(|x| x["referenceLocator"].as_str())
-        {
+        if let Some(purl) = super::sbom::purl_of(p) {
             c.insert("purl".into(), json!(purl));
         }
         if let Some(comment) = p["comment"].as_str() {

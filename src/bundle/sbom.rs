@@ -184,6 +184,36 @@ fn image_packages(
     Ok(())
 }
 
+/// The CONTAINS relationships of an SPDX document: element → what it
+/// contains, in document order.
+pub fn contains(doc: &Value) -> BTreeMap<&str, Vec<&str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in doc["relationships"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+    {
+        if r["relationshipType"] == "CONTAINS"
+            && let (Some(a), Some(b)) = (
+                r["spdxElementId"].as_str(),
+                r["relatedSpdxElement"].as_str(),
+            )
+        {
+            out.entry(a).or_default().push(b);
+        }
+    }
+    out
+}
+
+/// The purl of an SPDX package, where it has one.
+pub fn purl_of(package: &Value) -> Option<&str> {
+    package["externalRefs"]
+        .as_array()?
+        .iter()
+        .find(|x| x["referenceType"] == "purl")?
+        .get("referenceLocator")?
+        .as_str()
+}
+
 /// The SPDX identifier of the `n`th image record (from 0).
 fn image_id(n: usize, service: &str) -> String {
     format!("SPDXRef-Image-{}-{}", n + 1, spdx_safe(service))

@@ -9,13 +9,12 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sha2::Digest as _;
 
 use super::kept::{check_files, check_images};
 use super::snapshot::{
@@ -269,22 +268,18 @@ fn stage_one(
 ) -> Result<crate::volume_archive::Counts, InstallError> {
     let path = archive_path(snapshot, a)?;
     let file = crate::digest::open_regular(&path).map_err(io_err(&path))?;
-    let mut reader = Hashing {
-        inner: io::BufReader::with_capacity(1 << 20, file),
-        hash: sha2::Sha256::new(),
-        read: 0,
-    };
+    let mut reader = crate::digest::HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
     let counts = crate::volume_archive::extract(&mut reader, staging);
     // The rest of the file (zstd's frame end is read; tar's zero blocks
     // may not be) belongs to the digest too.
-    let _ = io::copy(&mut reader, &mut io::sink());
+    let _ = reader.drain();
     let altered = |message: String| InstallError::Altered {
         snapshot: snapshot.manifest.id.clone(),
         archive: a.file.clone(),
         message,
     };
-    let digest = crate::digest::Digest::from_sha256(reader.hash);
-    if digest != a.sha256 || reader.read != a.size {
+    let (digest, read) = reader.finish();
+    if digest != a.sha256 || read != a.size {
         return Err(altered(format!(
             "changed since it was checked: {digest} instead of {}",
             a.sha256
@@ -298,21 +293,6 @@ fn stage_one(
         )));
     }
     Ok(counts)
-}
-
-struct Hashing<R> {
-    inner: R,
-    hash: sha2::Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
 }
 
 fn staging_beside(dest: &Path) -> PathBuf {

@@ -3,13 +3,11 @@
 
 use std::io::{self, Read};
 
-use sha2::{Digest as _, Sha256};
-
 use super::{
     APK, DPKG, DPKG_D, Findings, Found, InventoryError, Layer, OS_RELEASE, RPM_OLD, RPM_SQLITE,
     covers,
 };
-use crate::digest::Digest;
+use crate::digest::HashingReader;
 use crate::packages::{self, MAX_DATABASE_BYTES};
 use crate::store::Store;
 
@@ -43,22 +41,6 @@ impl Compression {
     }
 }
 
-/// Hashes and counts what is read through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
 /// Reads one layer of the store and returns what it holds that matters.
 /// The findings count only once the whole blob hashed to its digest.
 pub(super) fn read(
@@ -73,11 +55,7 @@ pub(super) fn read(
         source,
     };
     let file = crate::digest::open_regular(&path).map_err(io_err)?;
-    let mut raw = Hashing {
-        inner: io::BufReader::with_capacity(1 << 20, file.take(l.size + 1)),
-        hash: Sha256::new(),
-        read: 0,
-    };
+    let mut raw = HashingReader::new(io::BufReader::with_capacity(1 << 20, file.take(l.size + 1)));
     let mut findings = Findings::default();
     let walked = match compression {
         Compression::None => walk(&mut raw, &mut findings),
@@ -92,13 +70,13 @@ pub(super) fn read(
     };
     // Whatever the walk made of it, the rest of the blob is hashed too:
     // a layer is judged by its digest, not by how far its tar went.
-    io::copy(&mut raw, &mut io::sink()).map_err(io_err)?;
-    let actual = Digest::from_sha256(raw.hash);
-    if &actual != l.digest || raw.read != l.size {
+    raw.drain().map_err(io_err)?;
+    let (actual, read) = raw.finish();
+    if &actual != l.digest || read != l.size {
         return Err(InventoryError::Corrupt {
             digest: l.digest.clone(),
             actual,
-            size: raw.read,
+            size: read,
         });
     }
     if let Err(e) = walked {

@@ -144,27 +144,7 @@ fn images_of(sbom: &[u8]) -> Result<(String, Vec<SbomImage>), ScanError> {
         .iter()
         .filter_map(|p| Some((p["SPDXID"].as_str()?, p)))
         .collect();
-    let mut contains: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in doc["relationships"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice)
-    {
-        if r["relationshipType"] == "CONTAINS"
-            && let (Some(a), Some(b)) = (
-                r["spdxElementId"].as_str(),
-                r["relatedSpdxElement"].as_str(),
-            )
-        {
-            contains.entry(a).or_default().push(b);
-        }
-    }
-    let purl_of = |p: &Value| {
-        p["externalRefs"]
-            .as_array()
-            .and_then(|r| r.iter().find(|x| x["referenceType"] == "purl"))
-            .and_then(|x| x["referenceLocator"].as_str())
-            .map(str::to_owned)
-    };
+    let contains = crate::bundle::sbom::contains(&doc);
     let mut images = Vec::new();
     for p in all
         .iter()
@@ -183,7 +163,7 @@ fn images_of(sbom: &[u8]) -> Result<(String, Vec<SbomImage>), ScanError> {
             .iter()
             .filter_map(|c| by_id.get(c))
             .filter_map(|c| {
-                let purl = Purl::parse(&purl_of(c)?)?;
+                let purl = Purl::parse(crate::bundle::sbom::purl_of(c)?)?;
                 purl.manager()?;
                 Some((c["name"].as_str()?.to_owned(), purl))
             })
@@ -191,7 +171,9 @@ fn images_of(sbom: &[u8]) -> Result<(String, Vec<SbomImage>), ScanError> {
         images.push(SbomImage {
             service,
             name: p["name"].as_str().unwrap_or_default().to_owned(),
-            purl: purl_of(p).unwrap_or_default(),
+            purl: crate::bundle::sbom::purl_of(p)
+                .unwrap_or_default()
+                .to_owned(),
             packages,
         });
     }

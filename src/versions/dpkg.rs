@@ -7,26 +7,11 @@ use std::cmp::Ordering;
 
 /// Compares two full Debian versions.
 pub(super) fn compare(a: &str, b: &str) -> Ordering {
-    let (ea, ua, ra) = split(a);
-    let (eb, ub, rb) = split(b);
+    let (ea, ua, ra) = super::split_evr(a);
+    let (eb, ub, rb) = super::split_evr(b);
     ea.cmp(&eb)
         .then_with(|| verrevcmp(ua, ub))
-        .then_with(|| verrevcmp(ra, rb))
-}
-
-/// `[epoch:]upstream[-revision]` → (epoch, upstream, revision).
-fn split(v: &str) -> (u64, &str, &str) {
-    let v = v.trim();
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, r)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
-            (e.parse().unwrap_or(u64::MAX), r)
-        }
-        _ => (0, v),
-    };
-    match rest.rsplit_once('-') {
-        Some((u, r)) => (epoch, u, r),
-        None => (epoch, rest, ""),
-    }
+        .then_with(|| verrevcmp(ra.unwrap_or(""), rb.unwrap_or("")))
 }
 
 /// The weight of a non-digit character: `~` lowest, the end next, then

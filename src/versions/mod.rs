@@ -27,6 +27,23 @@ pub enum Scheme {
     Rpm,
 }
 
+/// `[epoch:]rest[-release]` → (epoch, rest, release): the shape dpkg's
+/// and rpm's versions share. An epoch is digits before the first `:`; the
+/// release is what follows the last `-`.
+fn split_evr(v: &str) -> (u64, &str, Option<&str>) {
+    let v = v.trim();
+    let (epoch, rest) = match v.split_once(':') {
+        Some((e, r)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
+            (e.parse().unwrap_or(u64::MAX), r)
+        }
+        _ => (0, v),
+    };
+    match rest.rsplit_once('-') {
+        Some((ver, rel)) => (epoch, ver, Some(rel)),
+        None => (epoch, rest, None),
+    }
+}
+
 /// Compares two versions under `scheme`.
 pub fn compare(scheme: Scheme, a: &str, b: &str) -> Ordering {
     match scheme {

@@ -7,26 +7,12 @@ use std::cmp::Ordering;
 
 /// Compares two `[epoch:]version[-release]` strings.
 pub(super) fn compare_evr(a: &str, b: &str) -> Ordering {
-    let (ea, va, ra) = split(a);
-    let (eb, vb, rb) = split(b);
+    let (ea, va, ra) = super::split_evr(a);
+    let (eb, vb, rb) = super::split_evr(b);
     ea.cmp(&eb)
         .then_with(|| vercmp(va, vb))
         // A missing release is an empty one, as rpm's `rpmverCmp` has it.
         .then_with(|| vercmp(ra.unwrap_or(""), rb.unwrap_or("")))
-}
-
-fn split(v: &str) -> (u64, &str, Option<&str>) {
-    let v = v.trim();
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, r)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
-            (e.parse().unwrap_or(u64::MAX), r)
-        }
-        _ => (0, v),
-    };
-    match rest.rsplit_once('-') {
-        Some((ver, rel)) => (epoch, ver, Some(rel)),
-        None => (epoch, rest, None),
-    }
 }
 
 /// rpm's segment comparison of one version or release field.
