@@ -40,7 +40,15 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "audit",
-        "bale audit --target /srv/borgstack --report audit.html",
+        "bale audit --target /srv/borgstack --report audit.html\n  bale audit --target /srv/borgstack --db osv/ --receipt receipt.json --sign-key site.sec   # scanned, with a signed receipt",
+    ),
+    (
+        "verify-receipt",
+        "bale verify-receipt receipt.json --public-key site.pub",
+    ),
+    (
+        "scan",
+        "bale scan borgstack-1.0.0.bale --public-key bale.pub --db Debian-all.zip --db Alpine-all.zip --fail-on high\n  bale scan --target /srv/borgstack --db osv/ --vex site.vex.json --report scan.html",
     ),
     (
         "rollback",
@@ -81,7 +89,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("inspect", "bale inspect borgstack-1.0.0.bale"),
     (
         "sbom",
-        "bale sbom borgstack-1.0.0.bale --public-key bale.pub > borgstack.spdx.json",
+        "bale sbom borgstack-1.0.0.bale --public-key bale.pub > borgstack.spdx.json\n  bale sbom borgstack-1.0.0.bale --public-key bale.pub --format cyclonedx > borgstack.cdx.json",
     ),
     (
         "completions",
@@ -101,10 +109,11 @@ const EXIT_STATUS: &str = "Exit status:
   3  an input missing, unreadable or invalid (bundle.toml, bundle.lock, a bundle, a key, site values, a template)
   4  bundle.lock missing or out of date where it must not change; tags that moved (outdated)
   5  a registry or the network failed
-  6  content that does not match its digest; a bundle that fails verification; an audit with findings
+  6  content that does not match its digest; a bundle that fails verification; an audit with findings; a receipt that does not verify
   7  refused by policy (a downgrade, another bundle in the target, a delta over another release, preflight)
   8  the container runtime failed, or services did not become healthy
-  9  an upgrade failed and was rolled back: the previous release runs again on its data";
+  9  an upgrade failed and was rolled back: the previous release runs again on its data
+  10 scan --fail-on: an open finding at that level or above";
 
 /// The command line: the derive's definitions, each command given its
 /// examples and the exit codes after its long help.
