@@ -153,18 +153,11 @@ fn image_packages(
     // Services that share an image share its attestations and its
     // packages: each is read once.
     let mut read: BTreeMap<Digest, Vec<Upstream>> = BTreeMap::new();
-    let mut inventories: BTreeMap<Digest, Inventory> = BTreeMap::new();
+    let inventories = inventories(lock, records, store)?;
     for (n, r) in records.iter().enumerate() {
         let id = image_id(n, &r.service);
         let supplier = image_supplier(lock, r, store);
-        let inv = match inventories.get(&r.manifest) {
-            Some(inv) => inv.clone(),
-            None => {
-                let inv = inventory_of(lock, r, store)?;
-                inventories.insert(r.manifest.clone(), inv.clone());
-                inv
-            }
-        };
+        let inv = inventories.get(&r.manifest).cloned().unwrap_or_default();
         packages.push(image_package(&id, r, &supplier, &inv));
         relationships.push(contains("SPDXRef-Bundle", &id));
         for (m, p) in inv.packages.iter().enumerate() {
@@ -355,21 +348,37 @@ fn locked_platform<'a>(lock: &'a Lockfile, r: &ImageRecord) -> Option<&'a Locked
         .find(|p| p.platform == r.platform && p.manifest == r.manifest)
 }
 
-/// The OS packages of `r`, read from its layers in the store.
-fn inventory_of(lock: &Lockfile, r: &ImageRecord, store: &Store) -> Result<Inventory, BundleError> {
-    let Some(p) = locked_platform(lock, r) else {
-        return Ok(Inventory::default());
-    };
-    let layers: Vec<inventory::Layer> = p
-        .layers
-        .iter()
-        .map(|b| inventory::Layer {
-            digest: &b.digest,
-            size: b.size,
-            media_type: &b.media_type,
-        })
-        .collect();
-    Ok(inventory::of_image(store, &layers)?)
+/// The OS packages of each image (by manifest), read from its layers in
+/// the store: every distinct layer once, on every core.
+fn inventories(
+    lock: &Lockfile,
+    records: &[ImageRecord],
+    store: &Store,
+) -> Result<BTreeMap<Digest, Inventory>, BundleError> {
+    let mut manifests = Vec::new();
+    let mut images = Vec::new();
+    for r in records {
+        if manifests.contains(&r.manifest) {
+            continue;
+        }
+        let Some(p) = locked_platform(lock, r) else {
+            continue;
+        };
+        manifests.push(r.manifest.clone());
+        images.push(
+            p.layers
+                .iter()
+                .map(|b| inventory::Layer {
+                    digest: &b.digest,
+                    size: b.size,
+                    media_type: &b.media_type,
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let found = inventory::of_images(store, &images, threads)?;
+    Ok(manifests.into_iter().zip(found).collect())
 }
 
 /// An OS package of an image as an SPDX package: supplied by its

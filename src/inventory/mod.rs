@@ -118,10 +118,80 @@ fn covers(path: &str) -> bool {
 
 /// The packages of the image whose layers, bottom first, are `layers`.
 pub fn of_image(store: &Store, layers: &[Layer]) -> Result<Inventory, InventoryError> {
+    Ok(of_images(store, &[layers.to_vec()], 1)?.remove(0))
+}
+
+/// The packages of each image (its layers bottom first), every distinct
+/// layer read once, on up to `threads` threads: a large image's layers
+/// decompress on every core at once.
+pub fn of_images(
+    store: &Store,
+    images: &[Vec<Layer>],
+    threads: usize,
+) -> Result<Vec<Inventory>, InventoryError> {
+    let mut distinct: Vec<&Layer> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for l in images.iter().flatten() {
+        if seen.insert(l.digest) {
+            distinct.push(l);
+        }
+    }
+    // Largest first, so one big layer does not finish alone at the end.
+    distinct.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(b.digest)));
+    let read = read_all(store, &distinct, threads)?;
+    Ok(images
+        .iter()
+        .map(|layers| assemble(layers, &read))
+        .collect())
+}
+
+type Read = BTreeMap<Digest, (Findings, Vec<String>)>;
+
+/// Each layer's findings (and notes), read on up to `threads` threads; the
+/// first error stops the others from starting a layer.
+fn read_all(store: &Store, layers: &[&Layer], threads: usize) -> Result<Read, InventoryError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let out: Mutex<Result<Read, InventoryError>> = Mutex::new(Ok(BTreeMap::new()));
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, 16).min(layers.len().max(1)) {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(l) = layers.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        return;
+                    };
+                    let mut notes = Vec::new();
+                    let found = findings(store, l, &mut notes);
+                    let Ok(mut all) = out.lock() else { return };
+                    match (found, all.as_mut()) {
+                        (Ok(f), Ok(map)) => {
+                            map.insert(l.digest.clone(), (f, notes));
+                        }
+                        (Err(e), Ok(_)) => {
+                            stop.store(true, Ordering::SeqCst);
+                            *all = Err(e);
+                        }
+                        (_, Err(_)) => return,
+                    }
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One image's inventory from its layers' findings, in order: each layer's
+/// opaque directories and whiteouts first, then its files.
+fn assemble(layers: &[Layer], read: &Read) -> Inventory {
     let mut state: BTreeMap<String, Found> = BTreeMap::new();
     let mut notes = Vec::new();
     for l in layers {
-        let f = findings(store, l, &mut notes)?;
+        let Some((f, n)) = read.get(l.digest) else {
+            continue;
+        };
+        notes.extend(n.iter().cloned());
         let under = |dir: &str, p: &str| p.starts_with(&format!("{dir}/"));
         for d in &f.opaque {
             state.retain(|p, _| !under(d, p));
@@ -129,7 +199,7 @@ pub fn of_image(store: &Store, layers: &[Layer]) -> Result<Inventory, InventoryE
         for d in &f.deleted {
             state.retain(|p, _| p != d && !under(d, p));
         }
-        state.extend(f.files);
+        state.extend(f.files.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let distro = OS_RELEASE.iter().find_map(|p| match state.get(*p) {
         Some(Found::OsRelease(d)) => Some(d.clone()),
@@ -154,7 +224,7 @@ pub fn of_image(store: &Store, layers: &[Layer]) -> Result<Inventory, InventoryE
     notes.sort();
     notes.dedup();
     inv.notes = notes;
-    Ok(inv)
+    inv
 }
 
 /// A layer's findings: from the cache when present, else read.
