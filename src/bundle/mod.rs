@@ -30,6 +30,7 @@ pub mod checks;
 pub mod cyclonedx;
 mod layout;
 mod licenses;
+mod os_packages;
 mod overlays;
 mod records;
 pub mod sbom;
