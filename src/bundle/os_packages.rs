@@ -16,10 +16,7 @@ use crate::packages::{Distro, Manager, Package};
 use crate::store::Store;
 
 /// The lock's platform entry for an image record.
-fn locked_platform<'a>(
-    lock: &'a Lockfile,
-    r: &ImageRecord,
-) -> Option<&'a LockedPlatform> {
+fn locked_platform<'a>(lock: &'a Lockfile, r: &ImageRecord) -> Option<&'a LockedPlatform> {
     lock.images
         .iter()
         .filter(|i| i.service == r.service)
