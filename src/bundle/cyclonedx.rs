@@ -42,7 +42,7 @@ pub fn from_spdx(spdx: &[u8]) -> Option<Vec<u8>> {
         .filter_map(|id| ctx.component(id, 1))
         .collect();
     let namespace = doc["documentNamespace"].as_str().unwrap_or_default();
-    let mut top = ctx.component("SPDXRef-Bundle", 3)?;
+    let mut top = ctx.component("SPDXRef-Bundle", 0)?;
     if let Some(t) = top.as_object_mut() {
         t.insert("type".into(), json!("application"));
     }
@@ -142,7 +142,7 @@ impl Context<'_> {
                 .iter()
                 .filter_map(|k| self.component(k, depth - 1))
                 .collect();
-            if !nested.is_empty() && id != "SPDXRef-Bundle" {
+            if !nested.is_empty() {
                 c.insert("components".into(), Value::Array(nested));
             }
         }

@@ -96,23 +96,7 @@ fn scan(
             let e = crate::verify::evidence(b, Some(k), false)?;
             (e.sbom, e.vex)
         }
-        _ => {
-            let (dir, _) = crate::install::current_release(&found.target)?
-                .ok_or_else(|| crate::install::InstallError::NotInstalled(found.target.clone()))?;
-            let meta = dir.join(".bale");
-            let sbom = crate::digest::read_regular(
-                &meta.join("sbom.spdx.json"),
-                crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4,
-            )
-            .map_err(|e| {
-                Error::Invalid(format!(
-                    "--db: the installed release has no readable SBOM to scan ({e})"
-                ))
-            })?;
-            let vex =
-                crate::digest::read_regular(&meta.join("vex.json"), crate::vex::MAX_VEX_BYTES).ok();
-            (sbom, vex)
-        }
+        _ => super::scan::installed(&found.target)?,
     };
     super::scan::scan_sbom(
         found.target.clone(),

@@ -53,24 +53,30 @@ fn evidence(req: &ScanRequest) -> Result<Subject, Error> {
         }
         (None, Some(t)) => {
             let target = std::path::absolute(t).unwrap_or_else(|_| t.clone());
-            let (dir, _) = crate::install::current_release(&target)?
-                .ok_or_else(|| crate::install::InstallError::NotInstalled(target.clone()))?;
-            let meta = dir.join(".bale");
-            let read = |name: &str, max: u64| crate::digest::read_regular(&meta.join(name), max);
-            let sbom = read("sbom.spdx.json", crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4)
-                .map_err(|e| {
-                    Error::Invalid(format!(
-                        "{}: the installed release has no readable SBOM ({e}); it was installed by a bale without SBOMs",
-                        meta.join("sbom.spdx.json").display()
-                    ))
-                })?;
-            let vex = read("vex.json", crate::vex::MAX_VEX_BYTES).ok();
+            let (sbom, vex) = installed(&target)?;
             Ok((target, sbom, vex))
         }
         _ => Err(Error::Usage(
             "bale scan takes a BUNDLE or --target DIR, not both".into(),
         )),
     }
+}
+
+/// The SBOM and VEX document of the release installed in `target`, as
+/// install left them in its `.bale/` (what `scan --target` and `audit
+/// --db` scan).
+pub fn installed(target: &Path) -> Result<(Vec<u8>, Option<Vec<u8>>), Error> {
+    let (dir, _) = crate::install::current_release(target)?
+        .ok_or_else(|| crate::install::InstallError::NotInstalled(target.to_owned()))?;
+    let meta = dir.join(".bale");
+    let read = |name: &str, max: u64| crate::digest::read_regular(&meta.join(name), max);
+    let sbom = read("sbom.spdx.json", crate::bundle::sbom::MAX_ATTESTATION_BYTES * 4).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: the installed release has no readable SBOM ({e}); it was installed by a bale without SBOMs",
+            meta.join("sbom.spdx.json").display()
+        ))
+    })?;
+    Ok((sbom, read("vex.json", crate::vex::MAX_VEX_BYTES).ok()))
 }
 
 /// Reads the VEX documents: the bundle's first, then each `--vex` file.

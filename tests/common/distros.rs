@@ -112,8 +112,6 @@ pub fn rpm_database(dir: &Path, packages: &[(&str, Option<u32>, &str, &str, &str
             .arg(format!("_topdir {}", top.display()))
             .args(["--define", "_build_id_links none", "--quiet", "-bb"])
             .arg(&spec));
-        let e = epoch.is_empty();
-        let _ = e;
         rpms.push(
             top.join("RPMS/x86_64")
                 .join(format!("{name}-{version}-{release}.x86_64.rpm")),
