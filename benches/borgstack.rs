@@ -2,6 +2,9 @@
 //! docker save/load, on a corpus shaped like the root bundle.toml.
 //!
 //! `scripts/bench [--scale N]... [--runs N] [--write-doc PATH]`
+//! `scripts/bench --scale N --hold`: set up scale N (registry, dockerd,
+//! corpus, lock, fetch, build), write `env.sh` beside the bundle and wait
+//! until the file `hold` there is removed, for measuring by hand.
 //!
 //! It measures and reports; it asserts nothing about speed.
 
@@ -23,6 +26,7 @@ struct Args {
     scales: Vec<u32>,
     runs: usize,
     write_doc: Option<PathBuf>,
+    hold: bool,
 }
 
 fn args() -> Args {
@@ -30,6 +34,7 @@ fn args() -> Args {
         scales: Vec::new(),
         runs: 3,
         write_doc: None,
+        hold: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -39,6 +44,7 @@ fn args() -> Args {
                 .extend(it.next().and_then(|v| v.parse::<u32>().ok())),
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--write-doc" => a.write_doc = it.next().map(PathBuf::from),
+            "--hold" => a.hold = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -620,7 +626,7 @@ fn distribution_rows(
     )
 }
 
-fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results {
+fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool) -> Results {
     let reg = Registry::start();
     let corpus = generate(&reg, scale);
     let proj = work.join(format!("scale-{scale}"));
@@ -708,6 +714,9 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
         &proj,
         &env,
     );
+    if hold {
+        hold_here(&proj, &reg, &corpus, &env);
+    }
     let tar = measure(
         runs,
         || {
@@ -832,6 +841,35 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path) -> Results 
         push,
         skopeo_push,
         upgrade,
+    }
+}
+
+/// Writes `env.sh` (the store, dockerd, both registries' hosts, the
+/// images) in `proj` and waits until `proj/hold` is removed.
+fn hold_here(proj: &Path, reg: &Registry, corpus: &Corpus, env: &[(&str, String)]) {
+    let mut text = String::new();
+    for (k, v) in env {
+        text.push_str(&format!("export {k}='{v}'\n"));
+    }
+    text.push_str(&format!(
+        "export BALE='{BALE}'\nexport REG='{}'\n",
+        reg.host
+    ));
+    let images: Vec<String> = corpus
+        .images
+        .iter()
+        .map(|(r, t)| format!("{r}:{t}"))
+        .collect();
+    text.push_str(&format!("export IMAGES='{}'\n", images.join(" ")));
+    std::fs::write(proj.join("env.sh"), text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(proj.join("hold"), "").unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "bench: holding; . {}/env.sh; rm {}/hold to go on",
+        proj.display(),
+        proj.display()
+    );
+    while proj.join("hold").exists() {
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 
@@ -1160,7 +1198,7 @@ fn main() {
     let mut results = Vec::new();
     for scale in &a.scales {
         eprintln!("bench: scale {scale}");
-        results.push(run_scale(*scale, a.runs, &docker, work.path()));
+        results.push(run_scale(*scale, a.runs, &docker, work.path(), a.hold));
     }
     let table = report(&results, per_core, a.runs, driver);
     let mach = machine();
