@@ -174,86 +174,92 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A writer that passes everything to `inner` and hashes it on another
-/// thread, so that hashing a large output overlaps producing it. Memory is
-/// bounded: at most a few 1 MiB chunks are in flight.
-pub struct ThreadedHashWriter<W> {
-    inner: W,
-    chunk: Vec<u8>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    worker: Option<std::thread::JoinHandle<Sha256>>,
-    written: u64,
+/// SHA-256 computed on a thread of its own, fed shared chunks: the bytes
+/// a build writes are hashed on another core as they are written, with
+/// no copy. Memory is bounded: a feed waits once [`HashThread::DEPTH`]
+/// chunks are queued.
+pub struct HashThread {
+    tx: Option<std::sync::mpsc::SyncSender<Option<std::sync::Arc<Vec<u8>>>>>,
+    done: std::sync::mpsc::Receiver<(Digest, u64)>,
+    worker: Option<std::thread::JoinHandle<()>>,
 }
 
-const CHUNK: usize = 1 << 20;
+impl HashThread {
+    /// Chunks queued before a feed waits for the hasher.
+    pub const DEPTH: usize = 8;
 
-impl<W: Write> ThreadedHashWriter<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let worker = std::thread::spawn(move || {
-            let mut h = Sha256::new();
-            for chunk in rx {
-                h.update(&chunk);
-            }
-            h
-        });
-        ThreadedHashWriter {
-            inner,
-            chunk: Vec::with_capacity(CHUNK),
+    /// Starts the thread.
+    pub fn start() -> io::Result<Self> {
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<Option<std::sync::Arc<Vec<u8>>>>(Self::DEPTH);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("bale-hash".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                let mut n = 0u64;
+                for msg in rx {
+                    match msg {
+                        Some(chunk) => {
+                            h.update(&chunk[..]);
+                            n += chunk.len() as u64;
+                        }
+                        // The end of one stream: its digest, then a new one.
+                        None => {
+                            let d = Digest::from_sha256(std::mem::take(&mut h));
+                            if done_tx.send((d, std::mem::take(&mut n))).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(HashThread {
             tx: Some(tx),
+            done,
             worker: Some(worker),
-            written: 0,
-        }
+        })
     }
 
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.written
+    /// Hashes `chunk` after what was fed before it.
+    pub fn feed(&self, chunk: std::sync::Arc<Vec<u8>>) -> io::Result<()> {
+        self.send(Some(chunk))
     }
 
-    fn send(&mut self) -> io::Result<()> {
-        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-        match &self.tx {
-            Some(tx) => tx
-                .send(full)
-                .map_err(|_| io::Error::other("hashing thread stopped")),
-            None => Ok(()),
-        }
+    fn send(&self, msg: Option<std::sync::Arc<Vec<u8>>>) -> io::Result<()> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(msg).ok())
+            .ok_or_else(|| io::Error::other("the hashing thread stopped"))
     }
 
-    /// The digest of everything written, and the inner writer.
-    pub fn finish(mut self) -> io::Result<(Digest, W)> {
-        self.send()?;
-        self.tx = None;
-        let h = self
-            .worker
-            .take()
-            .and_then(|w| w.join().ok())
-            .ok_or_else(|| io::Error::other("hashing thread failed"))?;
-        Ok((Digest::from_sha256(h), self.inner))
+    /// Ends the stream fed since the last end, without waiting: its digest
+    /// and length come from [`HashThread::result`], in the order ended.
+    pub fn end(&self) -> io::Result<()> {
+        self.send(None)
+    }
+
+    /// The digest and length of the oldest stream ended and not yet
+    /// collected, waiting for it.
+    pub fn result(&self) -> io::Result<(Digest, u64)> {
+        self.done
+            .recv()
+            .map_err(|_| io::Error::other("the hashing thread stopped"))
+    }
+
+    /// Ends the stream and waits for its digest and length.
+    pub fn take(&self) -> io::Result<(Digest, u64)> {
+        self.end()?;
+        self.result()
     }
 }
 
-impl<W: Write> Write for ThreadedHashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let room = CHUNK - self.chunk.len();
-            let take = room.min(rest.len());
-            self.chunk.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.chunk.len() == CHUNK {
-                self.send()?;
-            }
+impl Drop for HashThread {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
         }
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -324,16 +330,20 @@ mod tests {
     }
 
     #[test]
-    fn threaded_hash_writer_matches_one_shot_digest() {
+    fn a_hash_thread_gives_each_stream_its_digest_in_order() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
-        let mut w = ThreadedHashWriter::new(Vec::new());
+        let h = HashThread::start().unwrap_or_else(|e| panic!("{e}"));
         for piece in data.chunks(777_777) {
-            w.write_all(piece).ok();
+            h.feed(std::sync::Arc::new(piece.to_vec())).ok();
         }
-        assert_eq!(w.written(), data.len() as u64);
-        let (d, inner) = w.finish().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(d, Digest::of(&data));
-        assert_eq!(inner, data);
+        h.end().ok();
+        h.feed(std::sync::Arc::new(b"second".to_vec())).ok();
+        h.end().ok();
+        let first = h.result().ok();
+        let second = h.result().ok();
+        assert_eq!(first, Some((Digest::of(&data), data.len() as u64)));
+        assert_eq!(second, Some((Digest::of(b"second"), 6)));
+        assert_eq!(h.take().ok(), Some((Digest::of(b""), 0)));
     }
 
     #[test]

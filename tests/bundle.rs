@@ -688,3 +688,70 @@ fn offline_build_with_registry_blobs_missing_names_them() {
     p.bale(&["verify", "off-1.0.0.bale", "--allow-unsigned"])
         .ok();
 }
+
+/// A store blob whose bytes changed after it was fetched (same size, one
+/// byte flipped) is caught while the bundle is written: exit 6 naming the
+/// blob, and neither the bundle nor a temporary file is left. One whose
+/// size changed is fetched again (the store knows every blob's size).
+#[test]
+fn a_store_blob_changed_after_fetch_fails_the_build_and_leaves_nothing() {
+    let p = demo();
+    build(&p, "first.bale");
+    let size_of = |d: &str| {
+        std::fs::metadata(p.store.join("blobs/sha256").join(&d["sha256:".len()..]))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let (digest, _) = p
+        .store_blobs()
+        .into_iter()
+        .max_by_key(|(d, _)| size_of(d))
+        .unwrap_or_else(|| panic!("an empty store"));
+    let blob = p
+        .store
+        .join("blobs/sha256")
+        .join(&digest["sha256:".len()..]);
+    let good = std::fs::read(&blob).unwrap_or_else(|e| panic!("{e}"));
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x01;
+    std::fs::write(&blob, &flipped).unwrap_or_else(|e| panic!("{e}"));
+    let second = [
+        "build",
+        "-f",
+        "demo/bundle.toml",
+        "--offline",
+        "--sign-key",
+        "keys/k.sec",
+        "-o",
+        "second.bale",
+    ];
+    let run = p.bale(&second);
+    run.fails(exit::INTEGRITY);
+    assert!(
+        run.stderr().contains(&digest) && run.stderr().contains("store is corrupt"),
+        "{}",
+        run.describe()
+    );
+    assert!(!p.path().join("second.bale").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(p.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".bale-build-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::write(&blob, &good[..good.len() - 1]).unwrap_or_else(|e| panic!("{e}"));
+    let run = p.bale(&second);
+    run.ok();
+    assert!(
+        run.stderr().contains(&format!("fetched {digest}")),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(
+        std::fs::read(p.path().join("first.bale")).ok(),
+        std::fs::read(p.path().join("second.bale")).ok(),
+        "the same store gives the same bytes"
+    );
+}

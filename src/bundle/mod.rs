@@ -14,13 +14,12 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::{Digest, ThreadedHashWriter};
+use crate::digest::Digest;
 use crate::lock::Lockfile;
 use crate::sign::{SignError, SigningKey};
 use crate::spec::BundleSpec;
@@ -37,6 +36,9 @@ pub mod sbom;
 mod signed;
 pub mod source;
 pub mod split;
+mod write;
+
+use write::write_tar;
 
 pub use overlays::check_templates;
 pub use records::{
@@ -416,122 +418,4 @@ fn manifest_of(
     entries.retain(|e| !carried.contains(e.path.as_str()));
     let manifest_bytes = manifest.render().into_bytes();
     (manifest, manifest_bytes, entries)
-}
-
-/// Writes `head` as a tar to a temporary file beside `output`, every
-/// blob and file checked as it is copied, and renames it into place;
-/// returns its size and SHA-256.
-fn write_tar(head: &[Entry], store: &Store, output: &Path) -> Result<(u64, Digest), BundleError> {
-    let dir = match output.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".bale-build-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    let mut builder = tar::Builder::new(ThreadedHashWriter::new(io::BufWriter::with_capacity(
-        1 << 20,
-        tmp.as_file(),
-    )));
-    for e in head {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(e.mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(e.size);
-        match &e.source {
-            Source::Bytes(b) => builder
-                .append_data(&mut h, &e.path, &b[..])
-                .map_err(io_err(tmp.path()))?,
-            Source::Blob(d) => {
-                // 1 MiB reads: far fewer system calls than io::copy's 8 KiB.
-                let mut r = io::BufReader::with_capacity(
-                    1 << 20,
-                    CheckedReader::new(store.read(d).map_err(|e| BundleError::Io {
-                        path: store.blob_path(d),
-                        source: io::Error::other(e.to_string()),
-                    })?),
-                );
-                builder
-                    .append_data(&mut h, &e.path, &mut r)
-                    .map_err(io_err(tmp.path()))?;
-                let (actual, n) = r.into_inner().finish();
-                if &actual != d || n != e.size {
-                    return Err(BundleError::Corrupt {
-                        expected: d.clone(),
-                        actual,
-                    });
-                }
-            }
-            Source::File(p) => {
-                let mut r = CheckedReader::new(File::open(p).map_err(io_err(p))?);
-                builder
-                    .append_data(&mut h, &e.path, &mut r)
-                    .map_err(|_| BundleError::Changed { path: p.clone() })?;
-                let (actual, n) = r.finish();
-                if actual != e.sha256 || n != e.size {
-                    return Err(BundleError::Changed { path: p.clone() });
-                }
-            }
-        }
-    }
-    let hw = builder.into_inner().map_err(io_err(tmp.path()))?;
-    let size = hw.written();
-    let (sha256, mut buf) = hw.finish().map_err(io_err(tmp.path()))?;
-    buf.flush().map_err(io_err(tmp.path()))?;
-    drop(buf);
-    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-    use std::os::unix::fs::PermissionsExt as _;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io_err(tmp.path()))?;
-    tmp.persist(output).map_err(|e| BundleError::Io {
-        path: output.to_owned(),
-        source: e.error,
-    })?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok((size, sha256))
-}
-
-/// A reader that hashes what passes and stops at `tar`'s declared size:
-/// a source longer than announced is caught by the size check after.
-struct CheckedReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    n: u64,
-}
-
-impl<R: Read> CheckedReader<R> {
-    fn new(inner: R) -> Self {
-        use sha2::Digest as _;
-        CheckedReader {
-            inner,
-            hasher: sha2::Sha256::new(),
-            n: 0,
-        }
-    }
-
-    fn finish(mut self) -> (Digest, u64) {
-        // Bytes past the declared size mean the source changed; count them.
-        let mut extra = [0u8; 1];
-        if matches!(self.inner.read(&mut extra), Ok(1)) {
-            self.n += 1;
-        }
-        (Digest::from_sha256(self.hasher), self.n)
-    }
-}
-
-impl<R: Read> Read for CheckedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
 }
