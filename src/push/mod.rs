@@ -1,9 +1,10 @@
 //! `bale push`: every image of a verified bundle into an existing registry
 //! (distribution, Harbor, …), byte for byte, so that every digest stays.
 //!
-//! Per repository: each blob is skipped when the registry has it (HEAD),
-//! mounted from a repository this push already filled where the registry
-//! allows, or uploaded in chunks (POST, PATCH…, PUT). A chunk that fails
+//! Each blob is skipped when the registry has it (HEAD), else uploaded in
+//! chunks (POST, PATCH…, PUT) into the first repository that needs it,
+//! largest first across all repositories, then mounted into the others
+//! where the registry allows. A chunk that fails
 //! (a cut connection, a 5xx) is not resent blindly: the registry is asked
 //! how much it holds (GET on the upload) and the upload goes on from
 //! there, or starts again where the registry dropped it. Manifests go last,
@@ -20,8 +21,8 @@ use crate::verify::{OpenBundle, OpenError};
 
 mod upload;
 
-/// Blobs of one repository uploaded at once: a push waits on the
-/// registry's round trips and its hashing, not on bale's reads.
+/// Blobs uploaded at once: a push waits on the registry's round trips and
+/// its hashing, not on bale's reads.
 const PARALLEL_BLOBS: usize = 4;
 
 /// Why a push failed.
@@ -281,31 +282,51 @@ pub fn push(
             first.entry(key).or_insert_with(|| r.manifest.clone());
         }
     }
+    let (uploads, mounts) = schedule(&catalog, &prefix);
+    p.blobs(&uploads)?;
+    p.blobs(&mounts)?;
+    let images = p.manifests(&catalog, &prefix, &first)?;
+    p.report.images = images;
+    Ok(p.report)
+}
+
+/// The repository `name` of the bundle goes to under `prefix`.
+fn target_of(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// One blob to put into one repository.
+type Job<'c> = (String, &'c Digest, Span);
+
+/// The order of a push's blobs: each blob once, into the first repository
+/// that needs it, largest first across all repositories (the registry's
+/// hashing and writing then keeps every core busy, not one repository's
+/// largest layer at a time); then every other repository's copy, which the
+/// registry mounts from the first without a byte sent.
+fn schedule<'c>(catalog: &'c Catalog, prefix: &str) -> (Vec<Job<'c>>, Vec<Job<'c>>) {
+    let mut uploads: Vec<Job<'c>> = Vec::new();
+    let mut mounts: Vec<Job<'c>> = Vec::new();
+    let mut homed: std::collections::BTreeSet<&Digest> = std::collections::BTreeSet::new();
     for (name, repo) in &catalog.repositories {
-        let target = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let todo: Vec<(&Digest, Span)> = repo
+        for (d, span) in repo
             .blobs
             .iter()
-            .filter_map(|d| catalog.blobs.get(d).map(|s| (d, *s)))
-            .collect();
-        p.blobs(&target, &todo)?;
-        for (tag, top) in &repo.tags {
-            let image = p.image(
-                &catalog,
-                &target,
-                name,
-                tag,
-                top,
-                first.get(&(name.clone(), tag.clone())),
-            )?;
-            p.report.images.push(image);
+            .filter_map(|d| catalog.blobs.get_key_value(d))
+        {
+            let job = (target_of(prefix, name), d, *span);
+            if homed.insert(d) {
+                uploads.push(job);
+            } else {
+                mounts.push(job);
+            }
         }
     }
-    Ok(p.report)
+    uploads.sort_by(|a, b| b.2.size.cmp(&a.2.size).then(a.1.cmp(b.1)));
+    (uploads, mounts)
 }
 
 impl<'a> Pusher<'a> {
@@ -324,7 +345,7 @@ impl<'a> Pusher<'a> {
     /// One tag: its platform manifests by digest, then the index (if the
     /// bundle holds every manifest it names), then the tag.
     fn image(
-        &mut self,
+        &self,
         catalog: &Catalog,
         target: &str,
         name: &str,
@@ -387,7 +408,7 @@ impl<'a> Pusher<'a> {
     /// Puts manifest `digest` under `reference` (a tag or the digest),
     /// unless the registry already has it there.
     fn manifest(
-        &mut self,
+        &self,
         catalog: &Catalog,
         repo: &str,
         reference: &str,
@@ -433,9 +454,62 @@ impl<'a> Pusher<'a> {
         Ok(())
     }
 
-    /// Puts every blob of `todo` into `repo`, [`PARALLEL_BLOBS`] at a time;
-    /// stops at the first failure (the others finish their blob).
-    fn blobs(&mut self, repo: &str, todo: &[(&Digest, Span)]) -> Result<(), PushError> {
+    /// Every repository's manifests and tags, [`PARALLEL_BLOBS`]
+    /// repositories at a time, each repository's in order (platform
+    /// manifests, the index, the tag); the images in catalog order.
+    fn manifests(
+        &self,
+        catalog: &Catalog,
+        prefix: &str,
+        first: &BTreeMap<(String, String), Digest>,
+    ) -> Result<Vec<PushedImage>, PushError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let repos: Vec<(&String, &crate::catalog::Repository)> =
+            catalog.repositories.iter().collect();
+        let next = AtomicUsize::new(0);
+        // Each worker: (repository's place, its images in tag order).
+        let work = || -> Result<Vec<(usize, Vec<PushedImage>)>, PushError> {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((name, repo)) = repos.get(i) else {
+                    return Ok(done);
+                };
+                let target = target_of(prefix, name);
+                let mut images = Vec::new();
+                for (tag, top) in &repo.tags {
+                    let key = ((*name).clone(), tag.clone());
+                    images.push(self.image(catalog, &target, name, tag, top, first.get(&key))?);
+                }
+                done.push((i, images));
+            }
+        };
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..PARALLEL_BLOBS.min(repos.len()))
+                .map(|_| s.spawn(work))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PushError::Target(
+                            "a push worker stopped unexpectedly".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut by_repo = Vec::new();
+        for r in results {
+            by_repo.extend(r?);
+        }
+        by_repo.sort_by_key(|(i, _)| *i);
+        Ok(by_repo.into_iter().flat_map(|(_, images)| images).collect())
+    }
+
+    /// Puts every blob of `todo` into its repository, [`PARALLEL_BLOBS`] at
+    /// a time; stops at the first failure (the others finish their blob).
+    fn blobs(&mut self, todo: &[Job<'_>]) -> Result<(), PushError> {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -443,7 +517,7 @@ impl<'a> Pusher<'a> {
         let work = || -> Result<Pusher<'_>, PushError> {
             let mut w = base.worker();
             while !failed.load(Ordering::SeqCst) {
-                let Some((d, span)) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                let Some((repo, d, span)) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     break;
                 };
                 if let Err(e) = w.blob(repo, d, *span) {
