@@ -555,6 +555,44 @@ fn decide(
     }
 }
 
+/// What the runtime holds under each image's reference, asked eight at a
+/// time: each answer is a CLI call, twenty images a second or more one by
+/// one.
+fn ask_each(
+    runtime: &dyn Runtime,
+    images: &[&ImageRecord],
+) -> Vec<Result<Option<crate::runtime::RuntimeImage>, crate::runtime::RuntimeError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let answers = std::sync::Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..images.len().clamp(1, 8) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(r) = images.get(i) else {
+                        return;
+                    };
+                    let answer = runtime.image(&runtime.reference(r));
+                    if let Ok(mut a) = answers.lock() {
+                        a.insert(i, answer);
+                    }
+                }
+            });
+        }
+    });
+    let mut answers = answers.into_inner().unwrap_or_default();
+    (0..images.len())
+        .map(|i| {
+            answers.remove(&i).unwrap_or_else(|| {
+                Err(crate::runtime::RuntimeError::Unsupported(
+                    "a runtime query stopped unexpectedly".into(),
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Loads the images the runtime lacks and checks every one afterwards.
 fn load_images(
     bundle: &OpenBundle,
@@ -567,8 +605,8 @@ fn load_images(
     }
     let mut to_load: Vec<&ImageRecord> = Vec::new();
     let mut seen = BTreeSet::new();
-    for r in images {
-        let have = runtime.image(&runtime.reference(r))?;
+    for (r, have) in images.iter().zip(ask_each(runtime, images)) {
+        let have = have?;
         let ok = have
             .as_ref()
             .is_some_and(|h| h.config.as_ref() == Some(&r.config));
@@ -631,8 +669,8 @@ fn load_images(
         return Err(OpenError::Changed { entry }.into());
     }
     loaded?;
-    for r in images {
-        let have = runtime.image(&runtime.reference(r))?;
+    for (r, have) in images.iter().zip(ask_each(runtime, images)) {
+        let have = have?;
         let id = have.as_ref().and_then(|h| h.config.clone());
         if id.as_ref() != Some(&r.config) {
             return Err(InstallError::Image {

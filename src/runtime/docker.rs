@@ -14,7 +14,9 @@ use super::{
 /// Docker, or Podman, through their (compatible) CLIs.
 pub struct DockerCli {
     program: String,
-    compose: Option<Vec<String>>,
+    /// The compose command and what its `version` printed, found once: a
+    /// probe of `docker-compose` (Python) costs most of a second.
+    compose: std::sync::OnceLock<Option<(Vec<String>, String)>>,
 }
 
 impl DockerCli {
@@ -22,7 +24,7 @@ impl DockerCli {
     pub fn docker() -> Self {
         DockerCli {
             program: "docker".into(),
-            compose: None,
+            compose: std::sync::OnceLock::new(),
         }
     }
 
@@ -30,27 +32,37 @@ impl DockerCli {
     pub fn podman() -> Self {
         DockerCli {
             program: "podman".into(),
-            compose: None,
+            compose: std::sync::OnceLock::new(),
         }
     }
 
     fn compose_command(&self) -> Result<Vec<String>, RuntimeError> {
-        if let Some(c) = &self.compose {
-            return Ok(c.clone());
-        }
-        let plugin = run(&self.program, &["compose".into(), "version".into()])
-            .is_ok_and(|o| o.status.success());
-        if plugin {
-            return Ok(vec![self.program.clone(), "compose".into()]);
-        }
-        let standalone = format!("{}-compose", self.program);
-        if run(&standalone, &["version".into()]).is_ok_and(|o| o.status.success()) {
-            return Ok(vec![standalone]);
-        }
-        Err(RuntimeError::Unsupported(format!(
-            "neither `{0} compose` nor `{0}-compose` is available",
-            self.program
-        )))
+        self.compose_found().map(|(c, _)| c.clone()).ok_or_else(|| {
+            RuntimeError::Unsupported(format!(
+                "neither `{0} compose` nor `{0}-compose` is available",
+                self.program
+            ))
+        })
+    }
+
+    /// `PROGRAM compose`, else `PROGRAM-compose`, with the output of its
+    /// `version`; probed at the first call only.
+    fn compose_found(&self) -> Option<&(Vec<String>, String)> {
+        self.compose
+            .get_or_init(|| {
+                let version = |program: &str, args: &[String]| {
+                    run(program, args)
+                        .ok()
+                        .filter(|o| o.status.success())
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                };
+                if let Some(v) = version(&self.program, &["compose".into(), "version".into()]) {
+                    return Some((vec![self.program.clone(), "compose".into()], v));
+                }
+                let standalone = format!("{}-compose", self.program);
+                version(&standalone, &["version".into()]).map(|v| (vec![standalone], v))
+            })
+            .as_ref()
     }
 }
 
@@ -346,10 +358,7 @@ impl Runtime for DockerCli {
     }
 
     fn compose_version(&self) -> Option<String> {
-        let mut cmd = self.compose_command().ok()?;
-        let program = cmd.remove(0);
-        cmd.push("version".into());
-        let out = run_ok(&program, &cmd).ok()?;
+        let (_, out) = self.compose_found()?;
         // "docker-compose version 1.29.2, build …", "podman-compose version 1.0.3",
         // "Docker Compose version v2.20.2": the word after the first "version".
         out.lines().find_map(|l| {

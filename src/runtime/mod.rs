@@ -133,8 +133,9 @@ pub enum ArchiveFormat {
     Oci,
 }
 
-/// A container runtime.
-pub trait Runtime {
+/// A container runtime. `Sync`: install asks it about several images at
+/// once (each question a CLI call of tens of milliseconds).
+pub trait Runtime: Sync {
     /// Its name, for messages.
     fn name(&self) -> &str;
     /// The archive format `load` takes.
