@@ -23,6 +23,7 @@ mod env;
 mod error;
 mod journal;
 mod kept;
+mod load;
 mod plan;
 pub mod preflight;
 mod prune;
@@ -48,8 +49,6 @@ use crate::runtime::{Container, Runtime};
 use crate::sign::VerifyingKey;
 use crate::validate;
 
-use crate::verify::open::ChangedEntry;
-use archive::write_archive;
 use compose::up;
 use target::Target;
 
@@ -655,20 +654,7 @@ fn load_images(
             o.layers_present = r.layers.iter().filter(|l| skip.contains(*l)).count();
         }
     }
-    // An entry that changed after verification surfaces inside the
-    // runtime's error; it is an integrity failure, not a runtime one.
-    let changed = std::cell::RefCell::new(None);
-    let loaded = runtime.load(&mut |w| {
-        write_archive(bundle, &to_load, format, &skip, w).inspect_err(|e| {
-            if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<ChangedEntry>()) {
-                *changed.borrow_mut() = Some(c.0.clone());
-            }
-        })
-    });
-    if let Some(entry) = changed.into_inner() {
-        return Err(OpenError::Changed { entry }.into());
-    }
-    loaded?;
+    load::in_waves(bundle, &to_load, runtime, skip)?;
     for (r, have) in images.iter().zip(ask_each(runtime, images)) {
         let have = have?;
         let id = have.as_ref().and_then(|h| h.config.clone());

@@ -136,6 +136,16 @@ impl Runtime for DockerCli {
         ArchiveFormat::Docker
     }
 
+    fn parallel_loads(&self) -> usize {
+        // dockerd takes concurrent loads; Podman's storage serialises
+        // them on its own lock, so one stream is as fast there.
+        if self.program == "docker" {
+            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+        } else {
+            1
+        }
+    }
+
     fn image(&self, reference: &str) -> Result<Option<RuntimeImage>, RuntimeError> {
         let args: Vec<String> = vec!["image".into(), "inspect".into(), reference.into()];
         let out = run(&self.program, &args)?;

@@ -189,6 +189,12 @@ pub trait Runtime: Sync {
     /// through a service manager that may be absent (Podman without
     /// systemd); elsewhere nothing.
     fn check_health(&self, _container: &str) {}
+    /// How many archives `load` may take at once (each `docker load`
+    /// decompresses and unpacks on its own core); 1 where loads must not
+    /// overlap.
+    fn parallel_loads(&self) -> usize {
+        1
+    }
     /// Where the runtime keeps its images, for the disk preflight.
     fn data_root(&self) -> Option<PathBuf> {
         None
