@@ -182,3 +182,62 @@ fn load(
     }
     Ok(loaded?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(name: &str, layers: &[&str]) -> ImageRecord {
+        let d = |s: &str| Digest::of(s.as_bytes());
+        ImageRecord {
+            service: name.into(),
+            name: name.into(),
+            platform: "linux/amd64".into(),
+            digest: d(name),
+            manifest: d(name),
+            manifest_media_type: String::new(),
+            config: d(name),
+            layers: layers.iter().map(|l| d(l)).collect(),
+            size: 0,
+            attestations: Vec::new(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn shared_layers_go_first_and_the_rest_is_balanced_by_bytes() {
+        let sizes: BTreeMap<Digest, u64> =
+            [("base", 100), ("a", 50), ("b", 40), ("c", 30), ("solo", 80)]
+                .iter()
+                .map(|(l, n)| (Digest::of(l.as_bytes()), *n))
+                .collect();
+        let size = |d: &Digest| sizes.get(d).copied().unwrap_or(0);
+        let (x, y, z, w) = (
+            image("x", &["base", "a"]),
+            image("y", &["base", "b"]),
+            image("z", &["base", "c"]),
+            image("w", &["solo"]),
+        );
+        let all = [&x, &y, &z, &w];
+        let (first, rest) = shared_first(&all, &BTreeSet::new(), &size);
+        // One image carries the shared base; the others wait for it.
+        assert_eq!(first.len(), 1);
+        assert!(first[0].layers.contains(&Digest::of(b"base")));
+        assert_eq!(rest.len(), 3);
+        let skip: BTreeSet<Digest> = [Digest::of(b"base")].into();
+        let groups = balanced(&rest, 2, &skip, &size);
+        assert_eq!(groups.len(), 2);
+        let load = |g: &Vec<&ImageRecord>| -> u64 {
+            g.iter()
+                .flat_map(|r| r.layers.iter())
+                .filter(|l| !skip.contains(*l))
+                .map(size)
+                .sum()
+        };
+        let (a, b) = (load(&groups[0]), load(&groups[1]));
+        assert!(a.abs_diff(b) <= 50, "{a} vs {b}");
+        // Nothing shared: no first wave.
+        let (first, rest) = shared_first(&[&w], &BTreeSet::new(), &size);
+        assert!(first.is_empty() && rest.len() == 1);
+    }
+}
