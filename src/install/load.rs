@@ -1,9 +1,10 @@
-//! Loading images into the runtime in waves: first, alone, the images that
-//! carry the layers several of them share (so each shared layer is
-//! unpacked once); then the rest in concurrent streams balanced by bytes,
-//! where the runtime takes several loads at once (dockerd decompresses and
-//! unpacks each `docker load` on its own core). With one stream, or one
-//! image, it is one load, as before.
+//! Loading images into the runtime in two waves of concurrent streams,
+//! where the runtime takes several loads at once (dockerd unpacks each
+//! `docker load` one layer at a time, about one core's worth). First the
+//! images that carry the layer chains several images share (so each is
+//! unpacked once), beside the images that share nothing with them; then
+//! the rest, balanced by bytes. With one stream, or one image, it is one
+//! load.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,24 +33,55 @@ pub(super) fn in_waves(
             .expected(&format!("blobs/sha256/{}", d.hex()))
             .map_or(0, |(_, s)| s)
     };
-    let (first, rest) = shared_first(images, &skip, &size);
-    let mut skip = skip;
-    if !first.is_empty() {
-        load(bundle, &first, runtime, &skip)?;
-        if rest.is_empty() {
-            return Ok(());
-        }
-        // What the first wave unpacked is left out of the rest.
-        skip = archive::skippable(bundle, &rest, runtime.archive_format(), &runtime.present()?)?;
+    let (wave, rest) = first_wave(images, streams, &skip, &size);
+    concurrently(bundle, &wave, runtime, &skip)?;
+    if rest.is_empty() {
+        return Ok(());
     }
+    // What the first wave unpacked is left out of the rest.
+    let skip = archive::skippable(bundle, &rest, runtime.archive_format(), &runtime.present()?)?;
     let groups = balanced(&rest, streams, &skip, &size);
-    let errors: Vec<InstallError> = std::thread::scope(|s| {
+    concurrently(bundle, &groups, runtime, &skip)
+}
+
+/// The first wave's streams: one with the images that carry the shared
+/// layer chains, the others with the images that share nothing with them;
+/// and the images left for the second wave.
+fn first_wave<'a>(
+    images: &[&'a ImageRecord],
+    streams: usize,
+    skip: &BTreeSet<Digest>,
+    size: &dyn Fn(&Digest) -> u64,
+) -> (Vec<Vec<&'a ImageRecord>>, Vec<&'a ImageRecord>) {
+    let (first, rest) = shared_first(images, skip, size);
+    let (independent, rest): (Vec<&ImageRecord>, Vec<&ImageRecord>) = rest
+        .into_iter()
+        .partition(|r| first.iter().all(|f| chains(f).is_disjoint(&chains(r))));
+    if first.is_empty() {
+        return (balanced(&independent, streams, skip, size), rest);
+    }
+    let mut wave = vec![first];
+    wave.extend(balanced(
+        &independent,
+        streams.saturating_sub(1).max(1),
+        skip,
+        size,
+    ));
+    (wave, rest)
+}
+
+/// One load per group, all at once; the first error (an entry that changed
+/// after verification before any other: it is the cause).
+fn concurrently(
+    bundle: &OpenBundle,
+    groups: &[Vec<&ImageRecord>],
+    runtime: &dyn Runtime,
+    skip: &BTreeSet<Digest>,
+) -> Result<(), InstallError> {
+    let mut errors: Vec<InstallError> = std::thread::scope(|s| {
         let handles: Vec<_> = groups
             .iter()
-            .map(|g| {
-                let skip = &skip;
-                s.spawn(move || load(bundle, g, runtime, skip))
-            })
+            .map(|g| s.spawn(move || load(bundle, g, runtime, skip)))
             .collect();
         handles
             .into_iter()
@@ -59,8 +91,6 @@ pub(super) fn in_waves(
             })
             .collect()
     });
-    // An entry that changed after verification wins: it is the cause.
-    let mut errors = errors;
     match errors
         .iter()
         .position(|e| matches!(e, InstallError::Open(OpenError::Changed { .. })))
@@ -70,39 +100,47 @@ pub(super) fn in_waves(
     }
 }
 
-/// The images to load first, alone: a greedy cover of the layers more
-/// than one image uses (each pick the image carrying the most shared bytes
-/// not yet covered); and the others.
+/// The layer chains of an image: each layer with every layer below it,
+/// as the runtime keys what it has unpacked (the same blob over another
+/// base is another chain, unpacked again).
+fn chains(r: &ImageRecord) -> BTreeSet<Vec<&Digest>> {
+    (1..=r.layers.len())
+        .map(|n| r.layers[..n].iter().collect())
+        .collect()
+}
+
+/// The images to load first: a greedy cover of the layer chains more than
+/// one image uses (each pick the image carrying the most shared bytes not
+/// yet covered); and the others.
 fn shared_first<'a>(
     images: &[&'a ImageRecord],
     skip: &BTreeSet<Digest>,
     size: &dyn Fn(&Digest) -> u64,
 ) -> (Vec<&'a ImageRecord>, Vec<&'a ImageRecord>) {
-    let mut uses: BTreeMap<&Digest, usize> = BTreeMap::new();
+    let mut uses: BTreeMap<Vec<&Digest>, usize> = BTreeMap::new();
     for r in images {
-        for l in r
-            .layers
-            .iter()
-            .filter(|l| !skip.contains(*l))
-            .collect::<BTreeSet<_>>()
-        {
-            *uses.entry(l).or_default() += 1;
+        for c in chains(r) {
+            *uses.entry(c).or_default() += 1;
         }
     }
-    let mut uncovered: BTreeSet<&Digest> = uses
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(d, _)| *d)
+    // A shared chain costs what its top layer costs (the rest is below).
+    let cost = |c: &Vec<&Digest>| {
+        c.last()
+            .filter(|l| !skip.contains(**l))
+            .map_or(0, |l| size(l))
+    };
+    let mut uncovered: BTreeSet<Vec<&Digest>> = uses
+        .into_iter()
+        .filter(|(c, n)| *n > 1 && cost(c) > 0)
+        .map(|(c, _)| c)
         .collect();
     let mut first: Vec<&ImageRecord> = Vec::new();
     while !uncovered.is_empty() {
         let gain = |r: &ImageRecord| -> u64 {
-            r.layers
+            chains(r)
                 .iter()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .filter(|l| uncovered.contains(l))
-                .map(size)
+                .filter(|c| uncovered.contains(*c))
+                .map(&cost)
                 .sum()
         };
         let Some(best) = images
@@ -115,8 +153,8 @@ fn shared_first<'a>(
         if gain(best) == 0 {
             break;
         }
-        for l in &best.layers {
-            uncovered.remove(l);
+        for c in chains(best) {
+            uncovered.remove(&c);
         }
         first.push(best);
     }
@@ -205,39 +243,45 @@ mod tests {
     }
 
     #[test]
-    fn shared_layers_go_first_and_the_rest_is_balanced_by_bytes() {
-        let sizes: BTreeMap<Digest, u64> =
-            [("base", 100), ("a", 50), ("b", 40), ("c", 30), ("solo", 80)]
-                .iter()
-                .map(|(l, n)| (Digest::of(l.as_bytes()), *n))
-                .collect();
+    fn shared_chains_go_first_beside_what_shares_nothing_and_the_rest_is_balanced() {
+        let sizes: BTreeMap<Digest, u64> = [
+            ("base", 100),
+            ("a", 50),
+            ("b", 40),
+            ("c", 30),
+            ("solo", 80),
+            ("top", 20),
+        ]
+        .iter()
+        .map(|(l, n)| (Digest::of(l.as_bytes()), *n))
+        .collect();
         let size = |d: &Digest| sizes.get(d).copied().unwrap_or(0);
-        let (x, y, z, w) = (
+        let (x, y, z) = (
             image("x", &["base", "a"]),
             image("y", &["base", "b"]),
             image("z", &["base", "c"]),
-            image("w", &["solo"]),
         );
+        // `a` again, but over another base: another chain, shared with nobody.
+        let w = image("w", &["solo", "a"]);
         let all = [&x, &y, &z, &w];
-        let (first, rest) = shared_first(&all, &BTreeSet::new(), &size);
-        // One image carries the shared base; the others wait for it.
-        assert_eq!(first.len(), 1);
-        assert!(first[0].layers.contains(&Digest::of(b"base")));
-        assert_eq!(rest.len(), 3);
+        let (wave, rest) = first_wave(&all, 2, &BTreeSet::new(), &size);
+        // One image carries the shared base; `w` shares no chain with it
+        // and loads beside it; the other two wait for the base.
+        assert_eq!(wave.len(), 2, "{wave:?}");
+        assert_eq!(wave[0].len(), 1);
+        assert!(wave[0][0].layers.contains(&Digest::of(b"base")));
+        assert_eq!(
+            wave[1].iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["w"]
+        );
+        assert_eq!(rest.len(), 2);
         let skip: BTreeSet<Digest> = [Digest::of(b"base")].into();
         let groups = balanced(&rest, 2, &skip, &size);
         assert_eq!(groups.len(), 2);
-        let load = |g: &Vec<&ImageRecord>| -> u64 {
-            g.iter()
-                .flat_map(|r| r.layers.iter())
-                .filter(|l| !skip.contains(*l))
-                .map(size)
-                .sum()
-        };
-        let (a, b) = (load(&groups[0]), load(&groups[1]));
-        assert!(a.abs_diff(b) <= 50, "{a} vs {b}");
-        // Nothing shared: no first wave.
-        let (first, rest) = shared_first(&[&w], &BTreeSet::new(), &size);
-        assert!(first.is_empty() && rest.len() == 1);
+        // Nothing shared: one stream of everything, no image waits.
+        let v = image("v", &["top"]);
+        let (wave, rest) = first_wave(&[&w, &v], 2, &BTreeSet::new(), &size);
+        assert!(rest.is_empty());
+        assert_eq!(wave.len(), 2, "two streams at once: {wave:?}");
     }
 }
