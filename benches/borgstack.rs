@@ -312,13 +312,16 @@ fn generate(reg: &Registry, scale: u32) -> Corpus {
 struct Sample {
     wall: f64,
     rss_kb: u64,
+    /// CPU seconds (user + system) of the command, or of the daemon
+    /// measured beside it (see the callers).
+    cpu: f64,
 }
 
 /// Runs `script` with `sh -c` under GNU time; panics with its output on failure.
 fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
     let out_file = cwd.join(".time");
     let out = Command::new("/usr/bin/time")
-        .args(["-f", "%e %M", "-o"])
+        .args(["-f", "%e %M %U %S", "-o"])
         .arg(&out_file)
         .args(["sh", "-c", script])
         .current_dir(cwd)
@@ -335,10 +338,10 @@ fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
     let t = std::fs::read_to_string(&out_file).unwrap_or_default();
     let last = t.lines().last().unwrap_or_default();
     let mut it = last.split_whitespace();
-    Sample {
-        wall: it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN),
-        rss_kb: it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
-    }
+    let wall = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let rss_kb = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let cpu = it.filter_map(|v| v.parse::<f64>().ok()).sum();
+    Sample { wall, rss_kb, cpu }
 }
 
 fn sh(script: &str, cwd: &Path, env: &[(&str, String)]) -> String {
@@ -393,7 +396,73 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
         }
         panic!("bale {} failed:\n{err}", args.join(" "));
     }
-    Sample { wall, rss_kb: hwm }
+    Sample {
+        wall,
+        rss_kb: hwm,
+        cpu: f64::NAN,
+    }
+}
+
+/// CPU seconds a process and its waited-for children have spent
+/// (utime, stime, cutime, cstime of /proc/PID/stat).
+fn cpu_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// `run`, with the CPU `pid` spent during it in place of the run's own.
+fn with_cpu_of(pid: u32, run: impl FnOnce() -> Sample) -> Sample {
+    let before = cpu_of(pid);
+    let mut s = run();
+    s.cpu = cpu_of(pid) - before;
+    s
+}
+
+/// The fastest `path` can be read and hashed: positioned 1 MiB reads and
+/// SHA-256 on every core, halves of the file, nothing checked; the median
+/// of `runs`, in bytes per second.
+fn read_and_hash_floor(path: &Path, runs: usize) -> f64 {
+    use std::os::unix::fs::FileExt as _;
+    let Ok(file) = std::fs::File::open(path) else {
+        return f64::NAN;
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for i in 0..cores {
+                let (a, b) = (len * i / cores, len * (i + 1) / cores);
+                let file = &file;
+                s.spawn(move || {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut h = Sha256::new();
+                    let mut pos = a;
+                    while pos < b {
+                        let n = ((b - pos) as usize).min(buf.len());
+                        if file.read_exact_at(&mut buf[..n], pos).is_err() {
+                            return;
+                        }
+                        h.update(&buf[..n]);
+                        pos += n as u64;
+                    }
+                    std::hint::black_box(h.finalize());
+                });
+            }
+        });
+        rates.push(len as f64 / start.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
 }
 
 fn measure_bale(
@@ -420,9 +489,13 @@ fn repeat(runs: usize, mut setup: impl FnMut(), mut run: impl FnMut() -> Sample)
 
 fn median(mut v: Vec<Sample>) -> Sample {
     v.sort_by(|a, b| a.wall.total_cmp(&b.wall));
-    let wall = v[v.len() / 2].wall;
+    let mid = v[v.len() / 2];
     let rss = v.iter().map(|s| s.rss_kb).max().unwrap_or(0);
-    Sample { wall, rss_kb: rss }
+    Sample {
+        wall: mid.wall,
+        rss_kb: rss,
+        cpu: mid.cpu,
+    }
 }
 
 fn measure(
@@ -447,6 +520,8 @@ struct Results {
     tar: Sample,
     save: Sample,
     verify: Sample,
+    /// Bytes per second of [`read_and_hash_floor`] over the bundle.
+    verify_floor: f64,
     sha256sum: Sample,
     install: Sample,
     load: Sample,
@@ -591,18 +666,21 @@ fn distribution_rows(
     for _ in 0..runs {
         let dest = Registry::start();
         let _ = Command::new("sync").status();
-        push.push(timed_bale(
-            &[
-                "push",
-                "borgstack.bale",
-                "--public-key",
-                "k.pub",
-                "--to",
-                &dest.host,
-            ],
-            proj,
-            env,
-        ));
+        // The CPU recorded is the receiving registry's.
+        push.push(with_cpu_of(dest.pid(), || {
+            timed_bale(
+                &[
+                    "push",
+                    "borgstack.bale",
+                    "--public-key",
+                    "k.pub",
+                    "--to",
+                    &dest.host,
+                ],
+                proj,
+                env,
+            )
+        }));
         drop(dest);
         let dest = Registry::start();
         let _ = Command::new("sync").status();
@@ -616,7 +694,9 @@ fn distribution_rows(
                 )
             })
             .collect();
-        skopeo_push.push(timed(&copies.join(" && "), proj, env));
+        skopeo_push.push(with_cpu_of(dest.pid(), || {
+            timed(&copies.join(" && "), proj, env)
+        }));
     }
     (
         served_copy,
@@ -771,6 +851,7 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
         &proj,
         &env,
     );
+    let verify_floor = read_and_hash_floor(&bundle, runs);
     let sha256sum = measure(
         runs,
         || {},
@@ -780,38 +861,38 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
     );
 
     // install
-    let install = measure_bale(
+    let dpid = docker.pid();
+    let install_args = [
+        "install",
+        "borgstack.bale",
+        "--public-key",
+        "k.pub",
+        "--target",
+        "target",
+        "--runtime",
+        "docker",
+        "--values",
+        "site.example.toml",
+        "--skip-preflight",
+        "disk",
+        "--skip-preflight",
+        "memory",
+    ];
+    // The CPU recorded for both is dockerd's and its children's (unpigz,
+    // the unpacking processes): the work the load costs the daemon.
+    let install = repeat(
         runs,
         || {
             clean_docker();
             let _ = std::fs::remove_dir_all(proj.join("target"));
         },
-        &[
-            "install",
-            "borgstack.bale",
-            "--public-key",
-            "k.pub",
-            "--target",
-            "target",
-            "--runtime",
-            "docker",
-            "--values",
-            "site.example.toml",
-            "--skip-preflight",
-            "disk",
-            "--skip-preflight",
-            "memory",
-        ],
-        &proj,
-        &env,
+        || with_cpu_of(dpid, || timed_bale(&install_args, &proj, &env)),
     );
-    let load = measure(
-        runs,
-        clean_docker,
-        "docker load -q -i save.tar >/dev/null",
-        &proj,
-        &env,
-    );
+    let load = repeat(runs, clean_docker, || {
+        with_cpu_of(dpid, || {
+            timed("docker load -q -i save.tar >/dev/null", &proj, &env)
+        })
+    });
     clean_docker();
 
     let (served_copy, served_rss_kb, push, skopeo_push) =
@@ -833,6 +914,7 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
         tar,
         save,
         verify,
+        verify_floor,
         sha256sum,
         install,
         load,
@@ -997,6 +1079,7 @@ fn mb(bytes: u64) -> String {
 
 fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> String {
     let mut s = String::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
     let rss = |x: &Sample| format!("{:.0} MB", x.rss_kb as f64 / 1024.0);
     for r in results {
         let v_tp = r.bundle_bytes as f64 / r.verify.wall;
@@ -1036,6 +1119,17 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
             "≤ 1.3×",
             r.build.wall <= 1.3 * r.tar.wall,
         ));
+        // A checked build hashes every byte twice (each blob against its
+        // digest, the whole file for its SHA-256) and copies it as tar does.
+        let pack_floor = (2.0 * r.bundle_bytes as f64 / per_core + r.tar.cpu) / cores;
+        s.push_str(&format!(
+            "| pack, at the limit | {:.2} s | least a checked build takes here: two SHA-256 passes at openssl's speed plus tar's own CPU ({:.2} s), on {cores} cores: {:.2} s ({:.2}× tar -cf) | {:.2}× | (limit) | | |\n",
+            r.build.wall,
+            r.tar.cpu,
+            pack_floor,
+            pack_floor / r.tar.wall,
+            r.build.wall / pack_floor,
+        ));
         s.push_str(&row(
             "pack",
             &r.build,
@@ -1055,19 +1149,33 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
             rss(&r.verify)
         ));
         s.push_str(&format!(
-            "| verify | {:.0} MB/s | 2 × openssl per-core limit {:.0} MB/s | {:.0}% | ≥ 80% | {} | |\n",
+            "| verify | {:.0} MB/s | {cores} × openssl per-core limit {:.0} MB/s | {:.0}% | ≥ 85% | {} | |\n",
             v_tp / 1e6,
-            2.0 * per_core / 1e6,
-            100.0 * v_tp / (2.0 * per_core),
-            if v_tp >= 0.8 * 2.0 * per_core { "yes" } else { "**no**" }
+            cores * per_core / 1e6,
+            100.0 * v_tp / (cores * per_core),
+            if v_tp >= 0.85 * cores * per_core { "yes" } else { "**no**" }
+        ));
+        s.push_str(&format!(
+            "| verify, at the limit | {:.0} MB/s | the bench's own reader: 1 MiB positioned reads and SHA-256 on every core, nothing checked: {:.0} MB/s ({:.0}% of the openssl limit) | {:.0}% | (limit) | | |\n",
+            v_tp / 1e6,
+            r.verify_floor / 1e6,
+            100.0 * r.verify_floor / (cores * per_core),
+            100.0 * v_tp / r.verify_floor,
         ));
         s.push_str(&row(
             "install",
             &r.install,
             "docker load",
             &r.load,
-            "≤ 1.1×",
-            r.install.wall <= 1.1 * r.load.wall,
+            "≤ 0.8×",
+            r.install.wall <= 0.8 * r.load.wall,
+        ));
+        s.push_str(&format!(
+            "| install, at the limit | dockerd and its children: {:.1} CPU s | docker load: {:.1} CPU s | least wall for bale's load here: {:.2} s on {cores} cores ({:.2}× docker load) | (limit) | | |\n",
+            r.install.cpu,
+            r.load.cpu,
+            r.install.cpu / cores,
+            r.install.cpu / cores / r.load.wall,
         ));
         s.push_str(&format!(
             "| serve (skopeo copy of every image) | {:.2} s | from docker-registry {:.2} s | {:.2}× | ≤ 1× (throughput at least docker-registry's) | {} | {:.0} MB under 8 parallel clients |\n",
@@ -1104,6 +1212,13 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
             &r.skopeo_push,
             "≤ 0.5×",
             r.push.wall <= 0.5 * r.skopeo_push.wall,
+        ));
+        s.push_str(&format!(
+            "| push, at the limit | receiving registry: {:.1} CPU s | with skopeo: {:.1} CPU s | least wall here: the registry's CPU on {cores} cores, {:.2} s ({:.2}× skopeo) | (limit) | | |\n",
+            r.push.cpu,
+            r.skopeo_push.cpu,
+            r.push.cpu / cores,
+            r.push.cpu / cores / r.skopeo_push.wall,
         ));
     }
     if results.len() >= 2 {

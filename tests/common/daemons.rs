@@ -48,6 +48,11 @@ pub struct Dockerd {
 }
 
 impl Dockerd {
+    /// dockerd's process, for measuring what it and its children spend.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start() -> Dockerd {
         Self::start_with("vfs")
     }

@@ -56,6 +56,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The registry's process, for measuring what it spends.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start() -> Registry {
         Self::start_with(None)
     }
