@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{BundleError, Entry, Source, io_err};
-use crate::digest::{Digest, HashThread};
+use crate::digest::{Digest, HashThread, HashingReader};
 use crate::store::Store;
 
 /// Bytes per read from the store, per chunk handed to the hashers.
@@ -70,7 +70,8 @@ pub(super) fn write_tar(
                 unchecked.push((d, e.size, grew));
             }
             Source::File(p) => {
-                let mut r = CheckedReader::new(File::open(p).map_err(io_err(p))?);
+                // tar reads to the end: a longer file shows in the count.
+                let mut r = HashingReader::new(File::open(p).map_err(io_err(p))?);
                 builder
                     .append_data(&mut h, &e.path, &mut r)
                     .map_err(|_| BundleError::Changed { path: p.clone() })?;
@@ -262,43 +263,5 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     // SAFETY: a plain system call on an open descriptor; no memory passed.
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-/// A reader that hashes what passes and stops at `tar`'s declared size:
-/// a source longer than announced is caught by the size check after.
-struct CheckedReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    n: u64,
-}
-
-impl<R: Read> CheckedReader<R> {
-    fn new(inner: R) -> Self {
-        use sha2::Digest as _;
-        CheckedReader {
-            inner,
-            hasher: sha2::Sha256::new(),
-            n: 0,
-        }
-    }
-
-    fn finish(mut self) -> (Digest, u64) {
-        // Bytes past the declared size mean the source changed; count them.
-        let mut extra = [0u8; 1];
-        if matches!(self.inner.read(&mut extra), Ok(1)) {
-            self.n += 1;
-        }
-        (Digest::from_sha256(self.hasher), self.n)
-    }
-}
-
-impl<R: Read> Read for CheckedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
     }
 }

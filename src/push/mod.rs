@@ -290,6 +290,26 @@ pub fn push(
     Ok(p.report)
 }
 
+/// Runs `work` on `n` threads at once; each one's result, a panic as an error.
+fn on_workers<T: Send>(
+    n: usize,
+    work: impl Fn() -> Result<T, PushError> + Sync,
+) -> Vec<Result<T, PushError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(&work)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(PushError::Target(
+                        "a push worker stopped unexpectedly".into(),
+                    ))
+                })
+            })
+            .collect()
+    })
+}
+
 /// The repository `name` of the bundle goes to under `prefix`.
 fn target_of(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -484,21 +504,7 @@ impl<'a> Pusher<'a> {
                 done.push((i, images));
             }
         };
-        let results: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..PARALLEL_BLOBS.min(repos.len()))
-                .map(|_| s.spawn(work))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(PushError::Target(
-                            "a push worker stopped unexpectedly".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
+        let results = on_workers(PARALLEL_BLOBS.min(repos.len()), work);
         let mut by_repo = Vec::new();
         for r in results {
             by_repo.extend(r?);
@@ -527,21 +533,7 @@ impl<'a> Pusher<'a> {
             }
             Ok(w)
         };
-        let results: Vec<Result<Pusher<'_>, PushError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..PARALLEL_BLOBS.min(todo.len()))
-                .map(|_| s.spawn(work))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(PushError::Target(
-                            "a push worker stopped unexpectedly".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
+        let results = on_workers(PARALLEL_BLOBS.min(todo.len()), work);
         let mut first_error = None;
         let mut merged = Vec::new();
         for r in results {
