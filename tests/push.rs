@@ -413,3 +413,64 @@ fn a_registry_that_never_answers_fails_the_push_within_two_minutes() {
         "the push took {took:?} against a silent registry"
     );
 }
+
+/// ureq frames a bodiless POST or PUT as chunked; a registry (or a proxy
+/// in front of one) that answers chunked requests with 411 would take no
+/// upload at all. Such a registry, which otherwise takes every byte, gets
+/// the whole push, and no request arrives chunked.
+#[test]
+fn a_registry_that_refuses_chunked_requests_still_takes_the_whole_push() {
+    use common::hostile::Reply;
+    let b = multi_bundle(300_000, &["linux/amd64"]);
+    let reg = lying_registry(|req| {
+        if req.header("transfer-encoding").is_some() {
+            return Some(Reply::status(411));
+        }
+        let at =
+            |path: &str| -> Vec<(String, String)> { vec![("Location".into(), path.to_owned())] };
+        match req.method.as_str() {
+            "POST" => Some(Reply::Full {
+                status: 202,
+                headers: at("/v2/lying/uploads/u1"),
+                body: vec![],
+            }),
+            "PATCH" => {
+                let end = req
+                    .header("content-range")
+                    .and_then(|r| r.split_once('-'))
+                    .map(|(_, e)| e.to_owned())
+                    .unwrap_or_default();
+                let mut headers = at("/v2/lying/uploads/u1");
+                headers.push(("Range".into(), format!("0-{end}")));
+                Some(Reply::Full {
+                    status: 202,
+                    headers,
+                    body: vec![],
+                })
+            }
+            "PUT" if req.header("content-length").is_some() => Some(Reply::status(201)),
+            _ => None,
+        }
+    });
+    login(&b, &reg.host(), "alice", "pw");
+    let r = push_to(&b, &reg.host());
+    r.ok();
+    let requests = reg.requests();
+    let chunked: Vec<String> = requests
+        .iter()
+        .filter(|q| q.header("transfer-encoding").is_some())
+        .map(|q| format!("{} {}", q.method, q.path))
+        .collect();
+    assert!(chunked.is_empty(), "sent chunked: {chunked:?}");
+    // Every blob went up: a POST each, closed by a PUT with Content-Length.
+    let posts = requests
+        .iter()
+        .filter(|q| q.method == "POST" && q.header("authorization").is_some())
+        .count();
+    let closing = requests
+        .iter()
+        .filter(|q| q.method == "PUT" && q.path.contains("/uploads/"))
+        .count();
+    assert!(posts >= 5, "{posts} uploads started");
+    assert_eq!(closing, posts, "every upload closed once");
+}

@@ -524,6 +524,14 @@ impl RegistryClient {
             req = req.header("authorization", a);
         }
         match payload {
+            // ureq frames a bodiless POST or PUT as chunked ("0\r\n\r\n");
+            // the upload requests of the distribution spec are specified
+            // with `Content-Length: 0`, and some registries and proxies
+            // answer chunked requests with 411.
+            Payload::Empty if matches!(method, "POST" | "PUT" | "PATCH") => req
+                .header("content-length", 0)
+                .body(&[][..])
+                .map(|r| self.agent.run(r)),
             Payload::Empty => req.body(()).map(|r| self.agent.run(r)),
             Payload::Bytes(b) => req
                 .header("content-length", b.len())
