@@ -62,6 +62,12 @@ pub(super) fn skippable(
     Ok(skip)
 }
 
+/// The layer chain IDs of an image, bottom first, as Docker keys what it
+/// has unpacked.
+pub(super) fn chain_ids(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, InstallError> {
+    Ok(crate::runtime::chain_ids(&diff_ids(bundle, r)?))
+}
+
 /// The diff IDs an image's config lists (`rootfs.diff_ids`).
 fn diff_ids(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, InstallError> {
     #[derive(serde::Deserialize)]
@@ -187,7 +193,13 @@ pub(super) fn write_archive(
             let path = format!("layers/{}.tar", d.hex());
             tar.append_data(&mut h, &path, Unzstd::new(io::BufReader::new(reader())))?;
         } else {
-            tar.append_data(&mut h, &name, reader())?;
+            // 1 MiB reads and writes instead of io::copy's 8 KiB: the
+            // runtime's end of the pipe wakes once per megabyte.
+            tar.append_data(
+                &mut h,
+                &name,
+                io::BufReader::with_capacity(1 << 20, reader()),
+            )?;
         }
     }
     tar.finish()

@@ -252,8 +252,12 @@ fn release_id(version: &semver::Version, manifest: &Digest) -> String {
 
 /// Installs the bundle at `path`.
 pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, InstallError> {
-    // 1. Verify everything before touching anything (a delta's base too).
-    let mut bundle = OpenBundle::open_with_base(path, opts.key, opts.base.as_deref())?;
+    // 1. Verify everything before touching anything (a delta's base too),
+    // while the runtime's probes (which change nothing) run beside it.
+    let mut bundle = std::thread::scope(|s| {
+        s.spawn(|| opts.runtime.warm());
+        OpenBundle::open_with_base(path, opts.key, opts.base.as_deref())
+    })?;
     fault_point("verify");
     // A delta without its base file takes the plain files it leaves to the
     // base from the installed base release (checked against the digests).
@@ -641,7 +645,8 @@ fn load_images(
     }
     // Layers the runtime holds (an upgrade that changed the top layer of
     // an image) are left out: the load scales with what changed.
-    let skip = archive::skippable(bundle, &to_load, format, &runtime.present()?)?;
+    let present = runtime.present()?;
+    let skip = archive::skippable(bundle, &to_load, format, &present)?;
     if let Some(r) = to_load.iter().find(|r| {
         r.layers
             .iter()
@@ -654,7 +659,7 @@ fn load_images(
             o.layers_present = r.layers.iter().filter(|l| skip.contains(*l)).count();
         }
     }
-    load::in_waves(bundle, &to_load, runtime, skip)?;
+    load::in_streams(bundle, &to_load, runtime, skip, present)?;
     for (r, have) in images.iter().zip(ask_each(runtime, images)) {
         let have = have?;
         let id = have.as_ref().and_then(|h| h.config.clone());

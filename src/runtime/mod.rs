@@ -195,6 +195,10 @@ pub trait Runtime: Sync {
     fn parallel_loads(&self) -> usize {
         1
     }
+    /// Runs the runtime's slow probes (which compose tool it has) ahead,
+    /// so that their answers are at hand when asked for; the caller does
+    /// other work meanwhile.
+    fn warm(&self) {}
     /// Where the runtime keeps its images, for the disk preflight.
     fn data_root(&self) -> Option<PathBuf> {
         None
@@ -312,6 +316,18 @@ pub(crate) fn output_ok(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Asks for a 1 MiB pipe (Linux allows it unprivileged), so that the
+/// loader reads a megabyte per wakeup rather than 64 KiB; a refusal only
+/// leaves the pipe as it was.
+fn widen_pipe(stdin: &std::process::ChildStdin) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: F_SETPIPE_SZ on a pipe this process owns; it changes only
+    // the pipe's capacity, and its result is ignored.
+    unsafe {
+        libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
 pub(crate) fn load_via(
     program: &str,
     args: &[String],
@@ -331,6 +347,7 @@ pub(crate) fn load_via(
         .stdin
         .take()
         .ok_or_else(|| RuntimeError::Unsupported("no stdin".into()))?;
+    widen_pipe(&stdin);
     // Drain stderr while writing, so a chatty loader cannot block us.
     let mut stderr = child.stderr.take();
     let reader = std::thread::spawn(move || {
