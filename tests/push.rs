@@ -364,7 +364,17 @@ fn an_upload_the_registry_never_takes_fails_after_a_few_tries_naming_the_blob() 
         _ => None,
     });
     login(&b, &reg.host(), "alice", "pw");
-    let r = push_to(&b, &reg.host());
+    // In chunks: a blob that fits in one goes up in a single PUT.
+    let r = b.p.bale(&[
+        "push",
+        "served.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--to",
+        &format!("{}/lying", reg.host()),
+        "--chunk-size",
+        "65536",
+    ]);
     r.fails(bale::error::exit::REGISTRY)
         .says("the registry confirmed only 1024 of the")
         .says(&format!("multi/app@{layer}"));
@@ -473,4 +483,73 @@ fn a_registry_that_refuses_chunked_requests_still_takes_the_whole_push() {
         .count();
     assert!(posts >= 5, "{posts} uploads started");
     assert_eq!(closing, posts, "every upload closed once");
+    // Every blob fits in one chunk (8 MiB): each went up in its one PUT.
+    assert!(!requests.iter().any(|q| q.method == "PATCH"));
+}
+
+/// A blob that fits in one chunk goes up in a single PUT; when the
+/// registry fails that PUT (503), the blob goes on in chunks from where
+/// the registry says the upload stands, and the push completes.
+#[test]
+fn a_single_put_the_registry_fails_goes_on_in_chunks() {
+    use common::hostile::Reply;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let b = multi_bundle(300_000, &["linux/amd64"]);
+    let failed = AtomicBool::new(false);
+    let at = || vec![("Location".to_owned(), "/v2/lying/uploads/u1".to_owned())];
+    let reg = lying_registry(move |req| match req.method.as_str() {
+        "POST" => Some(Reply::Full {
+            status: 202,
+            headers: at(),
+            body: vec![],
+        }),
+        "PUT"
+            if req.path.contains("/uploads/")
+                && req.header("content-length") != Some("0")
+                && !failed.swap(true, Ordering::SeqCst) =>
+        {
+            Some(Reply::status(503))
+        }
+        "PUT" => Some(Reply::status(201)),
+        "GET" if req.path.contains("/uploads/") => {
+            let mut headers = at();
+            headers.push(("Range".into(), "0-0".into()));
+            Some(Reply::Full {
+                status: 204,
+                headers,
+                body: vec![],
+            })
+        }
+        "PATCH" => {
+            let end = req
+                .header("content-range")
+                .and_then(|r| r.split_once('-'))
+                .map(|(_, e)| e.to_owned())
+                .unwrap_or_default();
+            let mut headers = at();
+            headers.push(("Range".into(), format!("0-{end}")));
+            Some(Reply::Full {
+                status: 202,
+                headers,
+                body: vec![],
+            })
+        }
+        _ => None,
+    });
+    login(&b, &reg.host(), "alice", "pw");
+    let r = b.p.bale(&[
+        "push",
+        "served.bale",
+        "--public-key",
+        "keys/k.pub",
+        "--to",
+        &format!("{}/lying", reg.host()),
+        "--json",
+    ]);
+    r.ok();
+    let requests = reg.requests();
+    let patches = requests.iter().filter(|q| q.method == "PATCH").count();
+    assert_eq!(patches, 1, "the failed blob went on in one chunk");
+    let summary = r.summary();
+    assert_eq!(summary["resumes"], 1, "{summary}");
 }

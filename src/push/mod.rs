@@ -1,8 +1,9 @@
 //! `bale push`: every image of a verified bundle into an existing registry
 //! (distribution, Harbor, …), byte for byte, so that every digest stays.
 //!
-//! Each blob is skipped when the registry has it (HEAD), else uploaded in
-//! chunks (POST, PATCH…, PUT) into the first repository that needs it,
+//! Each blob is skipped when the registry has it (HEAD), else uploaded (in
+//! one PUT when it fits in a chunk, else in chunks: POST, PATCH…, PUT)
+//! into the first repository that needs it,
 //! largest first across all repositories, then mounted into the others
 //! where the registry allows. A chunk that fails
 //! (a cut connection, a 5xx) is not resent blindly: the registry is asked
@@ -572,16 +573,7 @@ impl<'a> Pusher<'a> {
             .client
             .send(&self.ep, repo, "PUT", url, headers, payload, true)
             .map_err(reg_err(what))?;
-        if let Some(got) = header(&resp, "docker-content-digest")
-            && got != want.to_string()
-        {
-            return Err(PushError::Digest {
-                what: what.to_owned(),
-                want: want.clone(),
-                got,
-            });
-        }
-        Ok(())
+        stored(&resp, want, what)
     }
 
     /// A pusher for one worker: the same registry and bundle, its own
@@ -598,6 +590,24 @@ impl<'a> Pusher<'a> {
             holders: self.holders.clone(),
         }
     }
+}
+
+/// Checks the digest a registry says it stored, where it says one.
+fn stored(
+    resp: &ureq::http::Response<ureq::Body>,
+    want: &Digest,
+    what: &str,
+) -> Result<(), PushError> {
+    if let Some(got) = header(resp, "docker-content-digest")
+        && got != want.to_string()
+    {
+        return Err(PushError::Digest {
+            what: what.to_owned(),
+            want: want.clone(),
+            got,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
