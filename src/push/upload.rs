@@ -64,7 +64,8 @@ impl Pusher<'_> {
         Ok(())
     }
 
-    /// A chunked upload of `d` at `location`, resumed where a chunk fails.
+    /// The upload of `d` at `location`: whole, or in chunks, resumed where
+    /// a chunk fails.
     fn upload(
         &mut self,
         repo: &str,
@@ -76,57 +77,13 @@ impl Pusher<'_> {
         let mut offset = 0u64;
         let mut failures = 0u32;
         let mut short = 0u32;
-        // A blob that fits in one chunk goes up in one request (the spec's
-        // POST then PUT): most blobs of a stack are configs and small
-        // layers, and each PATCH costs the registry a request and a saved
-        // hash state. One that fails goes on in chunks from where the
-        // registry says it stands.
         if span.size <= self.chunk {
-            let url = self.absolute(&location);
-            let file = &self.file;
-            let open = move || -> io::Result<Box<dyn Read + '_>> {
-                Ok(Box::new(SpanReader {
-                    file,
-                    pos: span.offset,
-                    left: span.size,
-                }))
-            };
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let sent = self.client.send(
-                &self.ep,
-                repo,
-                "PUT",
-                &format!("{url}{sep}digest={d}"),
-                &[("content-type", "application/octet-stream".into())],
-                &Payload::Reader {
-                    open: &open,
-                    len: span.size,
-                },
-                false,
-            );
-            match sent {
-                Ok(resp) => {
-                    stored(&resp, d, what)?;
-                    self.report.bytes_uploaded += span.size;
-                    (self.events)(PushEvent::Progress {
-                        digest: d.clone(),
-                        sent: span.size,
-                        size: span.size,
-                    });
-                    return Ok(());
+            match self.whole(repo, d, span, &location, what)? {
+                None => return Ok(()),
+                Some(at) => {
+                    failures = 1;
+                    (location, offset) = at;
                 }
-                Err(e) if resumable(&e) => {
-                    failures += 1;
-                    self.report.resumes += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(200 << failures));
-                    (location, offset) = self.where_now(repo, &url, what)?;
-                    (self.events)(PushEvent::Resumed {
-                        digest: d.clone(),
-                        offset,
-                        reason: e.to_string(),
-                    });
-                }
-                Err(e) => return Err(reg_err(what)(e)),
             }
         }
         while offset < span.size {
@@ -185,14 +142,7 @@ impl Pusher<'_> {
                 }
                 Err(e) if failures < MAX_RESUMES && resumable(&e) => {
                     failures += 1;
-                    self.report.resumes += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(200 << failures.min(5)));
-                    (location, offset) = self.where_now(repo, &url, what)?;
-                    (self.events)(PushEvent::Resumed {
-                        digest: d.clone(),
-                        offset,
-                        reason: e.to_string(),
-                    });
+                    (location, offset) = self.resume(repo, d, &url, failures, &e, what)?;
                 }
                 Err(e) => return Err(reg_err(what)(e)),
             }
@@ -207,6 +157,79 @@ impl Pusher<'_> {
             d,
             what,
         )
+    }
+
+    /// A blob that fits in one chunk, in one request (the spec's POST then
+    /// PUT): most blobs of a stack are configs and small layers, and each
+    /// PATCH costs the registry a request and a saved hash state. `None`
+    /// when the registry took it; else where the upload stands, to go on
+    /// in chunks.
+    fn whole(
+        &mut self,
+        repo: &str,
+        d: &Digest,
+        span: Span,
+        location: &str,
+        what: &str,
+    ) -> Result<Option<(String, u64)>, PushError> {
+        let url = self.absolute(location);
+        let file = &self.file;
+        let open = move || -> io::Result<Box<dyn Read + '_>> {
+            Ok(Box::new(SpanReader {
+                file,
+                pos: span.offset,
+                left: span.size,
+            }))
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let sent = self.client.send(
+            &self.ep,
+            repo,
+            "PUT",
+            &format!("{url}{sep}digest={d}"),
+            &[("content-type", "application/octet-stream".into())],
+            &Payload::Reader {
+                open: &open,
+                len: span.size,
+            },
+            false,
+        );
+        match sent {
+            Ok(resp) => {
+                stored(&resp, d, what)?;
+                self.report.bytes_uploaded += span.size;
+                (self.events)(PushEvent::Progress {
+                    digest: d.clone(),
+                    sent: span.size,
+                    size: span.size,
+                });
+                Ok(None)
+            }
+            Err(e) if resumable(&e) => self.resume(repo, d, &url, 1, &e, what).map(Some),
+            Err(e) => Err(reg_err(what)(e)),
+        }
+    }
+
+    /// After failure number `failures` of the upload at `url` (error `e`):
+    /// a pause, then where the upload stands.
+    fn resume(
+        &mut self,
+        repo: &str,
+        d: &Digest,
+        url: &str,
+        failures: u32,
+        e: &RegistryError,
+        what: &str,
+    ) -> Result<(String, u64), PushError> {
+        self.report.resumes += 1;
+        std::thread::sleep(std::time::Duration::from_millis(200 << failures.min(5)));
+        let (location, offset) = self.where_now(repo, url, what)?;
+        (self.events)(PushEvent::Resumed {
+            digest: d.clone(),
+            offset,
+            reason: e.to_string(),
+        });
+        Ok((location, offset))
     }
 
     /// After a failed chunk: where the upload at `url` stands, or a new
