@@ -281,14 +281,39 @@ fn lying_registry(
 }
 
 fn push_to(b: &MultiBundle, host: &str) -> Run {
-    b.p.bale(&[
+    push_with(b, host, &[])
+}
+
+fn push_with(b: &MultiBundle, host: &str, extra: &[&str]) -> Run {
+    let to = format!("{host}/lying");
+    let mut args = vec![
         "push",
         "served.bale",
         "--public-key",
         "keys/k.pub",
         "--to",
-        &format!("{host}/lying"),
-    ])
+        &to,
+    ];
+    args.extend_from_slice(extra);
+    b.p.bale(&args)
+}
+
+/// A PATCH taken whole: 202 at `/v2/lying/uploads/u1`, confirming up to
+/// the end of its Content-Range.
+fn chunk_taken(req: &common::hostile::Req) -> common::hostile::Reply {
+    let end = req
+        .header("content-range")
+        .and_then(|r| r.split_once('-'))
+        .map(|(_, e)| e.to_owned())
+        .unwrap_or_default();
+    common::hostile::Reply::Full {
+        status: 202,
+        headers: vec![
+            ("Location".into(), "/v2/lying/uploads/u1".into()),
+            ("Range".into(), format!("0-{end}")),
+        ],
+        body: vec![],
+    }
 }
 
 #[test]
@@ -365,16 +390,7 @@ fn an_upload_the_registry_never_takes_fails_after_a_few_tries_naming_the_blob() 
     });
     login(&b, &reg.host(), "alice", "pw");
     // In chunks: a blob that fits in one goes up in a single PUT.
-    let r = b.p.bale(&[
-        "push",
-        "served.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--to",
-        &format!("{}/lying", reg.host()),
-        "--chunk-size",
-        "65536",
-    ]);
+    let r = push_with(&b, &reg.host(), &["--chunk-size", "65536"]);
     r.fails(bale::error::exit::REGISTRY)
         .says("the registry confirmed only 1024 of the")
         .says(&format!("multi/app@{layer}"));
@@ -444,20 +460,7 @@ fn a_registry_that_refuses_chunked_requests_still_takes_the_whole_push() {
                 headers: at("/v2/lying/uploads/u1"),
                 body: vec![],
             }),
-            "PATCH" => {
-                let end = req
-                    .header("content-range")
-                    .and_then(|r| r.split_once('-'))
-                    .map(|(_, e)| e.to_owned())
-                    .unwrap_or_default();
-                let mut headers = at("/v2/lying/uploads/u1");
-                headers.push(("Range".into(), format!("0-{end}")));
-                Some(Reply::Full {
-                    status: 202,
-                    headers,
-                    body: vec![],
-                })
-            }
+            "PATCH" => Some(chunk_taken(req)),
             "PUT" if req.header("content-length").is_some() => Some(Reply::status(201)),
             _ => None,
         }
@@ -520,32 +523,11 @@ fn a_single_put_the_registry_fails_goes_on_in_chunks() {
                 body: vec![],
             })
         }
-        "PATCH" => {
-            let end = req
-                .header("content-range")
-                .and_then(|r| r.split_once('-'))
-                .map(|(_, e)| e.to_owned())
-                .unwrap_or_default();
-            let mut headers = at();
-            headers.push(("Range".into(), format!("0-{end}")));
-            Some(Reply::Full {
-                status: 202,
-                headers,
-                body: vec![],
-            })
-        }
+        "PATCH" => Some(chunk_taken(req)),
         _ => None,
     });
     login(&b, &reg.host(), "alice", "pw");
-    let r = b.p.bale(&[
-        "push",
-        "served.bale",
-        "--public-key",
-        "keys/k.pub",
-        "--to",
-        &format!("{}/lying", reg.host()),
-        "--json",
-    ]);
+    let r = push_with(&b, &reg.host(), &["--json"]);
     r.ok();
     let requests = reg.requests();
     let patches = requests.iter().filter(|q| q.method == "PATCH").count();

@@ -2,7 +2,7 @@
 //! runtime takes several loads at once (dockerd unpacks each `docker load`
 //! one layer at a time, about one core's worth). Each image is one load.
 //! The order: the images that carry the layer chains several images share
-//! (so each chain is unpacked once), then the rest, largest first. An
+//! (so each chain is unpacked once), then the rest, costliest first. An
 //! image that shares a chain still to unpack with one before it waits for
 //! that one, and its archive leaves out what that one unpacked; a stream
 //! that comes free takes the first image with nothing left to wait for.
@@ -61,22 +61,29 @@ pub(super) fn in_streams(
             s.spawn(|| {
                 while let Some((i, have)) = queue.next() {
                     let r = order[i];
-                    let loaded = archive::skippable(
-                        bundle,
-                        &[r],
-                        ArchiveFormat::Docker,
-                        &Present {
-                            chains: have,
-                            blobs: BTreeSet::new(),
-                        },
-                    )
-                    .and_then(|skip| load(bundle, &[r], runtime, &skip));
+                    // A stream that panicked would leave image `i` started
+                    // and never done, and the images waiting for it waiting.
+                    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        archive::skippable(
+                            bundle,
+                            &[r],
+                            ArchiveFormat::Docker,
+                            &Present {
+                                chains: have,
+                                blobs: BTreeSet::new(),
+                            },
+                        )
+                        .and_then(|skip| load(bundle, &[r], runtime, &skip))
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(InstallError::Bundle("an image load stream panicked".into()))
+                    });
                     queue.finished(i, &chains[i], loaded);
                 }
             });
         }
     });
-    let mut errors = queue.lock().errors.split_off(0);
+    let mut errors = std::mem::take(&mut queue.lock().errors);
     // An entry that changed after verification is the cause of whatever
     // else failed beside it.
     match errors

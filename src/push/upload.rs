@@ -147,11 +147,9 @@ impl Pusher<'_> {
                 Err(e) => return Err(reg_err(what)(e)),
             }
         }
-        let url = self.absolute(&location);
-        let sep = if url.contains('?') { '&' } else { '?' };
         self.put_checked(
             repo,
-            &format!("{url}{sep}digest={d}"),
+            &with_digest(&self.absolute(&location), d),
             &[],
             &Payload::Empty,
             d,
@@ -181,12 +179,11 @@ impl Pusher<'_> {
                 left: span.size,
             }))
         };
-        let sep = if url.contains('?') { '&' } else { '?' };
         let sent = self.client.send(
             &self.ep,
             repo,
             "PUT",
-            &format!("{url}{sep}digest={d}"),
+            &with_digest(&url, d),
             &[("content-type", "application/octet-stream".into())],
             &Payload::Reader {
                 open: &open,
@@ -278,6 +275,12 @@ impl Pusher<'_> {
             })
         })
     }
+}
+
+/// An upload's URL with the `digest` that closes it.
+fn with_digest(url: &str, d: &Digest) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}digest={d}")
 }
 
 /// The next offset an upload response confirms (`Range: 0-N` → N+1).
