@@ -111,6 +111,13 @@ fn install_tls(
         "site.example.toml",
         "--set",
         &tls_set,
+        // These tests check what is rendered, not the machine running them:
+        // CI hosts have less free disk and memory than a site (preflight is
+        // tested in tests/values.rs).
+        "--skip-preflight",
+        "disk",
+        "--skip-preflight",
+        "memory",
     ];
     args.extend_from_slice(extra);
     let r = p.bale(&args);
@@ -652,9 +659,6 @@ fn each_tls_mode_renders_a_caddyfile_caddy_and_compose_accept(p: &Project) {
             ],
         ),
     ] {
-        // This machine is smaller than the architecture's host.
-        let mut extra = extra;
-        extra.extend(["--skip-preflight", "disk"]);
         let target = install_tls(p, "borgstack.bale", ("BORGSTACK_TLS", tls), &extra, None);
         let caddyfile = p
             .path()
@@ -808,6 +812,8 @@ fn postgresql_reads_its_sizing_for_both_host_sizes(p: &Project) {
             "BORGSTACK_HOST_MEMORY_GIB=16",
             "--skip-preflight",
             "disk",
+            "--skip-preflight",
+            "memory",
         ],
     )
     .ok();
