@@ -487,6 +487,27 @@ fn repeat(runs: usize, mut setup: impl FnMut(), mut run: impl FnMut() -> Sample)
     median(v)
 }
 
+/// The medians of `runs` runs of `a` and of `b`, in ABBA order: each run
+/// starts after a `sync` of the one before.
+fn alternate(
+    runs: usize,
+    mut a: impl FnMut() -> Sample,
+    mut b: impl FnMut() -> Sample,
+) -> (Sample, Sample) {
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        for first in [i % 2 == 0, i % 2 != 0] {
+            let _ = Command::new("sync").status();
+            if first {
+                va.push(a());
+            } else {
+                vb.push(b());
+            }
+        }
+    }
+    (median(va), median(vb))
+}
+
 fn median(mut v: Vec<Sample>) -> Sample {
     v.sort_by(|a, b| a.wall.total_cmp(&b.wall));
     let mid = v[v.len() / 2];
@@ -880,19 +901,22 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
     ];
     // The CPU recorded for both is dockerd's and its children's (unpigz,
     // the unpacking processes): the work the load costs the daemon.
-    let install = repeat(
+    // Taken in turns (bale, peer, peer, bale, ...), so that a machine
+    // getting busier or quieter over the minutes weighs on both alike.
+    let (install, load) = alternate(
         runs,
         || {
             clean_docker();
             let _ = std::fs::remove_dir_all(proj.join("target"));
+            with_cpu_of(dpid, || timed_bale(&install_args, &proj, &env))
         },
-        || with_cpu_of(dpid, || timed_bale(&install_args, &proj, &env)),
+        || {
+            clean_docker();
+            with_cpu_of(dpid, || {
+                timed("docker load -q -i save.tar >/dev/null", &proj, &env)
+            })
+        },
     );
-    let load = repeat(runs, clean_docker, || {
-        with_cpu_of(dpid, || {
-            timed("docker load -q -i save.tar >/dev/null", &proj, &env)
-        })
-    });
     clean_docker();
 
     let (served_copy, served_rss_kb, push, skopeo_push) =
