@@ -87,8 +87,9 @@ fn build_engine(p: &Project) {
 }
 
 /// Installs `bundle` into `t-<tls>` with the example's site values and the
-/// value `tls_value` set to `tls`, plus `extra`; checks that `secret` (an
-/// example secret value) was not printed.
+/// value `tls_value` set to `tls`, the disk and memory preflight skipped,
+/// plus `extra`; checks that `secret` (an example secret value) was not
+/// printed.
 fn install_tls(
     p: &Project,
     bundle: &str,
