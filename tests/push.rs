@@ -486,7 +486,7 @@ fn a_registry_that_refuses_chunked_requests_still_takes_the_whole_push() {
         .count();
     assert!(posts >= 5, "{posts} uploads started");
     assert_eq!(closing, posts, "every upload closed once");
-    // Every blob fits in one chunk (8 MiB): each went up in its one PUT.
+    // Every blob fits in one chunk (64 MiB): each went up in its one PUT.
     assert!(!requests.iter().any(|q| q.method == "PATCH"));
 }
 

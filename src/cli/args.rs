@@ -365,7 +365,7 @@ pub struct PushArgs {
     #[arg(long, value_name = "PATH")]
     pub ca_cert: Option<PathBuf>,
     /// Bytes per upload request (K, M, G suffixes); a failed chunk is resumed, not the whole blob.
-    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     pub chunk_size: u64,
     #[command(flatten)]
     pub hosts: Hosts,

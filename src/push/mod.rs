@@ -24,7 +24,7 @@ mod upload;
 
 /// Blobs uploaded at once: a push waits on the registry's round trips and
 /// its hashing, not on bale's reads.
-const PARALLEL_BLOBS: usize = 4;
+const PARALLEL_BLOBS: usize = 8;
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
