@@ -417,27 +417,24 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
 /// CPU seconds of the bench's children that have been waited for
 /// (cutime, cstime of /proc/self/stat).
 fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let ticks: f64 = rest
-        .split_whitespace()
-        .skip(13)
-        .take(2)
-        .filter_map(|v| v.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
+    stat_seconds("/proc/self/stat", 13, 2)
 }
 
 /// CPU seconds a process and its waited-for children have spent
 /// (utime, stime, cutime, cstime of /proc/PID/stat).
 fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
+    stat_seconds(&format!("/proc/{pid}/stat"), 11, 4)
+}
+
+/// The sum, in seconds, of `take` clock-tick fields of a /proc stat file
+/// from the `skip`-th after the command name (which is in parentheses).
+fn stat_seconds(path: &str, skip: usize, take: usize) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let ticks: f64 = rest
         .split_whitespace()
-        .skip(11)
-        .take(4)
+        .skip(skip)
+        .take(take)
         .filter_map(|v| v.parse::<f64>().ok())
         .sum();
     ticks / 100.0
