@@ -820,36 +820,40 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
         &env,
     );
 
-    // pack, from the warm store
+    // pack, from the warm store, in turns with `tar -cf` of the same blobs
+    // (bale, tar, tar, bale, ...): the page cache's writeback weighs on both
+    // alike. Each run starts with its own output removed and synced away.
     let bundle = proj.join("borgstack.bale");
-    let build = measure_bale(
+    let blobs_tar = proj.join("blobs.tar");
+    let removed = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        let _ = Command::new("sync").status();
+    };
+    let (build, tar) = alternate(
         runs,
         || {
-            let _ = std::fs::remove_file(&bundle);
+            removed(&bundle);
+            timed_bale(
+                &[
+                    "build",
+                    "--offline",
+                    "--sign-key",
+                    "k.sec",
+                    "-o",
+                    "borgstack.bale",
+                ],
+                &proj,
+                &env,
+            )
         },
-        &[
-            "build",
-            "--offline",
-            "--sign-key",
-            "k.sec",
-            "-o",
-            "borgstack.bale",
-        ],
-        &proj,
-        &env,
+        || {
+            removed(&blobs_tar);
+            timed("tar -cf blobs.tar -C store blobs", &proj, &env)
+        },
     );
     if hold {
         hold_here(&proj, &reg, &corpus, &env);
     }
-    let tar = measure(
-        runs,
-        || {
-            let _ = std::fs::remove_file(proj.join("blobs.tar"));
-        },
-        "tar -cf blobs.tar -C store blobs",
-        &proj,
-        &env,
-    );
     let names: Vec<String> = {
         let lock: toml::Value =
             toml::from_str(&std::fs::read_to_string(proj.join("bundle.lock")).unwrap_or_default())
