@@ -157,3 +157,56 @@ fn an_upgrade_that_changes_the_top_layer_leaves_containerds_blobs_out() {
     assert_eq!(sha(&out.stdout), sha(&base.blob));
     p.audit_containerd("t", &addr, &[]).ok();
 }
+
+/// Docker gets gzip layers inflated, straight through its Engine API
+/// socket; a layer whose gzip trailer does not give its inflated length
+/// (two gzip members: the trailer counts the last one only) is sent as it
+/// is, in a load made again, and the image is the locked one either way.
+#[test]
+fn gzip_layers_reach_docker_inflated_and_a_two_member_layer_goes_as_it_is() {
+    let p = Project::new("");
+    let plain = gzip_layer(&[("usr/lib/one.bin", &noise(7, 300_000))]);
+    let tar = tar_of(&[("etc/two.bin", &noise(8, 100_000))]);
+    let (a, b) = tar.split_at(tar.len() / 2);
+    let mut blob = gzip(a);
+    blob.extend(gzip(b));
+    let two = LayerSpec {
+        diff_id: sha(&tar),
+        blob,
+        media_type: OCI_LAYER_GZIP.into(),
+    };
+    let diffs = format!("[\"{}\",\"{}\"]", plain.diff_id, two.diff_id);
+    write_oci_layout(&p.path().join("l"), "localhost/t/app:1", &[plain, two]);
+    p.keygen();
+    p.write(
+        "bundle.toml",
+        "[bundle]\nname = \"inflate\"\nversion = \"1.0.0\"\n[images]\napp = \"oci:l:localhost/t/app:1\"\n",
+    );
+    p.bale(&["lock"]).ok();
+    p.bale(&["build", "--sign-key", "keys/k.sec", "-o", "b.bale"])
+        .ok();
+    let d = Dockerd::start();
+    let r = p.bale_env(
+        &[
+            "install",
+            "b.bale",
+            "--public-key",
+            "keys/k.pub",
+            "--target",
+            "t",
+            "--json",
+        ],
+        &[("DOCKER_HOST", d.host.as_str())],
+    );
+    r.ok();
+    assert_eq!(image_outcome(&r)["status"], "loaded", "{}", r.describe());
+    let out = d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{json .RootFS.Layers}}",
+        "localhost/t/app:1",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(said, format!("{} {diffs}", locked_config(&p)), "{said}");
+}

@@ -1,12 +1,13 @@
 //! The image archive streamed to the runtime: Docker's `docker load` layout
 //! or an OCI layout, written from the bundle's entries without extracting.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
 use super::InstallError;
+use super::inflate::{Exact, Inflate, claimed_size};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
 use crate::runtime::{ArchiveFormat, Present};
@@ -85,12 +86,14 @@ fn diff_ids(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, Install
 }
 
 /// Writes a tar archive of `images` from `bundle` in `format` into `w`,
-/// without the blobs in `skip` (see [`skippable`]).
+/// without the blobs in `skip` (see [`skippable`]), the gzip layers that
+/// `inflate` wants inflated.
 pub(super) fn write_archive(
     bundle: &OpenBundle,
     images: &[&ImageRecord],
     format: ArchiveFormat,
     skip: &BTreeSet<Digest>,
+    inflate: &Inflate,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut tar = tar::Builder::new(w);
@@ -102,16 +105,12 @@ pub(super) fn write_archive(
         tar.append_data(&mut h, path, bytes)
     };
     let mut blobs: BTreeSet<&Digest> = BTreeSet::new();
-    // Docker before 23 cannot read zstd layers: they go in decompressed,
-    // which leaves the image ID (the config digest) unchanged.
-    let mut zstd: BTreeSet<Digest> = BTreeSet::new();
+    let mut unpacked = Unpacked::default();
     match format {
         ArchiveFormat::Docker => {
-            for r in images {
-                zstd.extend(zstd_layers(bundle, r).map_err(to_io)?);
-            }
+            unpacked = Unpacked::of(bundle, images, skip, inflate)?;
             let layer_path = |l: &Digest| {
-                if zstd.contains(l) {
+                if unpacked.zstd.contains(l) || unpacked.gzip.contains_key(l) {
                     format!("layers/{}.tar", l.hex())
                 } else {
                     format!("blobs/sha256/{}", l.hex())
@@ -169,50 +168,133 @@ pub(super) fn write_archive(
         }
     }
     for d in blobs.into_iter().filter(|d| !skip.contains(*d)) {
-        let name = format!("blobs/sha256/{}", d.hex());
-        // A delta's blob may lie in its base bundle.
-        let (holder, e) = bundle.locate(&name).map_err(|e| to_io(e.into()))?;
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(e.size);
-        h.set_mtime(0);
-        let reader = || EntryReader {
-            bundle: holder,
-            offset: e.offset,
-            left: e.size,
-            hasher: Sha256::new(),
-            want: d.clone(),
-        };
-        if zstd.contains(d) {
-            // Two passes: the tar header needs the decompressed size first.
-            let size = io::copy(
-                &mut Unzstd::new(io::BufReader::new(reader())),
-                &mut io::sink(),
-            )?;
-            h.set_size(size);
-            let path = format!("layers/{}.tar", d.hex());
-            tar.append_data(&mut h, &path, Unzstd::new(io::BufReader::new(reader())))?;
-        } else {
-            // 1 MiB reads and writes instead of io::copy's 8 KiB: the
-            // runtime's end of the pipe wakes once per megabyte.
-            tar.append_data(
-                &mut h,
-                &name,
-                io::BufReader::with_capacity(1 << 20, reader()),
-            )?;
-        }
+        append_blob(&mut tar, bundle, d, &unpacked)?;
     }
     tar.finish()
 }
 
-/// The zstd-compressed layers of an image, from its manifest in the bundle.
-fn zstd_layers(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, InstallError> {
+/// The layers of a Docker archive that go in unpacked: zstd ones (Docker
+/// before 23 cannot read them; the image ID, the config digest, stays the
+/// same), and the gzip ones to inflate with the length their trailer
+/// claims (see [`super::inflate`]).
+#[derive(Default)]
+struct Unpacked {
+    zstd: BTreeSet<Digest>,
+    gzip: BTreeMap<Digest, u64>,
+}
+
+impl Unpacked {
+    fn of(
+        bundle: &OpenBundle,
+        images: &[&ImageRecord],
+        skip: &BTreeSet<Digest>,
+        inflate: &Inflate,
+    ) -> io::Result<Self> {
+        let mut u = Unpacked::default();
+        for r in images {
+            for (d, compression) in layer_compression(bundle, r).map_err(to_io)? {
+                match compression {
+                    Compression::Zstd => {
+                        u.zstd.insert(d);
+                    }
+                    Compression::Gzip if inflate.wants(&d) && !skip.contains(&d) => {
+                        let (holder, e) = bundle
+                            .locate(&format!("blobs/sha256/{}", d.hex()))
+                            .map_err(|e| to_io(e.into()))?;
+                        if let Some(size) = claimed_size(holder, e)? {
+                            u.gzip.insert(d, size);
+                        }
+                    }
+                    Compression::Gzip | Compression::Other => {}
+                }
+            }
+        }
+        Ok(u)
+    }
+}
+
+/// Appends blob `d` from the bundle, unpacked where `unpacked` says.
+fn append_blob(
+    tar: &mut tar::Builder<&mut dyn Write>,
+    bundle: &OpenBundle,
+    d: &Digest,
+    unpacked: &Unpacked,
+) -> io::Result<()> {
+    let name = format!("blobs/sha256/{}", d.hex());
+    // A delta's blob may lie in its base bundle.
+    let (holder, e) = bundle.locate(&name).map_err(|e| to_io(e.into()))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(e.size);
+    h.set_mtime(0);
+    let reader = || EntryReader {
+        bundle: holder,
+        offset: e.offset,
+        left: e.size,
+        hasher: Sha256::new(),
+        want: d.clone(),
+    };
+    let unpacked_path = format!("layers/{}.tar", d.hex());
+    if let Some(&size) = unpacked.gzip.get(d) {
+        h.set_size(size);
+        let inflated =
+            flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, reader()));
+        tar.append_data(
+            &mut h,
+            &unpacked_path,
+            Exact::new(inflated, size, d.clone()),
+        )
+    } else if unpacked.zstd.contains(d) {
+        // Two passes: the tar header needs the decompressed size first.
+        let size = io::copy(
+            &mut Unzstd::new(io::BufReader::new(reader())),
+            &mut io::sink(),
+        )?;
+        h.set_size(size);
+        tar.append_data(
+            &mut h,
+            &unpacked_path,
+            Unzstd::new(io::BufReader::new(reader())),
+        )
+    } else {
+        // 1 MiB reads and writes instead of io::copy's 8 KiB: the
+        // runtime's end of the pipe wakes once per megabyte.
+        tar.append_data(
+            &mut h,
+            &name,
+            io::BufReader::with_capacity(1 << 20, reader()),
+        )
+    }
+}
+
+/// How a layer is compressed, as far as the archive cares.
+enum Compression {
+    Gzip,
+    Zstd,
+    Other,
+}
+
+/// The layers of an image and how each is compressed, from its manifest
+/// in the bundle.
+fn layer_compression(
+    bundle: &OpenBundle,
+    r: &ImageRecord,
+) -> Result<Vec<(Digest, Compression)>, InstallError> {
     let bytes = bundle.read_small(&format!("blobs/sha256/{}", r.manifest.hex()))?;
     match crate::manifest::parse(&bytes, Some(&r.manifest_media_type)) {
         Ok((_, crate::manifest::Parsed::Image { layers, .. })) => Ok(layers
             .into_iter()
-            .filter(|l| l.media_type.ends_with("+zstd") || l.media_type.ends_with(".zstd"))
-            .map(|l| l.digest)
+            .map(|l| {
+                let m = l.media_type.to_ascii_lowercase();
+                let c = if m.ends_with("+zstd") || m.ends_with(".zstd") {
+                    Compression::Zstd
+                } else if m.ends_with("+gzip") || m.ends_with(".gzip") {
+                    Compression::Gzip
+                } else {
+                    Compression::Other
+                };
+                (l.digest, c)
+            })
             .collect()),
         Ok(_) => Err(InstallError::Bundle(format!(
             "{} is not an image manifest",

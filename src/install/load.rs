@@ -13,6 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::archive::{self, write_archive};
 use super::error::InstallError;
+use super::inflate::{Inflate, Uninflatable};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
 use crate::runtime::{ArchiveFormat, Present, Runtime};
@@ -266,7 +267,8 @@ fn shared_first<'a>(
 }
 
 /// One `load` of `images`; an entry that changed after verification is an
-/// integrity failure, not a runtime one.
+/// integrity failure, not a runtime one. A gzip layer that did not
+/// inflate to its trailer's length is sent as it is in a load made again.
 fn load(
     bundle: &OpenBundle,
     images: &[&ImageRecord],
@@ -274,18 +276,33 @@ fn load(
     skip: &BTreeSet<Digest>,
 ) -> Result<(), InstallError> {
     let format = runtime.archive_format();
-    let changed = std::cell::RefCell::new(None);
-    let loaded = runtime.load(&mut |w| {
-        write_archive(bundle, images, format, skip, w).inspect_err(|e| {
-            if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<ChangedEntry>()) {
-                *changed.borrow_mut() = Some(c.0.clone());
-            }
-        })
-    });
-    if let Some(entry) = changed.into_inner() {
-        return Err(OpenError::Changed { entry }.into());
+    let mut inflate =
+        Inflate::new(format == ArchiveFormat::Docker && runtime.takes_inflated_layers());
+    loop {
+        let changed = std::cell::RefCell::new(None);
+        let refused = std::cell::RefCell::new(None);
+        let loaded = runtime.load(&mut |w| {
+            write_archive(bundle, images, format, skip, &inflate, w).inspect_err(|e| {
+                let inner = e.get_ref();
+                if let Some(c) = inner.and_then(|i| i.downcast_ref::<ChangedEntry>()) {
+                    *changed.borrow_mut() = Some(c.0.clone());
+                }
+                if let Some(u) = inner.and_then(|i| i.downcast_ref::<Uninflatable>()) {
+                    *refused.borrow_mut() = Some(u.0.clone());
+                }
+            })
+        });
+        if let Some(entry) = changed.into_inner() {
+            return Err(OpenError::Changed { entry }.into());
+        }
+        // The runtime dropped the archive cut short: nothing of it loaded.
+        let again = refused
+            .into_inner()
+            .is_some_and(|layer| inflate.refuse(layer));
+        if !again {
+            return Ok(loaded?);
+        }
     }
-    Ok(loaded?)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod archive;
 mod compose;
 mod env;
 mod error;
+mod inflate;
 mod journal;
 mod kept;
 mod load;

@@ -1,7 +1,8 @@
 //! Container runtimes, behind a trait so that install and audit can be
 //! tested without one. The implementations drive each runtime's own CLI
 //! (`docker`, `podman`, `ctr`), which honours its usual environment
-//! (`DOCKER_HOST`, contexts, `CONTAINER_HOST`).
+//! (`DOCKER_HOST`, contexts, `CONTAINER_HOST`); `docker load` alone goes
+//! straight to the Engine API's Unix socket that the CLI names.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::digest::Digest;
 
 mod containerd;
 mod docker;
+mod engine;
 mod swarm;
 
 pub use containerd::{Ctr, NoRuntime};
@@ -194,6 +196,11 @@ pub trait Runtime: Sync {
     /// overlap.
     fn parallel_loads(&self) -> usize {
         1
+    }
+    /// Whether `load` is faster given gzip layers already inflated (see
+    /// `install::inflate`); the archive is the same image either way.
+    fn takes_inflated_layers(&self) -> bool {
+        false
     }
     /// Runs the runtime's slow probes (which compose tool it has) ahead,
     /// so that their answers are at hand when asked for; the caller does
