@@ -10,6 +10,7 @@ use super::InstallError;
 use super::inflate::{Exact, Inflate, claimed_size};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
+use crate::inventory::Compression;
 use crate::runtime::{ArchiveFormat, Present};
 use crate::verify::OpenError;
 use crate::verify::open::{ChangedEntry, EntryReader, OpenBundle};
@@ -105,10 +106,12 @@ pub(super) fn write_archive(
         tar.append_data(&mut h, path, bytes)
     };
     let mut blobs: BTreeSet<&Digest> = BTreeSet::new();
-    let mut unpacked = Unpacked::default();
+    let unpacked = match format {
+        ArchiveFormat::Docker => Unpacked::of(bundle, images, skip, inflate)?,
+        ArchiveFormat::Oci => Unpacked::default(),
+    };
     match format {
         ArchiveFormat::Docker => {
-            unpacked = Unpacked::of(bundle, images, skip, inflate)?;
             let layer_path = |l: &Digest| {
                 if unpacked.zstd.contains(l) || unpacked.gzip.contains_key(l) {
                     format!("layers/{}.tar", l.hex())
@@ -194,10 +197,10 @@ impl Unpacked {
         for r in images {
             for (d, compression) in layer_compression(bundle, r).map_err(to_io)? {
                 match compression {
-                    Compression::Zstd => {
+                    Some(Compression::Zstd) => {
                         u.zstd.insert(d);
                     }
-                    Compression::Gzip if inflate.wants(&d) && !skip.contains(&d) => {
+                    Some(Compression::Gzip) if inflate.wants(&d) && !skip.contains(&d) => {
                         let (holder, e) = bundle
                             .locate(&format!("blobs/sha256/{}", d.hex()))
                             .map_err(|e| to_io(e.into()))?;
@@ -205,7 +208,7 @@ impl Unpacked {
                             u.gzip.insert(d, size);
                         }
                     }
-                    Compression::Gzip | Compression::Other => {}
+                    _ => {}
                 }
             }
         }
@@ -267,34 +270,17 @@ fn append_blob(
     }
 }
 
-/// How a layer is compressed, as far as the archive cares.
-enum Compression {
-    Gzip,
-    Zstd,
-    Other,
-}
-
-/// The layers of an image and how each is compressed, from its manifest
-/// in the bundle.
+/// The layers of an image and how each is compressed (`None` for a
+/// media type that is no tar), from its manifest in the bundle.
 fn layer_compression(
     bundle: &OpenBundle,
     r: &ImageRecord,
-) -> Result<Vec<(Digest, Compression)>, InstallError> {
+) -> Result<Vec<(Digest, Option<Compression>)>, InstallError> {
     let bytes = bundle.read_small(&format!("blobs/sha256/{}", r.manifest.hex()))?;
     match crate::manifest::parse(&bytes, Some(&r.manifest_media_type)) {
         Ok((_, crate::manifest::Parsed::Image { layers, .. })) => Ok(layers
             .into_iter()
-            .map(|l| {
-                let m = l.media_type.to_ascii_lowercase();
-                let c = if m.ends_with("+zstd") || m.ends_with(".zstd") {
-                    Compression::Zstd
-                } else if m.ends_with("+gzip") || m.ends_with(".gzip") {
-                    Compression::Gzip
-                } else {
-                    Compression::Other
-                };
-                (l.digest, c)
-            })
+            .map(|l| (l.digest, Compression::of(&l.media_type)))
             .collect()),
         Ok(_) => Err(InstallError::Bundle(format!(
             "{} is not an image manifest",

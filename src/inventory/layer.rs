@@ -17,16 +17,19 @@ const MAX_OS_RELEASE: u64 = 64 * 1024;
 const MAX_ENTRIES: u64 = 10_000_000;
 
 /// How a layer is compressed.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Compression {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
     None,
+    /// gzip.
     Gzip,
+    /// zstd.
     Zstd,
 }
 
 impl Compression {
     /// From a layer media type; `None` for what is not a tar layer.
-    pub(super) fn of(media_type: &str) -> Option<Compression> {
+    pub fn of(media_type: &str) -> Option<Compression> {
         let m = media_type.to_ascii_lowercase();
         if !m.contains("tar") {
             return None;

@@ -21,6 +21,8 @@ use crate::store::Store;
 
 mod layer;
 
+pub use layer::Compression;
+
 /// One layer of an image, as its manifest describes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Layer<'a> {
