@@ -61,13 +61,13 @@ pub(crate) fn load(
         }
         // dockerd stopped reading: it may have said why.
         let _ = stream.set_read_timeout(Some(EARLY_ANSWER));
-        return Err(match read_answer(&mut stream).map(|a| a.error()) {
+        return Err(match read_answer(&mut stream, true).map(|a| a.error()) {
             Ok(Some(said)) => failed(said),
             _ => failed(format!("stream interrupted: {e}")),
         });
     }
     let answer =
-        read_answer(&mut stream).map_err(|e| failed(format!("reading the answer: {e}")))?;
+        read_answer(&mut stream, false).map_err(|e| failed(format!("reading the answer: {e}")))?;
     match answer.error() {
         Some(said) => Err(failed(said)),
         None => Ok(()),
@@ -166,10 +166,18 @@ impl Answer {
 }
 
 /// Reads the whole answer (the connection closes after it), at most
-/// [`MAX_ANSWER`] bytes of it.
-fn read_answer(stream: &mut UnixStream) -> io::Result<Answer> {
+/// [`MAX_ANSWER`] bytes of it. An answer sent `early`, before the body was
+/// all read, may end in a reset instead of the end of the stream (Linux
+/// resets a Unix socket closed with data still unread in it): what
+/// arrived before the reset is the answer.
+fn read_answer(stream: &mut UnixStream, early: bool) -> io::Result<Answer> {
     let mut raw = Vec::new();
-    let read = stream.take(MAX_ANSWER + 1).read_to_end(&mut raw)?;
+    let read = match stream.take(MAX_ANSWER + 1).read_to_end(&mut raw) {
+        Err(e) if early && !raw.is_empty() && e.kind() == io::ErrorKind::ConnectionReset => {
+            raw.len()
+        }
+        r => r?,
+    };
     if read as u64 > MAX_ANSWER {
         return Err(io::Error::other(format!(
             "dockerd's answer is over {MAX_ANSWER} bytes"
