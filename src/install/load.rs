@@ -5,10 +5,16 @@
 //! (so each chain is unpacked once), then the rest, costliest first. An
 //! image that shares a chain still to unpack with one before it waits for
 //! that one, and its archive leaves out what that one unpacked; a stream
-//! that comes free takes the first image with nothing left to wait for.
-//! With one stream, or one image, it is one load.
+//! that comes free takes the first image with nothing left to wait for,
+//! or else the first whose waits are all under way: its archive goes to
+//! the runtime at once but for its last kilobyte (the end-of-archive
+//! blocks), which waits for them. The runtime unpacks nothing before an
+//! archive ends, so the stream inflates and sends while the shared layers
+//! are unpacked, instead of idling. With one stream, or one image, it is
+//! one load.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::archive::{self, write_archive};
@@ -34,7 +40,7 @@ pub(super) fn in_streams(
     // Leaving out what another load of the same install unpacked is known
     // for Docker's chains only.
     if streams <= 1 || images.len() <= 1 || runtime.archive_format() != ArchiveFormat::Docker {
-        return load(bundle, images, runtime, &skip);
+        return load(bundle, images, runtime, &skip, &|| Ok(()));
     }
     let size = |d: &Digest| {
         bundle
@@ -56,6 +62,7 @@ pub(super) fn in_streams(
         }),
         changed: Condvar::new(),
         waits,
+        chains,
     };
     std::thread::scope(|s| {
         for _ in 0..streams.min(order.len()) {
@@ -74,12 +81,12 @@ pub(super) fn in_streams(
                                 blobs: BTreeSet::new(),
                             },
                         )
-                        .and_then(|skip| load(bundle, &[r], runtime, &skip))
+                        .and_then(|skip| load(bundle, &[r], runtime, &skip, &|| queue.settled(i)))
                     }))
                     .unwrap_or_else(|_| {
                         Err(InstallError::Bundle("an image load stream panicked".into()))
                     });
-                    queue.finished(i, &chains[i], loaded);
+                    queue.finished(i, loaded);
                 }
             });
         }
@@ -151,6 +158,7 @@ struct Queue {
     state: Mutex<State>,
     changed: Condvar,
     waits: Vec<Vec<usize>>,
+    chains: Vec<Vec<Digest>>,
 }
 
 struct State {
@@ -167,31 +175,56 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next image to load, and the chains the runtime has by now;
-    /// `None` when nothing is left to start or a load failed. Waits while
-    /// every image left waits for one still loading.
+    /// The next image to load: the first with nothing left to wait for,
+    /// else the first whose waits have all started (its archive's end then
+    /// waits in [`Queue::settled`]); and the chains the runtime will have
+    /// when its archive ends. `None` when nothing is left to start or a
+    /// load failed. Waits while no image qualifies.
     fn next(&self) -> Option<(usize, BTreeSet<Digest>)> {
         let mut st = self.lock();
         loop {
             if !st.errors.is_empty() || st.started.iter().all(|s| *s) {
                 return None;
             }
-            let ready = (0..st.started.len())
-                .find(|&i| !st.started[i] && self.waits[i].iter().all(|&j| st.done[j]));
-            if let Some(i) = ready {
+            let first = |on: &[bool]| {
+                (0..st.started.len())
+                    .find(|&i| !st.started[i] && self.waits[i].iter().all(|&j| on[j]))
+            };
+            if let Some(i) = first(&st.done).or_else(|| first(&st.started)) {
                 st.started[i] = true;
-                return Some((i, st.have.clone()));
+                let mut have = st.have.clone();
+                for &j in &self.waits[i] {
+                    have.extend(self.chains[j].iter().cloned());
+                }
+                return Some((i, have));
             }
             st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// Records how the load of image `i` (with `chains`) ended.
-    fn finished(&self, i: usize, chains: &[Digest], loaded: Result<(), InstallError>) {
+    /// Waits until every load image `i` waits for is done; an error once
+    /// any load failed, so that `i`'s archive stops short and the runtime
+    /// drops it.
+    fn settled(&self, i: usize) -> io::Result<()> {
+        let mut st = self.lock();
+        loop {
+            if !st.errors.is_empty() {
+                return Err(io::Error::other("an image loaded beside this one failed"));
+            }
+            if self.waits[i].iter().all(|&j| st.done[j]) {
+                return Ok(());
+            }
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Records how the load of image `i` ended.
+    fn finished(&self, i: usize, loaded: Result<(), InstallError>) {
         let mut st = self.lock();
         match loaded {
             Ok(()) => {
                 st.done[i] = true;
+                let chains = &self.chains[i];
                 st.have.extend(chains.iter().cloned());
             }
             Err(e) => st.errors.push(e),
@@ -269,11 +302,14 @@ fn shared_first<'a>(
 /// One `load` of `images`; an entry that changed after verification is an
 /// integrity failure, not a runtime one. A gzip layer that did not
 /// inflate to its trailer's length is sent as it is in a load made again.
+/// The archive's end waits for `settled`: its error stops the archive
+/// short.
 fn load(
     bundle: &OpenBundle,
     images: &[&ImageRecord],
     runtime: &dyn Runtime,
     skip: &BTreeSet<Digest>,
+    settled: &dyn Fn() -> io::Result<()>,
 ) -> Result<(), InstallError> {
     let format = runtime.archive_format();
     let mut inflate =
@@ -282,15 +318,19 @@ fn load(
         let changed = std::cell::RefCell::new(None);
         let refused = std::cell::RefCell::new(None);
         let loaded = runtime.load(&mut |w| {
-            write_archive(bundle, images, format, skip, &inflate, w).inspect_err(|e| {
-                let inner = e.get_ref();
-                if let Some(c) = inner.and_then(|i| i.downcast_ref::<ChangedEntry>()) {
-                    *changed.borrow_mut() = Some(c.0.clone());
-                }
-                if let Some(u) = inner.and_then(|i| i.downcast_ref::<Uninflatable>()) {
-                    *refused.borrow_mut() = Some(u.0.clone());
-                }
-            })
+            let mut held = HeldEnd::new(w);
+            write_archive(bundle, images, format, skip, &inflate, &mut held)
+                .and_then(|()| settled())
+                .and_then(|()| held.release())
+                .inspect_err(|e| {
+                    let inner = e.get_ref();
+                    if let Some(c) = inner.and_then(|i| i.downcast_ref::<ChangedEntry>()) {
+                        *changed.borrow_mut() = Some(c.0.clone());
+                    }
+                    if let Some(u) = inner.and_then(|i| i.downcast_ref::<Uninflatable>()) {
+                        *refused.borrow_mut() = Some(u.0.clone());
+                    }
+                })
         });
         if let Some(entry) = changed.into_inner() {
             return Err(OpenError::Changed { entry }.into());
@@ -305,9 +345,85 @@ fn load(
     }
 }
 
+/// How much of an archive's end is held back: tar's end-of-archive, two
+/// zero blocks. The runtime reads the archive whole before it unpacks a
+/// layer, so while these are held it has unpacked nothing of it.
+const HELD: usize = 1024;
+
+/// A writer that passes on all but the last [`HELD`] bytes written to it
+/// until [`HeldEnd::release`].
+struct HeldEnd<'a> {
+    inner: &'a mut dyn Write,
+    tail: Vec<u8>,
+}
+
+impl<'a> HeldEnd<'a> {
+    fn new(inner: &'a mut dyn Write) -> Self {
+        HeldEnd {
+            inner,
+            tail: Vec::with_capacity(2 * HELD),
+        }
+    }
+
+    /// Passes on what was held.
+    fn release(self) -> io::Result<()> {
+        self.inner.write_all(&self.tail)
+    }
+}
+
+impl Write for HeldEnd<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() >= HELD {
+            let (now, later) = buf.split_at(buf.len() - HELD);
+            self.inner.write_all(&self.tail)?;
+            self.inner.write_all(now)?;
+            self.tail.clear();
+            self.tail.extend_from_slice(later);
+        } else {
+            self.tail.extend_from_slice(buf);
+            let over = self.tail.len().saturating_sub(HELD);
+            if over > 0 {
+                self.inner.write_all(&self.tail[..over])?;
+                self.tail.drain(..over);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_end_is_held_until_released_whatever_the_writes() {
+        let data: Vec<u8> = (0..5000u32).map(|n| (n % 251) as u8).collect();
+        for sizes in [
+            &[5000][..],
+            &[1, 1023, 1, 3975],
+            &[700, 700, 700, 2900],
+            &[3000, 10, 1990],
+        ] {
+            let mut out = Vec::new();
+            let mut held = HeldEnd::new(&mut out);
+            let mut at = 0;
+            for n in sizes {
+                assert!(held.write_all(&data[at..at + n]).is_ok());
+                at += n;
+            }
+            assert!(held.release().is_ok());
+            assert!(out == data, "{sizes:?}");
+            let mut out = Vec::new();
+            let mut held = HeldEnd::new(&mut out);
+            assert!(held.write_all(&data).is_ok());
+            drop(held);
+            assert!(out == data[..data.len() - HELD], "{sizes:?}");
+        }
+    }
 
     fn image(name: &str, layers: &[&str]) -> ImageRecord {
         let d = |s: &str| Digest::of(s.as_bytes());
@@ -370,7 +486,8 @@ mod tests {
         let have: BTreeSet<Digest> = chains[0][..1].iter().cloned().collect();
         assert!(super::waits(&chains, &have).iter().all(Vec::is_empty));
         // Two streams: `x` starts, and `w` beside it (`y` must wait); when
-        // `w` is done, `v` may start while `x` loads; `y` after `x`.
+        // `w` is done, `v` may start while `x` loads; then `y`, whose
+        // archive is sent while `x` loads but ends only once `x` is done.
         let queue = Queue {
             state: Mutex::new(State {
                 started: vec![false; 5],
@@ -380,19 +497,33 @@ mod tests {
             }),
             changed: Condvar::new(),
             waits,
+            chains: chains.clone(),
         };
         let first = queue.next().map(|(i, _)| i);
         let second = queue.next().map(|(i, _)| i);
-        queue.finished(2, &chains[2], Ok(()));
+        queue.finished(2, Ok(()));
         let third = queue.next().map(|(i, _)| i);
         assert_eq!((first, second, third), (Some(0), Some(2), Some(4)));
-        queue.finished(0, &chains[0], Ok(()));
         let (fourth, have) = queue.next().unwrap_or_default();
         assert_eq!(fourth, 1);
-        // What `x` and `w` unpacked is known to the next load.
+        // What `w` unpacked, and what `x` is unpacking, is left out of it.
         assert!(chains[0].iter().chain(&chains[2]).all(|c| have.contains(c)));
-        // A failed load: nothing more starts.
-        queue.finished(1, &chains[1], Err(InstallError::Bundle("boom".into())));
+        std::thread::scope(|s| {
+            let end = s.spawn(|| queue.settled(1));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !end.is_finished(),
+                "the archive ended before `x` was loaded"
+            );
+            queue.finished(0, Ok(()));
+            assert!(matches!(end.join(), Ok(Ok(()))));
+        });
+        let (fifth, _) = queue.next().unwrap_or_default();
+        assert_eq!(fifth, 3);
+        // A failed load: nothing more starts, and an archive waiting for
+        // its end is stopped short.
+        queue.finished(1, Err(InstallError::Bundle("boom".into())));
         assert!(queue.next().is_none());
+        assert!(queue.settled(3).is_err());
     }
 }
