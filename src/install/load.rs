@@ -224,8 +224,7 @@ impl Queue {
         match loaded {
             Ok(()) => {
                 st.done[i] = true;
-                let chains = &self.chains[i];
-                st.have.extend(chains.iter().cloned());
+                st.have.extend(self.chains[i].iter().cloned());
             }
             Err(e) => st.errors.push(e),
         }
