@@ -253,22 +253,26 @@ fn release_id(version: &semver::Version, manifest: &Digest) -> String {
 
 /// Installs the bundle at `path`.
 pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, InstallError> {
-    // 1. Verify everything before touching anything (a delta's base too),
-    // while the runtime's probes (which change nothing) run beside it.
-    let mut bundle = std::thread::scope(|s| {
+    // The runtime's probes (which change nothing) run beside the whole
+    // install, not only beside verifying: the compose tool's probe alone
+    // (0.4 s or more of Python starting) outlasts verifying, and only
+    // starting the services needs its answer, which then waits for it.
+    std::thread::scope(|s| {
         s.spawn(|| opts.runtime.warm());
-        OpenBundle::open_with_base(path, opts.key, opts.base.as_deref())
-    })?;
-    fault_point("verify");
-    // A delta without its base file takes the plain files it leaves to the
-    // base from the installed base release (checked against the digests).
-    if bundle.manifest.base.is_some()
-        && opts.base.is_none()
-        && let Ok(Some((dir, _))) = current_release(&opts.target)
-    {
-        bundle.use_installed(&dir);
-    }
-    install_opened(&bundle, opts)
+        // 1. Verify everything before touching anything (a delta's base too).
+        let mut bundle = OpenBundle::open_with_base(path, opts.key, opts.base.as_deref())?;
+        fault_point("verify");
+        // A delta without its base file takes the plain files it leaves to
+        // the base from the installed base release (checked against the
+        // digests).
+        if bundle.manifest.base.is_some()
+            && opts.base.is_none()
+            && let Ok(Some((dir, _))) = current_release(&opts.target)
+        {
+            bundle.use_installed(&dir);
+        }
+        install_opened(&bundle, opts)
+    })
 }
 
 /// Installs a bundle already opened (and so verified) with `opts.key`.

@@ -155,29 +155,34 @@ pub fn run(
             },
         );
     }
-    let mut version =
-        |name: &str, want: &Option<semver::Version>, have: Option<String>, what: &str| {
-            if let Some(want) = want {
-                add(
-                    name,
-                    match have.as_deref().and_then(lenient_version) {
-                        Some(v) if &v >= want => Ok(format!("{what} {v}, {want} required")),
-                        Some(v) => Err(format!("{what} {v}, {want} or newer required")),
-                        None => Err(format!("cannot tell the {what} version")),
-                    },
-                );
-            }
-        };
+    // The versions are asked for only where the bundle wants one: the
+    // compose tool's answer waits for its probe, which otherwise runs
+    // beside the image loads.
+    let mut version = |name: &str,
+                       want: &Option<semver::Version>,
+                       have: &dyn Fn() -> Option<String>,
+                       what: &str| {
+        if let Some(want) = want {
+            add(
+                name,
+                match have().as_deref().and_then(lenient_version) {
+                    Some(v) if &v >= want => Ok(format!("{what} {v}, {want} required")),
+                    Some(v) => Err(format!("{what} {v}, {want} or newer required")),
+                    None => Err(format!("cannot tell the {what} version")),
+                },
+            );
+        }
+    };
     version(
         "compose_version",
         &spec.compose_version,
-        runtime.compose_version(),
+        &|| runtime.compose_version(),
         "compose",
     );
     version(
         "runtime_version",
         &spec.runtime_version,
-        runtime.version(),
+        &|| runtime.version(),
         runtime.name(),
     );
     out
