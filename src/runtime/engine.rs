@@ -1,5 +1,6 @@
-//! `docker load` without the docker CLI: one `POST /images/load` to
-//! dockerd's Engine API on its Unix socket, the archive as a chunked body.
+//! `docker load` and image queries without the docker CLI: one
+//! `POST /images/load` to dockerd's Engine API on its Unix socket, the
+//! archive as a chunked body, and `GET`s for what the images hold.
 //!
 //! The CLI only copies its stdin to that socket, but with gzip layers sent
 //! inflated (2.6× the bytes) it spent a tenth of an install's CPU doing so,
