@@ -141,6 +141,16 @@ struct Inspect {
     state: Option<InspectState>,
 }
 
+impl Inspect {
+    /// An image as `image` reports it: its ID is its config digest.
+    fn runtime_image(&self) -> RuntimeImage {
+        RuntimeImage {
+            config: full_id(&self.id).parse().ok(),
+            manifest: None,
+        }
+    }
+}
+
 /// An image as `GET /images/json` lists it.
 #[derive(serde::Deserialize)]
 struct Listed {
@@ -236,10 +246,7 @@ impl Runtime for DockerCli {
 
     fn image(&self, reference: &str) -> Result<Option<RuntimeImage>, RuntimeError> {
         if let Some(answer) = self.engine_get(&format!("/images/{reference}/json")) {
-            return Ok(answer?.map(|i: Inspect| RuntimeImage {
-                config: full_id(&i.id).parse().ok(),
-                manifest: None,
-            }));
+            return Ok(answer?.as_ref().map(Inspect::runtime_image));
         }
         let args: Vec<String> = vec!["image".into(), "inspect".into(), reference.into()];
         let out = run(&self.program, &args)?;
@@ -263,10 +270,7 @@ impl Runtime for DockerCli {
                 command: command_line(&self.program, &args),
                 message: e.to_string(),
             })?;
-        Ok(list.first().map(|i| RuntimeImage {
-            config: full_id(&i.id).parse().ok(),
-            manifest: None,
-        }))
+        Ok(list.first().map(Inspect::runtime_image))
     }
 
     fn load(
@@ -302,13 +306,8 @@ impl Runtime for DockerCli {
                     .transpose()?
                     .flatten();
                 // An image removed between the two questions holds nothing.
-                let diffs: Vec<Digest> = layers
-                    .and_then(|l| l.rootfs.layers)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|d| d.parse().ok())
-                    .collect();
-                present.chains.extend(chain_ids(&diffs));
+                let diffs = layers.and_then(|l| l.rootfs.layers).unwrap_or_default();
+                present.chains.extend(chains_of(&diffs));
             }
             return Ok(present);
         }
@@ -337,16 +336,13 @@ impl Runtime for DockerCli {
         args.extend(ids);
         let out = run_ok(&self.program, &args)?;
         for line in out.lines().filter(|l| !l.trim().is_empty()) {
-            let diffs: Vec<Digest> = serde_json::from_str::<Option<Vec<String>>>(line)
+            let diffs = serde_json::from_str::<Option<Vec<String>>>(line)
                 .map_err(|e| RuntimeError::Output {
                     command: command_line(&self.program, &args[..2]),
                     message: e.to_string(),
                 })?
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|d| d.parse().ok())
-                .collect();
-            present.chains.extend(chain_ids(&diffs));
+                .unwrap_or_default();
+            present.chains.extend(chains_of(&diffs));
         }
         Ok(present)
     }
@@ -661,6 +657,12 @@ impl Runtime for DockerCli {
             );
         }
     }
+}
+
+/// The chain IDs of an image whose layers dockerd lists by diff ID.
+fn chains_of(diff_ids: &[String]) -> Vec<Digest> {
+    let diffs: Vec<Digest> = diff_ids.iter().filter_map(|d| d.parse().ok()).collect();
+    chain_ids(&diffs)
 }
 
 /// How many loads go to dockerd at once on `cores` cores: one more than
