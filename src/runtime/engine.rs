@@ -17,8 +17,14 @@ use std::time::Duration;
 
 use super::{RuntimeError, tail};
 
-/// Most of dockerd's answer kept: `quiet=1` answers a load in a line or two.
+/// Most of dockerd's answer to a load kept: `quiet=1` answers it in a
+/// line or two.
 const MAX_ANSWER: u64 = 1 << 20;
+
+/// Most of dockerd's answer to a query kept: the list of every image on a
+/// host with thousands of them is a few megabytes, and a query over it
+/// fails the install instead of reading on.
+const MAX_QUERY_ANSWER: u64 = 64 << 20;
 
 /// How long an answer sent while the body was still going is waited for
 /// (dockerd refusing the request before reading it all).
@@ -56,7 +62,7 @@ pub(crate) fn get(socket: &Path, path: &str) -> Option<Result<(u16, Vec<u8>), Ru
             encode_path(path)
         );
         stream.write_all(head.as_bytes())?;
-        read_answer(&mut stream, false)
+        read_answer(&mut stream, false, MAX_QUERY_ANSWER)
     })();
     Some(
         asked
@@ -113,13 +119,15 @@ pub(crate) fn load(
         }
         // dockerd stopped reading: it may have said why.
         let _ = stream.set_read_timeout(Some(EARLY_ANSWER));
-        return Err(match read_answer(&mut stream, true).map(|a| a.error()) {
-            Ok(Some(said)) => failed(said),
-            _ => failed(format!("stream interrupted: {e}")),
-        });
+        return Err(
+            match read_answer(&mut stream, true, MAX_ANSWER).map(|a| a.error()) {
+                Ok(Some(said)) => failed(said),
+                _ => failed(format!("stream interrupted: {e}")),
+            },
+        );
     }
-    let answer =
-        read_answer(&mut stream, false).map_err(|e| failed(format!("reading the answer: {e}")))?;
+    let answer = read_answer(&mut stream, false, MAX_ANSWER)
+        .map_err(|e| failed(format!("reading the answer: {e}")))?;
     match answer.error() {
         Some(said) => Err(failed(said)),
         None => Ok(()),
@@ -218,21 +226,21 @@ impl Answer {
 }
 
 /// Reads the whole answer (the connection closes after it), at most
-/// [`MAX_ANSWER`] bytes of it. An answer sent `early`, before the body was
+/// `max` bytes of it. An answer sent `early`, before the body was
 /// all read, may end in a reset instead of the end of the stream (Linux
 /// resets a Unix socket closed with data still unread in it): what
 /// arrived before the reset is the answer.
-fn read_answer(stream: &mut UnixStream, early: bool) -> io::Result<Answer> {
+fn read_answer(stream: &mut UnixStream, early: bool, max: u64) -> io::Result<Answer> {
     let mut raw = Vec::new();
-    let read = match stream.take(MAX_ANSWER + 1).read_to_end(&mut raw) {
+    let read = match stream.take(max + 1).read_to_end(&mut raw) {
         Err(e) if early && !raw.is_empty() && e.kind() == io::ErrorKind::ConnectionReset => {
             raw.len()
         }
         r => r?,
     };
-    if read as u64 > MAX_ANSWER {
+    if read as u64 > max {
         return Err(io::Error::other(format!(
-            "dockerd's answer is over {MAX_ANSWER} bytes"
+            "dockerd's answer is over {max} bytes"
         )));
     }
     parse_answer(&raw)
@@ -305,7 +313,7 @@ mod tests {
     /// it reads the request as `serve` says, then answers `answer`.
     fn fake(
         serve: impl FnOnce(&mut UnixStream) -> Vec<u8> + Send + 'static,
-        answer: &'static str,
+        answer: impl AsRef<[u8]> + Send + 'static,
     ) -> (tempfile::TempDir, std::thread::JoinHandle<Vec<u8>>) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("d.sock");
@@ -313,7 +321,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
             let got = serve(&mut s);
-            let _ = s.write_all(answer.as_bytes());
+            let _ = s.write_all(answer.as_ref());
             got
         });
         (dir, server)
@@ -427,6 +435,27 @@ mod tests {
             head.starts_with("GET /images/docker.io/x:1%20%0D%0AEvil:%201/json HTTP/1.1\r\n"),
             "{head:?}"
         );
+    }
+
+    #[test]
+    fn a_host_with_thousands_of_images_is_listed_past_the_load_answers_bound() {
+        // Real entries carry tags, sizes and labels too: a few thousand
+        // images list past 1 MiB.
+        let entry = format!("{{\"Id\":\"sha256:{}\",\"Labels\":null}}", "a".repeat(64));
+        let list = format!("[{}]", vec![entry; 3000 * 8].join(","));
+        assert!(list.len() as u64 > MAX_ANSWER);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{list}",
+            list.len()
+        );
+        let (dir, server) = fake(request_head, answer);
+        let got = get(&dir.path().join("d.sock"), "/images/json?all=1");
+        let _ = server.join();
+        let (status, body) = got
+            .unwrap_or_else(|| panic!("no socket"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200);
+        assert_eq!(body, list.as_bytes());
     }
 
     #[test]
