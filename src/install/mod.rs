@@ -257,8 +257,11 @@ pub fn install(path: &Path, opts: &InstallOptions<'_>) -> Result<InstallReport, 
     // install, not only beside verifying: the compose tool's probe alone
     // (0.4 s or more of Python starting) outlasts verifying, and only
     // starting the services needs its answer, which then waits for it.
+    // Without `up` nothing asks which compose tool there is (but a
+    // bundle's compose_version preflight, which then probes it itself).
+    let (runtime, up) = (opts.runtime, opts.up);
     std::thread::scope(|s| {
-        s.spawn(|| opts.runtime.warm());
+        s.spawn(move || runtime.warm(up));
         // 1. Verify everything before touching anything (a delta's base too).
         let mut bundle = OpenBundle::open_with_base(path, opts.key, opts.base.as_deref())?;
         fault_point("verify");

@@ -202,10 +202,11 @@ pub trait Runtime: Sync {
     fn takes_inflated_layers(&self) -> bool {
         false
     }
-    /// Runs the runtime's slow probes (which compose tool it has) ahead,
-    /// so that their answers are at hand when asked for; the caller does
-    /// other work meanwhile.
-    fn warm(&self) {}
+    /// Runs the runtime's slow probes ahead, so that their answers are at
+    /// hand when asked for; the caller does other work meanwhile. Which
+    /// compose tool it has is probed only when `compose` says it will be
+    /// used: the probe costs CPU the image loads want.
+    fn warm(&self, _compose: bool) {}
     /// Where the runtime keeps its images, for the disk preflight.
     fn data_root(&self) -> Option<PathBuf> {
         None
