@@ -60,6 +60,12 @@ impl Dockerd {
     /// Starts dockerd with `driver` (`vfs` works everywhere; `overlay2` where
     /// the kernel allows it).
     pub fn start_with(driver: &str) -> Dockerd {
+        Self::start_on(driver, None)
+    }
+
+    /// Starts dockerd with `driver`, its data in `data_root` where given
+    /// (else in its own directory).
+    pub fn start_on(driver: &str, data_root: Option<&std::path::Path>) -> Dockerd {
         assert!(
             super::have("dockerd"),
             "dockerd is not installed: run the README's test command"
@@ -94,7 +100,7 @@ impl Dockerd {
                 "base=172.16.0.0/12,size=24",
             ])
             .arg("--data-root")
-            .arg(p.join("data"))
+            .arg(data_root.map_or_else(|| p.join("data"), std::path::Path::to_path_buf))
             .arg("--exec-root")
             .arg(p.join("x"))
             .arg("--pidfile")
