@@ -1422,12 +1422,12 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
     // Declared before dockerd, so dropped after it.
     let journaled = Journaled::make(work.path());
-    let root = journaled.as_ref().map(|j| j.dir.clone());
+    let root = journaled.as_ref().map(|j| j.dir.as_path());
     let (docker, mut driver) = {
-        let d = std::panic::catch_unwind(|| Dockerd::start_on("overlay2", root.as_deref()));
+        let d = std::panic::catch_unwind(|| Dockerd::start_on("overlay2", root));
         match d {
             Ok(d) => (d, "overlay2".to_owned()),
-            Err(_) => (Dockerd::start_on("vfs", root.as_deref()), "vfs".to_owned()),
+            Err(_) => (Dockerd::start_on("vfs", root), "vfs".to_owned()),
         }
     };
     if journaled.is_some() {

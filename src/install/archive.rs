@@ -241,7 +241,7 @@ fn append_blob(
     if let Some(&size) = unpacked.gzip.get(d) {
         h.set_size(size);
         let inflated =
-            flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, reader()));
+            flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(PIECE, reader()));
         append_streamed(
             tar,
             &mut h,
@@ -270,11 +270,11 @@ fn append_blob(
 const PIECE: usize = 1 << 20;
 
 /// Appends an entry of `h.size()` bytes read from `data` in [`PIECE`]s.
-/// tar's own `append_data` copies in 8 KiB: zlib then updates its window
-/// once per 8 KiB (a scale-1 install inflated a fifth slower) and the
-/// runtime's end of the stream wakes 128 times as often. A `data` that
-/// gives another length than the header's is an error, not an archive
-/// whose entries are out of step.
+/// tar's own `append_data` copies in 8 KiB, and zlib-rs updates its
+/// window after every read: 966 MB of tar inflated in 1.67–2.27 s in
+/// 8 KiB reads against 1.40 s in 1 MiB ones. A `data` that gives another
+/// length than the header's is an error, not an archive whose entries
+/// are out of step.
 fn append_streamed(
     tar: &mut tar::Builder<&mut dyn Write>,
     h: &mut tar::Header,
