@@ -2,7 +2,9 @@
 //! runtime takes several loads at once (dockerd unpacks each `docker load`
 //! one layer at a time, about one core's worth). Each image is one load.
 //! The order: the images that carry the layer chains several images share
-//! (so each chain is unpacked once), then the rest, costliest first. An
+//! (so each chain is unpacked once; of two that carry as much of them, the
+//! one with less beside them, as the images sharing its chains wait for
+//! its whole load), then the rest, costliest first. An
 //! image that shares a chain still to unpack with one before it waits for
 //! that one, and its archive leaves out what that one unpacked; a stream
 //! that comes free takes the first image with nothing left to wait for,
@@ -42,11 +44,8 @@ pub(super) fn in_streams(
     if streams <= 1 || images.len() <= 1 || runtime.archive_format() != ArchiveFormat::Docker {
         return load(bundle, images, runtime, &skip, &|| Ok(()));
     }
-    let size = |d: &Digest| {
-        bundle
-            .expected(&format!("blobs/sha256/{}", d.hex()))
-            .map_or(0, |(_, s)| s)
-    };
+    let unpacked = archive::unpacked_sizes(bundle, images)?;
+    let size = |d: &Digest| unpacked.get(d).copied().unwrap_or(0);
     let order = ordered(images, &skip, &size);
     let chains = order
         .iter()
@@ -103,31 +102,47 @@ pub(super) fn in_streams(
     }
 }
 
-/// What one layer costs the runtime beyond its bytes, in bytes: dockerd
-/// (overlay2) takes about 0.14 s for each layer of a 31-layer image of
-/// small layers, about what 8 MiB of a large layer take it.
+/// What one layer costs the runtime beyond its bytes, in bytes of tar
+/// unpacked: dockerd (overlay2) takes about 0.14 s for each layer of a
+/// 31-layer image of small layers, about what 8 MiB of a large layer's
+/// tar take it.
 const LAYER_COST: u64 = 8 << 20;
 
 /// The images in the order streams take them: a greedy cover of the
 /// chains several images share, then the rest, the costliest first (so
-/// that the last to finish is a small one), an image costing its bytes to
-/// load and [`LAYER_COST`] for each layer.
+/// that the last to finish is a small one). An image costs what `size`
+/// gives for each layer the runtime unpacks for it (those on chains the
+/// first images unpack left out) and [`LAYER_COST`] for each.
 fn ordered<'a>(
     images: &[&'a ImageRecord],
     skip: &BTreeSet<Digest>,
     size: &dyn Fn(&Digest) -> u64,
 ) -> Vec<&'a ImageRecord> {
     let (mut first, mut rest) = shared_first(images, skip, size);
+    // What the first ones unpack, the rest find there.
+    let covered: BTreeSet<Vec<&Digest>> = first.iter().flat_map(|r| chains(r)).collect();
     let cost = |r: &ImageRecord| -> u64 {
-        r.layers
+        chains(r)
             .iter()
-            .filter(|l| !skip.contains(*l))
+            .filter(|c| !covered.contains(*c))
+            .filter_map(|c| c.last())
+            .filter(|l| !skip.contains(**l))
             .map(|l| size(l) + LAYER_COST)
             .sum()
     };
     rest.sort_by(|a, b| cost(b).cmp(&cost(a)).then_with(|| a.name.cmp(&b.name)));
     first.append(&mut rest);
     first
+}
+
+/// What loading `r` costs the runtime: its layers' bytes, less those it
+/// has, and [`LAYER_COST`] for each.
+fn load_cost(r: &ImageRecord, skip: &BTreeSet<Digest>, size: &dyn Fn(&Digest) -> u64) -> u64 {
+    r.layers
+        .iter()
+        .filter(|l| !skip.contains(*l))
+        .map(|l| size(l) + LAYER_COST)
+        .sum()
 }
 
 /// For each image (by its chain IDs, in load order), the images that
@@ -243,7 +258,9 @@ fn chains(r: &ImageRecord) -> BTreeSet<Vec<&Digest>> {
 
 /// The images to load first: a greedy cover of the layer chains more than
 /// one image uses (each pick the image carrying the most shared bytes not
-/// yet covered); and the others.
+/// yet covered; of those that carry as many, the one with the least of its
+/// own, since every image that shares them waits until its whole load is
+/// done); and the others.
 fn shared_first<'a>(
     images: &[&'a ImageRecord],
     skip: &BTreeSet<Digest>,
@@ -275,10 +292,16 @@ fn shared_first<'a>(
                 .map(&cost)
                 .sum()
         };
+        let own = |r: &ImageRecord| load_cost(r, skip, size).saturating_sub(gain(r));
         let Some(best) = images
             .iter()
             .filter(|r| !first.iter().any(|f| f.name == r.name))
-            .max_by(|a, b| gain(a).cmp(&gain(b)).then_with(|| b.name.cmp(&a.name)))
+            .max_by(|a, b| {
+                gain(a)
+                    .cmp(&gain(b))
+                    .then_with(|| own(b).cmp(&own(a)))
+                    .then_with(|| b.name.cmp(&a.name))
+            })
         else {
             break;
         };
@@ -442,17 +465,53 @@ mod tests {
     }
 
     #[test]
+    fn of_the_images_sharing_a_base_the_one_with_least_beside_it_loads_first() {
+        // Sizes as the runtime unpacks them: `big` is a small blob that
+        // inflates to much, `small` a larger blob that inflates to little.
+        let sizes: BTreeMap<Digest, u64> =
+            [("base", 300), ("big", 370), ("other", 370), ("small", 20)]
+                .iter()
+                .map(|(l, n)| (Digest::of(l.as_bytes()), *n << 20))
+                .collect();
+        let size = |d: &Digest| sizes.get(d).copied().unwrap_or(0);
+        // By name, `a-first` would win the tie on the shared base: every
+        // other image would then wait for its 370 MiB.
+        let a = image("a-first", &["base", "big"]);
+        let b = image("b-second", &["base", "small"]);
+        let c = image("c-third", &["base", "other"]);
+        let order = ordered(&[&a, &b, &c], &BTreeSet::new(), &size);
+        let names: Vec<&str> = order.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["b-second", "a-first", "c-third"]);
+        // What the first one unpacks is left out of the rest's cost: `x`
+        // costs its 370 MiB top layer, not the 690 MiB of all its layers,
+        // and goes after `y`'s 400 MiB.
+        let x = image("x", &["base", "small", "big"]);
+        let y = image("y", &["solo"]);
+        let sizes_y = |d: &Digest| {
+            if d == &Digest::of(b"solo") {
+                400 << 20
+            } else {
+                size(d)
+            }
+        };
+        let order = ordered(&[&b, &x, &y], &BTreeSet::new(), &sizes_y);
+        let names: Vec<&str> = order.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["b-second", "y", "x"]);
+    }
+
+    #[test]
     fn shared_chains_go_first_what_shares_them_waits_and_the_rest_goes_largest_first() {
+        // In MiB, beside the 8 MiB each layer costs.
         let sizes: BTreeMap<Digest, u64> = [
             ("base", 100),
-            ("a", 50),
-            ("b", 40),
-            ("c", 30),
-            ("solo", 80),
-            ("top", 20),
+            ("a", 10),
+            ("b", 60),
+            ("c", 20),
+            ("solo", 20),
+            ("top", 5),
         ]
         .iter()
-        .map(|(l, n)| (Digest::of(l.as_bytes()), *n))
+        .map(|(l, n)| (Digest::of(l.as_bytes()), *n << 20))
         .collect();
         let size = |d: &Digest| sizes.get(d).copied().unwrap_or(0);
         let (x, y, z) = (
@@ -465,7 +524,8 @@ mod tests {
         let v = image("v", &["top"]);
         let order = ordered(&[&v, &x, &y, &z, &w], &BTreeSet::new(), &size);
         let names: Vec<&str> = order.iter().map(|r| r.name.as_str()).collect();
-        // One image carries the shared base; then the rest by bytes.
+        // One image carries the shared base, the one with the least of its
+        // own; then the rest by what is left to unpack of them.
         assert_eq!(names[0], "x", "{names:?}");
         assert_eq!(names[1..], ["y", "w", "z", "v"]);
         // Chains stand in for chain IDs here: each prefix of the layers.
