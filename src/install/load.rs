@@ -466,8 +466,8 @@ mod tests {
 
     #[test]
     fn of_the_images_sharing_a_base_the_one_with_least_beside_it_loads_first() {
-        // Sizes as the runtime unpacks them: `big` is a small blob that
-        // inflates to much, `small` a larger blob that inflates to little.
+        // Sizes as the runtime unpacks them (`archive::unpacked_sizes`: a
+        // gzip layer's trailer length), whatever its blob's size.
         let sizes: BTreeMap<Digest, u64> =
             [("base", 300), ("big", 370), ("other", 370), ("small", 20)]
                 .iter()
