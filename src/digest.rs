@@ -174,95 +174,6 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// SHA-256 computed on a thread of its own, fed shared chunks: the bytes
-/// a build writes are hashed on another core as they are written, with
-/// no copy. Memory is bounded: a feed waits once [`HashThread::DEPTH`]
-/// chunks are queued.
-pub struct HashThread {
-    tx: Option<std::sync::mpsc::SyncSender<Option<std::sync::Arc<Vec<u8>>>>>,
-    done: std::sync::mpsc::Receiver<(Digest, u64)>,
-    worker: Option<std::thread::JoinHandle<()>>,
-}
-
-impl HashThread {
-    /// Chunks queued before a feed waits for the hasher.
-    pub const DEPTH: usize = 8;
-
-    /// Starts the thread.
-    pub fn start() -> io::Result<Self> {
-        let (tx, rx) =
-            std::sync::mpsc::sync_channel::<Option<std::sync::Arc<Vec<u8>>>>(Self::DEPTH);
-        let (done_tx, done) = std::sync::mpsc::channel();
-        let worker = std::thread::Builder::new()
-            .name("bale-hash".into())
-            .spawn(move || {
-                let mut h = Sha256::new();
-                let mut n = 0u64;
-                for msg in rx {
-                    match msg {
-                        Some(chunk) => {
-                            h.update(&chunk[..]);
-                            n += chunk.len() as u64;
-                        }
-                        // The end of one stream: its digest, then a new one.
-                        None => {
-                            let d = Digest::from_sha256(std::mem::take(&mut h));
-                            if done_tx.send((d, std::mem::take(&mut n))).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            })?;
-        Ok(HashThread {
-            tx: Some(tx),
-            done,
-            worker: Some(worker),
-        })
-    }
-
-    /// Hashes `chunk` after what was fed before it.
-    pub fn feed(&self, chunk: std::sync::Arc<Vec<u8>>) -> io::Result<()> {
-        self.send(Some(chunk))
-    }
-
-    fn send(&self, msg: Option<std::sync::Arc<Vec<u8>>>) -> io::Result<()> {
-        self.tx
-            .as_ref()
-            .and_then(|tx| tx.send(msg).ok())
-            .ok_or_else(|| io::Error::other("the hashing thread stopped"))
-    }
-
-    /// Ends the stream fed since the last end, without waiting: its digest
-    /// and length come from [`HashThread::result`], in the order ended.
-    pub fn end(&self) -> io::Result<()> {
-        self.send(None)
-    }
-
-    /// The digest and length of the oldest stream ended and not yet
-    /// collected, waiting for it.
-    pub fn result(&self) -> io::Result<(Digest, u64)> {
-        self.done
-            .recv()
-            .map_err(|_| io::Error::other("the hashing thread stopped"))
-    }
-
-    /// Ends the stream and waits for its digest and length.
-    pub fn take(&self) -> io::Result<(Digest, u64)> {
-        self.end()?;
-        self.result()
-    }
-}
-
-impl Drop for HashThread {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
-}
-
 /// The digest and size of a file's content, streamed.
 pub fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     hash_reader(std::fs::File::open(path)?)
@@ -327,23 +238,6 @@ mod tests {
         );
         let ok = format!("sha256:{}", "a".repeat(64));
         assert_eq!(ok.parse::<Digest>().map(|d| d.to_string()).ok(), Some(ok));
-    }
-
-    #[test]
-    fn a_hash_thread_gives_each_stream_its_digest_in_order() {
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
-        let h = HashThread::start().unwrap_or_else(|e| panic!("{e}"));
-        for piece in data.chunks(777_777) {
-            h.feed(std::sync::Arc::new(piece.to_vec())).ok();
-        }
-        h.end().ok();
-        h.feed(std::sync::Arc::new(b"second".to_vec())).ok();
-        h.end().ok();
-        let first = h.result().ok();
-        let second = h.result().ok();
-        assert_eq!(first, Some((Digest::of(&data), data.len() as u64)));
-        assert_eq!(second, Some((Digest::of(b"second"), 6)));
-        assert_eq!(h.take().ok(), Some((Digest::of(b""), 0)));
     }
 
     #[test]

@@ -755,3 +755,34 @@ fn a_store_blob_changed_after_fetch_fails_the_build_and_leaves_nothing() {
         "the same store gives the same bytes"
     );
 }
+
+/// A build whose disk fills up fails naming the cause, leaves the file
+/// already under the output name as it was and no temporary file: the
+/// write that fails is the writing thread's, and its error, not a "thread
+/// stopped", is what the operator reads.
+#[test]
+fn a_build_onto_a_full_disk_fails_naming_it_and_leaves_the_old_bundle() {
+    let p = demo();
+    let small = p.path().join("small");
+    let _disk = SmallDisk::mount(&small, "256k");
+    let out = small.join("demo.bale");
+    std::fs::write(&out, b"the previous bundle").unwrap_or_else(|e| panic!("{e}"));
+    let run = p.try_build_demo(&out.display().to_string());
+    run.fails(exit::FAILURE);
+    assert!(
+        run.stderr().contains("No space left on device") && !run.stderr().contains("stopped"),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(
+        std::fs::read(&out).ok().as_deref(),
+        Some(&b"the previous bundle"[..])
+    );
+    let left: Vec<String> = std::fs::read_dir(&small)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["demo.bale"]);
+}

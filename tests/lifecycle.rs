@@ -490,23 +490,7 @@ fn a_disk_that_fills_during_the_snapshot_refuses_the_upgrade_before_any_change()
     // The install directory on a file system of 2 MiB: room for releases,
     // none for 3 MiB of data that does not compress.
     let t = l.target();
-    std::fs::create_dir_all(&t).unwrap_or_else(|e| panic!("{e}"));
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&t)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "the test needs root to mount a small tmpfs");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(t.clone());
+    let _disk = SmallDisk::mount(&t, "2m");
     l.install(&v1, &[]).ok();
     l.write_data();
     let before = l.data();

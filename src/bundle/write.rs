@@ -4,26 +4,41 @@
 //!
 //! A build's cost is two SHA-256 passes over every byte (each blob against
 //! its digest, and the whole file for the report) and two copies (store to
-//! memory, memory to the file). The main thread only reads and writes; each
-//! 1 MiB chunk is shared, without a copy, with two hashing threads, one per
-//! pass. Writeback of what is written is started every few MiB, from a
-//! third thread, so the closing fsync waits for the last stretch only, not
-//! for the whole file.
+//! memory, memory to the file). They are split over two threads of about
+//! equal work, one per core: the reader reads each 1 MiB chunk, writes
+//! one chunk in [`READER_WRITES`] itself, hands the chunk on without a copy
+//! and hashes it against the blob's digest; the writer writes the other
+//! chunks at their offsets and hashes every chunk, in order, for the whole
+//! file. Three threads on two cores (reader, two hashers, before part 15's
+//! thirteenth session) left a core idle 10–13% of the time: the scheduler
+//! kept the reader and one hasher on one core, and the other hasher waited
+//! for chunks. Writeback of what is written is started every few MiB, from
+//! a third, mostly idle thread, so the closing fsync waits for the last
+//! stretch only, not for the whole file.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
+use sha2::{Digest as _, Sha256};
+
 use super::{BundleError, Entry, Source, io_err};
-use crate::digest::{Digest, HashThread, HashingReader};
+use crate::digest::{Digest, HashingReader};
 use crate::store::Store;
 
-/// Bytes per read from the store, per chunk handed to the hashers.
+/// Bytes per read from the store, per chunk handed to the writer.
 const CHUNK: usize = 1 << 20;
-/// Chunks kept for reuse: enough for both hashers' queues and the writer.
-const POOL: usize = 2 * HashThread::DEPTH + 4;
+/// Chunks queued before the reader waits for the writer.
+const DEPTH: usize = 8;
+/// Chunks kept for reuse: the writer's queue, the one it holds, the reader's.
+const POOL: usize = DEPTH + 4;
+/// The reader writes one chunk in this many itself: writing to the page
+/// cache costs about twice reading from it, so the writer, which also
+/// hashes every byte, would otherwise finish last by that difference.
+const READER_WRITES: u64 = 4;
 /// Bytes written between two requests to start writeback.
 const WRITEBACK_EVERY: u64 = 16 << 20;
 
@@ -43,13 +58,62 @@ pub(super) fn write_tar(
         .prefix(".bale-build-")
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
-    let whole = HashThread::start().map_err(io_err(tmp.path()))?;
-    let entry_hash = HashThread::start().map_err(io_err(tmp.path()))?;
-    let writeback = Writeback::start(tmp.as_file()).map_err(io_err(tmp.path()))?;
-    let mut builder = tar::Builder::new(Output::new(tmp.as_file(), &whole, writeback));
-    // Blobs whose digest the hasher has yet to give: checked at the end,
-    // so that reading the next blob never waits for the last one's hash.
-    let mut unchecked: Vec<(&Digest, u64, bool)> = Vec::new();
+    let file = tmp.as_file();
+    let writeback = Writeback::start(file).map_err(io_err(tmp.path()))?;
+    let (size, sha256) = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Piece>(DEPTH);
+        let writer = std::thread::Builder::new()
+            .name("bale-write".into())
+            .spawn_scoped(s, move || write_pieces(file, rx, &writeback))
+            .map_err(io_err(tmp.path()))?;
+        let mut out = Output::new(file, tx);
+        let read = write_entries(head, store, &mut out, tmp.path());
+        let size = out.pos;
+        // Dropping the sender ends the writer's stream.
+        drop(out);
+        // The writer's own failure (a full disk) explains a reader's
+        // "the writer stopped"; a check that failed on the reader's side
+        // comes first otherwise.
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked")));
+        match (read, written) {
+            (Err(BundleError::Io { source, .. }), Err(e))
+                if source.kind() == io::ErrorKind::BrokenPipe =>
+            {
+                Err(io_err(tmp.path())(e))
+            }
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(e)) => Err(io_err(tmp.path())(e)),
+            (Ok(()), Ok((_, hashed))) if hashed != size => Err(io_err(tmp.path())(
+                io::Error::other(format!("hashed {hashed} bytes of the {size} written")),
+            )),
+            (Ok(()), Ok((sha256, _))) => Ok((size, sha256)),
+        }
+    })?;
+    file.sync_all().map_err(io_err(tmp.path()))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io_err(tmp.path()))?;
+    tmp.persist(output).map_err(|e| BundleError::Io {
+        path: output.to_owned(),
+        source: e.error,
+    })?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok((size, sha256))
+}
+
+/// Appends every entry of `head` to `out` as tar, checking each blob and
+/// file as it goes.
+fn write_entries(
+    head: &[Entry],
+    store: &Store,
+    out: &mut Output<'_>,
+    tmp: &Path,
+) -> Result<(), BundleError> {
+    let mut builder = tar::Builder::new(out);
     for e in head {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
@@ -61,15 +125,20 @@ pub(super) fn write_tar(
         match &e.source {
             Source::Bytes(b) => builder
                 .append_data(&mut h, &e.path, &b[..])
-                .map_err(io_err(tmp.path()))?,
+                .map_err(io_err(tmp))?,
             Source::Blob(d) => {
                 let file = store.read(d).map_err(|err| BundleError::Io {
                     path: store.blob_path(d),
                     source: io::Error::other(err.to_string()),
                 })?;
-                let grew = copy_blob(builder.get_mut(), &mut h, &e.path, file, &entry_hash)
-                    .map_err(io_err(tmp.path()))?;
-                unchecked.push((d, e.size, grew));
+                let (actual, n, grew) =
+                    copy_blob(builder.get_mut(), &mut h, &e.path, file).map_err(io_err(tmp))?;
+                if &actual != d || n != e.size || grew {
+                    return Err(BundleError::Corrupt {
+                        expected: d.clone(),
+                        actual,
+                    });
+                }
             }
             Source::File(p) => {
                 // tar reads to the end: a longer file shows in the count.
@@ -84,56 +153,29 @@ pub(super) fn write_tar(
             }
         }
     }
-    for (want, size, grew) in unchecked {
-        let (actual, n) = entry_hash.result().map_err(io_err(tmp.path()))?;
-        if &actual != want || n != size || grew {
-            return Err(BundleError::Corrupt {
-                expected: want.clone(),
-                actual,
-            });
-        }
-    }
-    let mut out = builder.into_inner().map_err(io_err(tmp.path()))?;
-    out.emit_pending().map_err(io_err(tmp.path()))?;
-    let size = out.pos;
-    drop(out);
-    let (sha256, hashed) = whole.take().map_err(io_err(tmp.path()))?;
-    if hashed != size {
-        return Err(io_err(tmp.path())(io::Error::other(format!(
-            "hashed {hashed} bytes of the {size} written"
-        ))));
-    }
-    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-    use std::os::unix::fs::PermissionsExt as _;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io_err(tmp.path()))?;
-    tmp.persist(output).map_err(|e| BundleError::Io {
-        path: output.to_owned(),
-        source: e.error,
-    })?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok((size, sha256))
+    builder
+        .into_inner()
+        .and_then(|o| o.emit_pending())
+        .map_err(io_err(tmp))
 }
 
 /// Appends a blob entry: its header (as `tar::Builder::append_data` writes
 /// it; blob paths always fit the header's name field), `file`'s content
-/// in chunks shared with `entry_hash` and the whole-file hasher, and the
-/// padding; ends the stream of `entry_hash`, whose result the caller
-/// collects. Returns whether the blob holds more than its size.
+/// in chunks, hashed here as they are handed to the writer, and the
+/// padding. Returns the content's digest and length, and whether the blob
+/// holds more than its size.
 fn copy_blob(
     out: &mut Output<'_>,
     h: &mut tar::Header,
     path: &str,
     mut file: File,
-    entry_hash: &HashThread,
-) -> io::Result<bool> {
+) -> io::Result<(Digest, u64, bool)> {
     h.set_path(path)?;
     h.set_cksum();
     out.write_all(h.as_bytes())?;
     let size = h.size()?;
+    let mut hasher = Sha256::new();
+    let mut n = 0u64;
     let mut left = size;
     while left > 0 {
         let want = left.min(CHUNK as u64) as usize;
@@ -141,9 +183,11 @@ fn copy_blob(
         let got = read_full(&mut file, &mut buf)?;
         buf.truncate(got);
         left -= got as u64;
+        n += got as u64;
         let chunk = Arc::new(buf);
-        entry_hash.feed(Arc::clone(&chunk))?;
-        out.write_chunk(chunk)?;
+        out.write_chunk(Arc::clone(&chunk))?;
+        // Hashed after it is handed on: the writer copies it meanwhile.
+        hasher.update(&chunk[..]);
         // A blob shorter than its size: the digest and length tell.
         if got < want {
             break;
@@ -151,9 +195,9 @@ fn copy_blob(
     }
     let pad = (512 - size % 512) % 512;
     out.write_all(&[0u8; 512][..pad as usize])?;
-    entry_hash.end()?;
     let mut extra = [0u8; 1];
-    Ok(matches!(file.read(&mut extra), Ok(1)))
+    let grew = matches!(file.read(&mut extra), Ok(1));
+    Ok((Digest::from_sha256(hasher), n, grew))
 }
 
 /// Fills `buf` from `r` as far as it goes; fewer bytes only at its end.
@@ -170,36 +214,72 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// The temporary bundle file as the tar's writer: every byte written is
-/// also fed to the whole-file hasher, and writeback is started behind the
-/// writes. Small writes (headers, bale's own entries) are gathered into
-/// chunks first.
+/// A chunk of the tar at its offset, for the writer: to be written there
+/// unless the reader already has, and hashed in order either way.
+struct Piece {
+    chunk: Arc<Vec<u8>>,
+    offset: u64,
+    written: bool,
+}
+
+/// The writer's side: writes the pieces the reader left to it, hashes
+/// every piece in order, and asks for writeback behind the writes.
+/// Returns the whole file's digest and length.
+fn write_pieces(
+    file: &File,
+    pieces: mpsc::Receiver<Piece>,
+    writeback: &Writeback,
+) -> io::Result<(Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let mut hashed = 0u64;
+    let mut flushed = 0u64;
+    for p in pieces {
+        if p.offset != hashed {
+            return Err(io::Error::other(format!(
+                "a chunk for offset {} came at {hashed}",
+                p.offset
+            )));
+        }
+        if !p.written {
+            file.write_all_at(&p.chunk, p.offset)?;
+        }
+        hasher.update(&p.chunk[..]);
+        hashed += p.chunk.len() as u64;
+        if hashed - flushed >= WRITEBACK_EVERY {
+            writeback.request(flushed, hashed - flushed);
+            flushed = hashed;
+        }
+    }
+    Ok((Digest::from_sha256(hasher), hashed))
+}
+
+/// The tar's writer on the reader's side: every byte goes to the writer
+/// thread in chunks, in order, a share of them written here first. Small
+/// writes (headers, bale's own entries) are gathered into chunks first.
 struct Output<'a> {
     file: &'a File,
-    whole: &'a HashThread,
-    writeback: Writeback,
+    tx: mpsc::SyncSender<Piece>,
     pending: Vec<u8>,
-    /// Chunks handed out, oldest first, reused once no hasher holds them:
-    /// fresh 1 MiB buffers would cost a page fault per 4 KiB.
+    /// Chunks handed out, oldest first, reused once the writer is done
+    /// with them: fresh 1 MiB buffers would cost a page fault per 4 KiB.
     pool: std::collections::VecDeque<Arc<Vec<u8>>>,
     pos: u64,
-    flushed: u64,
+    chunks: u64,
 }
 
 impl<'a> Output<'a> {
-    fn new(file: &'a File, whole: &'a HashThread, writeback: Writeback) -> Self {
+    fn new(file: &'a File, tx: mpsc::SyncSender<Piece>) -> Self {
         Output {
             file,
-            whole,
-            writeback,
+            tx,
             pending: Vec::new(),
             pool: std::collections::VecDeque::new(),
             pos: 0,
-            flushed: 0,
+            chunks: 0,
         }
     }
 
-    /// A buffer of `len` bytes: the oldest chunk if both hashers are done
+    /// A buffer of `len` bytes: the oldest chunk if the writer is done
     /// with it, else a new one.
     fn buffer(&mut self, len: usize) -> Vec<u8> {
         if let Some(mut oldest) = self.pool.pop_front() {
@@ -229,18 +309,24 @@ impl<'a> Output<'a> {
     }
 
     fn put(&mut self, chunk: Arc<Vec<u8>>) -> io::Result<()> {
-        (&mut &*self.file).write_all(&chunk)?;
+        let offset = self.pos;
+        let written = self.chunks % READER_WRITES == READER_WRITES - 1;
+        if written {
+            self.file.write_all_at(&chunk, offset)?;
+        }
         self.pos += chunk.len() as u64;
-        self.whole.feed(Arc::clone(&chunk))?;
-        if chunk.capacity() >= CHUNK && self.pool.len() < POOL {
-            self.pool.push_back(chunk);
+        self.chunks += 1;
+        let keep = chunk.capacity() >= CHUNK && self.pool.len() < POOL;
+        if keep {
+            self.pool.push_back(Arc::clone(&chunk));
         }
-        if self.pos - self.flushed >= WRITEBACK_EVERY {
-            self.writeback
-                .request(self.flushed, self.pos - self.flushed);
-            self.flushed = self.pos;
-        }
-        Ok(())
+        self.tx
+            .send(Piece {
+                chunk,
+                offset,
+                written,
+            })
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the writing thread stopped"))
     }
 }
 
