@@ -145,7 +145,11 @@ fn write_entries(
                 let mut r = HashingReader::new(File::open(p).map_err(io_err(p))?);
                 builder
                     .append_data(&mut h, &e.path, &mut r)
-                    .map_err(|_| BundleError::Changed { path: p.clone() })?;
+                    .map_err(|err| match err.kind() {
+                        // The writer stopped: its own error is the one to tell.
+                        io::ErrorKind::BrokenPipe => io_err(tmp)(err),
+                        _ => BundleError::Changed { path: p.clone() },
+                    })?;
                 let (actual, n) = r.finish();
                 if actual != e.sha256 || n != e.size {
                     return Err(BundleError::Changed { path: p.clone() });
