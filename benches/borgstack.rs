@@ -1227,6 +1227,32 @@ fn mb(bytes: u64) -> String {
     format!("{:.0} MB", bytes as f64 / 1e6)
 }
 
+/// The row "STEP, the whole machine": what the machine was busy with
+/// during bale's step and its peer's (every process and the kernel's own
+/// threads), the share left idle, and the least wall bale's step could
+/// take with all of that work spread over the cores.
+fn machine_row(
+    step: &str,
+    bale: &Sample,
+    peer_name: &str,
+    peer: &Sample,
+    counted: &str,
+    cores: f64,
+) -> String {
+    let floor = bale.machine / cores;
+    format!(
+        "| {step}, the whole machine | busy {:.1} CPU s over {:.2} s on {cores} cores ({:.0}% idle) | {peer_name}: busy {:.1} CPU s over {:.2} s ({:.0}% idle) | least wall for bale's {step} here, {counted}: {:.2} s ({:.2}× {peer_name}) | (limit) | | |\n",
+        bale.machine,
+        bale.wall,
+        100.0 * (1.0 - bale.machine / cores / bale.wall),
+        peer.machine,
+        peer.wall,
+        100.0 * (1.0 - peer.machine / cores / peer.wall),
+        floor,
+        floor / peer.wall,
+    )
+}
+
 fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> String {
     let mut s = String::new();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
@@ -1314,7 +1340,7 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
             100.0 * v_tp / r.verify_floor,
         ));
         // Each byte hashed from the page cache is first copied out of it:
-        // at openssl's speed and the copy's own, one core does at most
+        // at openssl's speed and the copy's own, the cores do at most
         // 1 / (1/copy + 1/hash) bytes a second, whatever the reader.
         let limit = cores * per_core;
         let copy_and_hash = 1.0 / (1.0 / r.read_floor + 1.0 / limit);
@@ -1349,17 +1375,13 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
         // Beside the processes' own CPU, the kernel's threads work for the
         // writes both make (writeback, extent conversion, reclaim): what
         // the whole machine spent, and what was left idle.
-        let machine_floor = r.install.machine / cores;
-        s.push_str(&format!(
-            "| install, the whole machine | busy {:.1} CPU s over {:.2} s on {cores} cores ({:.0}% idle) | docker load: busy {:.1} CPU s over {:.2} s ({:.0}% idle) | least wall for bale's install here, all the machine's work counted: {:.2} s ({:.2}× docker load) | (limit) | | |\n",
-            r.install.machine,
-            r.install.wall,
-            100.0 * (1.0 - r.install.machine / cores / r.install.wall),
-            r.load.machine,
-            r.load.wall,
-            100.0 * (1.0 - r.load.machine / cores / r.load.wall),
-            machine_floor,
-            machine_floor / r.load.wall,
+        s.push_str(&machine_row(
+            "install",
+            &r.install,
+            "docker load",
+            &r.load,
+            "all the machine's work counted",
+            cores,
         ));
         s.push_str(&format!(
             "| serve (skopeo copy of every image) | {:.2} s | from docker-registry {:.2} s | {:.2}× | ≤ 1× (throughput at least docker-registry's) | {} | {:.0} MB under 8 parallel clients |\n",
@@ -1407,17 +1429,13 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
         // bale verifies the bundle and hashes every byte again as it sends
         // it; the registry receives, writes and hashes it: all of it on
         // the same cores.
-        let push_floor = r.push.machine / cores;
-        s.push_str(&format!(
-            "| push, the whole machine | busy {:.1} CPU s over {:.2} s on {cores} cores ({:.0}% idle) | skopeo: busy {:.1} CPU s over {:.2} s ({:.0}% idle) | least wall for bale's push here, bale, the registry and the kernel counted: {:.2} s ({:.2}× skopeo) | (limit) | | |\n",
-            r.push.machine,
-            r.push.wall,
-            100.0 * (1.0 - r.push.machine / cores / r.push.wall),
-            r.skopeo_push.machine,
-            r.skopeo_push.wall,
-            100.0 * (1.0 - r.skopeo_push.machine / cores / r.skopeo_push.wall),
-            push_floor,
-            push_floor / r.skopeo_push.wall,
+        s.push_str(&machine_row(
+            "push",
+            &r.push,
+            "skopeo",
+            &r.skopeo_push,
+            "bale, the registry and the kernel counted",
+            cores,
         ));
     }
     if results.len() >= 2 {

@@ -179,7 +179,6 @@ fn copy_blob(
     out.write_all(h.as_bytes())?;
     let size = h.size()?;
     let mut hasher = Sha256::new();
-    let mut n = 0u64;
     let mut left = size;
     while left > 0 {
         let want = left.min(CHUNK as u64) as usize;
@@ -187,7 +186,6 @@ fn copy_blob(
         let got = read_full(&mut file, &mut buf)?;
         buf.truncate(got);
         left -= got as u64;
-        n += got as u64;
         let chunk = Arc::new(buf);
         out.write_chunk(Arc::clone(&chunk))?;
         // Hashed after it is handed on: the writer copies it meanwhile.
@@ -201,7 +199,7 @@ fn copy_blob(
     out.write_all(&[0u8; 512][..pad as usize])?;
     let mut extra = [0u8; 1];
     let grew = matches!(file.read(&mut extra), Ok(1));
-    Ok((Digest::from_sha256(hasher), n, grew))
+    Ok((Digest::from_sha256(hasher), size - left, grew))
 }
 
 /// Fills `buf` from `r` as far as it goes; fewer bytes only at its end.
@@ -218,11 +216,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// A chunk of the tar at its offset, for the writer: to be written there
+/// The next chunk of the tar, for the writer: to be written at its place
 /// unless the reader already has, and hashed in order either way.
 struct Piece {
     chunk: Arc<Vec<u8>>,
-    offset: u64,
     written: bool,
 }
 
@@ -238,14 +235,9 @@ fn write_pieces(
     let mut hashed = 0u64;
     let mut flushed = 0u64;
     for p in pieces {
-        if p.offset != hashed {
-            return Err(io::Error::other(format!(
-                "a chunk for offset {} came at {hashed}",
-                p.offset
-            )));
-        }
+        // Pieces come in order: each one's place is the bytes before it.
         if !p.written {
-            file.write_all_at(&p.chunk, p.offset)?;
+            file.write_all_at(&p.chunk, hashed)?;
         }
         hasher.update(&p.chunk[..]);
         hashed += p.chunk.len() as u64;
@@ -313,23 +305,17 @@ impl<'a> Output<'a> {
     }
 
     fn put(&mut self, chunk: Arc<Vec<u8>>) -> io::Result<()> {
-        let offset = self.pos;
         let written = self.chunks % READER_WRITES == READER_WRITES - 1;
         if written {
-            self.file.write_all_at(&chunk, offset)?;
+            self.file.write_all_at(&chunk, self.pos)?;
         }
         self.pos += chunk.len() as u64;
         self.chunks += 1;
-        let keep = chunk.capacity() >= CHUNK && self.pool.len() < POOL;
-        if keep {
+        if chunk.capacity() >= CHUNK && self.pool.len() < POOL {
             self.pool.push_back(Arc::clone(&chunk));
         }
         self.tx
-            .send(Piece {
-                chunk,
-                offset,
-                written,
-            })
+            .send(Piece { chunk, written })
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the writing thread stopped"))
     }
 }
