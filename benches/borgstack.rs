@@ -320,6 +320,10 @@ struct Sample {
     /// CPU seconds the whole machine was busy during the run, kernel
     /// threads (writeback, reclaim) included; NaN where not measured.
     machine: f64,
+    /// Core-seconds of the run in which a core had nothing to run while
+    /// some task waited on the disk (iowait: a daemon's fsync, reads); NaN
+    /// where not measured.
+    iowait: f64,
 }
 
 /// Runs `script` with `sh -c` under GNU time; panics with its output on failure.
@@ -352,6 +356,7 @@ fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
         cpu,
         own_cpu: cpu,
         machine: f64::NAN,
+        iowait: f64::NAN,
     }
 }
 
@@ -416,6 +421,7 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
         // waited-for children (the docker CLI) count in its figures.
         own_cpu: children_cpu() - children_before,
         machine: f64::NAN,
+        iowait: f64::NAN,
     }
 }
 
@@ -448,16 +454,19 @@ fn stat_seconds(path: &str, skip: usize, take: usize) -> f64 {
 /// `run`, with the CPU `pid` spent during it in place of the run's own.
 fn with_cpu_of(pid: u32, run: impl FnOnce() -> Sample) -> Sample {
     let before = cpu_of(pid);
-    let busy = machine_busy();
+    let (busy, iowait) = machine_busy();
     let mut s = run();
     s.cpu = cpu_of(pid) - before;
-    s.machine = machine_busy() - busy;
+    let (busy_after, iowait_after) = machine_busy();
+    s.machine = busy_after - busy;
+    s.iowait = iowait_after - iowait;
     s
 }
 
-/// CPU seconds the machine has been busy, all cores and all processes:
-/// the first line of /proc/stat less idle and iowait.
-fn machine_busy() -> f64 {
+/// CPU seconds the machine has been busy, all cores and all processes
+/// (the first line of /proc/stat less idle and iowait), and its iowait
+/// seconds.
+fn machine_busy() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<f64> = stat
         .lines()
@@ -469,10 +478,13 @@ fn machine_busy() -> f64 {
         .filter_map(|v| v.parse().ok())
         .collect();
     if ticks.len() < 8 {
-        return f64::NAN;
+        return (f64::NAN, f64::NAN);
     }
     // user nice system idle iowait irq softirq steal
-    (ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0
+    (
+        (ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0,
+        ticks[4] / 100.0,
+    )
 }
 
 /// The fastest `path` can be read and hashed: positioned 1 MiB reads and
@@ -571,6 +583,7 @@ fn median(mut v: Vec<Sample>) -> Sample {
         cpu: mid.cpu,
         own_cpu: mid.own_cpu,
         machine: mid.machine,
+        iowait: mid.iowait,
     }
 }
 
@@ -1229,8 +1242,10 @@ fn mb(bytes: u64) -> String {
 
 /// The row "STEP, the whole machine": what the machine was busy with
 /// during bale's step and its peer's (every process and the kernel's own
-/// threads), the share left idle, and the least wall bale's step could
-/// take with all of that work spread over the cores.
+/// threads), the share left idle and how much of that the cores spent
+/// waiting on the disk (a daemon's fsync: no client's work fills it), and
+/// the least wall bale's step could take with all of that work spread
+/// over the cores.
 fn machine_row(
     step: &str,
     bale: &Sample,
@@ -1240,14 +1255,22 @@ fn machine_row(
     cores: f64,
 ) -> String {
     let floor = bale.machine / cores;
+    let idle = |x: &Sample| {
+        let idle = 100.0 * (1.0 - x.machine / cores / x.wall);
+        let disk = 100.0 * x.iowait / cores / x.wall;
+        format!(
+            "{idle:.0}% idle: {:.0}% with nothing to run, {disk:.0}% waiting on the disk",
+            idle - disk
+        )
+    };
     format!(
-        "| {step}, the whole machine | busy {:.1} CPU s over {:.2} s on {cores} cores ({:.0}% idle) | {peer_name}: busy {:.1} CPU s over {:.2} s ({:.0}% idle) | least wall for bale's {step} here, {counted}: {:.2} s ({:.2}× {peer_name}) | (limit) | | |\n",
+        "| {step}, the whole machine | busy {:.1} CPU s over {:.2} s on {cores} cores ({}) | {peer_name}: busy {:.1} CPU s over {:.2} s ({}) | least wall for bale's {step} here, {counted}: {:.2} s ({:.2}× {peer_name}) | (limit) | | |\n",
         bale.machine,
         bale.wall,
-        100.0 * (1.0 - bale.machine / cores / bale.wall),
+        idle(bale),
         peer.machine,
         peer.wall,
-        100.0 * (1.0 - peer.machine / cores / peer.wall),
+        idle(peer),
         floor,
         floor / peer.wall,
     )
