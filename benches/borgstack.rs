@@ -1243,7 +1243,7 @@ fn mb(bytes: u64) -> String {
 /// The row "STEP, the whole machine": what the machine was busy with
 /// during bale's step and its peer's (every process and the kernel's own
 /// threads), the share left idle and how much of that the cores spent
-/// waiting on the disk (a daemon's fsync: no client's work fills it), and
+/// with some task waiting on the disk (a daemon's fsync, for one), and
 /// the least wall bale's step could take with all of that work spread
 /// over the cores.
 fn machine_row(
