@@ -324,6 +324,10 @@ struct Sample {
     /// some task waited on the disk (iowait: a daemon's fsync, reads); NaN
     /// where not measured.
     iowait: f64,
+    /// The wall time of the fastest and of the slowest of the runs a
+    /// median was taken of (`wall` itself for a single run).
+    fastest: f64,
+    slowest: f64,
 }
 
 /// Runs `script` with `sh -c` under GNU time; panics with its output on failure.
@@ -357,6 +361,8 @@ fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
         own_cpu: cpu,
         machine: f64::NAN,
         iowait: f64::NAN,
+        fastest: wall,
+        slowest: wall,
     }
 }
 
@@ -422,6 +428,8 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
         own_cpu: children_cpu() - children_before,
         machine: f64::NAN,
         iowait: f64::NAN,
+        fastest: wall,
+        slowest: wall,
     }
 }
 
@@ -584,6 +592,8 @@ fn median(mut v: Vec<Sample>) -> Sample {
         own_cpu: mid.own_cpu,
         machine: mid.machine,
         iowait: mid.iowait,
+        fastest: v.first().map_or(mid.wall, |s| s.wall),
+        slowest: v.last().map_or(mid.wall, |s| s.wall),
     }
 }
 
@@ -1276,6 +1286,16 @@ fn machine_row(
     )
 }
 
+/// A median's wall time, and the fastest and slowest of its runs where
+/// they differ: whether a goal lies within the runs' spread shows.
+fn spread(x: &Sample) -> String {
+    if x.fastest < x.slowest {
+        format!("{:.2} s ({:.2}–{:.2})", x.wall, x.fastest, x.slowest)
+    } else {
+        format!("{:.2} s", x.wall)
+    }
+}
+
 fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> String {
     let mut s = String::new();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
@@ -1294,9 +1314,9 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
         s.push_str("| step | bale | peer | ratio | target | met | bale peak RSS |\n|---|---|---|---|---|---|---|\n");
         let row = |step: &str, b: &Sample, peer_name: &str, p: &Sample, target: &str, ok: bool| {
             format!(
-                "| {step} | {:.2} s | {peer_name} {:.2} s | {:.2}× | {target} | {} | {} |\n",
-                b.wall,
-                p.wall,
+                "| {step} | {} | {peer_name} {} | {:.2}× | {target} | {} | {} |\n",
+                spread(b),
+                spread(p),
                 b.wall / p.wall,
                 if ok { "yes" } else { "**no**" },
                 rss(b)
@@ -1491,7 +1511,7 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
         ));
     }
     s.push_str(&format!(
-        "\nMedian wall time of {runs} runs each; bale's peak RSS is its own (VmHWM, the largest of the runs), without the programs it starts (the docker CLI); page cache warm; docker storage driver {driver}; loopback registry (docker-registry 2.8).\n"
+        "\nMedian wall time of {runs} runs each (the rows comparing bale with a peer give the fastest and the slowest run in parentheses); bale's peak RSS is its own (VmHWM, the largest of the runs), without the programs it starts (the docker CLI); page cache warm; docker storage driver {driver}; loopback registry (docker-registry 2.8).\n"
     ));
     s
 }
