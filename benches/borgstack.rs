@@ -1511,7 +1511,7 @@ fn report(results: &[Results], per_core: f64, runs: usize, driver: &str) -> Stri
         ));
     }
     s.push_str(&format!(
-        "\nMedian wall time of {runs} runs each (the rows comparing bale with a peer give the fastest and the slowest run in parentheses); bale's peak RSS is its own (VmHWM, the largest of the runs), without the programs it starts (the docker CLI); page cache warm; docker storage driver {driver}; loopback registry (docker-registry 2.8).\n"
+        "\nMedian wall time of {runs} runs each (the pull, pack, install and push rows give the fastest and the slowest run in parentheses); bale's peak RSS is its own (VmHWM, the largest of the runs), without the programs it starts (the docker CLI); page cache warm; docker storage driver {driver}; loopback registry (docker-registry 2.8).\n"
     ));
     s
 }
