@@ -142,15 +142,22 @@ fn write_entries(
             }
             Source::File(p) => {
                 // tar reads to the end: a longer file shows in the count.
-                let mut r = HashingReader::new(File::open(p).map_err(io_err(p))?);
+                let mut r = FileSide {
+                    inner: HashingReader::new(File::open(p).map_err(io_err(p))?),
+                    failed: false,
+                };
                 builder
                     .append_data(&mut h, &e.path, &mut r)
-                    .map_err(|err| match err.kind() {
-                        // The writer stopped: its own error is the one to tell.
-                        io::ErrorKind::BrokenPipe => io_err(tmp)(err),
-                        _ => BundleError::Changed { path: p.clone() },
+                    .map_err(|err| {
+                        if r.failed {
+                            BundleError::Changed { path: p.clone() }
+                        } else {
+                            // Writing failed (a full disk, or the writer
+                            // stopped): told as the output's error.
+                            io_err(tmp)(err)
+                        }
                     })?;
-                let (actual, n) = r.finish();
+                let (actual, n) = r.inner.finish();
                 if actual != e.sha256 || n != e.size {
                     return Err(BundleError::Changed { path: p.clone() });
                 }
@@ -200,6 +207,20 @@ fn copy_blob(
     let mut extra = [0u8; 1];
     let grew = matches!(file.read(&mut extra), Ok(1));
     Ok((Digest::from_sha256(hasher), size - left, grew))
+}
+
+/// An overlay file being appended, noting whether reading it failed: an
+/// error of the append is the file's (it changed or vanished) only then,
+/// else the output's.
+struct FileSide<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for FileSide<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| self.failed = true)
+    }
 }
 
 /// Fills `buf` from `r` as far as it goes; fewer bytes only at its end.
