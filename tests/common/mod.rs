@@ -84,6 +84,11 @@ impl Registry {
         self.child.id()
     }
 
+    /// Where the registry keeps its blobs and manifests.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
     pub fn start() -> Registry {
         Self::start_with(None)
     }
