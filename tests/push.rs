@@ -535,3 +535,84 @@ fn a_single_put_the_registry_fails_goes_on_in_chunks() {
     let summary = r.summary();
     assert_eq!(summary["resumes"], 1, "{summary}");
 }
+
+/// The attack: the bundle file is changed after `bale push` verified it,
+/// towards a registry that checks nothing it is sent (a proxy that
+/// rewrites, a registry with a bug). Every blob is hashed again as it is
+/// sent and the read that would complete it is held until it hashes to its
+/// signed digest: the push fails with the integrity code, naming the blob,
+/// no upload of the changed blob is ever closed (no request carrying its
+/// digest arrives whole), and the upload is cancelled. Both ways a blob
+/// goes up: one PUT (it fits in a chunk) and PATCHes then a PUT.
+#[test]
+fn a_bundle_changed_after_verification_never_completes_an_upload_to_a_registry_that_checks_nothing()
+{
+    use common::bundles::flip_in_entry;
+    use common::hostile::{Hostile, Reply};
+    for chunk in [64 << 20, 64 << 10] {
+        let b = multi_bundle(300_000, &["linux/amd64"]);
+        let path = b.p.path().join("served.bale");
+        let key = bale::sign::VerifyingKey::from_file(&b.p.path().join("keys/k.pub"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bundle = bale::install::OpenBundle::open(&path, &key).unwrap_or_else(|e| panic!("{e}"));
+        // The largest blob, before its byte is flipped.
+        let f = bale::bundle::source::Source::file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (entries, _) = bale::verify::scan(&f, f.len());
+        let changed = entries
+            .iter()
+            .filter(|e| e.path.as_deref().is_ok_and(|p| p.starts_with("blobs/")))
+            .max_by_key(|e| e.size)
+            .and_then(|e| e.path.as_deref().ok())
+            .map(|p| p.trim_start_matches("blobs/sha256/").to_owned())
+            .unwrap_or_else(|| panic!("no blob"));
+        flip_in_entry(&path, "blobs/");
+        // Takes every upload whole and every manifest, checking nothing.
+        let reg = Hostile::start(move |req| match req.method.as_str() {
+            "POST" => Reply::Full {
+                status: 202,
+                headers: vec![("Location".into(), "/v2/lying/app/blobs/uploads/u1".into())],
+                body: vec![],
+            },
+            "PATCH" => chunk_taken(req),
+            "PUT" | "DELETE" => Reply::status(201),
+            _ => Reply::status(404),
+        });
+        let client = bale::push::client_with_ca(bale::config::Settings::default(), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = bale::push::push(
+            &bundle,
+            &client,
+            &bale::push::PushOptions {
+                to: format!("{}/lying", reg.host()),
+                chunk,
+            },
+            &|_| {},
+        )
+        .err()
+        .unwrap_or_else(|| panic!("chunk {chunk}: the changed blob was pushed"));
+        let err = bale::Error::from(err);
+        assert_eq!(err.exit_code(), exit::INTEGRITY, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("changed after it was verified"), "{text}");
+        assert!(text.contains(&changed), "names the blob: {text}");
+        let requests = reg.requests();
+        let closing: Vec<String> = requests
+            .iter()
+            .filter(|q| q.method == "PUT" && q.path.contains(&changed))
+            .map(|q| q.path.clone())
+            .collect();
+        assert!(closing.is_empty(), "chunk {chunk}: closed {closing:?}");
+        assert!(
+            requests
+                .iter()
+                .any(|q| q.method == "DELETE" && q.path.contains("/uploads/")),
+            "chunk {chunk}: the upload was not cancelled"
+        );
+        if chunk < 300_000 {
+            assert!(
+                requests.iter().any(|q| q.method == "PATCH"),
+                "chunk {chunk}: went up in PATCHes"
+            );
+        }
+    }
+}

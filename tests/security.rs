@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
+use common::bundles::flip_in_entry;
 use common::forge::{entries_of, resign_with};
 
 /// [`resign_with`] the project's own key: what a stolen key or a
@@ -353,20 +354,6 @@ impl bale::runtime::Runtime for TarReader {
     ) -> Result<String, bale::runtime::RuntimeError> {
         Ok(String::new())
     }
-}
-
-/// Flips one byte in the middle of the bundle entry `prefix…` (largest first).
-fn flip_in_entry(bundle: &Path, prefix: &str) {
-    let f = bale::bundle::source::Source::file(bundle).unwrap_or_else(|e| panic!("{e}"));
-    let (entries, _) = bale::verify::scan(&f, f.len());
-    let e = entries
-        .iter()
-        .filter(|e| e.path.as_deref().is_ok_and(|p| p.starts_with(prefix)) && e.size > 0)
-        .max_by_key(|e| e.size)
-        .unwrap_or_else(|| panic!("no entry {prefix}"));
-    let mut data = std::fs::read(bundle).unwrap_or_else(|e| panic!("{e}"));
-    data[(e.offset + e.size / 2) as usize] ^= 0xff;
-    std::fs::write(bundle, data).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

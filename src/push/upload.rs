@@ -2,14 +2,19 @@
 //! this push filled, or uploaded in chunks, each failed chunk taken up
 //! again where the registry says it stands.
 
+use std::cell::RefCell;
 use std::io::{self, Read};
+
+use sha2::{Digest as _, Sha256};
 
 use ureq::http::Response;
 
 use super::{BlobHow, PushError, PushEvent, Pusher, reg_err, stored};
+use crate::bundle::source::Source;
 use crate::catalog::Span;
 use crate::digest::Digest;
 use crate::registry::{Payload, RegistryError, header};
+use crate::verify::OpenError;
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
@@ -77,8 +82,9 @@ impl Pusher<'_> {
         let mut offset = 0u64;
         let mut failures = 0u32;
         let mut short = 0u32;
+        let sent = RefCell::new(Sent::new(self.file.clone(), span, d.clone()));
         if span.size <= self.chunk {
-            match self.whole(repo, d, span, &location, what)? {
+            match self.whole(repo, d, span, &sent, &location, what)? {
                 None => return Ok(()),
                 Some(at) => {
                     failures = 1;
@@ -90,16 +96,12 @@ impl Pusher<'_> {
             let len = (span.size - offset).min(self.chunk);
             let end = offset + len - 1;
             let url = self.absolute(&location);
-            let file = &self.file;
-            let start = span.offset + offset;
+            let sent = &sent;
             let open = move || -> io::Result<Box<dyn Read + '_>> {
-                Ok(Box::new(SpanReader {
-                    file,
-                    pos: start,
-                    left: len,
-                }))
+                sent.borrow_mut().seek(offset)?;
+                Ok(Box::new(SentReader { sent, left: len }))
             };
-            let sent = self.client.send(
+            let answer = self.client.send(
                 &self.ep,
                 repo,
                 "PATCH",
@@ -111,7 +113,7 @@ impl Pusher<'_> {
                 &Payload::Reader { open: &open, len },
                 false,
             );
-            match sent {
+            match answer {
                 Ok(resp) => {
                     location = header(&resp, "location").unwrap_or(location);
                     let next = confirmed(&resp).unwrap_or(end + 1).min(end + 1);
@@ -140,6 +142,7 @@ impl Pusher<'_> {
                         size: span.size,
                     });
                 }
+                Err(_) if sent.borrow().changed => return Err(self.cancel(repo, &url, d)),
                 Err(e) if failures < MAX_RESUMES && resumable(&e) => {
                     failures += 1;
                     (location, offset) = self.resume(repo, d, &url, failures, &e, what)?;
@@ -147,14 +150,32 @@ impl Pusher<'_> {
                 Err(e) => return Err(reg_err(what)(e)),
             }
         }
-        self.put_checked(
-            repo,
-            &with_digest(&self.absolute(&location), d),
-            &[],
-            &Payload::Empty,
-            d,
-            what,
-        )
+        self.close(repo, d, &sent, &location, what)
+    }
+
+    /// Closes the upload at `location` of blob `d` once all of it is known
+    /// to hash to `d`. Where the registry said it held the whole blob
+    /// without this push having read it to its end (a lost answer), the
+    /// rest is hashed from the file first.
+    fn close(
+        &self,
+        repo: &str,
+        d: &Digest,
+        sent: &RefCell<Sent>,
+        location: &str,
+        what: &str,
+    ) -> Result<(), PushError> {
+        let url = self.absolute(location);
+        let checked = sent.borrow_mut().whole_checked().map_err(|e| {
+            reg_err(what)(RegistryError::Transport {
+                url: url.clone(),
+                message: format!("cannot read what to send: {e}"),
+            })
+        })?;
+        if !checked {
+            return Err(self.cancel(repo, &url, d));
+        }
+        self.put_checked(repo, &with_digest(&url, d), &[], &Payload::Empty, d, what)
     }
 
     /// A blob that fits in one chunk, in one request (the spec's POST then
@@ -167,19 +188,19 @@ impl Pusher<'_> {
         repo: &str,
         d: &Digest,
         span: Span,
+        sent: &RefCell<Sent>,
         location: &str,
         what: &str,
     ) -> Result<Option<(String, u64)>, PushError> {
         let url = self.absolute(location);
-        let file = &self.file;
         let open = move || -> io::Result<Box<dyn Read + '_>> {
-            Ok(Box::new(SpanReader {
-                file,
-                pos: span.offset,
+            sent.borrow_mut().seek(0)?;
+            Ok(Box::new(SentReader {
+                sent,
                 left: span.size,
             }))
         };
-        let sent = self.client.send(
+        let answer = self.client.send(
             &self.ep,
             repo,
             "PUT",
@@ -191,7 +212,7 @@ impl Pusher<'_> {
             },
             false,
         );
-        match sent {
+        match answer {
             Ok(resp) => {
                 stored(&resp, d, what)?;
                 self.report.bytes_uploaded += span.size;
@@ -202,6 +223,7 @@ impl Pusher<'_> {
                 });
                 Ok(None)
             }
+            Err(_) if sent.borrow().changed => Err(self.cancel(repo, &url, d)),
             Err(e) if resumable(&e) => self.resume(repo, d, &url, 1, &e, what).map(Some),
             Err(e) => Err(reg_err(what)(e)),
         }
@@ -227,6 +249,19 @@ impl Pusher<'_> {
             reason: e.to_string(),
         });
         Ok((location, offset))
+    }
+
+    /// The error for blob `d`, whose bytes in the bundle file no longer hash
+    /// to its digest: the file changed after verification. The upload at
+    /// `url` is cancelled (a registry that keeps it anyway never gets the
+    /// request that closes it).
+    fn cancel(&self, repo: &str, url: &str, d: &Digest) -> PushError {
+        let _ = self
+            .client
+            .send(&self.ep, repo, "DELETE", url, &[], &Payload::Empty, false);
+        PushError::Open(OpenError::Changed {
+            entry: format!("blobs/sha256/{}", d.hex()),
+        })
     }
 
     /// After a failed chunk: where the upload at `url` stands, or a new
@@ -306,27 +341,100 @@ fn resumable(e: &RegistryError) -> bool {
     ) || matches!(e, RegistryError::Status { status, .. } if *status == 416 || *status >= 500)
 }
 
-/// Reads `left` bytes of the bundle from `pos`.
-struct SpanReader<'a> {
-    file: &'a crate::bundle::source::Source,
+/// One blob's bytes as an upload sends them, hashed in order. Every push
+/// verifies the bundle whole first; this is the check that what leaves
+/// is still what was verified: the read that would complete the blob is
+/// released only when the whole blob hashes to its signed digest, so a
+/// bundle file changed after verification never completes an upload (the
+/// request is cut short and the upload cancelled). A request that starts
+/// again, or an upload resumed where the registry stands, re-hashes the
+/// file up to that point.
+pub(super) struct Sent {
+    file: Source,
+    span: Span,
+    digest: Digest,
+    hash: Sha256,
+    /// Bytes of the blob hashed so far.
     pos: u64,
-    left: u64,
+    /// The blob no longer hashes to its digest.
+    changed: bool,
 }
 
-impl Read for SpanReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
+impl Sent {
+    fn new(file: Source, span: Span, digest: Digest) -> Sent {
+        Sent {
+            file,
+            span,
+            digest,
+            hash: Sha256::new(),
+            pos: 0,
+            changed: false,
         }
-        let n = (buf.len() as u64).min(self.left) as usize;
-        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+    }
+
+    /// Brings the hash to the blob's first `at` bytes, from the start again
+    /// when it is past them (only after a failed request).
+    fn seek(&mut self, at: u64) -> io::Result<()> {
+        if at < self.pos {
+            self.hash = Sha256::new();
+            self.pos = 0;
+        }
+        if self.pos < at {
+            let mut buf = vec![0u8; 128 * 1024];
+            while self.pos < at {
+                let n = (at - self.pos).min(buf.len() as u64) as usize;
+                self.read_next(&mut buf[..n])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and hashes the next bytes of the blob into `buf`; an error
+    /// when they complete the blob and it no longer hashes to its digest.
+    fn read_next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.span.offset + self.pos)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "bundle shrank",
             ));
         }
+        self.hash.update(&buf[..n]);
         self.pos += n as u64;
+        if self.pos == self.span.size && Digest::from_sha256(self.hash.clone()) != self.digest {
+            self.changed = true;
+            return Err(io::Error::other(format!(
+                "{} changed after it was verified",
+                self.digest
+            )));
+        }
+        Ok(n)
+    }
+
+    /// Whether the whole blob, read to its end where it was not yet,
+    /// hashes to its digest.
+    fn whole_checked(&mut self) -> io::Result<bool> {
+        match self.seek(self.span.size) {
+            Ok(()) => Ok(!self.changed),
+            Err(_) if self.changed => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads the next `left` bytes of a blob through its [`Sent`].
+struct SentReader<'s> {
+    sent: &'s RefCell<Sent>,
+    left: u64,
+}
+
+impl Read for SentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(self.left) as usize;
+        let n = self.sent.borrow_mut().read_next(&mut buf[..n])?;
         self.left -= n as u64;
         Ok(n)
     }

@@ -228,3 +228,17 @@ pub fn upgrade_project() -> (Project, LayerSpec) {
     }
     (p, base())
 }
+
+/// Flips one byte in the middle of the bundle entry `prefix…` (largest first).
+pub fn flip_in_entry(bundle: &Path, prefix: &str) {
+    let f = bale::bundle::source::Source::file(bundle).unwrap_or_else(|e| panic!("{e}"));
+    let (entries, _) = bale::verify::scan(&f, f.len());
+    let e = entries
+        .iter()
+        .filter(|e| e.path.as_deref().is_ok_and(|p| p.starts_with(prefix)) && e.size > 0)
+        .max_by_key(|e| e.size)
+        .unwrap_or_else(|| panic!("no entry {prefix}"));
+    let mut data = std::fs::read(bundle).unwrap_or_else(|e| panic!("{e}"));
+    data[(e.offset + e.size / 2) as usize] ^= 0xff;
+    std::fs::write(bundle, data).unwrap_or_else(|e| panic!("{e}"));
+}
