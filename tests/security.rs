@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-use common::bundles::flip_in_entry;
+use common::bundles::{flip_in_entry, shrink_in_entry};
 use common::forge::{entries_of, resign_with};
 
 /// [`resign_with`] the project's own key: what a stolen key or a
@@ -361,16 +361,24 @@ fn a_bundle_changed_after_verification_exits_with_the_integrity_code() {
     let p = Project::demo();
     let key = bale::sign::VerifyingKey::from_file(&p.path().join("keys/k.pub"))
         .unwrap_or_else(|e| panic!("{e}"));
-    for (prefix, runtime) in [
-        ("blobs/", &TarReader as &dyn bale::runtime::Runtime),
-        ("files/", &bale::runtime::NoRuntime),
+    // A flipped byte, and the file cut short in the middle of the entry.
+    for (prefix, runtime, shrink) in [
+        ("blobs/", &TarReader as &dyn bale::runtime::Runtime, false),
+        ("files/", &bale::runtime::NoRuntime, false),
+        ("blobs/", &TarReader, true),
     ] {
         let path = p.build_demo("demo.bale");
         let bundle = bale::install::OpenBundle::open(&path, &key).unwrap_or_else(|e| panic!("{e}"));
-        flip_in_entry(&path, prefix);
-        let target = p
-            .path()
-            .join(format!("target-{}", prefix.trim_end_matches('/')));
+        if shrink {
+            shrink_in_entry(&path, prefix);
+        } else {
+            flip_in_entry(&path, prefix);
+        }
+        let target = p.path().join(format!(
+            "target-{}{}",
+            prefix.trim_end_matches('/'),
+            if shrink { "-cut" } else { "" }
+        ));
         let err = bale::install::install_opened(
             &bundle,
             &bale::install::InstallOptions {

@@ -394,9 +394,14 @@ impl Sent {
     fn read_next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.file.read_at(buf, self.span.offset + self.pos)?;
         if n == 0 {
+            // The file no longer holds the blob: changed, like a flipped byte.
+            self.changed = true;
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "bundle shrank",
+                format!(
+                    "{} changed after it was verified: the bundle shrank",
+                    self.digest
+                ),
             ));
         }
         self.hash.update(&buf[..n]);

@@ -367,8 +367,16 @@ fn copy_checked(
     let mut pos = 0;
     while pos < e.size {
         let n = (e.size - pos).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], e.offset + pos)
-            .map_err(io)?;
+        match file.read_exact_at(&mut buf[..n], e.offset + pos) {
+            Ok(()) => {}
+            // Verified to hold the entry, the file no longer does: it shrank.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(OpenError::Changed {
+                    entry: name.to_owned(),
+                });
+            }
+            Err(err) => return Err(io(err)),
+        }
         h.update(&buf[..n]);
         w.write_all(&buf[..n]).map_err(io)?;
         pos += n as u64;
@@ -398,10 +406,11 @@ impl io::Read for EntryReader<'_> {
         let n = (buf.len() as u64).min(self.left) as usize;
         let n = self.bundle.file.read_at(&mut buf[..n], self.offset)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "bundle shrank",
-            ));
+            // Verified to hold the entry, the file no longer does: it shrank.
+            return Err(io::Error::other(ChangedEntry(format!(
+                "blobs/sha256/{}",
+                self.want.hex()
+            ))));
         }
         self.hasher.update(&buf[..n]);
         self.offset += n as u64;

@@ -229,16 +229,33 @@ pub fn upgrade_project() -> (Project, LayerSpec) {
     (p, base())
 }
 
-/// Flips one byte in the middle of the bundle entry `prefix…` (largest first).
-pub fn flip_in_entry(bundle: &Path, prefix: &str) {
+/// The largest entry `prefix…` of `bundle`: its offset and size.
+fn largest_entry(bundle: &Path, prefix: &str) -> (u64, u64) {
     let f = bale::bundle::source::Source::file(bundle).unwrap_or_else(|e| panic!("{e}"));
     let (entries, _) = bale::verify::scan(&f, f.len());
-    let e = entries
+    entries
         .iter()
         .filter(|e| e.path.as_deref().is_ok_and(|p| p.starts_with(prefix)) && e.size > 0)
         .max_by_key(|e| e.size)
-        .unwrap_or_else(|| panic!("no entry {prefix}"));
+        .map(|e| (e.offset, e.size))
+        .unwrap_or_else(|| panic!("no entry {prefix}"))
+}
+
+/// Flips one byte in the middle of the bundle entry `prefix…` (largest first).
+pub fn flip_in_entry(bundle: &Path, prefix: &str) {
+    let (offset, size) = largest_entry(bundle, prefix);
     let mut data = std::fs::read(bundle).unwrap_or_else(|e| panic!("{e}"));
-    data[(e.offset + e.size / 2) as usize] ^= 0xff;
+    data[(offset + size / 2) as usize] ^= 0xff;
     std::fs::write(bundle, data).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Cuts the bundle file short in the middle of the entry `prefix…`
+/// (largest first), in place.
+pub fn shrink_in_entry(bundle: &Path, prefix: &str) {
+    let (offset, size) = largest_entry(bundle, prefix);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(bundle)
+        .and_then(|f| f.set_len(offset + size / 2))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
