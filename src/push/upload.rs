@@ -166,16 +166,31 @@ impl Pusher<'_> {
         what: &str,
     ) -> Result<(), PushError> {
         let url = self.absolute(location);
-        let checked = sent.borrow_mut().whole_checked().map_err(|e| {
+        self.checked(repo, d, sent, &url, what)?;
+        self.put_checked(repo, &with_digest(&url, d), &[], &Payload::Empty, d, what)
+    }
+
+    /// Fails, cancelling the upload at `url`, unless the whole of blob `d`
+    /// (read to its end here where the requests did not) hashes to `d`.
+    fn checked(
+        &self,
+        repo: &str,
+        d: &Digest,
+        sent: &RefCell<Sent>,
+        url: &str,
+        what: &str,
+    ) -> Result<(), PushError> {
+        let whole = sent.borrow_mut().whole_checked().map_err(|e| {
             reg_err(what)(RegistryError::Transport {
-                url: url.clone(),
+                url: url.to_owned(),
                 message: format!("cannot read what to send: {e}"),
             })
         })?;
-        if !checked {
-            return Err(self.cancel(repo, &url, d));
+        if whole {
+            Ok(())
+        } else {
+            Err(self.cancel(repo, url, d))
         }
-        self.put_checked(repo, &with_digest(&url, d), &[], &Payload::Empty, d, what)
     }
 
     /// A blob that fits in one chunk, in one request (the spec's POST then
@@ -214,6 +229,9 @@ impl Pusher<'_> {
         );
         match answer {
             Ok(resp) => {
+                // A registry that answers before the whole body arrived
+                // took no held read: the blob is still checked to its end.
+                self.checked(repo, d, sent, &url, what)?;
                 stored(&resp, d, what)?;
                 self.report.bytes_uploaded += span.size;
                 (self.events)(PushEvent::Progress {
@@ -349,7 +367,7 @@ fn resumable(e: &RegistryError) -> bool {
 /// request is cut short and the upload cancelled). A request that starts
 /// again, or an upload resumed where the registry stands, re-hashes the
 /// file up to that point.
-pub(super) struct Sent {
+struct Sent {
     file: Source,
     span: Span,
     digest: Digest,
