@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
-use sha2::{Digest as _, Sha256};
-
 use super::InstallError;
 use super::inflate::{Exact, Inflate, claimed_size};
 use crate::bundle::ImageRecord;
@@ -257,13 +255,7 @@ fn append_blob(
     h.set_mode(0o644);
     h.set_size(e.size);
     h.set_mtime(0);
-    let reader = || EntryReader {
-        bundle: holder,
-        offset: e.offset,
-        left: e.size,
-        hasher: Sha256::new(),
-        want: d.clone(),
-    };
+    let reader = || EntryReader::new(holder.source(), e.offset, e.size, d.clone());
     let unpacked_path = format!("layers/{}.tar", d.hex());
     if let Some(&size) = unpacked.gzip.get(d) {
         h.set_size(size);

@@ -5,8 +5,6 @@
 use std::cell::RefCell;
 use std::io::{self, Read};
 
-use sha2::{Digest as _, Sha256};
-
 use ureq::http::Response;
 
 use super::{BlobHow, PushError, PushEvent, Pusher, reg_err, stored};
@@ -15,6 +13,7 @@ use crate::catalog::Span;
 use crate::digest::Digest;
 use crate::registry::{Payload, RegistryError, header};
 use crate::verify::OpenError;
+use crate::verify::open::{ChangedEntry, EntryReader};
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
@@ -359,21 +358,17 @@ fn resumable(e: &RegistryError) -> bool {
     ) || matches!(e, RegistryError::Status { status, .. } if *status == 416 || *status >= 500)
 }
 
-/// One blob's bytes as an upload sends them, hashed in order. Every push
-/// verifies the bundle whole first; this is the check that what leaves
-/// is still what was verified: the read that would complete the blob is
-/// released only when the whole blob hashes to its signed digest, so a
-/// bundle file changed after verification never completes an upload (the
-/// request is cut short and the upload cancelled). A request that starts
-/// again, or an upload resumed where the registry stands, re-hashes the
-/// file up to that point.
+/// One blob's bytes as an upload sends them, through an [`EntryReader`]:
+/// hashed in order, and the read that would complete the blob released
+/// only when the whole blob hashes to its signed digest. Every push
+/// verifies the bundle whole first; this is the check that what leaves is
+/// still what was verified, so a bundle file changed after verification
+/// never completes an upload (the request is cut short and the upload
+/// cancelled). A request that starts again, or an upload resumed where the
+/// registry stands, re-hashes the file up to that point.
 struct Sent {
-    file: Source,
+    entry: EntryReader,
     span: Span,
-    digest: Digest,
-    hash: Sha256,
-    /// Bytes of the blob hashed so far.
-    pos: u64,
     /// The blob no longer hashes to its digest.
     changed: bool,
 }
@@ -381,11 +376,8 @@ struct Sent {
 impl Sent {
     fn new(file: Source, span: Span, digest: Digest) -> Sent {
         Sent {
-            file,
+            entry: EntryReader::new(file, span.offset, span.size, digest),
             span,
-            digest,
-            hash: Sha256::new(),
-            pos: 0,
             changed: false,
         }
     }
@@ -393,14 +385,20 @@ impl Sent {
     /// Brings the hash to the blob's first `at` bytes, from the start again
     /// when it is past them (only after a failed request).
     fn seek(&mut self, at: u64) -> io::Result<()> {
-        if at < self.pos {
-            self.hash = Sha256::new();
-            self.pos = 0;
+        let pos = |s: &Sent| s.span.size - s.entry.left;
+        if at < pos(self) {
+            let e = &self.entry;
+            self.entry = EntryReader::new(
+                e.file.clone(),
+                self.span.offset,
+                self.span.size,
+                e.want.clone(),
+            );
         }
-        if self.pos < at {
+        if pos(self) < at {
             let mut buf = vec![0u8; 128 * 1024];
-            while self.pos < at {
-                let n = (at - self.pos).min(buf.len() as u64) as usize;
+            while pos(self) < at {
+                let n = (at - pos(self)).min(buf.len() as u64) as usize;
                 self.read_next(&mut buf[..n])?;
             }
         }
@@ -408,30 +406,16 @@ impl Sent {
     }
 
     /// Reads and hashes the next bytes of the blob into `buf`; an error
-    /// when they complete the blob and it no longer hashes to its digest.
+    /// when the file no longer holds them, or when they complete the blob
+    /// and it no longer hashes to its digest.
     fn read_next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.span.offset + self.pos)?;
-        if n == 0 {
-            // The file no longer holds the blob: changed, like a flipped byte.
+        let r = self.entry.read(buf);
+        if let Err(e) = &r
+            && e.get_ref().is_some_and(|i| i.is::<ChangedEntry>())
+        {
             self.changed = true;
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} changed after it was verified: the bundle shrank",
-                    self.digest
-                ),
-            ));
         }
-        self.hash.update(&buf[..n]);
-        self.pos += n as u64;
-        if self.pos == self.span.size && Digest::from_sha256(self.hash.clone()) != self.digest {
-            self.changed = true;
-            return Err(io::Error::other(format!(
-                "{} changed after it was verified",
-                self.digest
-            )));
-        }
-        Ok(n)
+        r
     }
 
     /// Whether the whole blob, read to its end where it was not yet,

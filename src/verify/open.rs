@@ -389,22 +389,37 @@ fn copy_checked(
     Ok(())
 }
 
-/// Reads an entry's bytes by position, checking its digest at the end.
-pub struct EntryReader<'a> {
-    pub bundle: &'a OpenBundle,
+/// Reads an entry's bytes by position, checking its digest at the end:
+/// the read that completes the entry gives [`ChangedEntry`] instead of its
+/// bytes when the entry no longer hashes to `want`.
+pub struct EntryReader {
+    pub file: Source,
     pub offset: u64,
     pub left: u64,
     pub hasher: Sha256,
     pub want: Digest,
 }
 
-impl io::Read for EntryReader<'_> {
+impl EntryReader {
+    /// The `size` bytes at `offset` of `file`, which must hash to `want`.
+    pub fn new(file: Source, offset: u64, size: u64, want: Digest) -> Self {
+        EntryReader {
+            file,
+            offset,
+            left: size,
+            hasher: Sha256::new(),
+            want,
+        }
+    }
+}
+
+impl io::Read for EntryReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 {
             return Ok(0);
         }
         let n = (buf.len() as u64).min(self.left) as usize;
-        let n = self.bundle.file.read_at(&mut buf[..n], self.offset)?;
+        let n = self.file.read_at(&mut buf[..n], self.offset)?;
         if n == 0 {
             // Verified to hold the entry, the file no longer does: it shrank.
             return Err(io::Error::other(ChangedEntry(format!(
