@@ -11,7 +11,7 @@ use crate::digest::Digest;
 use crate::inventory::Compression;
 use crate::runtime::{ArchiveFormat, Present};
 use crate::verify::OpenError;
-use crate::verify::open::{ChangedEntry, EntryReader, OpenBundle};
+use crate::verify::open::{ChangedEntry, OpenBundle};
 
 /// The blobs of `images` an archive for a runtime that holds `present`
 /// can leave out. Docker: each layer whose chain ID the daemon has, unless
@@ -255,12 +255,14 @@ fn append_blob(
     h.set_mode(0o644);
     h.set_size(e.size);
     h.set_mtime(0);
-    let reader = || EntryReader::new(holder.source(), e.offset, e.size, d.clone());
+    // Every chunk is checked against the seal verification took of it
+    // before any byte of it goes on.
+    let reader = || holder.sealed(&name).map_err(|e| to_io(e.into()));
     let unpacked_path = format!("layers/{}.tar", d.hex());
     if let Some(&size) = unpacked.gzip.get(d) {
         h.set_size(size);
         let inflated =
-            flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(PIECE, reader()));
+            flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(PIECE, reader()?));
         append_streamed(
             tar,
             &mut h,
@@ -270,7 +272,7 @@ fn append_blob(
     } else if unpacked.zstd.contains(d) {
         // Two passes: the tar header needs the decompressed size first.
         let size = io::copy(
-            &mut Unzstd::new(io::BufReader::new(reader())),
+            &mut Unzstd::new(io::BufReader::new(reader()?)),
             &mut io::sink(),
         )?;
         h.set_size(size);
@@ -278,10 +280,10 @@ fn append_blob(
             tar,
             &mut h,
             &unpacked_path,
-            &mut Unzstd::new(io::BufReader::new(reader())),
+            &mut Unzstd::new(io::BufReader::new(reader()?)),
         )
     } else {
-        append_streamed(tar, &mut h, &name, &mut reader())
+        append_streamed(tar, &mut h, &name, &mut reader()?)
     }
 }
 

@@ -12,11 +12,12 @@
 //! held to it exactly: a layer that inflates to another length (several
 //! members, 4 GiB or more) or does not inflate at all fails with
 //! [`Uninflatable`] before its last byte leaves, and the load is made
-//! again with that layer as it is in the bundle. No byte of it goes out
-//! before the blob's digest is checked: the last chunk waits for the end
-//! of the compressed blob, where [`EntryReader`] checks it.
+//! again with that layer as it is in the bundle. Only verified bytes are
+//! inflated: the compressed blob is read through a
+//! [`SealedReader`], which checks each chunk against the seal
+//! verification took of it before handing any byte of it on.
 //!
-//! [`EntryReader`]: crate::verify::open::EntryReader
+//! [`SealedReader`]: crate::verify::sealed::SealedReader
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};

@@ -208,6 +208,8 @@ fn reg_err(what: impl Into<String>) -> impl FnOnce(RegistryError) -> PushError {
 
 struct Pusher<'a> {
     client: &'a RegistryClient,
+    /// The verified bundle, whose sealed entries are sent.
+    bundle: &'a OpenBundle,
     ep: Endpoint,
     host: String,
     file: crate::bundle::source::Source,
@@ -264,6 +266,7 @@ pub fn push(
     let catalog = Catalog::of(bundle)?;
     let mut p = Pusher {
         client,
+        bundle,
         ep: client.push_endpoint(&host),
         host: host.clone(),
         file: bundle.source(),
@@ -581,6 +584,7 @@ impl<'a> Pusher<'a> {
     fn worker(&self) -> Pusher<'a> {
         Pusher {
             client: self.client,
+            bundle: self.bundle,
             ep: self.ep.clone(),
             host: self.host.clone(),
             file: self.file.clone(),

@@ -8,12 +8,12 @@ use std::io::{self, Read};
 use ureq::http::Response;
 
 use super::{BlobHow, PushError, PushEvent, Pusher, reg_err, stored};
-use crate::bundle::source::Source;
 use crate::catalog::Span;
 use crate::digest::Digest;
 use crate::registry::{Payload, RegistryError, header};
 use crate::verify::OpenError;
-use crate::verify::open::{ChangedEntry, EntryReader};
+use crate::verify::open::ChangedEntry;
+use crate::verify::sealed::SealedReader;
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
@@ -81,7 +81,8 @@ impl Pusher<'_> {
         let mut offset = 0u64;
         let mut failures = 0u32;
         let mut short = 0u32;
-        let sent = RefCell::new(Sent::new(self.file.clone(), span, d.clone()));
+        let name = format!("blobs/sha256/{}", d.hex());
+        let sent = RefCell::new(Sent::new(self.bundle.sealed(&name)?));
         if span.size <= self.chunk {
             match self.whole(repo, d, span, &sent, &location, what)? {
                 None => return Ok(()),
@@ -97,7 +98,7 @@ impl Pusher<'_> {
             let url = self.absolute(&location);
             let sent = &sent;
             let open = move || -> io::Result<Box<dyn Read + '_>> {
-                sent.borrow_mut().seek(offset)?;
+                sent.borrow_mut().seek(offset);
                 Ok(Box::new(SentReader { sent, left: len }))
             };
             let answer = self.client.send(
@@ -152,10 +153,10 @@ impl Pusher<'_> {
         self.close(repo, d, &sent, &location, what)
     }
 
-    /// Closes the upload at `location` of blob `d` once all of it is known
-    /// to hash to `d`. Where the registry said it held the whole blob
-    /// without this push having read it to its end (a lost answer), the
-    /// rest is hashed from the file first.
+    /// Closes the upload at `location` of blob `d`, unless a chunk of it
+    /// was found changed since verification. Every byte the registry holds
+    /// came from a chunk that matched its seal; the registry checks the
+    /// whole against `d` as it closes the upload.
     fn close(
         &self,
         repo: &str,
@@ -165,30 +166,23 @@ impl Pusher<'_> {
         what: &str,
     ) -> Result<(), PushError> {
         let url = self.absolute(location);
-        self.checked(repo, d, sent, &url, what)?;
+        self.checked(repo, d, sent, &url)?;
         self.put_checked(repo, &with_digest(&url, d), &[], &Payload::Empty, d, what)
     }
 
-    /// Fails, cancelling the upload at `url`, unless the whole of blob `d`
-    /// (read to its end here where the requests did not) hashes to `d`.
+    /// Fails, cancelling the upload at `url`, when a chunk of blob `d` was
+    /// found changed since verification.
     fn checked(
         &self,
         repo: &str,
         d: &Digest,
         sent: &RefCell<Sent>,
         url: &str,
-        what: &str,
     ) -> Result<(), PushError> {
-        let whole = sent.borrow_mut().whole_checked().map_err(|e| {
-            reg_err(what)(RegistryError::Transport {
-                url: url.to_owned(),
-                message: format!("cannot read what to send: {e}"),
-            })
-        })?;
-        if whole {
-            Ok(())
-        } else {
+        if sent.borrow().changed {
             Err(self.cancel(repo, url, d))
+        } else {
+            Ok(())
         }
     }
 
@@ -208,7 +202,7 @@ impl Pusher<'_> {
     ) -> Result<Option<(String, u64)>, PushError> {
         let url = self.absolute(location);
         let open = move || -> io::Result<Box<dyn Read + '_>> {
-            sent.borrow_mut().seek(0)?;
+            sent.borrow_mut().seek(0);
             Ok(Box::new(SentReader {
                 sent,
                 left: span.size,
@@ -228,9 +222,7 @@ impl Pusher<'_> {
         );
         match answer {
             Ok(resp) => {
-                // A registry that answers before the whole body arrived
-                // took no held read: the blob is still checked to its end.
-                self.checked(repo, d, sent, &url, what)?;
+                self.checked(repo, d, sent, &url)?;
                 stored(&resp, d, what)?;
                 self.report.bytes_uploaded += span.size;
                 (self.events)(PushEvent::Progress {
@@ -358,56 +350,34 @@ fn resumable(e: &RegistryError) -> bool {
     ) || matches!(e, RegistryError::Status { status, .. } if *status == 416 || *status >= 500)
 }
 
-/// One blob's bytes as an upload sends them, through an [`EntryReader`]:
-/// hashed in order, and the read that would complete the blob released
-/// only when the whole blob hashes to its signed digest. Every push
-/// verifies the bundle whole first; this is the check that what leaves is
-/// still what was verified, so a bundle file changed after verification
-/// never completes an upload (the request is cut short and the upload
-/// cancelled). A request that starts again, or an upload resumed where the
-/// registry stands, re-hashes the file up to that point.
+/// One blob's bytes as an upload sends them, through a [`SealedReader`]:
+/// every push verifies the bundle whole first, and each chunk sent is
+/// checked against the seal verification took of it before any byte of
+/// it leaves, so a bundle file changed after verification never sends a
+/// changed byte (the request is cut short and the upload cancelled). A
+/// request that starts again, or an upload resumed where the registry
+/// stands, reads from that point on, checked the same way.
 struct Sent {
-    entry: EntryReader,
-    span: Span,
-    /// The blob no longer hashes to its digest.
+    entry: SealedReader,
+    /// A chunk of the blob no longer matches what was verified.
     changed: bool,
 }
 
 impl Sent {
-    fn new(file: Source, span: Span, digest: Digest) -> Sent {
+    fn new(entry: SealedReader) -> Sent {
         Sent {
-            entry: EntryReader::new(file, span.offset, span.size, digest),
-            span,
+            entry,
             changed: false,
         }
     }
 
-    /// Brings the hash to the blob's first `at` bytes, from the start again
-    /// when it is past them (only after a failed request).
-    fn seek(&mut self, at: u64) -> io::Result<()> {
-        let pos = |s: &Sent| s.span.size - s.entry.left;
-        if at < pos(self) {
-            let e = &self.entry;
-            self.entry = EntryReader::new(
-                e.file.clone(),
-                self.span.offset,
-                self.span.size,
-                e.want.clone(),
-            );
-        }
-        if pos(self) < at {
-            let mut buf = vec![0u8; 128 * 1024];
-            while pos(self) < at {
-                let n = (at - pos(self)).min(buf.len() as u64) as usize;
-                self.read_next(&mut buf[..n])?;
-            }
-        }
-        Ok(())
+    /// Serves the blob from byte `at` on.
+    fn seek(&mut self, at: u64) {
+        self.entry.seek(at);
     }
 
-    /// Reads and hashes the next bytes of the blob into `buf`; an error
-    /// when the file no longer holds them, or when they complete the blob
-    /// and it no longer hashes to its digest.
+    /// Reads the next checked bytes of the blob into `buf`; an error when
+    /// the file no longer holds them or they are not the verified ones.
     fn read_next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.entry.read(buf);
         if let Err(e) = &r
@@ -416,16 +386,6 @@ impl Sent {
             self.changed = true;
         }
         r
-    }
-
-    /// Whether the whole blob, read to its end where it was not yet,
-    /// hashes to its digest.
-    fn whole_checked(&mut self) -> io::Result<bool> {
-        match self.seek(self.span.size) {
-            Ok(()) => Ok(!self.changed),
-            Err(_) if self.changed => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 }
 

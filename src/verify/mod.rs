@@ -17,7 +17,7 @@ use crate::bundle::source::Source;
 use crate::bundle::{
     self, IMAGES_PATH, ImagesFile, MANIFEST_PATH, MAX_MANIFEST_BYTES, Manifest, SIGNATURE_PATH,
 };
-use crate::digest::Digest;
+use crate::digest::{Digest, SEAL_CHUNK, Seal, SealKey};
 use crate::sign::VerifyingKey;
 use crate::validate;
 
@@ -26,6 +26,7 @@ mod images;
 mod inspect;
 pub mod open;
 mod scan;
+pub mod sealed;
 
 pub use inspect::{Evidence, InspectError, Inspection, evidence, inspect, manifest_of, sbom};
 pub use open::{OpenBundle, OpenError};
@@ -165,13 +166,26 @@ pub(crate) fn read_entry(file: &Source, e: &RawEntry, limit: u64) -> Result<Vec<
     Ok(buf)
 }
 
-fn hash_range(file: &Source, offset: u64, size: u64, buf: &mut [u8]) -> io::Result<Digest> {
+/// SHA-256 of the `size` bytes at `offset`, read in pieces of `buf`'s
+/// length; with `seal`, also the seal of each [`SEAL_CHUNK`] (`buf` must
+/// then be that long), taken from the same bytes while they are in cache.
+fn hash_range(
+    file: &Source,
+    offset: u64,
+    size: u64,
+    buf: &mut [u8],
+    seal: Option<&SealKey>,
+    seals: &mut Vec<Seal>,
+) -> io::Result<Digest> {
     let mut h = Sha256::new();
     let mut pos = 0u64;
     while pos < size {
         let want = (size - pos).min(buf.len() as u64) as usize;
         file.read_exact_at(&mut buf[..want], offset + pos)?;
         h.update(&buf[..want]);
+        if let Some(key) = seal {
+            seals.push(key.seal(&buf[..want]));
+        }
         pos += want as u64;
     }
     Ok(Digest::from_sha256(h))
@@ -195,13 +209,22 @@ pub struct VerifyOptions<'a> {
 /// parts checked first), the signed manifest, the signature, every entry
 /// against the manifest and hashed, a delta's base, the image list.
 pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+    verify_sealing(path, opts, None).map(|(report, _)| report)
+}
+
+/// [`verify`], also sealing every entry that verified with `seal`.
+pub(crate) fn verify_sealing(
+    path: &Path,
+    opts: &VerifyOptions<'_>,
+    seal: Option<&SealKey>,
+) -> Result<(Report, Seals), VerifyError> {
     scan::check_input(path)?;
     let mut report = Report::empty(path, opts);
     let file = match source(path, opts)? {
         Ok(f) => f,
         Err(part_problems) => {
             report.problems = part_problems;
-            return Ok(report);
+            return Ok((report, Seals::new()));
         }
     };
     let len = file.len();
@@ -210,7 +233,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         signed_manifest(&file, &entries, &mut report.manifest_digest, &mut problems)
     else {
         report.problems = problems;
-        return Ok(report);
+        return Ok((report, Seals::new()));
     };
     let manifest_digest = Digest::of(&manifest_bytes);
     report.name = Some(crate::quote::quote(&manifest.name));
@@ -236,7 +259,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         len,
         &mut problems,
     );
-    let (mut verified, failures) = hash_all(&file, jobs, opts.threads);
+    let (mut verified, failures, seals) = hash_all(&file, jobs, opts.threads, seal);
     problems.extend(failures);
     report.entries_checked = verified.len();
     report.bytes_checked = verified.values().sum();
@@ -268,7 +291,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions<'_>) -> Result<Report, VerifyErr
         report.images = image_list(&seen, &manifest, &mut problems);
     }
     report.problems = problems;
-    Ok(report)
+    Ok((report, seals))
 }
 
 /// The bundle's bytes: the file, or a first part read with its parts in
@@ -600,7 +623,8 @@ fn hash_all(
     file: &Source,
     mut jobs: Vec<(String, u64, u64, Digest)>,
     threads: usize,
-) -> (BTreeMap<String, u64>, Vec<Problem>) {
+    seal: Option<&SealKey>,
+) -> (BTreeMap<String, u64>, Vec<Problem>, Seals) {
     jobs.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -610,16 +634,18 @@ fn hash_all(
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     let verified = Mutex::new(BTreeMap::new());
+    let sealed = Mutex::new(BTreeMap::new());
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, 64).min(jobs.len().max(1)) {
             s.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
+                let mut buf = vec![0u8; SEAL_CHUNK as usize];
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some((name, offset, size, want)) = jobs.get(i) else {
                         return;
                     };
-                    let result = hash_range(file, *offset, *size, &mut buf);
+                    let mut seals = Vec::new();
+                    let result = hash_range(file, *offset, *size, &mut buf, seal, &mut seals);
                     let outcome = match result {
                         Ok(d) if &d == want => Ok(d),
                         Ok(d) => Err(format!("content hashes to {d}, the manifest says {want}")),
@@ -629,6 +655,11 @@ fn hash_all(
                         Ok(_) => {
                             if let Ok(mut v) = verified.lock() {
                                 v.insert(name.clone(), *size);
+                            }
+                            if seal.is_some()
+                                && let Ok(mut t) = sealed.lock()
+                            {
+                                t.insert(name.clone(), seals.into());
                             }
                         }
                         Err(m) => {
@@ -646,5 +677,12 @@ fn hash_all(
     });
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort_by(|a, b| a.entry.cmp(&b.entry));
-    (verified.into_inner().unwrap_or_default(), failures)
+    (
+        verified.into_inner().unwrap_or_default(),
+        failures,
+        sealed.into_inner().unwrap_or_default(),
+    )
 }
+
+/// The seals of each entry that verified, by name: see [`SealKey`].
+pub type Seals = BTreeMap<String, std::sync::Arc<[Seal]>>;

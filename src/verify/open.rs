@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use super::sealed::{SealBook, SealedReader};
 use super::{RawEntry, Report, VerifyError, VerifyOptions};
 use crate::bundle::source::Source;
 use crate::bundle::{IMAGES_PATH, ImageRecord, ImagesFile, MANIFEST_PATH, Manifest};
-use crate::digest::Digest;
+use crate::digest::{Digest, SealKey};
 use crate::sign::VerifyingKey;
 use crate::spec::BundleSpec;
 
@@ -80,6 +81,9 @@ pub struct OpenBundle {
     /// base's release directory, whose plain files stand in for the ones
     /// the delta leaves out (each hashed against the signed digest).
     installed: Option<std::path::PathBuf>,
+    /// Each entry's chunk seals, taken as it verified, and their key
+    /// (never written anywhere).
+    seals: SealBook,
 }
 
 impl OpenBundle {
@@ -170,7 +174,8 @@ impl OpenBundle {
 
     /// Verifies `path` with `key`; fails with the report if anything is wrong.
     pub fn open(path: &Path, key: &VerifyingKey) -> Result<Self, OpenError> {
-        let report = super::verify(
+        let seal_key = std::sync::Arc::new(SealKey::new());
+        let (report, seals) = super::verify_sealing(
             path,
             &VerifyOptions {
                 key: Some(key),
@@ -178,6 +183,7 @@ impl OpenBundle {
                 threads: 0,
                 base: None,
             },
+            Some(&seal_key),
         )?;
         if !report.ok() {
             return Err(OpenError::NotVerified(Box::new(report)));
@@ -242,7 +248,30 @@ impl OpenBundle {
             spec,
             base: None,
             installed: None,
+            seals: SealBook {
+                key: seal_key,
+                seals,
+            },
         })
+    }
+
+    /// Entry `name` of this bundle, read again through the seals taken
+    /// of it as it verified: see [`SealedReader`].
+    pub fn sealed(&self, name: &str) -> Result<SealedReader, OpenError> {
+        let e = self.entry(name)?;
+        let seals = self
+            .seals
+            .seals
+            .get(name)
+            .ok_or_else(|| OpenError::Bundle(format!("{name} has no seals")))?;
+        Ok(SealedReader::new(
+            self.file.clone(),
+            name,
+            e.offset,
+            e.size,
+            self.seals.key.clone(),
+            seals.clone(),
+        ))
     }
 
     pub fn entry(&self, name: &str) -> Result<&RawEntry, OpenError> {
@@ -389,62 +418,8 @@ fn copy_checked(
     Ok(())
 }
 
-/// Reads an entry's bytes by position, checking its digest at the end:
-/// the read that completes the entry gives [`ChangedEntry`] instead of its
-/// bytes when the entry no longer hashes to `want`.
-pub struct EntryReader {
-    pub file: Source,
-    pub offset: u64,
-    pub left: u64,
-    pub hasher: Sha256,
-    pub want: Digest,
-}
-
-impl EntryReader {
-    /// The `size` bytes at `offset` of `file`, which must hash to `want`.
-    pub fn new(file: Source, offset: u64, size: u64, want: Digest) -> Self {
-        EntryReader {
-            file,
-            offset,
-            left: size,
-            hasher: Sha256::new(),
-            want,
-        }
-    }
-}
-
-impl io::Read for EntryReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let n = (buf.len() as u64).min(self.left) as usize;
-        let n = self.file.read_at(&mut buf[..n], self.offset)?;
-        if n == 0 {
-            // Verified to hold the entry, the file no longer does: it shrank.
-            return Err(io::Error::other(ChangedEntry(format!(
-                "blobs/sha256/{}",
-                self.want.hex()
-            ))));
-        }
-        self.hasher.update(&buf[..n]);
-        self.offset += n as u64;
-        self.left -= n as u64;
-        if self.left == 0 {
-            let got = Digest::from_sha256(std::mem::take(&mut self.hasher));
-            if got != self.want {
-                return Err(io::Error::other(ChangedEntry(format!(
-                    "blobs/sha256/{}",
-                    self.want.hex()
-                ))));
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// The error an [`EntryReader`] gives when its entry no longer hashes to
-/// what was verified; install finds it inside the runtime's error.
+/// The error a [`SealedReader`] gives when its entry is no longer what was
+/// verified; install finds it inside the runtime's error.
 #[derive(Debug)]
 pub struct ChangedEntry(pub String);
 
