@@ -254,7 +254,7 @@ mod tests {
 }
 
 /// Bytes per sealed chunk of an entry: see [`SealKey`].
-pub const SEAL_CHUNK: u64 = 1 << 20;
+pub const SEAL_CHUNK: u64 = 256 * 1024;
 
 /// The key of chunk seals: a seal is the keyed BLAKE3 of one
 /// [`SEAL_CHUNK`] of an entry, taken while the entry is verified against

@@ -2,14 +2,13 @@
 //!
 //! The bundle is verified whole before the socket opens. Manifests (small,
 //! capped) are kept in memory as pulled; blobs are byte ranges of the
-//! bundle file, read with positioned reads in 128 KiB chunks into a
-//! two-chunk channel per response, so memory stays flat whatever the
-//! bundle's size. No byte leaves unchecked: the first request for a blob
-//! reads it whole, and keeps the SHA-256 of each chunk only if the blob
-//! still hashes to its verified digest; every chunk sent afterwards, for
-//! a range as for the whole blob, is read whole and compared with its
-//! entry before any of it is sent. A file changed since verification
-//! cuts the transfer where the change begins, and the refusal is logged.
+//! bundle file, read with positioned reads a sealed chunk (256 KiB) at a
+//! time and sent in 128 KiB pieces through a two-piece channel per
+//! response, so memory stays flat whatever the bundle's size. No byte leaves unchecked: verification took a keyed
+//! seal of each chunk of every blob as it hashed it, and every chunk sent,
+//! for a range as for the whole blob, is read whole and compared with its
+//! seal before any of it is sent. A file changed since verification cuts
+//! the transfer where the change begins, and the refusal is logged.
 //!
 //! hyper 1 on tokio (see docs/design.md): at most `max_connections`
 //! connections at once; request headers (and TLS handshakes) within 5 s;
@@ -22,7 +21,7 @@ mod routes;
 mod tls;
 
 use std::convert::Infallible;
-use std::io;
+use std::io::{self, Read as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -36,7 +35,6 @@ use hyper::body::{Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sha2::{Digest as _, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 
 pub use crate::catalog::{Catalog, CatalogError, Repository, Span, StoredManifest, served_name};
@@ -46,6 +44,7 @@ use conns::{Busy, Conn, Conns, Tracked};
 
 use crate::digest::Digest;
 use crate::sign::VerifyingKey;
+use crate::verify::open::ChangedEntry;
 use crate::verify::{OpenBundle, OpenError};
 
 /// How long a stopping server waits for transfers under way.
@@ -180,10 +179,10 @@ pub fn serve(
         .as_ref()
         .map(|(cert, key)| tls::acceptor(cert, key))
         .transpose()?;
+    let (name, version) = (open.images.name.clone(), open.images.version.clone());
     let state = Arc::new(State {
         catalog,
-        file: open.source(),
-        chunks: Default::default(),
+        bundle: open,
         events,
         requests: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -192,14 +191,13 @@ pub fn serve(
         .enable_all()
         .thread_name("bale-serve")
         .build()?;
-    let (name, version) = (open.images.name.clone(), open.images.version.clone());
     runtime.block_on(run(state, opts.clone(), acceptor, name, version))
 }
 
 struct State {
     catalog: Catalog,
-    file: crate::bundle::source::Source,
-    chunks: std::sync::Mutex<std::collections::HashMap<Digest, ChunkTable>>,
+    /// The verified bundle, whose blobs are read through their seals.
+    bundle: OpenBundle,
     events: Events,
     requests: AtomicU64,
     bytes: AtomicU64,
@@ -380,53 +378,14 @@ async fn handle(
     })
 }
 
-/// SHA-256 of each [`CHUNK`] of a blob, read from the bundle file once
-/// and kept only if the whole blob hashed to its verified digest.
-type ChunkTable = Arc<Vec<[u8; 32]>>;
-
-/// The chunk table of the blob at `span`: from the cache, or made by
-/// reading the whole blob; `None` when it no longer hashes to `digest`.
-fn chunk_table(
-    state: &State,
-    span: Span,
-    digest: &Digest,
-    buf: &mut [u8],
-) -> io::Result<Option<ChunkTable>> {
-    if let Some(t) = state
-        .chunks
-        .lock()
-        .map_err(|_| io::Error::other("chunk cache poisoned"))?
-        .get(digest)
-    {
-        return Ok(Some(t.clone()));
-    }
-    let mut whole = Sha256::new();
-    let mut table = Vec::with_capacity(span.size.div_ceil(CHUNK as u64) as usize);
-    let mut pos = 0u64;
-    while pos < span.size {
-        let n = (span.size - pos).min(CHUNK as u64) as usize;
-        state.file.read_exact_at(&mut buf[..n], span.offset + pos)?;
-        whole.update(&buf[..n]);
-        table.push(Sha256::digest(&buf[..n]).into());
-        pos += n as u64;
-    }
-    if &Digest::from_sha256(whole) != digest {
-        return Ok(None);
-    }
-    let table = Arc::new(table);
-    state
-        .chunks
-        .lock()
-        .map_err(|_| io::Error::other("chunk cache poisoned"))?
-        .insert(digest.clone(), table.clone());
-    Ok(Some(table))
-}
-
 /// Reads `len` bytes of the blob at `span` from `start` on a blocking
-/// thread into a small channel. Every chunk is read whole and compared with
-/// the blob's chunk table before any byte of it is sent: a bundle file that
-/// changed after verification sends nothing changed, whatever range is
-/// asked for, and the transfer is cut there.
+/// thread into a small channel, through a [`SealedReader`]: every chunk is
+/// read whole and checked against the seal verification took of it before
+/// any byte of it is sent, so a bundle file that changed after verification
+/// sends nothing changed, whatever range is asked for, and the transfer is
+/// cut there.
+///
+/// [`SealedReader`]: crate::verify::sealed::SealedReader
 fn stream_blob(
     state: &Arc<State>,
     span: Span,
@@ -437,49 +396,43 @@ fn stream_blob(
     let (tx, rx) = mpsc::channel(2);
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; CHUNK];
-        let changed = || {
-            (state.events)(ServeEvent::Changed {
-                digest: digest.clone(),
-            });
-            Err(io::Error::other(format!(
-                "{digest} changed after verification"
-            )))
-        };
-        let table = match chunk_table(&state, span, &digest, &mut buf) {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                let _ = tx.blocking_send(changed());
+        let name = format!("blobs/sha256/{}", digest.hex());
+        let mut reader = match state.bundle.sealed(&name) {
+            Ok(r) if r.size() == span.size => r,
+            Ok(_) => {
+                let _ = tx.blocking_send(Err(io::Error::other(format!("{name}: another size"))));
                 return;
             }
             Err(e) => {
-                let _ = tx.blocking_send(Err(e));
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
                 return;
             }
         };
-        let end = start + len;
-        let mut chunk = start / CHUNK as u64;
-        while chunk * (CHUNK as u64) < end {
-            let at = chunk * CHUNK as u64;
-            let n = (span.size - at).min(CHUNK as u64) as usize;
-            if let Err(e) = state.file.read_exact_at(&mut buf[..n], span.offset + at) {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-            let want = table.get(chunk as usize);
-            if want != Some(&Sha256::digest(&buf[..n]).into()) {
-                let _ = tx.blocking_send(changed());
-                return;
-            }
-            let from = start.saturating_sub(at) as usize;
-            let to = (end - at).min(n as u64) as usize;
+        reader.seek(start);
+        let mut left = len;
+        let mut buf = vec![0u8; CHUNK];
+        while left > 0 {
+            let want = left.min(CHUNK as u64) as usize;
+            let n = match reader.read(&mut buf[..want]) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    if e.get_ref().is_some_and(|i| i.is::<ChangedEntry>()) {
+                        (state.events)(ServeEvent::Changed {
+                            digest: digest.clone(),
+                        });
+                    }
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
             if tx
-                .blocking_send(Ok(Bytes::copy_from_slice(&buf[from..to])))
+                .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
                 .is_err()
             {
                 return;
             }
-            chunk += 1;
+            left -= n as u64;
         }
     });
     rx

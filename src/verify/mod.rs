@@ -167,8 +167,9 @@ pub(crate) fn read_entry(file: &Source, e: &RawEntry, limit: u64) -> Result<Vec<
 }
 
 /// SHA-256 of the `size` bytes at `offset`, read in pieces of `buf`'s
-/// length; with `seal`, also the seal of each [`SEAL_CHUNK`] (`buf` must
-/// then be that long), taken from the same bytes while they are in cache.
+/// length; with `seal`, also the seal of each [`SEAL_CHUNK`] (`buf`'s length
+/// must then be a multiple of it), taken from the same bytes while they
+/// are in cache.
 fn hash_range(
     file: &Source,
     offset: u64,
@@ -184,7 +185,8 @@ fn hash_range(
         file.read_exact_at(&mut buf[..want], offset + pos)?;
         h.update(&buf[..want]);
         if let Some(key) = seal {
-            seals.push(key.seal(&buf[..want]));
+            // `pos` stays a multiple of the chunk: `buf` is a multiple of it.
+            seals.extend(buf[..want].chunks(SEAL_CHUNK as usize).map(|c| key.seal(c)));
         }
         pos += want as u64;
     }
@@ -638,7 +640,8 @@ fn hash_all(
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, 64).min(jobs.len().max(1)) {
             s.spawn(|| {
-                let mut buf = vec![0u8; SEAL_CHUNK as usize];
+                // A multiple of SEAL_CHUNK.
+                let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some((name, offset, size, want)) = jobs.get(i) else {
