@@ -1,7 +1,8 @@
 //! The one way bale reads a bundle it acts on (install, audit, serve,
 //! push): verified whole first, then every entry read again by position and
-//! re-hashed, so a file that changes after verification is caught wherever
-//! it is read.
+//! checked again (small entries and plain files by SHA-256, blobs by their
+//! chunk seals: see [`super::sealed`]), so a file that changes after
+//! verification is caught wherever it is read.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
