@@ -11,7 +11,8 @@ use crate::digest::Digest;
 use crate::inventory::Compression;
 use crate::runtime::{ArchiveFormat, Present};
 use crate::verify::OpenError;
-use crate::verify::open::{ChangedEntry, OpenBundle};
+use crate::verify::open::OpenBundle;
+use crate::verify::sealed::ChangedEntry;
 
 /// The blobs of `images` an archive for a runtime that holds `present`
 /// can leave out. Docker: each layer whose chain ID the daemon has, unless

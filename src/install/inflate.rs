@@ -24,7 +24,8 @@ use std::io::{self, Read};
 
 use crate::digest::Digest;
 use crate::verify::RawEntry;
-use crate::verify::open::{ChangedEntry, OpenBundle};
+use crate::verify::open::OpenBundle;
+use crate::verify::sealed::ChangedEntry;
 
 /// The smallest gzip stream: a 10-byte header, an empty deflate block and
 /// the 8-byte trailer.

@@ -25,7 +25,7 @@ use super::inflate::{Inflate, Uninflatable};
 use crate::bundle::ImageRecord;
 use crate::digest::Digest;
 use crate::runtime::{ArchiveFormat, Present, Runtime};
-use crate::verify::open::ChangedEntry;
+use crate::verify::sealed::ChangedEntry;
 use crate::verify::{OpenBundle, OpenError};
 
 /// Loads `images` (which the runtime lacks) leaving out the blobs in

@@ -12,7 +12,7 @@ use crate::catalog::Span;
 use crate::digest::Digest;
 use crate::registry::{Payload, RegistryError, header};
 use crate::verify::OpenError;
-use crate::verify::open::ChangedEntry;
+use crate::verify::sealed::ChangedEntry;
 use crate::verify::sealed::SealedReader;
 
 /// Chunk failures a blob may survive before the push gives up on it.

@@ -44,7 +44,7 @@ use conns::{Busy, Conn, Conns, Tracked};
 
 use crate::digest::Digest;
 use crate::sign::VerifyingKey;
-use crate::verify::open::ChangedEntry;
+use crate::verify::sealed::ChangedEntry;
 use crate::verify::{OpenBundle, OpenError};
 
 /// How long a stopping server waits for transfers under way.

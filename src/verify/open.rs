@@ -418,16 +418,3 @@ fn copy_checked(
     }
     Ok(())
 }
-
-/// The error a [`SealedReader`] gives when its entry is no longer what was
-/// verified; install finds it inside the runtime's error.
-#[derive(Debug)]
-pub struct ChangedEntry(pub String);
-
-impl std::fmt::Display for ChangedEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} changed after it was verified", self.0)
-    }
-}
-
-impl std::error::Error for ChangedEntry {}

@@ -13,7 +13,6 @@
 use std::io;
 use std::sync::Arc;
 
-use super::open::ChangedEntry;
 use crate::bundle::source::Source;
 use crate::digest::{SEAL_CHUNK, Seal, SealKey};
 
@@ -122,6 +121,19 @@ impl io::Read for SealedReader {
         Ok(n)
     }
 }
+
+/// The error a [`SealedReader`] gives when its entry is no longer what was
+/// verified; install finds it inside the runtime's error.
+#[derive(Debug)]
+pub struct ChangedEntry(pub String);
+
+impl std::fmt::Display for ChangedEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} changed after it was verified", self.0)
+    }
+}
+
+impl std::error::Error for ChangedEntry {}
 
 #[cfg(test)]
 mod tests {
