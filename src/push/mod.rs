@@ -212,7 +212,6 @@ struct Pusher<'a> {
     bundle: &'a OpenBundle,
     ep: Endpoint,
     host: String,
-    file: crate::bundle::source::Source,
     chunk: u64,
     events: &'a (dyn Fn(PushEvent) + Sync),
     report: PushReport,
@@ -269,7 +268,6 @@ pub fn push(
         bundle,
         ep: client.push_endpoint(&host),
         host: host.clone(),
-        file: bundle.source(),
         chunk: opts.chunk.max(64 * 1024),
         events,
         report: PushReport {
@@ -587,7 +585,6 @@ impl<'a> Pusher<'a> {
             bundle: self.bundle,
             ep: self.ep.clone(),
             host: self.host.clone(),
-            file: self.file.clone(),
             chunk: self.chunk,
             events: self.events,
             report: PushReport::default(),

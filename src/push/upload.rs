@@ -12,8 +12,7 @@ use crate::catalog::Span;
 use crate::digest::Digest;
 use crate::registry::{Payload, RegistryError, header};
 use crate::verify::OpenError;
-use crate::verify::sealed::ChangedEntry;
-use crate::verify::sealed::SealedReader;
+use crate::verify::sealed::{ChangedEntry, SealedReader};
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;

@@ -4,10 +4,11 @@
 //! capped) are kept in memory as pulled; blobs are byte ranges of the
 //! bundle file, read with positioned reads a sealed chunk (256 KiB) at a
 //! time and sent in 128 KiB pieces through a two-piece channel per
-//! response, so memory stays flat whatever the bundle's size. No byte leaves unchecked: verification took a keyed
-//! seal of each chunk of every blob as it hashed it, and every chunk sent,
-//! for a range as for the whole blob, is read whole and compared with its
-//! seal before any of it is sent. A file changed since verification cuts
+//! response, so memory stays flat whatever the bundle's size. No byte
+//! leaves unchecked: verification took a keyed seal of each chunk of every
+//! blob as it hashed it, and every chunk sent, for a range as for the
+//! whole blob, is read whole and compared with its seal before any of it
+//! is sent. A file changed since verification cuts
 //! the transfer where the change begins, and the refusal is logged.
 //!
 //! hyper 1 on tokio (see docs/design.md): at most `max_connections`
@@ -343,12 +344,9 @@ async fn handle(
     let body = match reply.body {
         Body::Empty => OutBody::Empty,
         Body::Bytes(b) => OutBody::Full(Some(b)),
-        Body::Blob {
-            span,
-            start,
-            len,
-            digest,
-        } => OutBody::Stream(stream_blob(&state, span, start, len, digest)),
+        Body::Blob { start, len, digest } => {
+            OutBody::Stream(stream_blob(&state, start, len, digest))
+        }
     };
     state.requests.fetch_add(1, Ordering::Relaxed);
     state.bytes.fetch_add(planned, Ordering::Relaxed);
@@ -378,7 +376,7 @@ async fn handle(
     })
 }
 
-/// Reads `len` bytes of the blob at `span` from `start` on a blocking
+/// Reads `len` bytes of blob `digest` from `start` on a blocking
 /// thread into a small channel, through a [`SealedReader`]: every chunk is
 /// read whole and checked against the seal verification took of it before
 /// any byte of it is sent, so a bundle file that changed after verification
@@ -388,7 +386,6 @@ async fn handle(
 /// [`SealedReader`]: crate::verify::sealed::SealedReader
 fn stream_blob(
     state: &Arc<State>,
-    span: Span,
     start: u64,
     len: u64,
     digest: Digest,
@@ -398,11 +395,7 @@ fn stream_blob(
     tokio::task::spawn_blocking(move || {
         let name = format!("blobs/sha256/{}", digest.hex());
         let mut reader = match state.bundle.sealed(&name) {
-            Ok(r) if r.size() == span.size => r,
-            Ok(_) => {
-                let _ = tx.blocking_send(Err(io::Error::other(format!("{name}: another size"))));
-                return;
-            }
+            Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
                 return;

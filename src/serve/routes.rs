@@ -5,7 +5,7 @@
 
 use crate::digest::Digest;
 
-use crate::catalog::{Catalog, Span};
+use crate::catalog::Catalog;
 
 /// The body of a reply.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,8 +18,6 @@ pub enum Body {
     /// checked against the blob's verified content before any is sent (a
     /// range as much as the whole blob).
     Blob {
-        /// Where the blob lies in the bundle.
-        span: Span,
         /// First byte, relative to the blob.
         start: u64,
         /// How many bytes.
@@ -325,7 +323,6 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
                 status: 200,
                 headers,
                 body: Body::Blob {
-                    span,
                     start: 0,
                     len: span.size,
                     digest: d,
@@ -344,7 +341,6 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
                 status: 206,
                 headers,
                 body: Body::Blob {
-                    span,
                     start,
                     len,
                     digest: d,
@@ -357,7 +353,7 @@ fn blob(catalog: &Catalog, name: &str, digest: &str, range_header: Option<&str>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Repository, StoredManifest};
+    use crate::catalog::{Repository, Span, StoredManifest};
 
     fn catalog() -> (Catalog, Digest, Digest) {
         let mut c = Catalog::default();

@@ -18,7 +18,7 @@ use crate::digest::{SEAL_CHUNK, Seal, SealKey};
 
 /// The seals of one opened bundle: the key, and each verified entry's
 /// seals by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SealBook {
     pub(crate) key: Arc<SealKey>,
     pub(crate) seals: super::Seals,
@@ -68,16 +68,6 @@ impl SealedReader {
     /// Serves from the entry's byte `at` on (at most its size).
     pub fn seek(&mut self, at: u64) {
         self.pos = at.min(self.size);
-    }
-
-    /// The next byte it serves.
-    pub fn position(&self) -> u64 {
-        self.pos
-    }
-
-    /// The entry's size.
-    pub fn size(&self) -> u64 {
-        self.size
     }
 
     fn changed(&self) -> io::Error {
