@@ -25,7 +25,6 @@ use crate::sign::{SignError, SigningKey};
 use crate::spec::BundleSpec;
 use crate::store::Store;
 
-mod blocks;
 pub mod checks;
 pub mod cyclonedx;
 mod layout;
