@@ -73,7 +73,8 @@ pub struct Catalog {
     pub blobs: BTreeMap<Digest, Span>,
 }
 
-fn blob_path(d: &Digest) -> String {
+/// The name of blob `d` in a bundle.
+pub(crate) fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 

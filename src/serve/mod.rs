@@ -393,8 +393,7 @@ fn stream_blob(
     let (tx, rx) = mpsc::channel(2);
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let name = format!("blobs/sha256/{}", digest.hex());
-        let mut reader = match state.bundle.sealed(&name) {
+        let mut reader = match state.bundle.sealed(&crate::catalog::blob_path(&digest)) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
