@@ -73,11 +73,6 @@ pub struct Catalog {
     pub blobs: BTreeMap<Digest, Span>,
 }
 
-/// The name of blob `d` in a bundle.
-pub(crate) fn blob_path(d: &Digest) -> String {
-    format!("blobs/sha256/{}", d.hex())
-}
-
 /// The name an image is served under: its canonical name without the
 /// registry host (`docker.io/library/redis:8.2-alpine` → `library/redis`,
 /// `8.2-alpine`).
@@ -146,24 +141,24 @@ impl Catalog {
                 }
             };
             let parsed = manifest::parse(&stored.bytes, Some(&stored.media_type))
-                .map_err(|e| CatalogError::Bundle(format!("{}: {e}", blob_path(&d))))?
+                .map_err(|e| CatalogError::Bundle(format!("{}: {e}", d.blob_path())))?
                 .1;
             match parsed {
                 // An index may name platforms the bundle did not lock;
                 // only those it holds are served (the rest are unknown).
                 Parsed::Index { manifests } => {
                     for m in manifests {
-                        if bundle.span(&blob_path(&m.digest)).is_ok() {
+                        if bundle.span(&m.digest.blob_path()).is_ok() {
                             todo.push(m.digest);
                         }
                     }
                 }
                 Parsed::Image { config, layers } => {
                     for b in std::iter::once(config).chain(layers) {
-                        let (offset, size) = bundle.span(&blob_path(&b.digest)).map_err(|_| {
+                        let (offset, size) = bundle.span(&b.digest.blob_path()).map_err(|_| {
                             CatalogError::Bundle(format!(
                                 "{} references {}, which the bundle lacks",
-                                blob_path(&d),
+                                d.blob_path(),
                                 b.digest
                             ))
                         })?;
@@ -178,7 +173,7 @@ impl Catalog {
 }
 
 fn read_manifest(bundle: &OpenBundle, d: &Digest) -> Result<StoredManifest, CatalogError> {
-    let path = blob_path(d);
+    let path = d.blob_path();
     let (_, size) = bundle
         .span(&path)
         .map_err(|_| CatalogError::Bundle(format!("{path} is not in the bundle")))?;

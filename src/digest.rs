@@ -44,6 +44,12 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
+
+    /// The blob's path in an OCI image layout, and so its entry in a
+    /// bundle: `blobs/sha256/<hex>`.
+    pub fn blob_path(&self) -> String {
+        format!("blobs/sha256/{}", self.hex)
+    }
 }
 
 impl FromStr for Digest {

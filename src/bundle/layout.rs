@@ -59,10 +59,6 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-pub(super) fn blob_path(d: &Digest) -> String {
-    format!("blobs/sha256/{}", d.hex())
-}
-
 pub(super) fn json(v: &impl Serialize) -> Vec<u8> {
     // Serialising plain structs of strings and numbers cannot fail.
     let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
@@ -124,9 +120,9 @@ pub(super) fn layout_entries(
         for r in platforms {
             if Some(&r.platform) == first_platform.as_ref() {
                 docker.push(DockerEntry {
-                    config: blob_path(&r.config),
+                    config: r.config.blob_path(),
                     repo_tags: vec![r.name.clone()],
-                    layers: r.layers.iter().map(blob_path).collect(),
+                    layers: r.layers.iter().map(Digest::blob_path).collect(),
                 });
             }
         }
@@ -197,7 +193,7 @@ pub(super) fn layout_entries(
     entries.extend(
         index_blobs
             .into_iter()
-            .map(|(d, bytes)| Entry::bytes(&blob_path(&d), bytes)),
+            .map(|(d, bytes)| Entry::bytes(&d.blob_path(), bytes)),
     );
     (entries, blobs)
 }

@@ -48,7 +48,7 @@ pub use records::{
 pub use sbom::SBOM_PATH;
 pub use signed::{BaseRef, Manifest, ManifestEntry, parse_trusted_comment, trusted_comment};
 
-use layout::{blob_path, json, layout_entries};
+use layout::{json, layout_entries};
 use overlays::{check_compose, overlay_entries};
 
 /// The signed manifest's entry name.
@@ -304,7 +304,7 @@ fn missing_blobs(
                 .into_iter()
                 .filter(|b| !store.has(&b.digest, b.size))
                 .filter(|b| {
-                    !base.is_some_and(|(m, _)| m.carries(&blob_path(&b.digest), &b.digest, b.size))
+                    !base.is_some_and(|(m, _)| m.carries(&b.digest.blob_path(), &b.digest, b.size))
                 })
                 .map(|b| format!("{} ({})", b.digest, img.name))
                 .collect::<Vec<_>>()
@@ -342,7 +342,7 @@ fn gather(
     entries.extend(layout);
     for (digest, size) in &blobs {
         entries.push(Entry {
-            path: blob_path(digest),
+            path: digest.blob_path(),
             mode: 0o644,
             size: *size,
             sha256: digest.clone(),

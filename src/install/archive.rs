@@ -84,7 +84,7 @@ pub(super) fn unpacked_sizes(
             if sizes.contains_key(&d) {
                 continue;
             }
-            let (holder, e) = bundle.locate(&format!("blobs/sha256/{}", d.hex()))?;
+            let (holder, e) = bundle.locate(&d.blob_path())?;
             // A trailer that cannot be read is the load's to report.
             let claimed = match compression {
                 Some(Compression::Gzip) => claimed_size(holder, e).ok().flatten(),
@@ -106,7 +106,7 @@ fn diff_ids(bundle: &OpenBundle, r: &ImageRecord) -> Result<Vec<Digest>, Install
     struct RootFs {
         diff_ids: Vec<Digest>,
     }
-    let bytes = bundle.read_small(&format!("blobs/sha256/{}", r.config.hex()))?;
+    let bytes = bundle.read_small(&r.config.blob_path())?;
     serde_json::from_slice::<Config>(&bytes)
         .map(|c| c.rootfs.diff_ids)
         .map_err(|e| InstallError::Bundle(format!("config {}: {e}", r.config)))
@@ -142,14 +142,14 @@ pub(super) fn write_archive(
                 if unpacked.zstd.contains(l) || unpacked.gzip.contains_key(l) {
                     format!("layers/{}.tar", l.hex())
                 } else {
-                    format!("blobs/sha256/{}", l.hex())
+                    l.blob_path()
                 }
             };
             let index: Vec<serde_json::Value> = images
                 .iter()
                 .map(|r| {
                     serde_json::json!({
-                        "Config": format!("blobs/sha256/{}", r.config.hex()),
+                        "Config": r.config.blob_path(),
                         "RepoTags": [r.name],
                         "Layers": r.layers.iter().map(layer_path).collect::<Vec<_>>(),
                     })
@@ -170,7 +170,7 @@ pub(super) fn write_archive(
                 .iter()
                 .map(|r| {
                     let size = bundle
-                        .expected(&format!("blobs/sha256/{}", r.manifest.hex()))
+                        .expected(&r.manifest.blob_path())
                         .map(|(_, s)| s)
                         .unwrap_or(0);
                     serde_json::json!({
@@ -227,9 +227,8 @@ impl Unpacked {
                         u.zstd.insert(d);
                     }
                     Some(Compression::Gzip) if inflate.wants(&d) && !skip.contains(&d) => {
-                        let (holder, e) = bundle
-                            .locate(&format!("blobs/sha256/{}", d.hex()))
-                            .map_err(|e| to_io(e.into()))?;
+                        let (holder, e) =
+                            bundle.locate(&d.blob_path()).map_err(|e| to_io(e.into()))?;
                         if let Some(size) = claimed_size(holder, e)? {
                             u.gzip.insert(d, size);
                         }
@@ -249,7 +248,7 @@ fn append_blob(
     d: &Digest,
     unpacked: &Unpacked,
 ) -> io::Result<()> {
-    let name = format!("blobs/sha256/{}", d.hex());
+    let name = d.blob_path();
     // A delta's blob may lie in its base bundle.
     let (holder, e) = bundle.locate(&name).map_err(|e| to_io(e.into()))?;
     let mut h = tar::Header::new_gnu();
@@ -340,7 +339,7 @@ fn layer_compression(
     bundle: &OpenBundle,
     r: &ImageRecord,
 ) -> Result<Vec<(Digest, Option<Compression>)>, InstallError> {
-    let bytes = bundle.read_small(&format!("blobs/sha256/{}", r.manifest.hex()))?;
+    let bytes = bundle.read_small(&r.manifest.blob_path())?;
     match crate::manifest::parse(&bytes, Some(&r.manifest_media_type)) {
         Ok((_, crate::manifest::Parsed::Image { layers, .. })) => Ok(layers
             .into_iter()

@@ -636,7 +636,7 @@ fn load_images(
         return Ok(outcomes);
     }
     let format = runtime.archive_format();
-    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let blob = |d: &Digest| d.blob_path();
     let lacking = |r: &ImageRecord| {
         format!(
             "image {} ({}): this delta leaves its blobs to the base, and {} does not have them; give the base bundle with --base OLD.bale",

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use ureq::http::Response;
 
 use super::{BlobHow, PushError, PushEvent, Pusher, reg_err, stored};
-use crate::catalog::{Span, blob_path};
+use crate::catalog::Span;
 use crate::digest::Digest;
 use crate::registry::{Payload, RegistryError, header};
 use crate::verify::OpenError;
@@ -80,7 +80,7 @@ impl Pusher<'_> {
         let mut offset = 0u64;
         let mut failures = 0u32;
         let mut short = 0u32;
-        let sent = RefCell::new(Sent::new(self.bundle.sealed(&blob_path(d))?));
+        let sent = RefCell::new(Sent::new(self.bundle.sealed(&d.blob_path())?));
         if span.size <= self.chunk {
             match self.whole(repo, d, span, &sent, &location, what)? {
                 None => return Ok(()),
@@ -267,7 +267,7 @@ impl Pusher<'_> {
             .client
             .send(&self.ep, repo, "DELETE", url, &[], &Payload::Empty, false);
         PushError::Open(OpenError::Changed {
-            entry: blob_path(d),
+            entry: d.blob_path(),
         })
     }
 

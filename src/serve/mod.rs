@@ -393,7 +393,7 @@ fn stream_blob(
     let (tx, rx) = mpsc::channel(2);
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let mut reader = match state.bundle.sealed(&crate::catalog::blob_path(&digest)) {
+        let mut reader = match state.bundle.sealed(&digest.blob_path()) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));

@@ -59,7 +59,7 @@ pub(super) fn check(
         Ok(k) => k,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let read = |d: &Digest, limit: u64| read_path(&format!("blobs/sha256/{}", d.hex()), d, limit);
+    let read = |d: &Digest, limit: u64| read_path(&d.blob_path(), d, limit);
     match crate::cosign::recheck(
         &sig.manifest,
         &sig.manifest_media_type,

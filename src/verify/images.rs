@@ -59,7 +59,7 @@ pub(super) fn statuses(
         let paths: Vec<String> = std::iter::once(&r.digest)
             .chain([&r.manifest, &r.config])
             .chain(r.layers.iter())
-            .map(|d| format!("blobs/sha256/{}", d.hex()))
+            .map(|d| d.blob_path())
             .collect();
         let ok = paths.iter().all(|p| seen.verified.contains_key(p));
         let elsewhere = paths
