@@ -350,6 +350,23 @@ struct Sample {
     slowest: f64,
 }
 
+impl Sample {
+    /// One run: the machine's figures not measured, its own wall time its
+    /// fastest and slowest.
+    fn one(wall: f64, rss_kb: u64, cpu: f64, own_cpu: f64) -> Sample {
+        Sample {
+            wall,
+            rss_kb,
+            cpu,
+            own_cpu,
+            machine: f64::NAN,
+            iowait: f64::NAN,
+            fastest: wall,
+            slowest: wall,
+        }
+    }
+}
+
 /// Runs `script` with `sh -c` under GNU time; panics with its output on failure.
 fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
     let out_file = cwd.join(".time");
@@ -374,16 +391,7 @@ fn timed(script: &str, cwd: &Path, env: &[(&str, String)]) -> Sample {
     let wall = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
     let rss_kb = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
     let cpu = it.filter_map(|v| v.parse::<f64>().ok()).sum();
-    Sample {
-        wall,
-        rss_kb,
-        cpu,
-        own_cpu: cpu,
-        machine: f64::NAN,
-        iowait: f64::NAN,
-        fastest: wall,
-        slowest: wall,
-    }
+    Sample::one(wall, rss_kb, cpu, cpu)
 }
 
 fn sh(script: &str, cwd: &Path, env: &[(&str, String)]) -> String {
@@ -439,18 +447,9 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
         }
         panic!("bale {} failed:\n{err}", args.join(" "));
     }
-    Sample {
-        wall,
-        rss_kb: hwm,
-        cpu: f64::NAN,
-        // bale is the only child the bench waits for meanwhile; its own
-        // waited-for children (the docker CLI) count in its figures.
-        own_cpu: children_cpu() - children_before,
-        machine: f64::NAN,
-        iowait: f64::NAN,
-        fastest: wall,
-        slowest: wall,
-    }
+    // bale is the only child the bench waits for meanwhile; its own
+    // waited-for children (the docker CLI) count in its figures.
+    Sample::one(wall, hwm, f64::NAN, children_cpu() - children_before)
 }
 
 /// CPU seconds of the bench's children that have been waited for
@@ -940,16 +939,7 @@ fn plain_upload(blobs: &[(String, Vec<u8>)], host: &str) -> Sample {
     });
     let wall = t0.elapsed().as_secs_f64();
     let cpu = own_cpu() - cpu_before;
-    Sample {
-        wall,
-        rss_kb: 0,
-        cpu,
-        own_cpu: cpu,
-        machine: f64::NAN,
-        iowait: f64::NAN,
-        fastest: wall,
-        slowest: wall,
-    }
+    Sample::one(wall, 0, cpu, cpu)
 }
 
 /// CPU seconds (user + system) this process has spent so far.
