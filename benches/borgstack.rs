@@ -883,7 +883,11 @@ fn store_blobs(store: &Path) -> Vec<(String, Vec<u8>)> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_owned();
-            (name.len() == 64).then(|| (name, std::fs::read(e.path()).unwrap_or_default()))
+            (name.len() == 64).then(|| {
+                let bytes = std::fs::read(e.path())
+                    .unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+                (name, bytes)
+            })
         })
         .collect();
     blobs.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
@@ -1058,8 +1062,6 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
             let synced = timed("sync blobs.tar", &proj, &env);
             durable.wall += synced.wall;
             durable.cpu += synced.cpu;
-            durable.fastest = durable.wall;
-            durable.slowest = durable.wall;
             tar_synced.push(durable);
             // The floor's SHA-256 speed is taken in the same minutes as
             // tar's CPU, so that a slow stretch of the machine weighs on

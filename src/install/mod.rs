@@ -636,7 +636,6 @@ fn load_images(
         return Ok(outcomes);
     }
     let format = runtime.archive_format();
-    let blob = |d: &Digest| d.blob_path();
     let lacking = |r: &ImageRecord| {
         format!(
             "image {} ({}): this delta leaves its blobs to the base, and {} does not have them; give the base bundle with --base OLD.bale",
@@ -647,7 +646,7 @@ fn load_images(
     };
     if let Some(r) = to_load
         .iter()
-        .find(|r| bundle.lacks(&blob(&r.manifest)) || bundle.lacks(&blob(&r.config)))
+        .find(|r| bundle.lacks(&r.manifest.blob_path()) || bundle.lacks(&r.config.blob_path()))
     {
         return Err(InstallError::Refused(lacking(r)));
     }
@@ -658,7 +657,7 @@ fn load_images(
     if let Some(r) = to_load.iter().find(|r| {
         r.layers
             .iter()
-            .any(|l| !skip.contains(l) && bundle.lacks(&blob(l)))
+            .any(|l| !skip.contains(l) && bundle.lacks(&l.blob_path()))
     }) {
         return Err(InstallError::Refused(lacking(r)));
     }
