@@ -4,7 +4,9 @@
 //! `scripts/bench [--scale N]... [--runs N] [--write-doc PATH]`
 //! `scripts/bench --scale N --hold`: set up scale N (registry, dockerd,
 //! corpus, lock, fetch, build), write `env.sh` beside the bundle and wait
-//! until the file `hold` there is removed, for measuring by hand.
+//! until the file `hold` there is removed, for measuring by hand; SIGINT,
+//! SIGTERM or SIGHUP while it holds ends it, its daemons and directories
+//! removed.
 //!
 //! It measures and reports; it asserts nothing about speed.
 
