@@ -29,6 +29,7 @@ pub mod checks;
 pub mod cyclonedx;
 mod layout;
 mod licenses;
+pub mod mapped;
 mod os_packages;
 mod overlays;
 mod records;

@@ -88,6 +88,16 @@ impl Source {
         &self.parts
     }
 
+    /// The file that holds all `size` bytes from `offset`, and where they
+    /// start in it; `None` when they span parts or pass the end.
+    pub fn file_holding(&self, offset: u64, size: u64) -> Option<(&File, u64)> {
+        let end = offset.checked_add(size)?;
+        self.parts
+            .iter()
+            .find(|p| offset >= p.start && end <= p.start + p.len)
+            .map(|p| (&p.file, offset - p.start))
+    }
+
     /// Reads into `buf` from `offset`; a read may stop short at the end of
     /// a part (call again), and returns 0 at the end of the whole.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -184,6 +194,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(buf, whole[250..700]);
         assert!(s.read_exact_at(&mut buf, 900).is_err());
+        // A range inside one part is found in it; one across parts or
+        // past the end is not.
+        let at = |o, n| s.file_holding(o, n).map(|(_, at)| at);
+        assert_eq!(at(310, 200), Some(10));
+        assert_eq!(at(0, 300), Some(0));
+        assert_eq!(at(250, 100), None);
+        assert_eq!(at(950, 100), None);
+        assert_eq!(at(u64::MAX, 2), None);
         // A part of another size is refused, naming it.
         paths[1].1 += 1;
         let err = Source::parts(&paths).err().map(|(p, _)| p);

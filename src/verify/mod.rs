@@ -170,6 +170,10 @@ pub(crate) fn read_entry(file: &Source, e: &RawEntry, limit: u64) -> Result<Vec<
 /// length; with `seal`, also the seal of each [`SEAL_CHUNK`] (`buf`'s length
 /// must then be a multiple of it), taken from the same bytes while they
 /// are in cache.
+///
+/// Without `seal`, the bytes are hashed where they lie in the page cache
+/// ([`bundle::mapped`]), which saves copying them; seals must certify the
+/// very bytes that were hashed, so they are taken from a private copy.
 fn hash_range(
     file: &Source,
     offset: u64,
@@ -178,6 +182,15 @@ fn hash_range(
     seal: Option<&SealKey>,
     seals: &mut Vec<Seal>,
 ) -> io::Result<Digest> {
+    if seal.is_none()
+        && let Some((f, at)) = file.file_holding(offset, size)
+    {
+        match bundle::mapped::sha256(f, at, size) {
+            Ok(sum) => return Ok(sum),
+            Err(bundle::mapped::MappedError::Read(e)) => return Err(e),
+            Err(bundle::mapped::MappedError::Unsupported) => {}
+        }
+    }
     let mut h = Sha256::new();
     let mut pos = 0u64;
     while pos < size {
