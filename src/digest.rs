@@ -32,6 +32,11 @@ impl Digest {
         Self::from_hash(h.finalize().as_slice())
     }
 
+    /// The digest whose 32 bytes are `hash`.
+    pub fn from_sha256_bytes(hash: &[u8; 32]) -> Self {
+        Self::from_hash(hash)
+    }
+
     fn from_hash(hash: &[u8]) -> Self {
         let mut hex = String::with_capacity(64);
         for b in hash {

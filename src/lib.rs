@@ -33,6 +33,7 @@ pub mod registry;
 pub mod runtime;
 pub mod scan;
 pub mod serve;
+pub mod sha256x2;
 pub mod sign;
 pub mod spec;
 pub mod status;

@@ -99,50 +99,97 @@ pub fn sha256(file: &File, offset: u64, size: u64) -> Result<Digest, MappedError
     if size == 0 {
         return Ok(Digest::of(&[]));
     }
-    let page = match SETUP.get_or_init(install) {
-        Ok(p) => *p,
-        Err(_) => return Err(MappedError::Unsupported),
-    };
-    let slot = Claim::take().ok_or(MappedError::Unsupported)?;
-    let w = Window::map(file, offset, size, page, &slot)?;
+    let mut r = MappedRange::open(file, offset, size)?;
     let mut h = Sha256::new();
-    // In steps: the next step's pages are mapped in before this step is
-    // hashed (so the prefetch reaches into them), and this step's are let
-    // go once hashed (so they do not add up in the resident size).
-    let end = w.mapped;
-    w.populate(0..STEP.min(end))?;
-    let mut at = 0;
-    while at < end {
-        let next = (at + STEP).min(end);
-        if next < end {
-            w.populate(next..(next + STEP).min(end))?;
+    while r.remaining() > 0 {
+        h.update(r.next(PIECE)?);
+    }
+    r.done()?;
+    Ok(Digest::from_sha256(h))
+}
+
+/// Bytes a reader should take from [`MappedRange::next`] at a time: a page,
+/// so that each piece asks for the page [`PREFETCH_AHEAD`] further on.
+pub const PIECE: usize = 4096;
+
+/// A range of a file read in place, piece by piece: the next [`STEP`] of
+/// pages mapped in before they are needed (so the prefetch reaches into
+/// them), the pages behind let go once read (so they do not add up in the
+/// resident size).
+pub struct MappedRange {
+    w: Window,
+    /// The next byte to hand out, from the mapping's start.
+    at: usize,
+    populated: usize,
+    released: usize,
+}
+
+impl MappedRange {
+    /// The `size` bytes of `file` from `offset`, mapped but not yet read.
+    /// [`MappedError::Unsupported`] for an empty range, among others.
+    pub fn open(file: &File, offset: u64, size: u64) -> Result<MappedRange, MappedError> {
+        let page = match SETUP.get_or_init(install) {
+            Ok(p) => *p,
+            Err(_) => return Err(MappedError::Unsupported),
+        };
+        if size == 0 {
+            return Err(MappedError::Unsupported);
         }
-        hash_prefetching(&mut h, w.all(), at.max(w.skip)..next);
-        w.release(at..next);
-        if w.failed() {
+        let slot = Claim::take().ok_or(MappedError::Unsupported)?;
+        let w = Window::map(file, offset, size, page, slot)?;
+        let at = w.skip;
+        Ok(MappedRange {
+            w,
+            at,
+            populated: 0,
+            released: 0,
+        })
+    }
+
+    /// Bytes not yet handed out.
+    pub fn remaining(&self) -> usize {
+        self.w.mapped - self.at
+    }
+
+    /// The next `max` bytes (fewer at the end), with the line
+    /// [`PREFETCH_AHEAD`] bytes on asked for. A page that failed in an
+    /// earlier piece, or that cannot be mapped in, ends the range.
+    pub fn next(&mut self, max: usize) -> Result<&[u8], MappedError> {
+        self.check()?;
+        let end = self.w.mapped;
+        let n = max.min(end - self.at);
+        let want = (self.at + n + PREFETCH_AHEAD).min(end);
+        while self.populated < want {
+            let to = (self.populated + STEP).min(end);
+            self.w.populate(self.populated..to)?;
+            self.populated = to;
+        }
+        let behind = self.at / STEP * STEP;
+        if behind > self.released {
+            self.w.release(self.released..behind);
+            self.released = behind;
+        }
+        let all = self.w.all();
+        if let Some(ahead) = all.get(self.at + PREFETCH_AHEAD) {
+            prefetch(ahead);
+        }
+        let piece = all.get(self.at..self.at + n).unwrap_or_default();
+        self.at += n;
+        Ok(piece)
+    }
+
+    /// Whether every byte handed out was read as it is in the file.
+    pub fn done(self) -> Result<(), MappedError> {
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), MappedError> {
+        if self.w.failed() {
             return Err(MappedError::Read(io::Error::other(
                 "a page could not be read while it was hashed (the file changed or the disk failed)",
             )));
         }
-        at = next;
-    }
-    Ok(Digest::from_sha256(h))
-}
-
-/// Feeds `range` of `bytes` to `h` a page at a time, each time asking for
-/// the line [`PREFETCH_AHEAD`] bytes further on.
-fn hash_prefetching(h: &mut Sha256, bytes: &[u8], range: std::ops::Range<usize>) {
-    const PIECE: usize = 4096;
-    let mut pos = range.start;
-    while pos < range.end {
-        let next = (pos + PIECE).min(range.end);
-        if let Some(ahead) = bytes.get(pos + PREFETCH_AHEAD) {
-            prefetch(ahead);
-        }
-        if let Some(piece) = bytes.get(pos..next) {
-            h.update(piece);
-        }
-        pos = next;
+        Ok(())
     }
 }
 
@@ -180,14 +227,18 @@ impl Drop for Claim {
 }
 
 /// One read-only mapping, registered in its slot while it lives.
-struct Window<'a> {
+struct Window {
     base: *mut libc::c_void,
     mapped: usize,
     skip: usize,
-    slot: &'a Claim,
+    slot: Claim,
 }
 
-impl<'a> Window<'a> {
+// SAFETY: the mapping is read-only and owned by the window alone; moving
+// it to another thread moves nothing the kernel ties to a thread.
+unsafe impl Send for Window {}
+
+impl Window {
     /// Maps `len` bytes of `file` from `offset` (rounded down to a page);
     /// nothing is read until [`Window::populate`].
     fn map(
@@ -195,8 +246,8 @@ impl<'a> Window<'a> {
         offset: u64,
         len: u64,
         page: usize,
-        slot: &'a Claim,
-    ) -> Result<Window<'a>, MappedError> {
+        slot: Claim,
+    ) -> Result<Window, MappedError> {
         let skip = (offset % page as u64) as usize;
         let start = offset - skip as u64;
         let mapped = usize::try_from(len)
@@ -274,18 +325,12 @@ impl<'a> Window<'a> {
         unsafe { std::slice::from_raw_parts(self.base.cast::<u8>().cast_const(), self.mapped) }
     }
 
-    /// The range's own bytes.
-    #[cfg(test)]
-    fn bytes(&self) -> &[u8] {
-        self.all().get(self.skip..).unwrap_or_default()
-    }
-
     fn failed(&self) -> bool {
         self.slot.0.failed.load(Ordering::Acquire)
     }
 }
 
-impl Drop for Window<'_> {
+impl Drop for Window {
     fn drop(&mut self) {
         let s = self.slot.0;
         s.start.store(0, Ordering::Release);
@@ -436,21 +481,16 @@ mod tests {
         // a failed window with the rest of the process untouched.
         let (_dir, p) = file_of(&vec![7u8; 3 * 4096 * 16]);
         let f = open(&p);
-        let Ok(page) = SETUP.get_or_init(install) else {
-            panic!("no SIGBUS handler")
-        };
-        let Some(slot) = Claim::take() else {
-            panic!("no slot")
-        };
-        let w = match Window::map(&f, 0, 3 * 4096 * 16, *page, &slot) {
-            Ok(w) => w,
+        let len = 3 * 4096 * 16;
+        let mut r = match MappedRange::open(&f, 0, len) {
+            Ok(r) => r,
             Err(MappedError::Read(e)) => panic!("{e}"),
             Err(MappedError::Unsupported) => panic!("no mappings on this machine"),
         };
-        match w.populate(0..w.mapped) {
-            Ok(()) => {}
-            Err(MappedError::Read(e)) => panic!("{e}"),
-            Err(MappedError::Unsupported) => panic!("no MADV_POPULATE_READ"),
+        // The first piece maps the whole range in (it is under a STEP).
+        match r.next(PIECE) {
+            Ok(first) => assert_eq!(first, [7u8; 4096]),
+            Err(_) => panic!("the first piece failed"),
         }
         let cut = std::fs::OpenOptions::new()
             .write(true)
@@ -458,19 +498,26 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         cut.set_len(4096).unwrap_or_else(|e| panic!("{e}"));
         let mut h = Sha256::new();
-        hash_prefetching(&mut h, w.all(), 0..w.mapped);
-        assert!(w.failed(), "the cut went unnoticed");
-        // The first page, still in the file, reads as it was.
-        assert_eq!(w.bytes()[..4096], [7u8; 4096]);
-        drop(w);
-        // The slot is clean for the next window.
-        let w = match Window::map(&f, 0, 4096, *page, &slot) {
-            Ok(w) => w,
-            Err(_) => panic!("cannot map again"),
-        };
-        assert!(!w.failed());
-        drop(w);
-        drop(slot);
+        let mut failed = false;
+        while r.remaining() > 0 {
+            match r.next(PIECE) {
+                Ok(piece) => h.update(piece),
+                Err(MappedError::Read(_)) => {
+                    failed = true;
+                    break;
+                }
+                Err(MappedError::Unsupported) => panic!("populated pages asked for again"),
+            }
+        }
+        if !failed {
+            assert!(
+                matches!(r.done(), Err(MappedError::Read(_))),
+                "the cut went unnoticed"
+            );
+        }
+        // The process goes on, and so do new ranges.
+        let (_d2, q) = file_of(&[3u8; 10_000]);
+        assert!(matches!(sha256(&open(&q), 0, 10_000), Ok(d) if d == Digest::of(&[3u8; 10_000])));
         assert!(matches!(sha256(&f, 0, 8192), Err(MappedError::Unsupported)));
     }
 

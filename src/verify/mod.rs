@@ -2,7 +2,9 @@
 //!
 //! Verification reads every tar header (seeking over contents), checks the
 //! signature over the manifest, then hashes every entry's content on all
-//! cores with positioned reads, and reports every problem it finds.
+//! cores, and reports every problem it finds. A plain check hashes in
+//! place, two entries at a time per core (`lanes`); a bundle opened to act
+//! on is read with positioned reads into a buffer and sealed from it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -24,6 +26,7 @@ use crate::validate;
 mod cosign;
 mod images;
 mod inspect;
+mod lanes;
 pub mod open;
 mod scan;
 pub mod sealed;
@@ -171,9 +174,9 @@ pub(crate) fn read_entry(file: &Source, e: &RawEntry, limit: u64) -> Result<Vec<
 /// must then be a multiple of it), taken from the same bytes while they
 /// are in cache.
 ///
-/// Without `seal`, the bytes are hashed where they lie in the page cache
-/// ([`bundle::mapped`]), which saves copying them; seals must certify the
-/// very bytes that were hashed, so they are taken from a private copy.
+/// Seals must certify the very bytes that were hashed, so they come from
+/// this private copy; a check that keeps nothing hashes in place instead
+/// (`lanes`).
 fn hash_range(
     file: &Source,
     offset: u64,
@@ -182,15 +185,6 @@ fn hash_range(
     seal: Option<&SealKey>,
     seals: &mut Vec<Seal>,
 ) -> io::Result<Digest> {
-    if seal.is_none()
-        && let Some((f, at)) = file.file_holding(offset, size)
-    {
-        match bundle::mapped::sha256(f, at, size) {
-            Ok(sum) => return Ok(sum),
-            Err(bundle::mapped::MappedError::Read(e)) => return Err(e),
-            Err(bundle::mapped::MappedError::Unsupported) => {}
-        }
-    }
     let mut h = Sha256::new();
     let mut pos = 0u64;
     while pos < size {
@@ -650,6 +644,69 @@ fn hash_all(
     let failures = Mutex::new(Vec::new());
     let verified = Mutex::new(BTreeMap::new());
     let sealed = Mutex::new(BTreeMap::new());
+    if seal.is_none() {
+        // Nothing kept: hashed in place, two entries at a time per core.
+        let spans: Vec<lanes::Span> = jobs.iter().map(|j| (j.1, j.2)).collect();
+        let fallback = |i: usize| {
+            let (_, offset, size, _) = &jobs[i];
+            let mut buf = vec![0u8; 1 << 20];
+            hash_range(file, *offset, *size, &mut buf, None, &mut Vec::new())
+        };
+        let done = |i: usize, result: io::Result<Digest>| {
+            let (name, _, size, want) = &jobs[i];
+            match judged(result, want) {
+                Ok(()) => {
+                    if let Ok(mut v) = verified.lock() {
+                        v.insert(name.clone(), *size);
+                    }
+                }
+                Err(message) => {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(Problem {
+                            entry: name.clone(),
+                            message,
+                        });
+                    }
+                }
+            }
+        };
+        lanes::hash(file, &spans, threads, &fallback, &done);
+    } else {
+        hash_sealing(
+            file, &jobs, threads, seal, &next, &failures, &verified, &sealed,
+        );
+    }
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by(|a, b| a.entry.cmp(&b.entry));
+    (
+        verified.into_inner().unwrap_or_default(),
+        failures,
+        sealed.into_inner().unwrap_or_default(),
+    )
+}
+
+/// Whether an entry's digest is the one listed, or why not.
+fn judged(result: io::Result<Digest>, want: &Digest) -> Result<(), String> {
+    match result {
+        Ok(d) if &d == want => Ok(()),
+        Ok(d) => Err(format!("content hashes to {d}, the manifest says {want}")),
+        Err(e) => Err(format!("cannot read: {e}")),
+    }
+}
+
+/// [`hash_all`] for a bundle opened to act on: each entry read into a
+/// buffer of the thread's own and sealed from it as it is hashed.
+#[allow(clippy::too_many_arguments)]
+fn hash_sealing(
+    file: &Source,
+    jobs: &[HashJob],
+    threads: usize,
+    seal: Option<&SealKey>,
+    next: &AtomicUsize,
+    failures: &Mutex<Vec<Problem>>,
+    verified: &Mutex<BTreeMap<String, u64>>,
+    sealed: &Mutex<BTreeMap<String, std::sync::Arc<[Seal]>>>,
+) {
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, 64).min(jobs.len().max(1)) {
             s.spawn(|| {
@@ -662,13 +719,8 @@ fn hash_all(
                     };
                     let mut seals = Vec::new();
                     let result = hash_range(file, *offset, *size, &mut buf, seal, &mut seals);
-                    let outcome = match result {
-                        Ok(d) if &d == want => Ok(d),
-                        Ok(d) => Err(format!("content hashes to {d}, the manifest says {want}")),
-                        Err(e) => Err(format!("cannot read: {e}")),
-                    };
-                    match outcome {
-                        Ok(_) => {
+                    match judged(result, want) {
+                        Ok(()) => {
                             if let Ok(mut v) = verified.lock() {
                                 v.insert(name.clone(), *size);
                             }
@@ -691,13 +743,6 @@ fn hash_all(
             });
         }
     });
-    let mut failures = failures.into_inner().unwrap_or_default();
-    failures.sort_by(|a, b| a.entry.cmp(&b.entry));
-    (
-        verified.into_inner().unwrap_or_default(),
-        failures,
-        sealed.into_inner().unwrap_or_default(),
-    )
 }
 
 /// The seals of each entry that verified, by name: see [`SealKey`].
