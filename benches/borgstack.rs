@@ -552,7 +552,7 @@ enum Reader {
     /// (`bale::bundle::mapped`), one stream per core.
     Mapped,
     /// 1 MiB positioned reads into a buffer, each byte copied out of the
-    /// page cache first (what `bale verify` did before the eighteenth
+    /// page cache first (what `bale verify` did before part 15's nineteenth
     /// session's change, and what every `read`-based tool does).
     Copied,
 }

@@ -5,7 +5,7 @@
 //! Why: a `pread` copies every byte out of the page cache before it is
 //! hashed, and on this project's machines that copy costs a fifth of a
 //! verification (docs/benchmarks.md, part 15). A mapping hashes the page
-//! cache in place; with one software prefetch a page ahead (the hardware
+//! cache in place; with one software prefetch two pages ahead (the hardware
 //! prefetcher stops at page boundaries) it ran at 90–93 % of two cores'
 //! SHA-256 rate where `pread` ran at 81–83 %.
 //!
@@ -46,8 +46,9 @@ const STEP: usize = 4 << 20;
 /// prefetch in that page).
 const PREFETCH_AHEAD: usize = 8192;
 
-/// Windows that can be mapped at once (one per hashing thread).
-const SLOTS: usize = 64;
+/// Windows that can be mapped at once: two per hashing thread, up to the
+/// 64 threads verification starts; past that a range is left to `pread`.
+const SLOTS: usize = 128;
 
 /// A window's address range, registered while it is mapped, and whether a
 /// fault replaced one of its pages.

@@ -640,73 +640,77 @@ fn hash_all(
     } else {
         threads
     };
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    let verified = Mutex::new(BTreeMap::new());
-    let sealed = Mutex::new(BTreeMap::new());
-    if seal.is_none() {
-        // Nothing kept: hashed in place, two entries at a time per core.
-        let spans: Vec<lanes::Span> = jobs.iter().map(|j| (j.1, j.2)).collect();
-        let fallback = |i: usize| {
-            let (_, offset, size, _) = &jobs[i];
-            let mut buf = vec![0u8; 1 << 20];
-            hash_range(file, *offset, *size, &mut buf, None, &mut Vec::new())
-        };
-        let done = |i: usize, result: io::Result<Digest>| {
-            let (name, _, size, want) = &jobs[i];
-            match judged(result, want) {
-                Ok(()) => {
-                    if let Ok(mut v) = verified.lock() {
-                        v.insert(name.clone(), *size);
-                    }
-                }
-                Err(message) => {
-                    if let Ok(mut f) = failures.lock() {
-                        f.push(Problem {
-                            entry: name.clone(),
-                            message,
-                        });
-                    }
-                }
-            }
-        };
-        lanes::hash(file, &spans, threads, &fallback, &done);
-    } else {
-        hash_sealing(
-            file, &jobs, threads, seal, &next, &failures, &verified, &sealed,
-        );
-    }
-    let mut failures = failures.into_inner().unwrap_or_default();
+    let outcomes = Outcomes::default();
+    let seals = match seal {
+        None => {
+            // Nothing kept: hashed in place, two entries at a time per core.
+            let spans: Vec<lanes::Span> = jobs.iter().map(|j| (j.1, j.2)).collect();
+            let fallback = |i: usize| {
+                let (_, offset, size, _) = &jobs[i];
+                let mut buf = vec![0u8; 1 << 20];
+                hash_range(file, *offset, *size, &mut buf, None, &mut Vec::new())
+            };
+            let done = |i: usize, result| {
+                outcomes.record(&jobs[i], result);
+            };
+            lanes::hash(file, &spans, threads, &fallback, &done);
+            Seals::new()
+        }
+        Some(key) => hash_sealing(file, &jobs, threads, key, &outcomes),
+    };
+    let mut failures = outcomes.failures.into_inner().unwrap_or_default();
     failures.sort_by(|a, b| a.entry.cmp(&b.entry));
     (
-        verified.into_inner().unwrap_or_default(),
+        outcomes.verified.into_inner().unwrap_or_default(),
         failures,
-        sealed.into_inner().unwrap_or_default(),
+        seals,
     )
 }
 
-/// Whether an entry's digest is the one listed, or why not.
-fn judged(result: io::Result<Digest>, want: &Digest) -> Result<(), String> {
-    match result {
-        Ok(d) if &d == want => Ok(()),
-        Ok(d) => Err(format!("content hashes to {d}, the manifest says {want}")),
-        Err(e) => Err(format!("cannot read: {e}")),
+/// What hashing found, entry by entry, from every thread.
+#[derive(Default)]
+struct Outcomes {
+    verified: Mutex<BTreeMap<String, u64>>,
+    failures: Mutex<Vec<Problem>>,
+}
+
+impl Outcomes {
+    /// Records `job`'s result: verified, or a problem saying why not.
+    /// Returns whether it verified.
+    fn record(&self, job: &HashJob, result: io::Result<Digest>) -> bool {
+        let (name, _, size, want) = job;
+        let message = match result {
+            Ok(d) if &d == want => {
+                if let Ok(mut v) = self.verified.lock() {
+                    v.insert(name.clone(), *size);
+                }
+                return true;
+            }
+            Ok(d) => format!("content hashes to {d}, the manifest says {want}"),
+            Err(e) => format!("cannot read: {e}"),
+        };
+        if let Ok(mut f) = self.failures.lock() {
+            f.push(Problem {
+                entry: name.clone(),
+                message,
+            });
+        }
+        false
     }
 }
 
 /// [`hash_all`] for a bundle opened to act on: each entry read into a
-/// buffer of the thread's own and sealed from it as it is hashed.
-#[allow(clippy::too_many_arguments)]
+/// buffer of the thread's own and sealed with `key` from it as it is
+/// hashed. Returns the seals of the entries that verified.
 fn hash_sealing(
     file: &Source,
     jobs: &[HashJob],
     threads: usize,
-    seal: Option<&SealKey>,
-    next: &AtomicUsize,
-    failures: &Mutex<Vec<Problem>>,
-    verified: &Mutex<BTreeMap<String, u64>>,
-    sealed: &Mutex<BTreeMap<String, std::sync::Arc<[Seal]>>>,
-) {
+    key: &SealKey,
+    outcomes: &Outcomes,
+) -> Seals {
+    let next = AtomicUsize::new(0);
+    let sealed = Mutex::new(Seals::new());
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, 64).min(jobs.len().max(1)) {
             s.spawn(|| {
@@ -714,35 +718,21 @@ fn hash_sealing(
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((name, offset, size, want)) = jobs.get(i) else {
+                    let Some(job @ (name, offset, size, _)) = jobs.get(i) else {
                         return;
                     };
                     let mut seals = Vec::new();
-                    let result = hash_range(file, *offset, *size, &mut buf, seal, &mut seals);
-                    match judged(result, want) {
-                        Ok(()) => {
-                            if let Ok(mut v) = verified.lock() {
-                                v.insert(name.clone(), *size);
-                            }
-                            if seal.is_some()
-                                && let Ok(mut t) = sealed.lock()
-                            {
-                                t.insert(name.clone(), seals.into());
-                            }
-                        }
-                        Err(m) => {
-                            if let Ok(mut f) = failures.lock() {
-                                f.push(Problem {
-                                    entry: name.clone(),
-                                    message: m,
-                                });
-                            }
-                        }
+                    let result = hash_range(file, *offset, *size, &mut buf, Some(key), &mut seals);
+                    if outcomes.record(job, result)
+                        && let Ok(mut t) = sealed.lock()
+                    {
+                        t.insert(name.clone(), seals.into());
                     }
                 }
             });
         }
     });
+    sealed.into_inner().unwrap_or_default()
 }
 
 /// The seals of each entry that verified, by name: see [`SealKey`].
