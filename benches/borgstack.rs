@@ -424,23 +424,33 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    // The wall time is taken when a blocking wait returns, not at the next
+    // poll: polling every 5 ms added 2.5 ms on average to each run, over
+    // 1 % of a verify. The peak RSS is polled meanwhile on a thread.
     let status_path = format!("/proc/{}/status", child.id());
-    let mut hwm = 0u64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path)
-            && let Some(kb) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            hwm = hwm.max(kb);
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            break st;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut hwm = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(&status_path)
+                    && let Some(kb) = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    hwm = hwm.max(kb);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            hwm
+        })
     };
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
     let wall = start.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let hwm = poller.join().unwrap_or(0);
     if !status.success() {
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
