@@ -86,7 +86,7 @@ pub(super) fn write_tar(
             (Err(e), _) => return Err(e),
             (Ok(()), Ok(h)) => h,
         };
-        // Blobs whose digests came after the last one written was checked.
+        // The last blobs' digests, told after the writer last looked.
         checks.rest(tmp.path())?;
         if hashed != size {
             return Err(io_err(tmp.path())(io::Error::other(format!(
