@@ -427,21 +427,14 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
     // The wall time is taken when a blocking wait returns, not at the next
     // poll: polling every 5 ms added 2.5 ms on average to each run, over
     // 1 % of a verify. The peak RSS is polled meanwhile on a thread.
-    let status_path = format!("/proc/{}/status", child.id());
+    let pid = child.id();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let done = done.clone();
         std::thread::spawn(move || {
             let mut hwm = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(text) = std::fs::read_to_string(&status_path)
-                    && let Some(kb) = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmHWM:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                {
-                    hwm = hwm.max(kb);
-                }
+                hwm = hwm.max(peak_rss_kb(pid));
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             hwm
@@ -462,6 +455,18 @@ fn timed_bale(args: &[&str], cwd: &Path, env: &[(&str, String)]) -> Sample {
     // bale is the only child the bench waits for meanwhile; its own
     // waited-for children (the docker CLI) count in its figures.
     Sample::one(wall, hwm, f64::NAN, children_cpu() - children_before)
+}
+
+/// Process `pid`'s peak RSS so far (VmHWM), in kB; 0 once it is gone.
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// CPU seconds of the bench's children that have been waited for
@@ -780,14 +785,7 @@ impl Serving {
     }
 
     fn peak_rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
+        peak_rss_kb(self.child.id())
     }
 }
 

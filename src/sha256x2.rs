@@ -3,9 +3,9 @@
 //! Why: one SHA-256 stream is bound by the latency of the SHA-NI round
 //! instruction, each round waiting for the one before; a second,
 //! independent stream's rounds fill those waits. On this project's bench
-//! machine two streams interleaved ran at 2250–2263 MB/s each against
+//! machine two streams interleaved hashed 2250–2263 MB/s together against
 //! 1851–1924 MB/s for one stream of the sha2 crate (part 15, nineteenth
-//! session). No crate offers hashing two messages interleaved (the Linux
+//! session; 2269–2322 MB/s together in the twentieth). No crate offers hashing two messages interleaved (the Linux
 //! kernel does, for fs-verity, but not to user space), so the block loop
 //! here is bale's own, written after the sha2 crate's SHA-NI backend; the
 //! padding and every partial block go through the sha2 crate's

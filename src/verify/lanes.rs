@@ -21,6 +21,12 @@ use crate::sha256x2::{Sha256State, update_pair};
 /// Where an entry lies: its offset and size in the bundle.
 pub(super) type Span = (u64, u64);
 
+/// Hashes span `i` another way, when it cannot be mapped.
+pub(super) type Fallback<'a> = dyn Fn(usize) -> io::Result<Digest> + Sync + 'a;
+
+/// Takes span `i`'s digest, or why it could not be read.
+pub(super) type Done<'a> = dyn Fn(usize, io::Result<Digest>) + Sync + 'a;
+
 /// One entry being hashed.
 struct Lane {
     job: usize,
@@ -35,8 +41,8 @@ pub(super) fn hash(
     file: &Source,
     spans: &[Span],
     threads: usize,
-    fallback: &(dyn Fn(usize) -> io::Result<Digest> + Sync),
-    done: &(dyn Fn(usize, io::Result<Digest>) + Sync),
+    fallback: &Fallback<'_>,
+    done: &Done<'_>,
 ) {
     let next = AtomicUsize::new(0);
     let take = || {
@@ -55,8 +61,8 @@ fn run(
     file: &Source,
     spans: &[Span],
     take: &(dyn Fn() -> Option<usize> + Sync),
-    fallback: &(dyn Fn(usize) -> io::Result<Digest> + Sync),
-    done: &(dyn Fn(usize, io::Result<Digest>) + Sync),
+    fallback: &Fallback<'_>,
+    done: &Done<'_>,
 ) {
     let mut lanes: [Option<Lane>; 2] = [None, None];
     loop {
@@ -97,8 +103,8 @@ fn open(
     file: &Source,
     spans: &[Span],
     job: usize,
-    fallback: &(dyn Fn(usize) -> io::Result<Digest> + Sync),
-    done: &(dyn Fn(usize, io::Result<Digest>) + Sync),
+    fallback: &Fallback<'_>,
+    done: &Done<'_>,
 ) -> Option<Lane> {
     let (offset, size) = spans[job];
     if size == 0 {
@@ -126,12 +132,7 @@ fn open(
 }
 
 /// Both lanes take `n` bytes (a whole number of blocks, in each).
-fn step_pair(
-    lanes: &mut [Option<Lane>; 2],
-    n: usize,
-    fallback: &(dyn Fn(usize) -> io::Result<Digest> + Sync),
-    done: &(dyn Fn(usize, io::Result<Digest>) + Sync),
-) {
+fn step_pair(lanes: &mut [Option<Lane>; 2], n: usize, fallback: &Fallback<'_>, done: &Done<'_>) {
     let [Some(a), Some(b)] = lanes else { return };
     let pa = a.range.next(n);
     let pb = b.range.next(n);
@@ -149,11 +150,7 @@ fn step_pair(
 }
 
 /// One lane takes a piece alone.
-fn step_alone(
-    lane: &mut Option<Lane>,
-    fallback: &(dyn Fn(usize) -> io::Result<Digest> + Sync),
-    done: &(dyn Fn(usize, io::Result<Digest>) + Sync),
-) {
+fn step_alone(lane: &mut Option<Lane>, fallback: &Fallback<'_>, done: &Done<'_>) {
     let Some(l) = lane else { return };
     match l.range.next(PIECE) {
         Ok(piece) => l.state.update(piece),
@@ -167,8 +164,8 @@ fn step_alone(
 fn fail(
     lane: &mut Option<Lane>,
     error: Option<MappedError>,
-    fallback: &(dyn Fn(usize) -> io::Result<Digest> + Sync),
-    done: &(dyn Fn(usize, io::Result<Digest>) + Sync),
+    fallback: &Fallback<'_>,
+    done: &Done<'_>,
 ) {
     let Some(l) = lane.take() else { return };
     match error {
@@ -179,7 +176,7 @@ fn fail(
 
 /// A lane whose entry is all hashed: its digest, unless a page of it was
 /// lost while it was read.
-fn finish(lane: &mut Option<Lane>, done: &(dyn Fn(usize, io::Result<Digest>) + Sync)) {
+fn finish(lane: &mut Option<Lane>, done: &Done<'_>) {
     let Some(l) = lane.take() else { return };
     match l.range.done() {
         Ok(()) => done(l.job, Ok(l.state.finish())),
@@ -233,6 +230,10 @@ mod tests {
             }
         };
         for threads in [1, 2, 3] {
+            // Each round's results alone: none left over from the last.
+            if let Ok(mut g) = got.lock() {
+                g.iter_mut().for_each(|r| *r = None);
+            }
             hash(&file, &spans, threads, &fallback, &done);
             let got = got.lock().unwrap_or_else(|e| panic!("{e}")).clone();
             for (i, (o, n)) in spans.iter().enumerate() {
