@@ -16,6 +16,10 @@ use crate::verify::sealed::{ChangedEntry, SealedReader};
 
 /// Chunk failures a blob may survive before the push gives up on it.
 const MAX_RESUMES: u32 = 8;
+/// Blobs larger than this are asked for (HEAD) before anything else: sent
+/// again, such a blob costs more than the question. A smaller one goes
+/// straight to the POST that opens its upload, which also asks for it.
+const ASK_FIRST_ABOVE: u64 = 1 << 20;
 /// Answers in a row that confirm less of a chunk than was sent, before
 /// the upload of that blob fails.
 const MAX_SHORT_ANSWERS: u32 = 3;
@@ -24,6 +28,35 @@ impl Pusher<'_> {
     /// Puts blob `d` into `repo`: present, mounted or uploaded.
     pub(super) fn blob(&mut self, repo: &str, d: &Digest, span: Span) -> Result<(), PushError> {
         let what = format!("{}/{repo}@{d}", self.host);
+        let large = span.size > ASK_FIRST_ABOVE;
+        if large && self.present(repo, d, &what)? {
+            self.done(repo, d, span, BlobHow::Present);
+            return Ok(());
+        }
+        // One request asks for the blob and opens its upload: a mount from
+        // the repository that holds it, or from this one when none does
+        // yet (a registry that mounts answers 201 when it has the blob
+        // there). A large blob the HEAD just missed needs no such question.
+        let from = self.holders.get(d).map_or(repo, String::as_str).to_owned();
+        let mount = if large && from == repo {
+            String::new()
+        } else {
+            format!("?mount={d}&from={from}")
+        };
+        let how = match self.open_upload(repo, &mount, &what)? {
+            None if from == repo => BlobHow::Present,
+            None => BlobHow::Mounted,
+            Some(location) => {
+                self.upload(repo, d, span, location, &what)?;
+                BlobHow::Uploaded
+            }
+        };
+        self.done(repo, d, span, how);
+        Ok(())
+    }
+
+    /// Whether the registry has blob `d` in `repo` (HEAD).
+    fn present(&self, repo: &str, d: &Digest, what: &str) -> Result<bool, PushError> {
         let head = self.client.send(
             &self.ep,
             repo,
@@ -33,23 +66,15 @@ impl Pusher<'_> {
             &Payload::Empty,
             true,
         );
-        let how = match head {
-            Ok(_) => BlobHow::Present,
-            Err(RegistryError::NotFound { .. }) => {
-                let query = match self.holders.get(d) {
-                    Some(from) if from != repo => format!("?mount={d}&from={from}"),
-                    _ => String::new(),
-                };
-                match self.start_upload(repo, &query, &what)? {
-                    None => BlobHow::Mounted,
-                    Some(location) => {
-                        self.upload(repo, d, span, location, &what)?;
-                        BlobHow::Uploaded
-                    }
-                }
-            }
-            Err(e) => return Err(reg_err(what)(e)),
-        };
+        match head {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(reg_err(what)(e)),
+        }
+    }
+
+    /// Counts blob `d`, put into `repo` as `how`, and says so.
+    fn done(&mut self, repo: &str, d: &Digest, span: Span, how: BlobHow) {
         match how {
             BlobHow::Present => self.report.blobs_present += 1,
             BlobHow::Mounted => self.report.blobs_mounted += 1,
@@ -64,7 +89,6 @@ impl Pusher<'_> {
             size: span.size,
             how,
         });
-        Ok(())
     }
 
     /// The upload of `d` at `location`: whole, or in chunks, resumed where
@@ -294,6 +318,27 @@ impl Pusher<'_> {
         Ok((location, 0))
     }
 
+    /// Opens the upload of a blob in `repo`, asking first to mount it
+    /// (`mount`: the query, or empty): `None` when the registry mounted it
+    /// (201), else the upload's Location. A registry that refuses the
+    /// mount's query outright (a 4xx other than for credentials, where the
+    /// spec says it should open the upload anyway) gets a plain POST.
+    fn open_upload(
+        &self,
+        repo: &str,
+        mount: &str,
+        what: &str,
+    ) -> Result<Option<String>, PushError> {
+        match self.post_upload(repo, mount) {
+            Err(RegistryError::NotFound { .. } | RegistryError::Status { .. })
+                if !mount.is_empty() =>
+            {
+                self.start_upload(repo, "", what)
+            }
+            r => r.map_err(reg_err(what)),
+        }
+    }
+
     /// POSTs a new upload to `repo` (`query`: a mount, or empty): `None`
     /// when the registry mounted the blob (201), else the upload's Location.
     fn start_upload(
@@ -302,20 +347,24 @@ impl Pusher<'_> {
         query: &str,
         what: &str,
     ) -> Result<Option<String>, PushError> {
+        self.post_upload(repo, query).map_err(reg_err(what))
+    }
+
+    /// The POST of [`Pusher::start_upload`], its error as the registry's.
+    fn post_upload(&self, repo: &str, query: &str) -> Result<Option<String>, RegistryError> {
         let url = self.url(repo, &format!("blobs/uploads/{query}"));
         let resp = self
             .client
-            .send(&self.ep, repo, "POST", &url, &[], &Payload::Empty, true)
-            .map_err(reg_err(what))?;
+            .send(&self.ep, repo, "POST", &url, &[], &Payload::Empty, true)?;
         if resp.status().as_u16() == 201 {
             return Ok(None);
         }
-        header(&resp, "location").map(Some).ok_or_else(|| {
-            reg_err(what)(RegistryError::Protocol {
+        header(&resp, "location")
+            .map(Some)
+            .ok_or_else(|| RegistryError::Protocol {
                 url,
                 message: "202 without Location".into(),
             })
-        })
     }
 }
 
