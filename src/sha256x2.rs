@@ -5,8 +5,9 @@
 //! independent stream's rounds fill those waits. On this project's bench
 //! machine two streams interleaved hashed 2250–2263 MB/s together against
 //! 1851–1924 MB/s for one stream of the sha2 crate (part 15, nineteenth
-//! session; 2269–2322 MB/s together in the twentieth). No crate offers hashing two messages interleaved (the Linux
-//! kernel does, for fs-verity, but not to user space), so the block loop
+//! session; 2269–2322 MB/s together in the twentieth). No crate offers
+//! hashing two messages interleaved (the Linux kernel does, for
+//! fs-verity, but not to user space), so the block loop
 //! here is bale's own, written after the sha2 crate's SHA-NI backend; the
 //! padding and every partial block go through the sha2 crate's
 //! `compress256`, and the tests hold every result to the sha2 crate's.

@@ -1,20 +1,20 @@
 //! `bale push`: every image of a verified bundle into an existing registry
 //! (distribution, Harbor, …), byte for byte, so that every digest stays.
 //!
-//! Each blob is skipped when the registry has it, else uploaded (in
-//! one PUT when it fits in a chunk, else in chunks: POST, PATCH…, PUT)
-//! into the first repository that needs it. A blob over 1 MiB is asked
-//! for by a HEAD first; a smaller one by the POST that opens its upload,
-//! which names it as a mount (from its own repository: a registry that
-//! mounts answers 201 when it has it there), one request instead of two.
+//! Each blob is skipped when the registry has it, else uploaded (in one
+//! PUT when it fits in a chunk, else in chunks: POST, PATCH…, PUT) into
+//! the first repository that needs it. A blob over 1 MiB is asked for by
+//! a HEAD first; a smaller one by the POST that opens its upload, which
+//! names it as a mount (from its own repository: a registry that mounts
+//! answers 201 when it has it there), one request instead of two.
 //! Uploads go largest first across all repositories; then each blob is
 //! mounted into the other repositories that need it, where the registry
-//! allows (a blob found there already is counted as mounted too). A
-//! chunk that fails
-//! (a cut connection, a 5xx) is not resent blindly: the registry is asked
-//! how much it holds (GET on the upload) and the upload goes on from
-//! there, or starts again where the registry dropped it. Manifests go last,
-//! children before the index that names them, as their stored bytes.
+//! allows (a blob found there already is counted as mounted too). A chunk
+//! that fails (a cut connection, a 5xx) is not resent blindly: the
+//! registry is asked how much it holds (GET on the upload) and the upload
+//! goes on from there, or starts again where the registry dropped it.
+//! Manifests go last, children before the index that names them, as
+//! their stored bytes.
 
 use std::collections::BTreeMap;
 

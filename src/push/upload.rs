@@ -309,7 +309,7 @@ impl Pusher<'_> {
                 next,
             ));
         }
-        let location = self.start_upload(repo, "", what)?.ok_or_else(|| {
+        let location = self.open_upload(repo, "", what)?.ok_or_else(|| {
             reg_err(what)(RegistryError::Protocol {
                 url: self.url(repo, "blobs/uploads/"),
                 message: "201 to a new upload without a mount".into(),
@@ -333,24 +333,15 @@ impl Pusher<'_> {
             Err(RegistryError::NotFound { .. } | RegistryError::Status { .. })
                 if !mount.is_empty() =>
             {
-                self.start_upload(repo, "", what)
+                self.post_upload(repo, "")
             }
-            r => r.map_err(reg_err(what)),
+            r => r,
         }
+        .map_err(reg_err(what))
     }
 
     /// POSTs a new upload to `repo` (`query`: a mount, or empty): `None`
     /// when the registry mounted the blob (201), else the upload's Location.
-    fn start_upload(
-        &self,
-        repo: &str,
-        query: &str,
-        what: &str,
-    ) -> Result<Option<String>, PushError> {
-        self.post_upload(repo, query).map_err(reg_err(what))
-    }
-
-    /// The POST of [`Pusher::start_upload`], its error as the registry's.
     fn post_upload(&self, repo: &str, query: &str) -> Result<Option<String>, RegistryError> {
         let url = self.url(repo, &format!("blobs/uploads/{query}"));
         let resp = self
