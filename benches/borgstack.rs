@@ -1199,6 +1199,13 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
         "--skip-preflight",
         "memory",
     ];
+    // Removing the last run's images deletes some 2 GB of files: synced
+    // after the removal, so that no run commits the removal's journal (or
+    // writes back what the run before left) inside its own time, as
+    // `alternate`'s sync alone, taken before the removal, let it.
+    let synced = || {
+        let _ = Command::new("sync").status();
+    };
     // The CPU recorded for both is dockerd's and its children's (unpigz,
     // the unpacking processes): the work the load costs the daemon.
     // Taken in turns (bale, peer, peer, bale, ...), so that a machine
@@ -1209,11 +1216,13 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
             clean_docker();
             let _ = std::fs::remove_dir_all(proj.join("target"));
             warm(&[&bundle]);
+            synced();
             with_cpu_of(dpid, || timed_bale(&install_args, &proj, &env))
         },
         || {
             clean_docker();
             warm(&[&proj.join("save.tar")]);
+            synced();
             with_cpu_of(dpid, || {
                 timed("docker load -q -i save.tar >/dev/null", &proj, &env)
             })
