@@ -1199,7 +1199,7 @@ fn run_scale(scale: u32, runs: usize, docker: &Dockerd, work: &Path, hold: bool)
         "--skip-preflight",
         "memory",
     ];
-    // Removing the last run's images deletes some 2 GB of files: synced
+    // Removing the last run's images deletes 2 GB of files or more: synced
     // after the removal, so that no run commits the removal's journal (or
     // writes back what the run before left) inside its own time, as
     // `alternate`'s sync alone, taken before the removal, let it.
