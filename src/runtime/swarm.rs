@@ -11,6 +11,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{
     ArchiveFormat, ComposeProject, Container, Runtime, RuntimeError, RuntimeImage, command_line,
@@ -316,9 +317,11 @@ impl Runtime for Swarm {
     }
 
     fn down(&self, project: &ComposeProject) -> Result<String, RuntimeError> {
-        run_ok(
-            "docker",
-            &["stack".into(), "rm".into(), project.name.clone()],
+        let args: Vec<String> = vec!["stack".into(), "rm".into(), project.name.clone()];
+        removed_in_time(
+            || run_ok("docker", &args),
+            Duration::from_secs(1),
+            STACK_RM_WAIT,
         )
     }
 
@@ -358,5 +361,111 @@ impl Runtime for Swarm {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ))
+    }
+}
+
+/// How long a stack's removal is tried again while its networks are still
+/// held: the services' tasks stop within their grace period (10 s unless
+/// the stack file sets `stop_grace_period`), and a database given longer
+/// takes longer.
+const STACK_RM_WAIT: Duration = Duration::from_secs(120);
+
+/// Runs `rm` (a `docker stack rm`) until it succeeds, again every `pause`
+/// while it fails only because a network is still in use, for at most
+/// `wait`. Swarm removes the services at once but their tasks stop in
+/// their own time, and it refuses to remove a network a stopping task
+/// still holds (moby/moby#31068); a later `stack rm` finds the services
+/// gone and removes what is left. Any other failure, or the same one
+/// after `wait`, is returned as it is.
+fn removed_in_time(
+    mut rm: impl FnMut() -> Result<String, RuntimeError>,
+    pause: Duration,
+    wait: Duration,
+) -> Result<String, RuntimeError> {
+    let until = Instant::now() + wait;
+    loop {
+        match rm() {
+            Err(RuntimeError::Failed { stderr, .. })
+                if stderr.contains("is in use by task") && Instant::now() < until =>
+            {
+                std::thread::sleep(pause);
+            }
+            done => return done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IN_USE: &str = "Failed to remove network o2td4b0s2c8d: Error response from daemon: rpc error: code = FailedPrecondition desc = network o2td4b0s2c8d is in use by task t3ppckm4jdlkfailed to remove some resources from stack: s";
+
+    fn failed(stderr: &str) -> RuntimeError {
+        RuntimeError::Failed {
+            command: "docker stack rm s".into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn a_network_still_held_by_a_stopping_task_is_removed_on_a_later_try() {
+        let mut tries = 0;
+        let out = removed_in_time(
+            || {
+                tries += 1;
+                if tries < 3 {
+                    Err(failed(IN_USE))
+                } else {
+                    Ok("Removing network s_default\n".into())
+                }
+            },
+            Duration::from_millis(1),
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.ok().as_deref(), Some("Removing network s_default\n"));
+        assert_eq!(tries, 3);
+    }
+
+    /// A removal that always fails with `stderr`: what it returned, and
+    /// how many times `docker stack rm` ran.
+    fn always_failing(
+        stderr: &str,
+        pause: Duration,
+        wait: Duration,
+    ) -> (Result<String, RuntimeError>, u32) {
+        let mut tries = 0;
+        let out = removed_in_time(
+            || {
+                tries += 1;
+                Err(failed(stderr))
+            },
+            pause,
+            wait,
+        );
+        (out, tries)
+    }
+
+    #[test]
+    fn a_stack_removal_that_fails_otherwise_is_not_tried_again() {
+        let (out, tries) = always_failing(
+            "Cannot connect to the Docker daemon",
+            Duration::from_millis(1),
+            Duration::from_secs(10),
+        );
+        assert!(
+            matches!(out, Err(RuntimeError::Failed { stderr, .. }) if stderr.contains("Cannot connect"))
+        );
+        assert_eq!(tries, 1);
+    }
+
+    #[test]
+    fn a_network_held_past_the_wait_fails_naming_the_task() {
+        let (out, tries) =
+            always_failing(IN_USE, Duration::from_millis(5), Duration::from_millis(30));
+        assert!(
+            matches!(out, Err(RuntimeError::Failed { stderr, .. }) if stderr.contains("in use by task"))
+        );
+        assert!((2..=10).contains(&tries), "{tries} tries");
     }
 }
